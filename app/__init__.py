@@ -1,0 +1,194 @@
+"""Sängplats: the application factory."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask, g, render_template, request, session
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import babel, csrf, db, limiter, login_manager, migrate
+from config import BASE_DIR, CONFIGS
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(BASE_DIR / "templates"), instance_path=str(BASE_DIR / "instance"))
+    app.config.from_object(CONFIGS[config_name or os.environ.get("APP_ENV", "development")])
+    if overrides:
+        app.config.update(overrides)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    with app.app_context():
+        from app.db_setup import configure_engine
+        configure_engine(db.engine)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Europe/Stockholm")
+    _setup_login(app)
+
+    from app import models  # noqa: F401  (the whole schema, for Alembic)
+    from app.api import api
+    from app.web import register_blueprints
+    app.register_blueprint(api)
+    csrf.exempt(api)
+    register_blueprints(app)
+
+    _register_error_handlers(app)
+    _register_security_headers(app)
+    _register_template_helpers(app)
+
+    from app.cli import register_cli
+    register_cli(app)
+
+    @app.get("/healthz")
+    def healthz():
+        """Liveness and database check."""
+        try:
+            db.session.execute(text("SELECT 1"))
+            db.session.commit()
+            return {"status": "ok", "db": "ok"}
+        except Exception:  # any database failure makes the health check fail, never the process
+            log.exception("health check failed")
+            db.session.rollback()
+            return {"status": "error", "db": "error"}, 503
+
+    return app
+
+
+def select_locale() -> str:
+    """A signed-in user's setting, else ?lang= (remembered), else Accept-Language; Swedish by default."""
+    from flask_login import current_user
+    if current_user and getattr(current_user, "is_authenticated", False):
+        return current_user.locale
+    api_user = g.get("api_user")
+    if api_user is not None:
+        return api_user.locale
+    lang = request.args.get("lang")
+    if lang in ("sv", "en"):
+        if not request.path.startswith("/api/"):
+            session["lang"] = lang
+        return lang
+    if session.get("lang") in ("sv", "en"):
+        return session["lang"]
+    return request.accept_languages.best_match(["sv", "en"]) or "sv"
+
+
+def _setup_login(app: Flask) -> None:
+    from app.models import User
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        try:
+            uid, version = (int(part) for part in user_id.split(":"))
+        except ValueError:
+            return None
+        user = db.session.get(User, uid)
+        if user is None or user.session_version != version:
+            return None
+        return user
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from app.api.common import problem, problem_from_error
+    from app.services.errors import DomainError
+
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):
+        if _is_api() or request.path.startswith("/stripe/"):
+            return problem_from_error(error)
+        return render_template("errors/error.html", status=error.status, message=error.message), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if _is_api() or request.path.startswith("/stripe/"):
+            codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request",
+                     429: "rate_limited", 401: "unauthorized", 403: "forbidden"}
+            code = codes.get(error.code, "http_error")
+            if error.code == 400 and "CSRF" in (error.description or ""):
+                code = "csrf_failed"
+            response = problem(error.code or 500, code, error.name, error.description or error.name)
+            if error.code == 429:
+                retry = getattr(error, "retry_after", None) or _retry_after_header(error)
+                response.headers["Retry-After"] = str(retry or 60)
+            if error.code == 405 and getattr(error, "valid_methods", None):
+                response.headers["Allow"] = ", ".join(error.valid_methods)
+            return response
+        response = render_template("errors/error.html", status=error.code, message=error.description), error.code
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        if _is_api():
+            return problem(500, "server_error", "Server error", "Something went wrong on our side; it was logged.")
+        return render_template("errors/error.html", status=500, message=None), 500
+
+
+def _retry_after_header(error) -> int | None:
+    response = getattr(error, "response", None)
+    if response is not None and response.headers.get("Retry-After"):
+        try:
+            return int(response.headers["Retry-After"])
+        except ValueError:
+            return None
+    return None
+
+
+def _register_security_headers(app: Flask) -> None:
+    @app.after_request
+    def headers(response):
+        stripe_js = app.config.get("STRIPE_JS_URL", "")
+        script_src = "'self'"
+        connect_src = "'self'"
+        frame_src = "'none'"
+        if g.get("allow_stripe"):
+            from urllib.parse import urlsplit
+            origin = "{0.scheme}://{0.netloc}".format(urlsplit(stripe_js))
+            script_src += f" {origin}"
+            connect_src += f" {origin}"
+            base = app.config.get("STRIPE_API_BASE")
+            if base:
+                connect_src += " {0.scheme}://{0.netloc}".format(urlsplit(base))
+            else:
+                connect_src += " https://api.stripe.com"
+            frame_src = f"{origin} https://hooks.stripe.com"
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            f"default-src 'self'; script-src {script_src}; style-src 'self'; img-src 'self' data:; "
+            f"connect-src {connect_src}; frame-src {frame_src}; frame-ancestors 'none'; base-uri 'self'; "
+            "form-action 'self'; object-src 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if app.config.get("HSTS"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from flask_babel import get_locale
+
+    from app.web.formatting import register_filters
+    register_filters(app)
+    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "sv")
+
+
+

@@ -1,0 +1,198 @@
+"""Delegations, bookings and contracts."""
+import csv
+import io
+
+from flask import Response, request, url_for
+from sqlalchemy import or_, select
+
+from app.api import api
+from app.api.common import Body, current_actor, json_body, problem, roles
+from app.api.serializers import booking_json, contract_json
+from app.extensions import db
+from app.models import Booking, Contract
+from app.services import booking as booking_service
+from app.services import contracts, delegations, idempotency, rooming
+from app.services.errors import NotFound
+
+
+def delegation_json(delegation) -> dict:
+    return {
+        "id": delegation.id, "name": delegation.name, "organisation_number": delegation.organisation_number,
+        "members": [{"id": m.id, "name": m.name, "email": m.email} for m in delegation.members],
+        "calendar_url": url_for("public.delegation_calendar", token=delegation.calendar_token, _external=True),
+        "rooming_csv_url": url_for("api.rooming_csv", delegation_id=delegation.id, _external=True),
+    }
+
+
+@api.post("/delegations")
+@roles("coordinator")
+def create_delegation():
+    """Register a delegation."""
+    body = Body(json_body())
+    name, number = body.str("name", max_length=200), body.str("organisation_number", max_length=20)
+    body.done()
+    return delegation_json(delegations.create_delegation(current_actor(), name, number)), 201
+
+
+@api.get("/delegations")
+@roles("coordinator")
+def list_delegations():
+    """The coordinator's delegations."""
+    from app.models import Delegation
+    rows = db.session.scalars(select(Delegation).where(Delegation.coordinator_id == current_actor().user_id))
+    return {"delegations": [delegation_json(d) for d in rows]}
+
+
+@api.post("/delegations/<int:delegation_id>/members")
+@roles("coordinator")
+def add_member(delegation_id):
+    """Add a member to a delegation."""
+    booking_service.owned_delegation(current_actor(), delegation_id)
+    body = Body(json_body())
+    name, email = body.str("name", max_length=200), body.str("email", max_length=254)
+    body.done()
+    member = delegations.add_member(current_actor(), delegation_id, name, email)
+    return {"id": member.id, "delegation_id": delegation_id, "name": member.name, "email": member.email}, 201
+
+
+@api.get("/delegations/<int:delegation_id>")
+@roles("coordinator")
+def get_delegation(delegation_id):
+    """A delegation with its members."""
+    return delegation_json(booking_service.owned_delegation(current_actor(), delegation_id))
+
+
+@api.get("/delegations/<int:delegation_id>/rooming.csv")
+@roles("coordinator")
+def rooming_csv(delegation_id):
+    """The rooming list: one row per booked bed-night."""
+    booking_service.owned_delegation(current_actor(), delegation_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(["night", "listing", "room", "bed", "member", "booking_id"])
+    for row in rooming.rooming_rows(delegation_id):
+        writer.writerow([row.night.isoformat(), row.listing, row.room, row.bed, row.member or "", row.booking_id])
+    data = "\ufeff" + buffer.getvalue()
+    return Response(data.encode("utf-8"), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="rooming-{delegation_id}.csv"',
+        "Content-Type": "text/csv; charset=utf-8"})
+
+
+def _create_booking(actor, values):
+    booking = booking_service.create_booking(actor, **values)
+    return 201, booking_json(booking)
+
+
+@api.post("/bookings")
+@roles("coordinator")
+def create_booking():
+    """Book beds of one listing for a stay: all or nothing, under a binding contract."""
+    actor = current_actor()
+    body = Body(json_body())
+    values = {"delegation_id": body.int("delegation_id"), "bed_ids": body.int_list("bed_ids"),
+              "check_in": body.date("check_in"), "check_out": body.date("check_out"),
+              "accept_contract": body.bool("accept_contract", required=False) or False,
+              "payment_method": body.str("payment_method", max_length=10)}
+    if values["delegation_id"] is not None:
+        booking_service.owned_delegation(actor, values["delegation_id"])
+    body.done()
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        status, data = _create_booking(actor, values)
+    else:
+        status, data = idempotency.run(actor.user_id, key, values, lambda: _create_booking(actor, values))
+        if data.get("__error__"):
+            return problem(status, data["code"], data["title"], data["message"], **data["facts"])
+    return data, status
+
+
+@api.get("/bookings")
+@roles("coordinator", "host", "admin")
+def list_bookings():
+    """The coordinator's own bookings, or the bookings on a host's beds."""
+    actor = current_actor()
+    query = select(Booking).order_by(Booking.id.desc())
+    if not actor.is_admin:
+        query = query.where(or_(Booking.coordinator_id == actor.user_id, Booking.host_id == actor.user_id))
+    return {"bookings": [booking_json(b) for b in db.session.scalars(query.limit(1000))]}
+
+
+@api.get("/bookings/<int:booking_id>")
+@roles("coordinator", "host", "admin")
+def get_booking(booking_id):
+    """One booking with its lines, contract, invoice and payments."""
+    return booking_json(booking_service.visible_booking(current_actor(), booking_id))
+
+
+@api.post("/bookings/<int:booking_id>/cancel")
+@roles("coordinator")
+def cancel_booking(booking_id):
+    """Cancel as the guest, under the contract's terms."""
+    booking_service.visible_booking(current_actor(), booking_id)
+    booking = booking_service.cancel_by_guest(current_actor(), booking_id)
+    return {"id": booking.id, "status": booking.status, "refund_ore": booking.refund_ore}
+
+
+@api.post("/bookings/<int:booking_id>/host-cancel")
+@roles("host")
+def host_cancel_booking(booking_id):
+    """Cancel as the host: a breach, with a full refund, locked beds and a strike."""
+    booking_service.visible_booking(current_actor(), booking_id)
+    data = request.get_json(silent=True)
+    reason = data.get("reason") if isinstance(data, dict) and isinstance(data.get("reason"), str) else ""
+    booking = booking_service.cancel_by_host(current_actor(), booking_id, reason)
+    return {"id": booking.id, "status": booking.status, "refund_ore": booking.refund_ore}
+
+
+@api.put("/bookings/<int:booking_id>/rooming")
+@roles("coordinator")
+def put_rooming(booking_id):
+    """Assign members to the booked beds."""
+    booking_service.visible_booking(current_actor(), booking_id)
+    data = json_body()
+    assignments = data.get("assignments")
+    if not isinstance(assignments, list):
+        from app.services.errors import ValidationFailed
+        raise ValidationFailed({"assignments": ["A list of {bed_id, member_id}."]})
+    booking = booking_service.assign_rooming(current_actor(), booking_id, assignments)
+    return booking_json(booking)
+
+
+def visible_contract(contract_id: int) -> Contract:
+    contract = db.session.get(Contract, contract_id)
+    if contract is None:
+        raise NotFound("No such contract.")
+    booking_service.visible_booking(current_actor(), contract.booking_id)
+    return contract
+
+
+@api.get("/contracts/verify")
+def verify_contract():
+    """Check a contract's number and SHA-256 (public)."""
+    return {"valid": contracts.verify(request.args.get("number", ""), request.args.get("sha256", ""))}
+
+
+@api.get("/contracts/<int:contract_id>")
+@roles("coordinator", "host", "admin")
+def get_contract(contract_id):
+    """A contract: its parties, lines, hash and status."""
+    return contract_json(visible_contract(contract_id))
+
+
+@api.route("/contracts/<int:contract_id>", methods=["PUT", "PATCH", "DELETE"])
+def contract_immutable(contract_id):
+    """Contracts cannot be changed or deleted."""
+    return problem(405, "method_not_allowed", "Method not allowed", "A contract cannot be changed or deleted.")
+
+
+@api.get("/contracts/<int:contract_id>/pdf")
+@roles("coordinator", "host", "admin")
+def contract_pdf(contract_id):
+    """The contract as PDF."""
+    from app.services.contract_pdf import render_pdf
+    contract = visible_contract(contract_id)
+    return Response(render_pdf(contract), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{contract.number}.pdf"'})
+
+
+

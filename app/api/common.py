@@ -1,0 +1,182 @@
+"""Shared pieces of the JSON API: problem+json, body parsing, token auth."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import wraps
+from typing import Any, Callable
+
+from flask import g, jsonify, request
+
+from app.services.base import Actor
+from app.services.errors import DomainError, Forbidden, Unauthorized, ValidationFailed
+
+PROBLEM_TYPE = "https://sangplats.se/problems/"
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any):
+    body = {"type": PROBLEM_TYPE + code, "title": title, "status": status, "detail": detail, "code": code, **extra}
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    return response
+
+
+def problem_from_error(error: DomainError):
+    facts = dict(error.facts)
+    response = problem(error.status, error.code, error.title, error.message, **facts)
+    if error.status == 429 and "retry_after" in facts:
+        response.headers["Retry-After"] = str(facts["retry_after"])
+    return response
+
+
+def json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": ["Send a JSON object with Content-Type: application/json."]})
+    return data
+
+
+class Body:
+    """Typed reading of a JSON object; every problem is collected into one 422."""
+
+    def __init__(self, data: dict[str, Any]):
+        self.data = data
+        self.errors: dict[str, list[str]] = {}
+
+    def _get(self, name, required):
+        if name not in self.data or self.data[name] is None:
+            if required:
+                self.errors.setdefault(name, []).append("Required.")
+            return None, False
+        return self.data[name], True
+
+    def str(self, name: str, required: bool = True, max_length: int = 10000) -> str | None:
+        value, present = self._get(name, required)
+        if not present:
+            return None
+        if not isinstance(value, str):
+            self.errors.setdefault(name, []).append("Must be a string.")
+            return None
+        if len(value) > max_length:
+            self.errors.setdefault(name, []).append(f"At most {max_length} characters.")
+            return None
+        return value
+
+    def int(self, name: str, required: bool = True, minimum: int | None = None,
+            maximum: int | None = None) -> int | None:
+        value, present = self._get(name, required)
+        if not present:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.errors.setdefault(name, []).append("Must be a whole number.")
+            return None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            self.errors.setdefault(name, []).append(f"Must be between {minimum} and {maximum}.")
+            return None
+        return value
+
+    def bool(self, name: str, required: bool = True) -> bool | None:
+        value, present = self._get(name, required)
+        if not present:
+            return None
+        if not isinstance(value, bool):
+            self.errors.setdefault(name, []).append("Must be true or false.")
+            return None
+        return value
+
+    def date(self, name: str, required: bool = True) -> date | None:
+        value = self.str(name, required, max_length=10)
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value) if len(value) == 10 else _raise()
+        except ValueError:
+            self.errors.setdefault(name, []).append("A date as YYYY-MM-DD.")
+            return None
+
+    def datetime(self, name: str, required: bool = True) -> datetime | None:
+        value = self.str(name, required, max_length=40)
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            self.errors.setdefault(name, []).append("An ISO 8601 date-time with offset.")
+            return None
+        if parsed.tzinfo is None:
+            self.errors.setdefault(name, []).append("Give a time zone offset, e.g. +02:00.")
+            return None
+        return parsed
+
+    def int_list(self, name: str, required: bool = True, max_items: int = 500) -> list[int] | None:
+        value, present = self._get(name, required)
+        if not present:
+            return None
+        if (not isinstance(value, list) or len(value) > max_items
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+            self.errors.setdefault(name, []).append(f"A list of at most {max_items} whole numbers.")
+            return None
+        return value
+
+    def done(self) -> None:
+        if self.errors:
+            raise ValidationFailed(self.errors)
+
+
+def _raise():
+    raise ValueError
+
+
+def query_int(name: str, required: bool = False, errors: dict | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        if required and errors is not None:
+            errors.setdefault(name, []).append("Required.")
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        if errors is not None:
+            errors.setdefault(name, []).append("Must be a whole number.")
+        return None
+
+
+def query_date(name: str, errors: dict) -> date | None:
+    raw = request.args.get(name)
+    if not raw:
+        errors.setdefault(name, []).append("Required, as YYYY-MM-DD.")
+        return None
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        errors.setdefault(name, []).append("A date as YYYY-MM-DD.")
+        return None
+
+
+def current_actor() -> Actor:
+    user = g.get("api_user")
+    if user is None:
+        raise Unauthorized("Send Authorization: Bearer <token> (from POST /api/v1/tokens).", code="unauthorized")
+    return Actor.of(user, ip=request.remote_addr)
+
+
+def roles(*allowed: str) -> Callable:
+    """Require a token (401) of one of these roles (403)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            actor = current_actor()
+            if allowed and actor.role not in allowed:
+                raise Forbidden(f"This needs the role {' or '.join(allowed)}.", code="forbidden")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def iso(value) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,144 @@
+"""Listings, rooms, beds, prices and blocks."""
+from flask import g, request
+from sqlalchemy import select
+
+from app.api import api
+from app.api.common import Body, current_actor, iso, json_body, roles
+from app.api.serializers import bed_json, listing_json, public_listing_json, room_json
+from app.extensions import db
+from app.models import HostProfile, Listing, User
+from app.services import booking, listings, pricing
+from app.services.base import now_or
+from app.services.errors import NotFound, ValidationFailed
+from app.services.seasons import latest_season, season_for_year
+
+
+def _listing_body() -> dict:
+    body = Body(json_body())
+    values = {"title": body.str("title", max_length=200), "description": body.str("description", False, 5000) or "",
+              "address": body.str("address", max_length=300), "postal_code": body.str("postal_code", max_length=10),
+              "walking_minutes": body.int("walking_minutes", minimum=0, maximum=600)}
+    body.done()
+    return values
+
+
+@api.post("/listings")
+@roles("host")
+def create_listing():
+    """Create a draft listing."""
+    return listing_json(listings.create_listing(current_actor(), **_listing_body())), 201
+
+
+@api.get("/host/listings")
+@roles("host")
+def my_listings():
+    """The host's own listings."""
+    rows = db.session.scalars(select(Listing).where(Listing.host_id == current_actor().user_id).order_by(Listing.id))
+    return {"listings": [listing_json(listing) for listing in rows]}
+
+
+@api.put("/listings/<int:listing_id>")
+@roles("host")
+def update_listing(listing_id):
+    """Edit a listing's description."""
+    listings.owned_listing(current_actor(), listing_id)
+    return listing_json(listings.update_listing(current_actor(), listing_id, **_listing_body()))
+
+
+@api.post("/listings/<int:listing_id>/rooms")
+@roles("host")
+def add_room(listing_id):
+    """Add a room."""
+    listings.owned_listing(current_actor(), listing_id)
+    body = Body(json_body())
+    name = body.str("name", max_length=120)
+    body.done()
+    return room_json(listings.add_room(current_actor(), listing_id, name)), 201
+
+
+@api.post("/rooms/<int:room_id>/beds")
+@roles("host")
+def add_bed(room_id):
+    """Add a bed place to a room."""
+    listings.owned_room(current_actor(), room_id)
+    body = Body(json_body())
+    label, kind = body.str("label", max_length=120), body.str("kind", max_length=20)
+    body.done()
+    return bed_json(listings.add_bed(current_actor(), room_id, label, kind)), 201
+
+
+@api.put("/beds/<int:bed_id>/prices/<int:year>")
+@roles("host")
+def set_price(bed_id, year):
+    """Set a bed's price per night for a season, within the caps."""
+    listings.owned_bed(current_actor(), bed_id)
+    if season_for_year(year) is None:
+        raise NotFound(f"No season {year}.")
+    body = Body(json_body())
+    price_ore = body.int("price_ore", minimum=1, maximum=100_000_000)
+    body.done()
+    row = pricing.set_price(current_actor(), bed_id, year, price_ore)
+    return {"bed_id": bed_id, "year": year, "price_ore": row.price_ore}
+
+
+@api.post("/listings/<int:listing_id>/publish")
+@roles("host")
+def publish(listing_id):
+    """Publish: accept the season's terms, a binding standing offer."""
+    listings.owned_listing(current_actor(), listing_id)
+    data = request.get_json(silent=True)
+    data = data if isinstance(data, dict) else {}
+    version = data.get("accept_terms_version")
+    if version is not None and not isinstance(version, str):
+        version = None
+    listing = listings.publish(current_actor(), listing_id, version)
+    return {**listing_json(listing), "offer_accepted_at": iso(listing.offer_accepted_at)}
+
+
+@api.post("/listings/<int:listing_id>/unpublish")
+@roles("host")
+def unpublish(listing_id):
+    """Take a listing out of search; contracts stand."""
+    listings.owned_listing(current_actor(), listing_id)
+    return listing_json(listings.unpublish(current_actor(), listing_id))
+
+
+def host_record(host_id: int) -> dict:
+    profile = db.session.get(HostProfile, host_id)
+    user = db.session.get(User, host_id)
+    fulfilled, cancelled = booking.fulfilled_and_cancelled(host_id, booking.local_date(now_or(None)))
+    return {"id": host_id, "display_name": user.name,
+            "verified_since": iso(profile.verified_since) if profile else None,
+            "contracts_fulfilled": fulfilled, "host_cancellations": cancelled}
+
+
+@api.get("/listings/<int:listing_id>")
+def get_listing(listing_id):
+    """A published listing with its rooms, beds and prices for a season."""
+    listing = db.session.get(Listing, listing_id)
+    user = g.get("api_user")
+    is_owner = user is not None and listing is not None and (user.id == listing.host_id or user.role == "admin")
+    if listing is None or not (is_owner or listings.is_publicly_visible(listing)):
+        raise NotFound("No such listing.")
+    year = request.args.get("year")
+    if year is not None:
+        if not year.isdigit():
+            raise ValidationFailed({"year": ["A year, e.g. 2027."]})
+        season = season_for_year(int(year))
+        if season is None:
+            raise NotFound(f"No season {year}.")
+    else:
+        season = latest_season()
+    return public_listing_json(listing, season, host_record(listing.host_id))
+
+
+@api.post("/beds/<int:bed_id>/blocks")
+@roles("host")
+def block_bed(bed_id):
+    """Block the host's own free nights of a bed."""
+    listings.owned_bed(current_actor(), bed_id)
+    body = Body(json_body())
+    check_in, check_out = body.date("check_in"), body.date("check_out")
+    body.done()
+    rows = booking.block_nights(current_actor(), bed_id, check_in, check_out)
+    return {"bed_id": bed_id, "nights": [iso(r.night) for r in rows], "state": "host_block"}, 201

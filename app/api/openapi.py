@@ -1,0 +1,1 @@
+"""OpenAPI document for /api/v1."""

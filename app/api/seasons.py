@@ -1,0 +1,54 @@
+"""Seasons."""
+from sqlalchemy import select
+
+from app.api import api
+from app.api.common import Body, current_actor, json_body, roles
+from app.api.serializers import season_json
+from app.extensions import db
+from app.models import Season
+from app.services import seasons
+from app.services.errors import NotFound
+
+
+def _season_values(body: Body, required: bool) -> dict:
+    values = {
+        "year": body.int("year", required, 2000, 2100) if required else None,
+        "name": body.str("name", required, 120),
+        "first_night": body.date("first_night", required),
+        "last_night": body.date("last_night", required),
+        "bookings_open_at": body.datetime("bookings_open_at", required),
+        "price_cap_ore": body.int("price_cap_ore", required, 1, 10_000_000),
+        "max_increase_pct": body.int("max_increase_pct", required, 0, 100),
+        "strike_limit": body.int("strike_limit", required, 1, 100),
+        "hold_minutes": body.int("hold_minutes", required, 1, 1440),
+        "free_cancellation_until": body.date("free_cancellation_until", required),
+        "late_cancellation_refund_pct": body.int("late_cancellation_refund_pct", required, 0, 100),
+        "terms_version": body.str("terms_version", False, 40),
+        "terms_text": body.str("terms_text", False, 100_000),
+    }
+    body.done()
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@api.post("/admin/seasons")
+@roles("admin")
+def create_season():
+    """Create a season."""
+    values = _season_values(Body(json_body()), required=True)
+    return season_json(seasons.create_season(current_actor(), values)), 201
+
+
+@api.patch("/admin/seasons/<int:year>")
+@roles("admin")
+def update_season(year):
+    """Change a season's settings."""
+    if seasons.season_for_year(year) is None:
+        raise NotFound(f"No season {year}.")
+    values = _season_values(Body(json_body()), required=False)
+    return season_json(seasons.update_season(current_actor(), year, values))
+
+
+@api.get("/seasons")
+def list_seasons():
+    """Every season with its caps and terms."""
+    return {"seasons": [season_json(s) for s in db.session.scalars(select(Season).order_by(Season.year))]}

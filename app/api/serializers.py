@@ -1,0 +1,123 @@
+"""Turning models into the API's JSON shapes."""
+from __future__ import annotations
+
+from flask import url_for
+from sqlalchemy import select
+
+from app.api.common import iso
+from app.extensions import db
+from app.models import Bed, BedPrice, Booking, Contract, Flag, HostProfile, Listing, Payment, Room, Season, User
+from app.services.contracts import contract_status, snapshot_of
+from app.services.seasons import SEASON_FIELDS
+
+
+def user_json(user: User) -> dict:
+    return {"id": user.id, "email": user.email, "name": user.name, "role": user.role}
+
+
+def host_json(profile: HostProfile) -> dict:
+    return {
+        "user_id": profile.user_id, "legal_name": profile.legal_name, "phone": profile.phone,
+        "address": profile.address, "postal_code": profile.postal_code, "right_to_rent": profile.right_to_rent,
+        "vetting_status": profile.vetting_status, "strikes": profile.strikes,
+        "submitted_at": iso(profile.submitted_at), "verified_since": iso(profile.verified_since),
+        "decision_reason": profile.decision_reason,
+    }
+
+
+def season_json(season: Season) -> dict:
+    data = {}
+    for field in SEASON_FIELDS:
+        value = getattr(season, field)
+        data[field] = iso(value) if hasattr(value, "isoformat") else value
+    data["check_out_last"] = season.check_out_day.isoformat()
+    return data
+
+
+def listing_json(listing: Listing) -> dict:
+    return {
+        "id": listing.id, "host_id": listing.host_id, "title": listing.title, "description": listing.description,
+        "address": listing.address, "postal_code": listing.postal_code, "walking_minutes": listing.walking_minutes,
+        "published": listing.published, "accepted_terms_version": listing.accepted_terms_version,
+        "url": url_for("public.listing", listing_id=listing.id, _external=True),
+    }
+
+
+def room_json(room: Room) -> dict:
+    return {"id": room.id, "listing_id": room.listing_id, "name": room.name}
+
+
+def bed_json(bed: Bed) -> dict:
+    return {"id": bed.id, "room_id": bed.room_id, "label": bed.label, "kind": bed.kind}
+
+
+def public_listing_json(listing: Listing, season: Season | None, host_record: dict) -> dict:
+    prices = {}
+    if season is not None:
+        prices = dict(db.session.execute(select(BedPrice.bed_id, BedPrice.price_ore).where(
+            BedPrice.season_id == season.id, BedPrice.bed_id.in_([b.id for b in listing.beds()]))).all())
+    return {
+        "id": listing.id, "title": listing.title, "description": listing.description,
+        "walking_minutes": listing.walking_minutes, "postal_code": listing.postal_code,
+        "year": season.year if season else None,
+        "url": url_for("public.listing", listing_id=listing.id, _external=True),
+        "host": host_record,
+        "rooms": [
+            {"id": room.id, "name": room.name,
+             "beds": [{"id": bed.id, "label": bed.label, "kind": bed.kind, "price_ore": prices.get(bed.id)}
+                      for bed in room.beds]}
+            for room in listing.rooms
+        ],
+    }
+
+
+def payment_json(payment: Payment) -> dict:
+    from app.services.payments import refunded_ore_for_payment
+    return {"payment_intent_id": payment.stripe_payment_intent_id, "status": payment.status,
+            "amount_ore": payment.amount_ore, "refunded_ore": refunded_ore_for_payment(payment.id)}
+
+
+def contract_summary(contract: Contract | None) -> dict | None:
+    if contract is None:
+        return None
+    return {"id": contract.id, "number": contract.number, "sha256": contract.sha256}
+
+
+def booking_json(booking: Booking) -> dict:
+    payments = db.session.scalars(select(Payment).where(Payment.booking_id == booking.id).order_by(Payment.id))
+    return {
+        "id": booking.id, "status": booking.status, "delegation_id": booking.delegation_id,
+        "listing_id": booking.listing_id, "host_id": booking.host_id, "total_ore": booking.total_ore,
+        "refund_ore": booking.refund_ore, "check_in": iso(booking.check_in), "check_out": iso(booking.check_out),
+        "payment_method": booking.payment_method, "expires_at": iso(booking.expires_at),
+        "created_at": iso(booking.created_at),
+        "lines": [{"bed_id": line.bed_id, "night": iso(line.night), "price_ore": line.price_ore,
+                   "member_id": line.member_id, "state": line.state} for line in booking.lines],
+        "contract": contract_summary(booking.contract),
+        "invoice": ({"number": booking.invoice_number, "due_on": iso(booking.invoice_due_on)}
+                    if booking.invoice_number else None),
+        "payments": [payment_json(p) for p in payments],
+    }
+
+
+def contract_json(contract: Contract) -> dict:
+    snapshot = snapshot_of(contract)
+    return {
+        "id": contract.id, "number": contract.number, "version": contract.version, "sha256": contract.sha256,
+        "terms_version": contract.terms_version, "booking_id": contract.booking_id,
+        "parties": snapshot["parties"], "property": snapshot["property"], "stay": snapshot["stay"],
+        "lines": snapshot["lines"], "total_ore": snapshot["total_ore"],
+        "host_offer_accepted_at": iso(contract.host_offer_accepted_at),
+        "coordinator_accepted_at": iso(contract.coordinator_accepted_at),
+        "status": contract_status(contract), "snapshot": snapshot,
+        "pdf_url": url_for("api.contract_pdf", contract_id=contract.id, _external=True),
+    }
+
+
+def flag_json(flag: Flag) -> dict:
+    return {
+        "id": flag.id, "host_id": flag.host_id, "booking_id": flag.booking_id, "category": flag.category,
+        "description": flag.description, "status": flag.status, "source": flag.source,
+        "created_at": iso(flag.created_at), "resolution": flag.resolution, "resolved_at": iso(flag.resolved_at),
+        "strike_given": flag.strike_given,
+    }

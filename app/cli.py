@@ -1,0 +1,62 @@
+"""Command line: `flask --app wsgi ...`. Thin: every rule is in app/services."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.services.errors import DomainError, ValidationFailed
+
+users_cli = AppGroup("users", help="Manage accounts.")
+demo_cli = AppGroup("demo", help="Demo data.")
+holds_cli = AppGroup("holds", help="Unpaid card holds.")
+
+
+def _fail(error: DomainError) -> None:
+    if isinstance(error, ValidationFailed):
+        details = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.errors.items())
+        raise click.ClickException(f"{error.message} {details}")
+    raise click.ClickException(f"{error.message} ({error.code})")
+
+
+@users_cli.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--name", required=True)
+@click.option("--totp-secret", default=None, help="Base32 secret: the admin is enrolled in two-factor already.")
+def create_admin(email, password, name, totp_secret):
+    """Make an admin account."""
+    from app.services.accounts import create_admin as create
+    try:
+        user = create(email, password, name, totp_secret=totp_secret)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Admin {user.email} created (id {user.id}){' with two-factor' if totp_secret else ''}.")
+
+
+@demo_cli.command("seed")
+def seed():
+    """Load a demo season, hosts, listings, a coordinator and an admin; print their logins."""
+    from app.services.demo import seed_demo
+    try:
+        logins = seed_demo()
+    except DomainError as error:
+        _fail(error)
+    click.echo("Demo data loaded. Sign in at http://127.0.0.1:5000/login with:")
+    for role, email, password, extra in logins:
+        click.echo(f"  {role:<12} {email:<32} {password}{'  ' + extra if extra else ''}")
+
+
+@holds_cli.command("expire")
+def expire():
+    """Expire unpaid holds past their time."""
+    from app.services.booking import expire_holds
+    ids = expire_holds()
+    from app.services import payments
+    payments.after_holds_expired(ids)
+    click.echo(f"Expired {len(ids)} hold(s){': ' + ', '.join(map(str, ids)) if ids else ''}.")
+
+
+def register_cli(app: Flask) -> None:
+    for group in (users_cli, demo_cli, holds_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,23 @@
+"""All models, imported here so that Alembic and the app see the whole schema."""
+from app.models.audit import AuditEntry
+from app.models.bookings import (
+    BED_NIGHT_STATES, BOOKING_STATUSES, OCCUPYING_STATES, BedNight, Booking, Counter, Delegation,
+    IdempotencyKey, Member,
+)
+from app.models.contracts import Contract
+from app.models.flags import FLAG_CATEGORIES, Flag
+from app.models.hosts import VETTING_STATUSES, HostProfile
+from app.models.listings import BED_KINDS, Bed, BedPrice, Listing, OfferAcceptance, PriceChange, Room
+from app.models.misc import OutboxEmail, WaitlistEntry
+from app.models.payments import Payment, Payout, Refund, StripeEvent
+from app.models.seasons import Season
+from app.models.types import utcnow
+from app.models.users import ROLES, ApiToken, User
+
+__all__ = [
+    "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
+    "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "Listing",
+    "Member", "OCCUPYING_STATES", "OfferAcceptance", "OutboxEmail", "Payment", "Payout", "PriceChange", "ROLES",
+    "Refund", "Room", "Season", "StripeEvent", "User", "ApiToken", "VETTING_STATUSES", "WaitlistEntry",
+    "utcnow",
+]

@@ -1,0 +1,32 @@
+"""The append-only audit log."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+
+class AuditEntry(db.Model):
+    """Never updated or deleted: database triggers refuse it (see the initial migration)."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    object_type: Mapped[Optional[str]] = mapped_column(String(40))
+    object_id: Mapped[Optional[str]] = mapped_column(String(40))
+    before: Mapped[Optional[str]] = mapped_column(Text)
+    after: Mapped[Optional[str]] = mapped_column(Text)
+    ip: Mapped[Optional[str]] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+    actor: Mapped[Optional["User"]] = relationship()
+
+
+from app.models.users import User  # noqa: E402,F401

@@ -1,0 +1,155 @@
+"""Delegations, bookings and the bed-night inventory."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+BOOKING_STATUSES = (
+    "awaiting_payment", "confirmed", "cancelled_by_guest", "cancelled_by_host", "expired", "completed",
+)
+# States that occupy a bed for a night. Released rows stay as history of the booking's lines.
+OCCUPYING_STATES = ("held", "booked", "host_block", "host_cancelled")
+BED_NIGHT_STATES = OCCUPYING_STATES + ("released",)
+OCCUPYING_SQL = "state IN ('held', 'booked', 'host_block', 'host_cancelled')"
+
+
+class Delegation(db.Model):
+    __tablename__ = "delegations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coordinator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    organisation_number: Mapped[str] = mapped_column(String(20))
+    calendar_token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    members: Mapped[list["Member"]] = relationship(back_populates="delegation", order_by="Member.id")
+    coordinator: Mapped["User"] = relationship()
+
+
+class Member(db.Model):
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delegation_id: Mapped[int] = mapped_column(ForeignKey("delegations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+
+    delegation: Mapped[Delegation] = relationship(back_populates="members")
+
+
+class Booking(db.Model):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('awaiting_payment', 'confirmed', 'cancelled_by_guest', 'cancelled_by_host', "
+            "'expired', 'completed')",
+            name="status",
+        ),
+        CheckConstraint("payment_method IN ('invoice', 'card')", name="payment_method"),
+        CheckConstraint("total_ore >= 0", name="total_not_negative"),
+        CheckConstraint("refund_ore >= 0", name="refund_not_negative"),
+        CheckConstraint("check_out > check_in", name="stay_ordered"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delegation_id: Mapped[int] = mapped_column(ForeignKey("delegations.id"), index=True)
+    season_id: Mapped[int] = mapped_column(ForeignKey("seasons.id"), index=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), index=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    coordinator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    payment_method: Mapped[str] = mapped_column(String(8))
+    total_ore: Mapped[int] = mapped_column()
+    refund_ore: Mapped[int] = mapped_column(default=0)
+    check_in: Mapped[date] = mapped_column(Date)
+    check_out: Mapped[date] = mapped_column(Date)
+    expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    confirmed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[Optional[str]] = mapped_column(String(1000))
+    invoice_number: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
+    invoice_due_on: Mapped[Optional[date]] = mapped_column(Date)
+    note: Mapped[Optional[str]] = mapped_column(String(1000))
+
+    delegation: Mapped[Delegation] = relationship()
+    listing: Mapped["Listing"] = relationship()
+    season: Mapped["Season"] = relationship()
+    lines: Mapped[list["BedNight"]] = relationship(
+        back_populates="booking", order_by="(BedNight.night, BedNight.bed_id)"
+    )
+    contract: Mapped[Optional["Contract"]] = relationship(back_populates="booking", uselist=False)
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status in ("cancelled_by_guest", "cancelled_by_host", "expired")
+
+
+class BedNight(db.Model):
+    """One bed for one night. At most one occupying row per (bed, night), enforced by the database."""
+
+    __tablename__ = "bed_nights"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('held', 'booked', 'host_block', 'host_cancelled', 'released')", name="state"
+        ),
+        CheckConstraint("price_ore IS NULL OR price_ore > 0", name="price_positive"),
+        Index(
+            "uq_bed_nights_occupied",
+            "bed_id",
+            "night",
+            unique=True,
+            sqlite_where=text(OCCUPYING_SQL),
+            postgresql_where=text(OCCUPYING_SQL),
+        ),
+        Index("ix_bed_nights_night_bed", "night", "bed_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bed_id: Mapped[int] = mapped_column(ForeignKey("beds.id"))
+    night: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))
+    booking_id: Mapped[Optional[int]] = mapped_column(ForeignKey("bookings.id"), index=True)
+    price_ore: Mapped[Optional[int]] = mapped_column(Integer)
+    member_id: Mapped[Optional[int]] = mapped_column(ForeignKey("members.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    released_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    booking: Mapped[Optional[Booking]] = relationship(back_populates="lines")
+    bed: Mapped["Bed"] = relationship()
+    member: Mapped[Optional[Member]] = relationship()
+
+
+class IdempotencyKey(db.Model):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int] = mapped_column()
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Counter(db.Model):
+    """Gap-free consecutive numbers (contracts, invoices), one row per series."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)
+
+
+from app.models.contracts import Contract  # noqa: E402,F401
+from app.models.listings import Bed, Listing  # noqa: E402,F401
+from app.models.seasons import Season  # noqa: E402,F401
+from app.models.users import User  # noqa: E402,F401

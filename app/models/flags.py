@@ -1,0 +1,45 @@
+"""Flags raised against hosts."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+FLAG_CATEGORIES = ("overcharging", "double_selling", "cancellation", "misrepresentation", "other")
+
+
+class Flag(db.Model):
+    __tablename__ = "flags"
+    __table_args__ = (
+        CheckConstraint(
+            "category IN ('overcharging', 'double_selling', 'cancellation', 'misrepresentation', 'other')",
+            name="category",
+        ),
+        CheckConstraint("status IN ('open', 'upheld', 'dismissed')", name="status"),
+        CheckConstraint("source IN ('coordinator', 'admin', 'system')", name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    reporter_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    booking_id: Mapped[Optional[int]] = mapped_column(ForeignKey("bookings.id"))
+    category: Mapped[str] = mapped_column(String(24))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    # A system flag from a host cancellation comes with its strike already given.
+    strike_given: Mapped[bool] = mapped_column(Boolean, default=False)
+    resolution: Mapped[Optional[str]] = mapped_column(Text)
+    resolved_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    host: Mapped["User"] = relationship(foreign_keys=[host_id])
+
+
+from app.models.users import User  # noqa: E402,F401

@@ -1,0 +1,49 @@
+"""Host profiles and their vetting."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+VETTING_STATUSES = ("pending", "approved", "rejected", "suspended")
+
+
+class HostProfile(db.Model):
+    __tablename__ = "host_profiles"
+    __table_args__ = (
+        CheckConstraint(
+            "vetting_status IN ('pending', 'approved', 'rejected', 'suspended')", name="vetting_status"
+        ),
+        CheckConstraint("strikes >= 0", name="strikes_not_negative"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    legal_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(40))
+    address: Mapped[str] = mapped_column(String(300))
+    postal_code: Mapped[str] = mapped_column(String(6))
+    right_to_rent: Mapped[bool] = mapped_column(Boolean)
+    vetting_status: Mapped[str] = mapped_column(String(16), default="pending")
+    strikes: Mapped[int] = mapped_column(default=0)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    verified_since: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[Optional[str]] = mapped_column(String(1000))
+    calendar_token: Mapped[str] = mapped_column(String(64), unique=True)
+    document_name: Mapped[Optional[str]] = mapped_column(String(80))
+    document_mime: Mapped[Optional[str]] = mapped_column(String(40))
+    document_original_name: Mapped[Optional[str]] = mapped_column(String(200))
+
+    user: Mapped["User"] = relationship(back_populates="host_profile")
+
+    @property
+    def is_approved(self) -> bool:
+        return self.vetting_status == "approved"
+
+
+from app.models.users import User  # noqa: E402,F401

@@ -1,0 +1,108 @@
+"""Listings, rooms, beds and their prices."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+BED_KINDS = ("single", "double_half", "bunk", "sofa")
+
+
+class Listing(db.Model):
+    __tablename__ = "listings"
+    __table_args__ = (CheckConstraint("walking_minutes >= 0", name="walking_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str] = mapped_column(String(300))
+    postal_code: Mapped[str] = mapped_column(String(6))
+    walking_minutes: Mapped[int] = mapped_column()
+    published: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    accepted_terms_version: Mapped[Optional[str]] = mapped_column(String(40))
+    offer_accepted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    host: Mapped["User"] = relationship()
+    rooms: Mapped[list["Room"]] = relationship(
+        back_populates="listing", order_by="Room.id", cascade="all, delete-orphan"
+    )
+
+    def beds(self) -> list["Bed"]:
+        return [bed for room in self.rooms for bed in room.beds]
+
+
+class OfferAcceptance(db.Model):
+    """The host's acceptance of a season's standard terms: the standing offer."""
+
+    __tablename__ = "offer_acceptances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), index=True)
+    terms_version: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ip: Mapped[Optional[str]] = mapped_column(String(64))
+
+
+class Room(db.Model):
+    __tablename__ = "rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+
+    listing: Mapped[Listing] = relationship(back_populates="rooms")
+    beds: Mapped[list["Bed"]] = relationship(back_populates="room", order_by="Bed.id")
+
+
+class Bed(db.Model):
+    __tablename__ = "beds"
+    __table_args__ = (CheckConstraint("kind IN ('single', 'double_half', 'bunk', 'sofa')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), index=True)
+    label: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))
+
+    room: Mapped[Room] = relationship(back_populates="beds")
+
+
+class BedPrice(db.Model):
+    __tablename__ = "bed_prices"
+    __table_args__ = (
+        UniqueConstraint("bed_id", "season_id", name="uq_bed_prices_bed_season"),
+        CheckConstraint("price_ore > 0", name="price_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bed_id: Mapped[int] = mapped_column(ForeignKey("beds.id"))
+    season_id: Mapped[int] = mapped_column(ForeignKey("seasons.id"), index=True)
+    price_ore: Mapped[int] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PriceChange(db.Model):
+    """Every attempt to set a price, accepted or refused: the price history and its log."""
+
+    __tablename__ = "price_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bed_id: Mapped[int] = mapped_column(ForeignKey("beds.id"), index=True)
+    season_id: Mapped[int] = mapped_column(ForeignKey("seasons.id"))
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    old_price_ore: Mapped[Optional[int]] = mapped_column()
+    requested_price_ore: Mapped[int] = mapped_column()
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    refusal_code: Mapped[Optional[str]] = mapped_column(String(40))
+    max_allowed_ore: Mapped[Optional[int]] = mapped_column()
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+from app.models.users import User  # noqa: E402,F401

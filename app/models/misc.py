@@ -1,0 +1,51 @@
+"""The e-mail outbox and the waiting list."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+
+class OutboxEmail(db.Model):
+    """Mail is written here in the business transaction and sent later, with retries."""
+
+    __tablename__ = "outbox_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    attachment_name: Mapped[Optional[str]] = mapped_column(String(200))
+    attachment_mime: Mapped[Optional[str]] = mapped_column(String(80))
+    attachment: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
+class WaitlistEntry(db.Model):
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        CheckConstraint("beds >= 1", name="beds_positive"),
+        CheckConstraint("status IN ('waiting', 'offered', 'booked', 'expired', 'cancelled')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delegation_id: Mapped[int] = mapped_column(ForeignKey("delegations.id"), index=True)
+    season_id: Mapped[int] = mapped_column(ForeignKey("seasons.id"))
+    check_in: Mapped[date] = mapped_column(Date)
+    check_out: Mapped[date] = mapped_column(Date)
+    beds: Mapped[int] = mapped_column()
+    max_walking_minutes: Mapped[Optional[int]] = mapped_column()
+    max_price_ore: Mapped[Optional[int]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    offer_booking_id: Mapped[Optional[int]] = mapped_column(ForeignKey("bookings.id"))
+    offer_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

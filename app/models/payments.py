@@ -1,0 +1,80 @@
+"""Card payments, refunds, Stripe events and the host payout ledger."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+
+class Payment(db.Model):
+    """One attempt to take a card payment; its id is the Stripe idempotency key."""
+
+    __tablename__ = "payments"
+    __table_args__ = (CheckConstraint("amount_ore > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), index=True)
+    amount_ore: Mapped[int] = mapped_column()
+    status: Mapped[str] = mapped_column(String(32), default="created")
+    stripe_payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    payment_method_id: Mapped[Optional[str]] = mapped_column(String(255))
+    failure_message: Mapped[Optional[str]] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    booking: Mapped["Booking"] = relationship()
+
+
+class Refund(db.Model):
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount_ore > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), index=True)
+    payment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("payments.id"), index=True)
+    amount_ore: Mapped[int] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    stripe_refund_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StripeEvent(db.Model):
+    __tablename__ = "stripe_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(100))
+    object_id: Mapped[Optional[str]] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Payout(db.Model):
+    """What a host is owed for a booking, payable 24 hours after check-in."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (
+        CheckConstraint("amount_ore >= 0", name="amount_not_negative"),
+        CheckConstraint("status IN ('scheduled', 'paid', 'void')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), unique=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    amount_ore: Mapped[int] = mapped_column()
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    paid_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    transfer_reference: Mapped[Optional[str]] = mapped_column(String(255))
+
+
+from app.models.bookings import Booking  # noqa: E402,F401

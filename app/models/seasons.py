@@ -1,0 +1,51 @@
+"""Seasons: the week's nights, price caps and standard terms."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import CheckConstraint, Date, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+
+class Season(db.Model):
+    __tablename__ = "seasons"
+    __table_args__ = (
+        CheckConstraint("last_night >= first_night", name="nights_ordered"),
+        CheckConstraint("price_cap_ore > 0", name="cap_positive"),
+        CheckConstraint("max_increase_pct >= 0", name="increase_not_negative"),
+        CheckConstraint("strike_limit >= 1", name="strike_limit_positive"),
+        CheckConstraint("hold_minutes >= 1", name="hold_positive"),
+        CheckConstraint(
+            "late_cancellation_refund_pct >= 0 AND late_cancellation_refund_pct <= 100", name="late_refund_pct"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    first_night: Mapped[date] = mapped_column(Date)
+    last_night: Mapped[date] = mapped_column(Date)
+    bookings_open_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    price_cap_ore: Mapped[int] = mapped_column()
+    max_increase_pct: Mapped[int] = mapped_column()
+    strike_limit: Mapped[int] = mapped_column()
+    hold_minutes: Mapped[int] = mapped_column()
+    free_cancellation_until: Mapped[date] = mapped_column(Date)
+    late_cancellation_refund_pct: Mapped[int] = mapped_column()
+    terms_version: Mapped[str] = mapped_column(String(40))
+    terms_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def check_out_day(self) -> date:
+        return self.last_night + timedelta(days=1)
+
+    def nights(self) -> list[date]:
+        count = (self.last_night - self.first_night).days + 1
+        return [self.first_night + timedelta(days=i) for i in range(count)]
+
+    def is_open(self, now: datetime) -> bool:
+        return now >= self.bookings_open_at

@@ -1,0 +1,220 @@
+"""Accounts: registration, sign-in, API tokens, admins and two-factor."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Optional
+
+import pyotp
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import ApiToken, AuditEntry, User
+from app.services import audit
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.errors import Conflict, DomainError, Forbidden, Unauthorized, ValidationFailed
+from app.services.passwords import hash_password, password_problems, verify_password
+
+SELF_SERVICE_ROLES = ("host", "coordinator")
+FAILED_LOGIN_LIMIT = 10
+FAILED_LOGIN_WINDOW = timedelta(minutes=15)
+
+
+class RateLimited(DomainError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many attempts"
+
+
+def normalise_email(email: str) -> str:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except (EmailNotValidError, AttributeError) as exc:
+        raise ValidationFailed({"email": [f"Enter a valid e-mail address ({exc})."]}) from None
+
+
+def _check_new_account(email: str, password: str, name: str) -> tuple[str, str]:
+    errors: dict[str, list[str]] = {}
+    try:
+        email = normalise_email(email)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if problems := password_problems(password):
+        errors["password"] = problems
+    name = (name or "").strip()
+    if not name or len(name) > 120:
+        errors["name"] = ["Enter your name (at most 120 characters)."]
+    if errors:
+        raise ValidationFailed(errors)
+    return email, name
+
+
+def register_user(email: str, password: str, name: str, role: str, *, locale: str = "sv",
+                  ip: Optional[str] = None, now: Optional[datetime] = None) -> User:
+    """Create a host or coordinator account."""
+    if role not in SELF_SERVICE_ROLES:
+        raise ValidationFailed({"role": ["Role must be 'host' or 'coordinator'."]})
+    email, name = _check_new_account(email, password, name)
+    return _create_user(email, password, name, role, locale=locale, ip=ip, now=now)
+
+
+def create_admin(email: str, password: str, name: str, *, totp_secret: Optional[str] = None,
+                 now: Optional[datetime] = None) -> User:
+    """Create an admin (command line only), optionally already enrolled in two-factor."""
+    email, name = _check_new_account(email, password, name)
+    if totp_secret is not None:
+        totp_secret = totp_secret.strip().replace(" ", "").upper()
+        try:
+            pyotp.TOTP(totp_secret).now()
+        except Exception:  # pyotp raises binascii.Error / ValueError for a bad secret
+            raise ValidationFailed({"totp_secret": ["The TOTP secret must be base32."]}) from None
+    return _create_user(email, password, name, "admin", totp_secret=totp_secret, now=now)
+
+
+def _create_user(email, password, name, role, *, locale="sv", totp_secret=None, ip=None, now=None) -> User:
+    now = now_or(now)
+    with unit_of_work():
+        if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+            raise Conflict("An account with this e-mail address already exists.", code="email_taken")
+        user = User(email=email, password_hash=hash_password(password), name=name, role=role,
+                    locale=locale if locale in ("sv", "en") else "sv", totp_secret=totp_secret, created_at=now)
+        db.session.add(user)
+        db.session.flush()
+        audit.record(Actor(user.id, role, ip), "user.created", "user", user.id,
+                     after={"email": email, "role": role}, now=now)
+    return user
+
+
+def _failed_logins(email: str, now: datetime) -> list[datetime]:
+    return list(db.session.scalars(
+        select(AuditEntry.at).where(
+            AuditEntry.action == "auth.login_failed",
+            AuditEntry.object_type == "account",
+            AuditEntry.object_id == email,
+            AuditEntry.at > now - FAILED_LOGIN_WINDOW,
+        ).order_by(AuditEntry.at)
+    ))
+
+
+def authenticate(email: str, password: str, *, otp: Optional[str] = None, ip: Optional[str] = None,
+                 now: Optional[datetime] = None, require_otp_for_admin: bool = True) -> User:
+    """Check a sign-in. Ten failures for one account in 15 minutes lock it until the window passes."""
+    now = now_or(now)
+    email = (email or "").strip().lower()
+    failures = _failed_logins(email, now)
+    if len(failures) >= FAILED_LOGIN_LIMIT:
+        retry_after = int((failures[-FAILED_LOGIN_LIMIT] + FAILED_LOGIN_WINDOW - now).total_seconds()) + 1
+        raise RateLimited("Too many failed sign-ins for this account. Try again later.",
+                          retry_after=max(retry_after, 1))
+    user = db.session.scalar(select(User).where(User.email == email))
+    if not verify_password(user.password_hash if user else None, password or ""):
+        audit.record_now(Actor(user.id if user else None, "public", ip), "auth.login_failed",
+                         object_type="account", object_id=email, now=now)
+        raise Unauthorized("Wrong e-mail address or password.", code="invalid_credentials")
+    if user.role == "admin" and require_otp_for_admin:
+        check_otp(user, otp, ip=ip, now=now)
+    audit.record_now(Actor(user.id, user.role, ip), "auth.login", object_type="user", object_id=user.id, now=now)
+    return user
+
+
+def check_otp(user: User, otp: Optional[str], *, ip: Optional[str] = None, now: Optional[datetime] = None) -> None:
+    """Demand a fresh TOTP code from an admin; each code is accepted once."""
+    now = now_or(now)
+    if not user.totp_secret:
+        raise Forbidden("Admins must enrol in two-factor authentication before signing in here.",
+                        code="two_factor_enrolment_required")
+    if otp is None or otp == "":
+        raise Unauthorized("Enter the 6-digit code from your authenticator app.", code="otp_required")
+    otp = str(otp).strip()
+    totp = pyotp.TOTP(user.totp_secret)
+    counter = None
+    if len(otp) == 6 and otp.isdigit():
+        current = int(now.timestamp()) // 30
+        for candidate in (current, current - 1, current + 1):
+            if secrets.compare_digest(totp.generate_otp(candidate), otp):
+                counter = candidate
+                break
+    with unit_of_work():
+        fresh = db.session.get(User, user.id)
+        if counter is None or (fresh.totp_last_counter is not None and counter <= fresh.totp_last_counter):
+            audit.record(Actor(user.id, user.role, ip), "auth.otp_failed", "user", user.id, now=now)
+            failed = True
+        else:
+            fresh.totp_last_counter = counter
+            audit.record(Actor(user.id, user.role, ip), "auth.otp_ok", "user", user.id, now=now)
+            failed = False
+    if failed:
+        raise Unauthorized("The code is wrong or was already used. Wait for the next code.", code="invalid_otp")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(user: User, *, ip: Optional[str] = None, now: Optional[datetime] = None) -> str:
+    """Make an API token; only its hash is stored."""
+    now = now_or(now)
+    token = "sp_" + secrets.token_urlsafe(32)
+    with unit_of_work():
+        db.session.add(ApiToken(user_id=user.id, token_hash=hash_token(token),
+                                token_version=user.token_version, created_at=now))
+        audit.record(Actor(user.id, user.role, ip), "auth.token_issued", "user", user.id, now=now)
+    return token
+
+
+def user_for_token(token: str) -> Optional[User]:
+    row = db.session.execute(
+        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    api_token, user = row
+    if api_token.token_version != user.token_version:
+        return None
+    return user
+
+
+def change_password(user_id: int, current_password: str, new_password: str, *, ip: Optional[str] = None,
+                    now: Optional[datetime] = None) -> User:
+    """Change a password; every other session and API token stops working."""
+    now = now_or(now)
+    user = db.session.get(User, user_id)
+    if not verify_password(user.password_hash, current_password or ""):
+        raise ValidationFailed({"current_password": ["The current password is wrong."]})
+    return set_password(user_id, new_password, ip=ip, now=now)
+
+
+def set_password(user_id: int, new_password: str, *, ip: Optional[str] = None,
+                 now: Optional[datetime] = None) -> User:
+    now = now_or(now)
+    if problems := password_problems(new_password or ""):
+        raise ValidationFailed({"password": problems})
+    with unit_of_work():
+        user = db.session.get(User, user_id)
+        user.password_hash = hash_password(new_password)
+        user.session_version += 1
+        user.token_version += 1
+        audit.record(Actor(user.id, user.role, ip), "auth.password_changed", "user", user.id, now=now)
+    return user
+
+
+def end_all_sessions(user_id: int, *, ip: Optional[str] = None, now: Optional[datetime] = None) -> None:
+    """Sign out on the server: every session cookie issued so far stops working (API tokens stay)."""
+    with unit_of_work():
+        user = db.session.get(User, user_id)
+        user.session_version += 1
+        audit.record(Actor(user.id, user.role, ip), "auth.logout_everywhere", "user", user.id, now=now_or(now))
+
+
+def set_locale(user_id: int, locale: str) -> None:
+    if locale not in ("sv", "en"):
+        raise ValidationFailed({"locale": ["Choose 'sv' or 'en'."]})
+    with unit_of_work():
+        db.session.get(User, user_id).locale = locale
+
+
+def count_users() -> int:
+    return db.session.scalar(select(func.count(User.id)))

@@ -1,0 +1,118 @@
+"""Availability: which beds are free every night of a stay."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import and_, exists, select
+
+from app.extensions import db
+from app.models import Bed, BedNight, BedPrice, Booking, HostProfile, Listing, OCCUPYING_STATES, Room, Season
+from app.services.base import now_or
+from app.services.errors import DomainError, NotFound, ValidationFailed
+
+
+@dataclass
+class FreeBed:
+    bed_id: int
+    label: str
+    room_name: str
+    kind: str
+    price_ore: int
+
+
+@dataclass
+class ListingResult:
+    listing_id: int
+    title: str
+    walking_minutes: int
+    free_beds: list[FreeBed] = field(default_factory=list)
+    total_ore_for_n: int = 0
+
+
+def check_stay(season: Season, check_in: date, check_out: date) -> int:
+    """Validate a stay against the season; return its number of nights."""
+    if check_out <= check_in:
+        raise ValidationFailed({"check_out": ["Check-out must be after check-in."]})
+    if check_in < season.first_night or check_out > season.check_out_day:
+        raise DomainError(
+            f"The {season.year} season's nights are {season.first_night.isoformat()} to "
+            f"{season.last_night.isoformat()} (check-out {season.check_out_day.isoformat()} at the latest).",
+            code="outside_season", first_night=season.first_night.isoformat(),
+            last_night=season.last_night.isoformat(),
+        )
+    return (check_out - check_in).days
+
+
+def occupied_clause(check_in: date, check_out: date, now: datetime):
+    """SQL: this bed has an occupying bed-night in the stay (a hold past its time does not count)."""
+    expired_hold = and_(
+        BedNight.state == "held",
+        exists().where(Booking.id == BedNight.booking_id, Booking.expires_at <= now),
+    )
+    return exists().where(
+        BedNight.bed_id == Bed.id,
+        BedNight.night >= check_in,
+        BedNight.night < check_out,
+        BedNight.state.in_(OCCUPYING_STATES),
+        ~expired_hold,
+    )
+
+
+def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking_minutes: Optional[int] = None,
+           max_price_ore: Optional[int] = None, now: Optional[datetime] = None,
+           listing_id: Optional[int] = None) -> list[ListingResult]:
+    """Published listings of approved hosts with at least `beds` beds free every night, cheapest first."""
+    now = now_or(now)
+    season = db.session.scalar(select(Season).where(Season.year == year))
+    if season is None:
+        raise NotFound(f"No season {year}.")
+    if beds < 1 or beds > 500:
+        raise ValidationFailed({"beds": ["Between 1 and 500 beds."]})
+    nights = check_stay(season, check_in, check_out)
+    query = (
+        select(Listing.id, Listing.title, Listing.walking_minutes, Bed.id, Bed.label, Bed.kind, Room.name,
+               BedPrice.price_ore)
+        .join(Room, Room.listing_id == Listing.id)
+        .join(Bed, Bed.room_id == Room.id)
+        .join(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == season.id))
+        .join(HostProfile, HostProfile.user_id == Listing.host_id)
+        .where(Listing.published.is_(True), HostProfile.vetting_status == "approved",
+               Listing.accepted_terms_version == season.terms_version,
+               ~occupied_clause(check_in, check_out, now))
+    )
+    if max_walking_minutes is not None:
+        query = query.where(Listing.walking_minutes <= max_walking_minutes)
+    if max_price_ore is not None:
+        query = query.where(BedPrice.price_ore <= max_price_ore)
+    if listing_id is not None:
+        query = query.where(Listing.id == listing_id)
+    results: dict[int, ListingResult] = {}
+    for lid, title, walking, bed_id, label, kind, room_name, price in db.session.execute(query):
+        result = results.get(lid)
+        if result is None:
+            result = results[lid] = ListingResult(lid, title, walking)
+        result.free_beds.append(FreeBed(bed_id, label, room_name, kind, price))
+    found = []
+    for result in results.values():
+        if len(result.free_beds) < beds:
+            continue
+        result.free_beds.sort(key=lambda b: (b.price_ore, b.bed_id))
+        result.total_ore_for_n = sum(b.price_ore for b in result.free_beds[:beds]) * nights
+        found.append(result)
+    found.sort(key=lambda r: (r.total_ore_for_n, r.walking_minutes, r.listing_id))
+    return found
+
+
+def taken_bed_nights(bed_ids: list[int], check_in: date, check_out: date) -> list[tuple[int, date]]:
+    """The occupied (bed, night) pairs among these beds in the stay, holds past their time included."""
+    rows = db.session.execute(
+        select(BedNight.bed_id, BedNight.night).where(
+            BedNight.bed_id.in_(bed_ids), BedNight.night >= check_in, BedNight.night < check_out,
+            BedNight.state.in_(OCCUPYING_STATES),
+        ).order_by(BedNight.night, BedNight.bed_id)
+    )
+    return [(bed_id, night) for bed_id, night in rows]
+
+

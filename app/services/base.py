@@ -1,0 +1,56 @@
+"""The unit of work every service runs in."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterator, Optional
+
+from app.db_setup import WRITE_OPTION
+from app.extensions import db
+from app.models import User, utcnow
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, passed explicitly to every service (never `current_user`)."""
+
+    user_id: Optional[int]
+    role: str  # host | coordinator | admin | system | public
+    ip: Optional[str] = None
+
+    @classmethod
+    def of(cls, user: User, ip: Optional[str] = None) -> "Actor":
+        return cls(user_id=user.id, role=user.role, ip=ip)
+
+    @classmethod
+    def system(cls) -> "Actor":
+        return cls(user_id=None, role="system")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@contextmanager
+def unit_of_work() -> Iterator[None]:
+    """Run a write transaction: commit on success, roll back on any exception.
+
+    Any read transaction the request already had is ended first, so that on SQLite the
+    write transaction starts with BEGIN IMMEDIATE and its reads see the latest data
+    under the write lock.
+    """
+    session = db.session()
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={WRITE_OPTION: True})
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def now_or(now: Optional[datetime]) -> datetime:
+    return now if now is not None else utcnow()

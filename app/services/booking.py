@@ -1,0 +1,398 @@
+"""Bookings: all-or-nothing bed-night inventory, contracts, cancellations, rooming and holds."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models import (
+    Bed, BedNight, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Member, Payment, Refund, Room, User,
+)
+from app.services import audit
+from app.services.availability import check_stay, taken_bed_nights
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.contracts import form_contract, next_number
+from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.listings import owned_bed, stay_nights
+from app.services.seasons import season_for_stay
+from app.services.vetting import add_strike
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+PAYMENT_METHODS = ("invoice", "card")
+MAX_BEDS_PER_BOOKING = 100
+INVOICE_DAYS = 30
+CANCELLABLE = ("awaiting_payment", "confirmed")
+
+
+def local_date(moment: datetime) -> date:
+    return moment.astimezone(STOCKHOLM).date()
+
+
+def conflict_error(pairs: list[tuple[int, date]]) -> Conflict:
+    listed = ", ".join(f"bed {bed_id} on {night.isoformat()}" for bed_id, night in pairs[:20])
+    more = f" and {len(pairs) - 20} more" if len(pairs) > 20 else ""
+    return Conflict(
+        f"These bed-nights are already taken: {listed}{more}. Nothing was booked; choose other beds or nights.",
+        code="bed_nights_taken",
+        conflicts=[{"bed_id": bed_id, "night": night.isoformat()} for bed_id, night in pairs],
+    )
+
+
+def owned_delegation(actor: Actor, delegation_id: int) -> Delegation:
+    delegation = db.session.get(Delegation, delegation_id)
+    if delegation is None or (delegation.coordinator_id != actor.user_id and not actor.is_admin):
+        raise NotFound("No such delegation.")
+    return delegation
+
+
+def visible_booking(actor: Actor, booking_id: int) -> Booking:
+    """A booking its coordinator, its host or an admin may see; anyone else gets 404."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or not (
+        actor.is_admin or booking.coordinator_id == actor.user_id or booking.host_id == actor.user_id
+    ):
+        raise NotFound("No such booking.")
+    return booking
+
+
+def _check_request(bed_ids, payment_method) -> list[int]:
+    errors: dict[str, list[str]] = {}
+    if (not isinstance(bed_ids, list) or not bed_ids
+            or not all(isinstance(b, int) and not isinstance(b, bool) for b in bed_ids)):
+        errors["bed_ids"] = ["Give a list of bed ids."]
+    elif len(set(bed_ids)) != len(bed_ids):
+        errors["bed_ids"] = ["A bed may appear only once."]
+    elif len(bed_ids) > MAX_BEDS_PER_BOOKING:
+        errors["bed_ids"] = [f"At most {MAX_BEDS_PER_BOOKING} beds in one booking."]
+    if payment_method not in PAYMENT_METHODS:
+        errors["payment_method"] = ["Choose 'invoice' or 'card'."]
+    if errors:
+        raise ValidationFailed(errors)
+    return sorted(bed_ids)
+
+
+def _bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listing, dict[int, int]]:
+    """The single listing these beds belong to, checked bookable, and each bed's price."""
+    rows = db.session.execute(
+        select(Bed.id, Room.listing_id).join(Room, Room.id == Bed.room_id).where(Bed.id.in_(bed_ids))
+    ).all()
+    unknown = sorted(set(bed_ids) - {bed_id for bed_id, _ in rows})
+    if unknown:
+        raise ValidationFailed({"bed_ids": [f"Unknown bed ids: {', '.join(map(str, unknown))}."]})
+    listing_ids = {listing_id for _, listing_id in rows}
+    if len(listing_ids) > 1:
+        raise DomainError("All beds of one booking must belong to one listing (one host, one contract). "
+                          "Make one booking per listing.", code="beds_span_listings")
+    listing = db.session.get(Listing, listing_ids.pop())
+    status = db.session.scalar(select(HostProfile.vetting_status).where(HostProfile.user_id == listing.host_id))
+    prices = dict(db.session.execute(select(BedPrice.bed_id, BedPrice.price_ore).where(
+        BedPrice.bed_id.in_(bed_ids), BedPrice.season_id == season.id)).all())
+    reason = None
+    if not listing.published:
+        reason = "This listing is not published."
+    elif status != "approved":
+        reason = "This host cannot take bookings at the moment."
+    elif listing.accepted_terms_version != season.terms_version:
+        reason = f"The host has not yet accepted the {season.year} terms."
+    elif not season.is_open(now):
+        reason = f"Booking for {season.year} opens {season.bookings_open_at.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}."
+    elif len(prices) != len(bed_ids):
+        reason = "Some of these beds have no price this season."
+    if reason:
+        raise DomainError(reason + " Nothing was booked.", code="not_bookable")
+    return listing, prices
+
+
+def _expire_booking(booking: Booking, now: datetime, actor: Actor) -> None:
+    """Turn an unpaid hold into `expired` and free its bed-nights (flush only)."""
+    booking.status = "expired"
+    booking.cancelled_at = now
+    db.session.execute(
+        update(BedNight).where(BedNight.booking_id == booking.id, BedNight.state == "held")
+        .values(state="released", released_at=now)
+    )
+    audit.record(actor, "booking.expired", "booking", booking.id, after={"expires_at": booking.expires_at}, now=now)
+
+
+def _release_expired_holds(bed_ids: list[int], check_in: date, check_out: date, now: datetime) -> None:
+    """Expire holds past their time that stand on the bed-nights this booking needs."""
+    stale = db.session.scalars(
+        select(Booking).where(
+            Booking.status == "awaiting_payment", Booking.expires_at <= now,
+            Booking.id.in_(select(BedNight.booking_id).where(
+                BedNight.bed_id.in_(bed_ids), BedNight.night >= check_in, BedNight.night < check_out,
+                BedNight.state == "held")),
+        )
+    ).all()
+    for booking in stale:
+        _expire_booking(booking, now, Actor.system())
+    if stale:
+        db.session.flush()
+
+
+def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date, check_out: date,
+                   accept_contract: bool, payment_method: str, now: Optional[datetime] = None) -> Booking:
+    """Book beds of one listing for a stay, all or nothing, and form the binding contract in the same transaction."""
+    now = now_or(now)
+    if actor.role != "coordinator":
+        raise Forbidden("Only delegation coordinators book beds.")
+    owned_delegation(actor, delegation_id)
+    bed_ids = _check_request(bed_ids, payment_method)
+    season = season_for_stay(check_in)
+    if season is None:
+        raise DomainError(f"There is no season for {check_in.year}.", code="outside_season")
+    check_stay(season, check_in, check_out)
+    if accept_contract is not True:
+        raise DomainError("You must accept the binding contract to book.", code="contract_not_accepted")
+    listing, prices = _bookable_listing(bed_ids, season, now)
+    nights = stay_nights(check_in, check_out)
+    is_card = payment_method == "card"
+    try:
+        with unit_of_work():
+            _release_expired_holds(bed_ids, check_in, check_out, now)
+            taken = taken_bed_nights(bed_ids, check_in, check_out)
+            if taken:
+                raise conflict_error(taken)
+            booking = Booking(
+                delegation_id=delegation_id, season_id=season.id, listing_id=listing.id, host_id=listing.host_id,
+                coordinator_id=actor.user_id, status="awaiting_payment" if is_card else "confirmed",
+                payment_method=payment_method, total_ore=sum(prices.values()) * len(nights), refund_ore=0,
+                check_in=check_in, check_out=check_out, created_at=now,
+                expires_at=now + timedelta(minutes=season.hold_minutes) if is_card else None,
+                confirmed_at=None if is_card else now,
+            )
+            db.session.add(booking)
+            db.session.flush()
+            db.session.add_all([
+                BedNight(bed_id=bed_id, night=night, state="held" if is_card else "booked", booking_id=booking.id,
+                         price_ore=prices[bed_id], created_at=now)
+                for night in nights for bed_id in bed_ids
+            ])
+            db.session.flush()  # the UNIQUE index on occupied bed-nights decides here
+            if not is_card:
+                seq = next_number("invoice", season.year)
+                booking.invoice_number = f"F-{season.year}-{seq:06d}"
+                booking.invoice_due_on = max(local_date(now), min(local_date(now) + timedelta(days=INVOICE_DAYS),
+                                                                  check_in - timedelta(days=1)))
+            lines = _contract_lines(bed_ids, nights, prices)
+            coordinator = db.session.get(User, actor.user_id)
+            form_contract(booking, season, listing, lines=lines, coordinator=coordinator, accepted_at=now,
+                          ip=actor.ip)
+            audit.record(actor, "booking.created", "booking", booking.id,
+                         after={"bed_ids": bed_ids, "check_in": check_in, "check_out": check_out,
+                                "total_ore": booking.total_ore, "status": booking.status}, now=now)
+    except IntegrityError:
+        # Another transaction took some of these bed-nights between our check and our insert.
+        raise conflict_error(taken_bed_nights(bed_ids, check_in, check_out)) from None
+    return booking
+
+
+def _contract_lines(bed_ids, nights, prices) -> list[dict]:
+    labels = dict(db.session.execute(
+        select(Bed.id, Room.name + " / " + Bed.label).join(Room, Room.id == Bed.room_id).where(Bed.id.in_(bed_ids))
+    ).all())
+    return [{"bed_id": bed_id, "bed": labels[bed_id], "night": night.isoformat(), "price_ore": prices[bed_id]}
+            for night in nights for bed_id in bed_ids]
+
+
+def paid_ore(booking_id: int) -> int:
+    """Card money captured for a booking, less what was already refunded or is being refunded."""
+    captured = db.session.scalar(select(func.coalesce(func.sum(Payment.amount_ore), 0)).where(
+        Payment.booking_id == booking_id, Payment.status == "succeeded")) or 0
+    refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(
+        Refund.booking_id == booking_id, Refund.status != "failed")) or 0
+    return captured - refunded
+
+
+def guest_refund_ore(booking: Booking, today: date) -> int:
+    """What a guest cancellation refunds under the contract: all until the free date, the late share after."""
+    season = booking.season
+    if booking.payment_method == "card" and booking.status == "awaiting_payment":
+        return 0
+    base = paid_ore(booking.id) if booking.payment_method == "card" else booking.total_ore
+    if today <= season.free_cancellation_until:
+        return base
+    return base * season.late_cancellation_refund_pct // 100
+
+
+def _queue_refund(booking: Booking, amount_ore: int, reason: str, now: datetime) -> None:
+    """Record a card refund to be sent to Stripe after commit (the refunds table is its outbox)."""
+    if booking.payment_method != "card" or amount_ore <= 0:
+        return
+    payment = db.session.scalar(select(Payment).where(
+        Payment.booking_id == booking.id, Payment.status == "succeeded").order_by(Payment.id.desc()).limit(1))
+    db.session.add(Refund(booking_id=booking.id, payment_id=payment.id if payment else None, amount_ore=amount_ore,
+                          reason=reason, status="pending", created_at=now, updated_at=now))
+
+
+def _after_cancellation(booking_id: int) -> None:
+    from app.services import payments
+    payments.after_cancellation(booking_id)
+
+
+def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = None) -> Booking:
+    """The coordinator cancels under the contract's terms; the bed-nights are freed."""
+    now = now_or(now)
+    booking = visible_booking(actor, booking_id)
+    if booking.coordinator_id != actor.user_id:
+        raise Forbidden("Only the booking's coordinator can cancel it this way.")
+    with unit_of_work():
+        booking = db.session.get(Booking, booking_id)
+        if booking.status not in CANCELLABLE:
+            raise Conflict(f"This booking is {booking.status.replace('_', ' ')} and cannot be cancelled again.",
+                           code="not_cancellable", status_now=booking.status)
+        refund = guest_refund_ore(booking, local_date(now))
+        _queue_refund(booking, refund, "guest_cancellation", now)
+        before = booking.status
+        booking.status = "cancelled_by_guest"
+        booking.cancelled_at = now
+        booking.refund_ore = refund
+        db.session.execute(update(BedNight).where(
+            BedNight.booking_id == booking.id, BedNight.state.in_(("held", "booked")))
+            .values(state="released", released_at=now))
+        audit.record(actor, "booking.cancelled_by_guest", "booking", booking.id, before={"status": before},
+                     after={"status": booking.status, "refund_ore": refund}, now=now)
+    _after_cancellation(booking_id)
+    return booking
+
+
+def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[datetime] = None) -> Booking:
+    """A host breaks the contract: full refund, the beds stay locked for the stay, a strike and a flag."""
+    now = now_or(now)
+    booking = visible_booking(actor, booking_id)
+    if booking.host_id != actor.user_id:
+        raise Forbidden("Only the host of this booking can cancel it as host.")
+    reason = (reason or "").strip()
+    if len(reason) > 1000:
+        raise ValidationFailed({"reason": ["At most 1000 characters."]})
+    with unit_of_work():
+        booking = db.session.get(Booking, booking_id)
+        if booking.status not in CANCELLABLE:
+            raise Conflict(f"This booking is {booking.status.replace('_', ' ')} and cannot be cancelled again.",
+                           code="not_cancellable", status_now=booking.status)
+        if booking.payment_method == "card":
+            refund = paid_ore(booking.id) if booking.status == "confirmed" else 0
+        else:
+            refund = booking.total_ore
+        _queue_refund(booking, refund, "host_cancellation", now)
+        before = booking.status
+        booking.status = "cancelled_by_host"
+        booking.cancelled_at = now
+        booking.cancel_reason = reason
+        booking.refund_ore = refund
+        db.session.execute(update(BedNight).where(
+            BedNight.booking_id == booking.id, BedNight.state.in_(("held", "booked")))
+            .values(state="host_cancelled"))
+        audit.record(actor, "booking.cancelled_by_host", "booking", booking.id, before={"status": before},
+                     after={"status": booking.status, "refund_ore": refund, "reason": reason}, now=now)
+        add_strike(actor, booking.host_id, f"host cancelled booking {booking.id}", now=now)
+        db.session.add(Flag(host_id=booking.host_id, reporter_id=None, source="system", booking_id=booking.id,
+                            category="cancellation", description=f"The host cancelled booking {booking.id}: {reason}",
+                            status="open", strike_given=True, created_at=now))
+    _after_cancellation(booking_id)
+    return booking
+
+
+def block_nights(actor: Actor, bed_id: int, check_in: date, check_out: date, *,
+                 now: Optional[datetime] = None) -> list[BedNight]:
+    """A host takes their own free bed off the market for some nights."""
+    now = now_or(now)
+    if actor.role != "host":
+        raise Forbidden("Only hosts block their beds.")
+    owned_bed(actor, bed_id)
+    season = season_for_stay(check_in)
+    if season is None:
+        raise DomainError(f"There is no season for {check_in.year}.", code="outside_season")
+    check_stay(season, check_in, check_out)
+    nights = stay_nights(check_in, check_out)
+    try:
+        with unit_of_work():
+            _release_expired_holds([bed_id], check_in, check_out, now)
+            taken = taken_bed_nights([bed_id], check_in, check_out)
+            if taken:
+                raise conflict_error(taken)
+            rows = [BedNight(bed_id=bed_id, night=night, state="host_block", created_at=now) for night in nights]
+            db.session.add_all(rows)
+            db.session.flush()
+            audit.record(actor, "bed.blocked", "bed", bed_id, after={"check_in": check_in, "check_out": check_out},
+                         now=now)
+    except IntegrityError:
+        raise conflict_error(taken_bed_nights([bed_id], check_in, check_out)) from None
+    return rows
+
+
+def unblock_nights(actor: Actor, bed_id: int, check_in: date, check_out: date, *,
+                   now: Optional[datetime] = None) -> int:
+    """Free a host's own blocked nights again (never a booked or breached night)."""
+    now = now_or(now)
+    owned_bed(actor, bed_id)
+    with unit_of_work():
+        result = db.session.execute(update(BedNight).where(
+            BedNight.bed_id == bed_id, BedNight.night >= check_in, BedNight.night < check_out,
+            BedNight.state == "host_block").values(state="released", released_at=now))
+        audit.record(actor, "bed.unblocked", "bed", bed_id, after={"check_in": check_in, "check_out": check_out},
+                     now=now)
+    return result.rowcount
+
+
+def assign_rooming(actor: Actor, booking_id: int, assignments: list[dict], *,
+                   now: Optional[datetime] = None) -> Booking:
+    """Put the delegation's members in the booked beds (member_id null empties a bed)."""
+    now = now_or(now)
+    booking = visible_booking(actor, booking_id)
+    if booking.coordinator_id != actor.user_id:
+        raise NotFound("No such booking.")
+    if booking.status not in CANCELLABLE:
+        raise Conflict("Only a live booking has a rooming list.", code="not_active")
+    bed_ids = {line.bed_id for line in booking.lines}
+    member_ids = {m.id for m in booking.delegation.members}
+    errors: dict[str, list[str]] = {}
+    wanted: dict[int, Optional[int]] = {}
+    for i, item in enumerate(assignments if isinstance(assignments, list) else [None]):
+        if not isinstance(item, dict) or not isinstance(item.get("bed_id"), int):
+            errors.setdefault("assignments", []).append(f"Item {i}: give bed_id and member_id.")
+            continue
+        bed_id, member_id = item["bed_id"], item.get("member_id")
+        if bed_id not in bed_ids:
+            errors.setdefault("assignments", []).append(f"Bed {bed_id} is not in this booking.")
+        elif member_id is not None and member_id not in member_ids:
+            errors.setdefault("assignments", []).append(f"Member {member_id} is not in this delegation.")
+        else:
+            wanted[bed_id] = member_id
+    assigned = [m for m in wanted.values() if m is not None]
+    if len(assigned) != len(set(assigned)):
+        errors.setdefault("assignments", []).append("A member can sleep in only one bed.")
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        for bed_id, member_id in wanted.items():
+            db.session.execute(update(BedNight).where(
+                BedNight.booking_id == booking_id, BedNight.bed_id == bed_id).values(member_id=member_id))
+        audit.record(actor, "booking.rooming", "booking", booking_id,
+                     after={str(b): m for b, m in wanted.items()}, now=now)
+    return db.session.get(Booking, booking_id)
+
+
+def expire_holds(*, now: Optional[datetime] = None) -> list[int]:
+    """Expire every unpaid hold past its time; return the booking ids."""
+    now = now_or(now)
+    with unit_of_work():
+        stale = db.session.scalars(select(Booking).where(
+            Booking.status == "awaiting_payment", Booking.expires_at <= now)).all()
+        for booking in stale:
+            _expire_booking(booking, now, Actor.system())
+        ids = [b.id for b in stale]
+    return ids
+
+
+def fulfilled_and_cancelled(host_id: int, today: date) -> tuple[int, int]:
+    """The host's record: contracts fulfilled (stays ended) and host cancellations."""
+    fulfilled = db.session.scalar(select(func.count(Booking.id)).where(
+        Booking.host_id == host_id, Booking.status.in_(("confirmed", "completed")), Booking.check_out <= today))
+    cancelled = db.session.scalar(select(func.count(Booking.id)).where(
+        Booking.host_id == host_id, Booking.status == "cancelled_by_host"))
+    return fulfilled or 0, cancelled or 0

@@ -1,0 +1,116 @@
+"""Binding contracts: the canonical snapshot, its SHA-256, numbering and verification."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.models import Booking, Contract, Counter, Delegation, HostProfile, Listing, Season, User
+from app.services.errors import NotFound
+
+
+def canonical_json(data: dict[str, Any]) -> str:
+    """One byte-exact form of a snapshot: sorted keys, no spaces, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(snapshot: str) -> str:
+    return hashlib.sha256(snapshot.encode("utf-8")).hexdigest()
+
+
+def next_number(series: str, year: int) -> int:
+    """Take the next number of a gap-free series inside the caller's transaction."""
+    value = db.session.execute(
+        update(Counter).where(Counter.name == f"{series}:{year}").values(value=Counter.value + 1)
+        .returning(Counter.value)
+    ).scalar_one_or_none()
+    if value is None:  # a season made before counters existed; create the series
+        db.session.add(Counter(name=f"{series}:{year}", value=1))
+        db.session.flush()
+        value = 1
+    return value
+
+
+def build_snapshot(booking: Booking, season: Season, listing: Listing, number: str, *, lines: list[dict],
+                   coordinator: User, accepted_at: datetime, ip: Optional[str]) -> dict[str, Any]:
+    host_profile = db.session.get(HostProfile, listing.host_id)
+    host_user = db.session.get(User, listing.host_id)
+    delegation = db.session.get(Delegation, booking.delegation_id)
+    return {
+        "number": number,
+        "version": 1,
+        "season": {"year": season.year, "name": season.name},
+        "terms": {"version": season.terms_version, "text": season.terms_text},
+        "parties": {
+            "host": {"user_id": host_user.id, "legal_name": host_profile.legal_name if host_profile else host_user.name,
+                     "address": host_profile.address if host_profile else None,
+                     "postal_code": host_profile.postal_code if host_profile else None},
+            "coordinator": {"user_id": coordinator.id, "name": coordinator.name, "email": coordinator.email},
+            "organisation": {"delegation_id": delegation.id, "name": delegation.name,
+                             "organisation_number": delegation.organisation_number},
+        },
+        "property": {"listing_id": listing.id, "title": listing.title, "address": listing.address,
+                     "postal_code": listing.postal_code, "walking_minutes": listing.walking_minutes},
+        "stay": {"check_in": booking.check_in.isoformat(), "check_out": booking.check_out.isoformat()},
+        "lines": lines,
+        "total_ore": booking.total_ore,
+        "currency": "SEK",
+        "payment": {"method": booking.payment_method,
+                    "invoice_number": booking.invoice_number,
+                    "invoice_due_on": booking.invoice_due_on.isoformat() if booking.invoice_due_on else None},
+        "cancellation": {
+            "guest_free_until": season.free_cancellation_until.isoformat(),
+            "guest_late_refund_pct": season.late_cancellation_refund_pct,
+            "host_cancellation": "breach: full refund to the coordinator, beds locked for the stay, a strike",
+        },
+        "host_offer_accepted_at": listing.offer_accepted_at.isoformat() if listing.offer_accepted_at else None,
+        "host_offer_terms_version": listing.accepted_terms_version,
+        "coordinator_acceptance": {"at": accepted_at.isoformat(), "actor_id": coordinator.id, "ip": ip},
+    }
+
+
+def form_contract(booking: Booking, season: Season, listing: Listing, *, lines: list[dict], coordinator: User,
+                  accepted_at: datetime, ip: Optional[str]) -> Contract:
+    """Create the contract row in the booking's transaction (flush only)."""
+    seq = next_number("contract", season.year)
+    number = f"SP-{season.year}-{seq:06d}"
+    snapshot = canonical_json(build_snapshot(booking, season, listing, number, lines=lines,
+                                             coordinator=coordinator, accepted_at=accepted_at, ip=ip))
+    contract = Contract(
+        booking_id=booking.id, season_id=season.id, seq=seq, number=number, version=1,
+        terms_version=season.terms_version, snapshot=snapshot, sha256=digest(snapshot),
+        host_offer_accepted_at=listing.offer_accepted_at or accepted_at, coordinator_accepted_at=accepted_at,
+        coordinator_actor_id=coordinator.id, coordinator_ip=ip, created_at=accepted_at,
+    )
+    db.session.add(contract)
+    db.session.flush()
+    return contract
+
+
+def verify(number: str, sha256: str) -> bool:
+    """True when a contract with this number exists and its stored snapshot still hashes to sha256."""
+    contract = db.session.scalar(select(Contract).where(Contract.number == (number or "").strip()))
+    if contract is None or not sha256:
+        return False
+    return digest(contract.snapshot) == contract.sha256 == sha256.strip().lower()
+
+
+def snapshot_of(contract: Contract) -> dict[str, Any]:
+    return json.loads(contract.snapshot)
+
+
+def contract_status(contract: Contract) -> str:
+    status = contract.booking.status
+    return {"awaiting_payment": "pending_payment", "confirmed": "active", "completed": "fulfilled"}.get(
+        status, status)
+
+
+def get_contract(contract_id: int) -> Contract:
+    contract = db.session.get(Contract, contract_id)
+    if contract is None:
+        raise NotFound("No such contract.")
+    return contract

@@ -1,0 +1,72 @@
+"""Flags against hosts and their resolution; upheld flags cost a strike."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from app.extensions import db
+from app.models import Booking, FLAG_CATEGORIES, Flag, User
+from app.services import audit
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.services.vetting import add_strike
+
+
+def create_flag(actor: Actor, *, host_id: int, category: str, description: str, booking_id: Optional[int] = None,
+                now: Optional[datetime] = None) -> Flag:
+    """A coordinator or admin reports a host."""
+    now = now_or(now)
+    if actor.role not in ("coordinator", "admin"):
+        raise Forbidden("Only coordinators and admins flag hosts.")
+    errors: dict[str, list[str]] = {}
+    if category not in FLAG_CATEGORIES:
+        errors["category"] = [f"Choose one of: {', '.join(FLAG_CATEGORIES)}."]
+    description = (description or "").strip()
+    if not description or len(description) > 5000:
+        errors["description"] = ["Describe what happened (at most 5000 characters)."]
+    if errors:
+        raise ValidationFailed(errors)
+    host = db.session.get(User, host_id)
+    if host is None or host.role != "host":
+        raise NotFound("No such host.")
+    if booking_id is not None:
+        booking = db.session.get(Booking, booking_id)
+        if booking is None or (not actor.is_admin and booking.coordinator_id != actor.user_id):
+            raise NotFound("No such booking.")
+        if booking.host_id != host_id:
+            raise ValidationFailed({"booking_id": ["This booking is not with that host."]})
+    with unit_of_work():
+        flag = Flag(host_id=host_id, reporter_id=actor.user_id, source=actor.role, booking_id=booking_id,
+                    category=category, description=description, status="open", created_at=now)
+        db.session.add(flag)
+        db.session.flush()
+        audit.record(actor, "flag.created", "flag", flag.id,
+                     after={"host_id": host_id, "category": category, "booking_id": booking_id}, now=now)
+    return flag
+
+
+def resolve_flag(actor: Actor, flag_id: int, decision: str, note: str, *, now: Optional[datetime] = None) -> Flag:
+    """An admin upholds (a strike, unless one was already given) or dismisses a flag."""
+    now = now_or(now)
+    if not actor.is_admin:
+        raise Forbidden("Only admins resolve flags.")
+    if decision not in ("upheld", "dismissed"):
+        raise ValidationFailed({"decision": ["Choose 'upheld' or 'dismissed'."]})
+    note = (note or "").strip()
+    if len(note) > 5000:
+        raise ValidationFailed({"note": ["At most 5000 characters."]})
+    with unit_of_work():
+        flag = db.session.get(Flag, flag_id)
+        if flag is None:
+            raise NotFound("No such flag.")
+        if flag.status != "open":
+            raise Conflict(f"This flag was already {flag.status}.", code="flag_resolved")
+        flag.status = decision
+        flag.resolution = note
+        flag.resolved_by_id = actor.user_id
+        flag.resolved_at = now
+        audit.record(actor, f"flag.{decision}", "flag", flag.id, after={"note": note}, now=now)
+        if decision == "upheld" and not flag.strike_given:
+            flag.strike_given = True
+            add_strike(actor, flag.host_id, f"flag {flag.id} upheld", now=now)
+    return flag

@@ -1,0 +1,68 @@
+"""Idempotency keys: a retried request with the same key and body gets the first answer."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any, Callable, Optional
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models import IdempotencyKey
+from app.services.base import now_or, unit_of_work
+from app.services.errors import Conflict, DomainError, ValidationFailed
+
+IN_PROGRESS = 0
+STALE_AFTER = timedelta(minutes=2)
+
+
+def request_hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def run(user_id: int, key: str, data: Any, work: Callable[[], tuple[int, dict]], *,
+        now: Optional[datetime] = None) -> tuple[int, dict]:
+    """Reserve the key, do the work once, store its answer; a repeat returns the stored answer."""
+    now = now_or(now)
+    key = (key or "").strip()
+    if not key or len(key) > 255:
+        raise ValidationFailed({"Idempotency-Key": ["Between 1 and 255 characters."]})
+    digest = request_hash(data)
+    try:
+        with unit_of_work():
+            row = db.session.scalar(select(IdempotencyKey).where(
+                IdempotencyKey.user_id == user_id, IdempotencyKey.key == key))
+            if row is not None:
+                if row.request_hash != digest:
+                    raise DomainError("This Idempotency-Key was used with a different request body; "
+                                      "use a new key for a new request.", code="idempotency_key_reused")
+                if row.response_status != IN_PROGRESS:
+                    return row.response_status, json.loads(row.response_body)
+                if now - row.created_at < STALE_AFTER:
+                    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
+                                   code="idempotency_in_progress")
+                row.created_at = now  # the first attempt died; take it over
+            else:
+                db.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=digest,
+                                              response_status=IN_PROGRESS, response_body="", created_at=now))
+    except IntegrityError:
+        raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
+                       code="idempotency_in_progress") from None
+    try:
+        status, body = work()
+    except DomainError as error:
+        status, body = error.status, {"__error__": True, "code": error.code, "message": error.message,
+                                      "facts": error.facts, "title": error.title}
+    except BaseException:
+        with unit_of_work():
+            db.session.execute(delete(IdempotencyKey).where(
+                IdempotencyKey.user_id == user_id, IdempotencyKey.key == key))
+        raise
+    with unit_of_work():
+        row = db.session.scalar(select(IdempotencyKey).where(
+            IdempotencyKey.user_id == user_id, IdempotencyKey.key == key))
+        row.response_status = status
+        row.response_body = json.dumps(body, default=str)
+    return status, body

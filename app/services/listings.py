@@ -1,0 +1,188 @@
+"""Listings, rooms and beds; publishing is the host's binding standing offer."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Bed, BED_KINDS, BedPrice, Listing, OfferAcceptance, Room
+from app.services import audit
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.seasons import latest_season
+from app.services.vetting import is_host_approved, normalise_gotland_postal_code
+
+
+def _text(errors, field, value, limit, required=True):
+    value = (value or "").strip()
+    if (required and not value) or len(value) > limit:
+        errors[field] = [f"{'Required, a' if required else 'A'}t most {limit} characters."]
+    return value
+
+
+def _listing_values(title, description, address, postal_code, walking_minutes) -> dict:
+    errors: dict[str, list[str]] = {}
+    values = {
+        "title": _text(errors, "title", title, 200),
+        "description": _text(errors, "description", description, 5000, required=False),
+        "address": _text(errors, "address", address, 300),
+    }
+    if not isinstance(walking_minutes, int) or isinstance(walking_minutes, bool) or not 0 <= walking_minutes <= 600:
+        errors["walking_minutes"] = ["Minutes on foot to Almedalen, a whole number from 0 to 600."]
+    if errors:
+        raise ValidationFailed(errors)
+    values["postal_code"] = normalise_gotland_postal_code(postal_code)
+    values["walking_minutes"] = walking_minutes
+    return values
+
+
+def owned_listing(actor: Actor, listing_id: int) -> Listing:
+    """The host's own listing, or 404 (another host's listing is not revealed)."""
+    listing = db.session.get(Listing, listing_id)
+    if listing is None or (listing.host_id != actor.user_id and not actor.is_admin):
+        raise NotFound("No such listing.")
+    return listing
+
+
+def owned_room(actor: Actor, room_id: int) -> Room:
+    room = db.session.get(Room, room_id)
+    if room is None or (room.listing.host_id != actor.user_id and not actor.is_admin):
+        raise NotFound("No such room.")
+    return room
+
+
+def owned_bed(actor: Actor, bed_id: int) -> Bed:
+    bed = db.session.get(Bed, bed_id)
+    if bed is None or (bed.room.listing.host_id != actor.user_id and not actor.is_admin):
+        raise NotFound("No such bed.")
+    return bed
+
+
+def _require_host(actor: Actor) -> None:
+    if actor.role != "host":
+        raise Forbidden("Only hosts manage listings.")
+
+
+def create_listing(actor: Actor, *, title, description, address, postal_code, walking_minutes,
+                   now: Optional[datetime] = None) -> Listing:
+    """Create a draft listing for the acting host."""
+    now = now_or(now)
+    _require_host(actor)
+    values = _listing_values(title, description, address, postal_code, walking_minutes)
+    with unit_of_work():
+        listing = Listing(host_id=actor.user_id, published=False, created_at=now, **values)
+        db.session.add(listing)
+        db.session.flush()
+        audit.record(actor, "listing.created", "listing", listing.id, after=values, now=now)
+    return listing
+
+
+def update_listing(actor: Actor, listing_id: int, *, title, description, address, postal_code, walking_minutes,
+                   now: Optional[datetime] = None) -> Listing:
+    """Edit a listing's description; prices and contracts are untouched."""
+    now = now_or(now)
+    _require_host(actor)
+    owned_listing(actor, listing_id)
+    values = _listing_values(title, description, address, postal_code, walking_minutes)
+    with unit_of_work():
+        listing = owned_listing(actor, listing_id)
+        before = {k: getattr(listing, k) for k in values}
+        for key, value in values.items():
+            setattr(listing, key, value)
+        audit.record(actor, "listing.updated", "listing", listing.id, before=before, after=values, now=now)
+    return listing
+
+
+def add_room(actor: Actor, listing_id: int, name: str, *, now: Optional[datetime] = None) -> Room:
+    now = now_or(now)
+    _require_host(actor)
+    owned_listing(actor, listing_id)
+    errors: dict = {}
+    name = _text(errors, "name", name, 120)
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        room = Room(listing_id=listing_id, name=name)
+        db.session.add(room)
+        db.session.flush()
+        audit.record(actor, "room.created", "room", room.id, after={"listing_id": listing_id, "name": name}, now=now)
+    return room
+
+
+def add_bed(actor: Actor, room_id: int, label: str, kind: str, *, now: Optional[datetime] = None) -> Bed:
+    now = now_or(now)
+    _require_host(actor)
+    owned_room(actor, room_id)
+    errors: dict = {}
+    label = _text(errors, "label", label, 120)
+    if kind not in BED_KINDS:
+        errors["kind"] = [f"Kind must be one of: {', '.join(BED_KINDS)}."]
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        bed = Bed(room_id=room_id, label=label, kind=kind)
+        db.session.add(bed)
+        db.session.flush()
+        audit.record(actor, "bed.created", "bed", bed.id, after={"room_id": room_id, "label": label, "kind": kind},
+                     now=now)
+    return bed
+
+
+def publish(actor: Actor, listing_id: int, accept_terms_version: Optional[str], *, now: Optional[datetime] = None
+            ) -> Listing:
+    """Publish a listing: the host accepts the latest season's terms, a binding standing offer."""
+    now = now_or(now)
+    _require_host(actor)
+    listing = owned_listing(actor, listing_id)
+    if not is_host_approved(actor.user_id):
+        raise Forbidden("Only hosts approved by Sängplats can publish. Submit your details and wait for vetting.",
+                        code="host_not_approved")
+    season = latest_season()
+    if season is None:
+        raise DomainError("There is no season to publish for yet.", code="no_season")
+    beds = listing.beds()
+    priced = set(db.session.scalars(select(BedPrice.bed_id).where(
+        BedPrice.season_id == season.id, BedPrice.bed_id.in_([b.id for b in beds]))))
+    unpriced = [b.id for b in beds if b.id not in priced]
+    if not beds or unpriced:
+        raise DomainError(
+            f"Every bed needs a price for {season.year} before publishing." if beds
+            else "Add at least one room with a bed before publishing.",
+            code="bed_without_price", bed_ids=unpriced, year=season.year,
+        )
+    if accept_terms_version != season.terms_version:
+        raise DomainError(f"Accept the standard terms, version {season.terms_version}, to publish.",
+                          code="terms_not_accepted", terms_version=season.terms_version)
+    with unit_of_work():
+        listing = owned_listing(actor, listing_id)
+        listing.published = True
+        listing.accepted_terms_version = season.terms_version
+        listing.offer_accepted_at = now
+        db.session.add(OfferAcceptance(listing_id=listing.id, terms_version=season.terms_version,
+                                       actor_id=actor.user_id, accepted_at=now, ip=actor.ip))
+        audit.record(actor, "listing.published", "listing", listing.id,
+                     after={"terms_version": season.terms_version}, now=now)
+    return listing
+
+
+def unpublish(actor: Actor, listing_id: int, *, now: Optional[datetime] = None) -> Listing:
+    """Hide a listing from search; existing contracts stand."""
+    now = now_or(now)
+    _require_host(actor)
+    owned_listing(actor, listing_id)
+    with unit_of_work():
+        listing = owned_listing(actor, listing_id)
+        listing.published = False
+        audit.record(actor, "listing.unpublished", "listing", listing.id, now=now)
+    return listing
+
+
+def is_publicly_visible(listing: Listing) -> bool:
+    return listing.published and is_host_approved(listing.host_id)
+
+
+def stay_nights(check_in: date, check_out: date) -> list[date]:
+    from datetime import timedelta
+    return [check_in + timedelta(days=i) for i in range((check_out - check_in).days)]

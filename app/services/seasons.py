@@ -1,0 +1,115 @@
+"""Seasons: admins set the nights, caps, terms and limits."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Optional
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Counter, Season
+from app.services import audit
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.services.terms import STANDARD_TERMS_TEXT, STANDARD_TERMS_VERSION
+
+SEASON_FIELDS = (
+    "year", "name", "first_night", "last_night", "bookings_open_at", "price_cap_ore", "max_increase_pct",
+    "strike_limit", "hold_minutes", "free_cancellation_until", "late_cancellation_refund_pct",
+    "terms_version", "terms_text",
+)
+REQUIRED_FIELDS = SEASON_FIELDS[:-2]
+
+
+def season_facts(season: Season) -> dict[str, Any]:
+    return {field: getattr(season, field) for field in SEASON_FIELDS}
+
+
+def _check(values: dict[str, Any]) -> None:
+    errors: dict[str, list[str]] = {}
+    if not 2000 <= values["year"] <= 2100:
+        errors["year"] = ["Year must be between 2000 and 2100."]
+    if not (values.get("name") or "").strip():
+        errors["name"] = ["Give the season a name."]
+    if values["last_night"] < values["first_night"]:
+        errors["last_night"] = ["The last night must be on or after the first night."]
+    elif values["first_night"].year != values["year"]:
+        errors["first_night"] = ["The first night must be in the season's year."]
+    elif (values["last_night"] - values["first_night"]).days > 60:
+        errors["last_night"] = ["A season is at most 60 nights."]
+    if values["bookings_open_at"].tzinfo is None:
+        errors["bookings_open_at"] = ["Give a time zone offset, e.g. 2027-03-01T09:00:00+01:00."]
+    if values["price_cap_ore"] <= 0:
+        errors["price_cap_ore"] = ["The cap must be a positive number of öre."]
+    if not 0 <= values["max_increase_pct"] <= 100:
+        errors["max_increase_pct"] = ["Between 0 and 100 percent."]
+    if not 1 <= values["strike_limit"] <= 100:
+        errors["strike_limit"] = ["At least 1."]
+    if not 1 <= values["hold_minutes"] <= 24 * 60:
+        errors["hold_minutes"] = ["Between 1 and 1440 minutes."]
+    if not 0 <= values["late_cancellation_refund_pct"] <= 100:
+        errors["late_cancellation_refund_pct"] = ["Between 0 and 100 percent."]
+    if not (values.get("terms_version") or "").strip() or len(values["terms_version"]) > 40:
+        errors["terms_version"] = ["Give the terms a version (at most 40 characters)."]
+    if not (values.get("terms_text") or "").strip():
+        errors["terms_text"] = ["The terms text cannot be empty."]
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def create_season(actor: Actor, values: dict[str, Any], *, now: Optional[datetime] = None) -> Season:
+    """Create a season; the standard terms are used unless others are given."""
+    now = now_or(now)
+    if not actor.is_admin:
+        raise Forbidden("Only admins configure seasons.")
+    values = {k: v for k, v in values.items() if k in SEASON_FIELDS}
+    missing = [f for f in REQUIRED_FIELDS if values.get(f) is None]
+    if missing:
+        raise ValidationFailed({f: ["Required."] for f in missing})
+    if not values.get("terms_version") and not values.get("terms_text"):
+        values["terms_version"] = STANDARD_TERMS_VERSION
+        values["terms_text"] = STANDARD_TERMS_TEXT
+    elif not values.get("terms_text"):
+        values["terms_text"] = STANDARD_TERMS_TEXT
+    _check(values)
+    with unit_of_work():
+        if db.session.scalar(select(Season.id).where(Season.year == values["year"])) is not None:
+            raise Conflict(f"A season for {values['year']} already exists; edit it instead.", code="season_exists")
+        season = Season(**values, created_at=now)
+        db.session.add(season)
+        for series in ("contract", "invoice"):
+            db.session.add(Counter(name=f"{series}:{values['year']}", value=0))
+        db.session.flush()
+        audit.record(actor, "season.created", "season", season.year, after=season_facts(season), now=now)
+    return season
+
+
+def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: Optional[datetime] = None) -> Season:
+    """Change any of a season's settings (the year itself is fixed)."""
+    now = now_or(now)
+    if not actor.is_admin:
+        raise Forbidden("Only admins configure seasons.")
+    changes = {k: v for k, v in changes.items() if k in SEASON_FIELDS and k != "year" and v is not None}
+    with unit_of_work():
+        season = db.session.scalar(select(Season).where(Season.year == year))
+        if season is None:
+            raise NotFound(f"No season {year}.")
+        before = season_facts(season)
+        merged = {**before, **changes}
+        _check(merged)
+        for key, value in changes.items():
+            setattr(season, key, value)
+        audit.record(actor, "season.updated", "season", year, before=before, after=season_facts(season), now=now)
+    return season
+
+
+def latest_season() -> Optional[Season]:
+    return db.session.scalar(select(Season).order_by(Season.year.desc()).limit(1))
+
+
+def season_for_year(year: int) -> Optional[Season]:
+    return db.session.scalar(select(Season).where(Season.year == year))
+
+
+def season_for_stay(check_in: date) -> Optional[Season]:
+    return season_for_year(check_in.year)

@@ -1,0 +1,67 @@
+"""The season's public figures: vetted hosts, beds, booked share, prices, cancellations, flags."""
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import distinct, func, select
+
+from app.extensions import db
+from app.models import Bed, BedNight, BedPrice, Booking, Flag, HostProfile, Listing, Room, Season
+from app.services.errors import NotFound
+
+
+def percentile(sorted_values: list[int], pct: int) -> Optional[int]:
+    """Nearest-rank percentile of integer öre (no floats)."""
+    if not sorted_values:
+        return None
+    rank = max(1, -(-pct * len(sorted_values) // 100))
+    return sorted_values[rank - 1]
+
+
+def _prices(season: Season) -> list[int]:
+    return sorted(db.session.scalars(
+        select(BedPrice.price_ore).join(Bed, Bed.id == BedPrice.bed_id).join(Room, Room.id == Bed.room_id)
+        .join(Listing, Listing.id == Room.listing_id).where(BedPrice.season_id == season.id,
+                                                            Listing.published.is_(True))
+    ))
+
+
+def figures(year: Optional[int] = None) -> dict:
+    """Everything the transparency page shows, for one season."""
+    if year is None:
+        season = db.session.scalar(select(Season).order_by(Season.year.desc()).limit(1))
+        if season is None:
+            raise NotFound("No season yet.")
+    else:
+        season = db.session.scalar(select(Season).where(Season.year == year))
+        if season is None:
+            raise NotFound(f"No season {year}.")
+    prices = _prices(season)
+    previous = db.session.scalar(select(Season).where(Season.year < season.year).order_by(Season.year.desc()))
+    prev_prices = _prices(previous) if previous else []
+    beds = db.session.scalar(
+        select(func.count(distinct(BedPrice.bed_id))).join(Bed, Bed.id == BedPrice.bed_id)
+        .join(Room, Room.id == Bed.room_id).join(Listing, Listing.id == Room.listing_id)
+        .where(BedPrice.season_id == season.id, Listing.published.is_(True))) or 0
+    nights = len(season.nights())
+    sold = db.session.scalar(select(func.count(BedNight.id)).where(
+        BedNight.state == "booked", BedNight.night >= season.first_night,
+        BedNight.night <= season.last_night)) or 0
+    capacity = beds * nights
+    return {
+        "year": season.year,
+        "vetted_hosts": db.session.scalar(select(func.count(HostProfile.user_id)).where(
+            HostProfile.vetting_status == "approved")) or 0,
+        "beds": beds,
+        "bed_nights": capacity,
+        "bed_nights_booked": sold,
+        "booked_share": round(sold / capacity, 4) if capacity else 0.0,
+        "median_price_ore": percentile(prices, 50),
+        "p90_price_ore": percentile(prices, 90),
+        "price_cap_ore": season.price_cap_ore,
+        "previous_year": ({"year": previous.year, "median_price_ore": percentile(prev_prices, 50),
+                           "p90_price_ore": percentile(prev_prices, 90)} if previous and prev_prices else None),
+        "host_cancellations": db.session.scalar(select(func.count(Booking.id)).where(
+            Booking.season_id == season.id, Booking.status == "cancelled_by_host")) or 0,
+        "flags_upheld": db.session.scalar(select(func.count(Flag.id)).where(Flag.status == "upheld")) or 0,
+    }

@@ -1,0 +1,142 @@
+"""Host vetting: profiles, the admin's decisions, strikes and suspension."""
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import HostProfile, Season, User
+from app.services import audit
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+
+GOTLAND_POSTAL_CODE = re.compile(r"^62\d ?\d\d$")
+DECISIONS = {
+    # decision: (allowed from, new status)
+    "approve": (("pending", "rejected"), "approved"),
+    "reject": (("pending", "approved"), "rejected"),
+    "suspend": (("approved", "pending"), "suspended"),
+    "reinstate": (("suspended",), "approved"),
+}
+
+
+def normalise_gotland_postal_code(postal_code: str) -> str:
+    """Return '62x xx' or raise not_on_gotland."""
+    code = (postal_code or "").strip()
+    if not GOTLAND_POSTAL_CODE.match(code):
+        raise DomainError(
+            "Sängplats is for properties on Gotland: the postal code must be 62x xx (for example 621 55).",
+            code="not_on_gotland", field="postal_code",
+        )
+    digits = code.replace(" ", "")
+    return f"{digits[:3]} {digits[3:]}"
+
+
+def submit_profile(actor: Actor, *, legal_name: str, phone: str, address: str, postal_code: str,
+                   right_to_rent: bool, now: Optional[datetime] = None) -> HostProfile:
+    """Submit or update the host's vetting details; it goes (back) to the admins' queue."""
+    now = now_or(now)
+    if actor.role != "host":
+        raise Forbidden("Only hosts have a host profile.")
+    errors: dict[str, list[str]] = {}
+    for field, value, limit in (("legal_name", legal_name, 200), ("phone", phone, 40), ("address", address, 300)):
+        if not (value or "").strip() or len(value) > limit:
+            errors[field] = [f"Required, at most {limit} characters."]
+    if phone and not re.fullmatch(r"[+0-9 ()-]{6,40}", phone.strip()):
+        errors["phone"] = ["Enter a phone number, e.g. +46 70 123 45 67."]
+    if right_to_rent is not True:
+        errors["right_to_rent"] = ["You must declare that you have the right to let the property."]
+    if errors:
+        raise ValidationFailed(errors)
+    postal_code = normalise_gotland_postal_code(postal_code)
+    with unit_of_work():
+        profile = db.session.get(HostProfile, actor.user_id)
+        before = _profile_facts(profile) if profile else None
+        if profile is not None and profile.vetting_status == "suspended":
+            raise Conflict("Your account is suspended; contact Sängplats to be reinstated.", code="host_suspended")
+        if profile is None:
+            profile = HostProfile(user_id=actor.user_id, calendar_token=secrets.token_urlsafe(24), strikes=0)
+            db.session.add(profile)
+        profile.legal_name = legal_name.strip()
+        profile.phone = phone.strip()
+        profile.address = address.strip()
+        profile.postal_code = postal_code
+        profile.right_to_rent = True
+        profile.vetting_status = "pending"
+        profile.submitted_at = now
+        db.session.flush()
+        audit.record(actor, "host.profile_submitted", "host", actor.user_id, before=before,
+                     after=_profile_facts(profile), now=now)
+    return profile
+
+
+def _profile_facts(profile: HostProfile) -> dict:
+    return {"legal_name": profile.legal_name, "postal_code": profile.postal_code,
+            "vetting_status": profile.vetting_status, "strikes": profile.strikes}
+
+
+def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
+           now: Optional[datetime] = None) -> HostProfile:
+    """An admin approves, rejects, suspends or reinstates a host, with a reason."""
+    now = now_or(now)
+    if not actor.is_admin:
+        raise Forbidden("Only admins vet hosts.")
+    if decision not in DECISIONS:
+        raise ValidationFailed({"decision": ["Choose approve, reject, suspend or reinstate."]})
+    reason = (reason or "").strip()
+    if len(reason) > 1000:
+        raise ValidationFailed({"reason": ["At most 1000 characters."]})
+    allowed_from, new_status = DECISIONS[decision]
+    with unit_of_work():
+        profile = db.session.get(HostProfile, host_user_id)
+        if profile is None:
+            raise NotFound("No host profile with that id.")
+        if profile.vetting_status not in allowed_from:
+            raise Conflict(f"A host who is {profile.vetting_status} cannot be given '{decision}'.",
+                           code="invalid_transition", vetting_status=profile.vetting_status)
+        before = _profile_facts(profile)
+        profile.vetting_status = new_status
+        profile.decided_at = now
+        profile.decision_reason = reason
+        if new_status == "approved" and profile.verified_since is None:
+            profile.verified_since = now
+        audit.record(actor, f"host.{decision}", "host", host_user_id, before=before,
+                     after={**_profile_facts(profile), "reason": reason}, now=now)
+    return profile
+
+
+def strike_limit() -> Optional[int]:
+    """The strike limit of the latest season."""
+    return db.session.scalar(select(Season.strike_limit).order_by(Season.year.desc()).limit(1))
+
+
+def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> HostProfile:
+    """Give a strike inside the caller's unit of work; suspend at the latest season's limit."""
+    profile = db.session.get(HostProfile, host_user_id)
+    if profile is None:
+        raise NotFound("No host profile with that id.")
+    profile.strikes += 1
+    audit.record(actor, "host.strike", "host", host_user_id, after={"strikes": profile.strikes, "why": why}, now=now)
+    limit = strike_limit()
+    if limit is not None and profile.strikes >= limit and profile.vetting_status != "suspended":
+        before = _profile_facts(profile)
+        profile.vetting_status = "suspended"
+        profile.decided_at = now
+        profile.decision_reason = f"Automatic suspension: {profile.strikes} strikes (limit {limit})."
+        audit.record(Actor.system(), "host.suspend", "host", host_user_id, before=before,
+                     after=_profile_facts(profile), now=now)
+    return profile
+
+
+def is_host_approved(host_user_id: int) -> bool:
+    status = db.session.scalar(select(HostProfile.vetting_status).where(HostProfile.user_id == host_user_id))
+    return status == "approved"
+
+
+def host_user(user_id: int) -> Optional[User]:
+    user = db.session.get(User, user_id)
+    return user if user is not None and user.role == "host" else None

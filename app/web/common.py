@@ -1,0 +1,49 @@
+"""Helpers shared by the HTML blueprints."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import abort, flash, request
+from flask_login import current_user, login_required
+
+from app.services.base import Actor
+from app.services.errors import DomainError
+
+
+def actor() -> Actor:
+    return Actor.of(current_user, ip=request.remote_addr)
+
+
+def role_required(*roles: str):
+    """Signed in (else the login page) with one of these roles (else 403)."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def flash_error(error: DomainError, form=None) -> None:
+    """Show a domain error next to its field when the form has it, else as a flash."""
+    field_name = error.facts.get("field")
+    errors = getattr(error, "errors", None)
+    if form is not None and errors:
+        shown = False
+        for name, messages in errors.items():
+            field = getattr(form, name, None)
+            if field is not None:
+                field.errors = list(field.errors) + list(messages)
+                shown = True
+        if shown:
+            return
+    if form is not None and field_name and getattr(form, field_name, None) is not None:
+        getattr(form, field_name).errors = list(getattr(form, field_name).errors) + [error.message]
+        return
+    flash(error.message, "error")
