@@ -1,0 +1,53 @@
+# Sängplats — `make run` (demo at http://127.0.0.1:5000) and `make test` (the whole suite).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app wsgi
+PYTHON ?= python3.11
+STRIPE_PORT ?= 8420
+export STRIPE_API_BASE ?= http://127.0.0.1:$(STRIPE_PORT)
+export STRIPE_JS_URL ?= http://127.0.0.1:$(STRIPE_PORT)/js.stripe.com/v3/
+export STRIPE_SECRET_KEY ?= sk_test_sangplats
+export STRIPE_PUBLISHABLE_KEY ?= pk_test_sangplats
+export STRIPE_WEBHOOK_SECRET ?= whsec_sangplats_dev
+
+.PHONY: run test install chromium translations bench bench-quick services clean
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || PYTHON=python3; \
+	  test -x $(PY) || $$( command -v $(PYTHON) || echo python3 ) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed translations
+
+translations: $(VENV)/.installed
+	$(VENV)/bin/pybabel compile -f -q -d app/translations 2>/dev/null || true
+
+# Debian's Chromium for the browser tests (never a Playwright download).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "Could not install chromium (the browser tests will say so)"; \
+	fi
+
+run: install
+	$(FLASK) db upgrade
+	$(FLASK) demo seed
+	$(PY) -m app.devtools.localstripe --port $(STRIPE_PORT) --webhook http://127.0.0.1:5000/stripe/webhook --background
+	@echo "Sängplats at http://127.0.0.1:5000 (localstripe at $(STRIPE_API_BASE))"
+	SESSION_COOKIE_SECURE=0 $(FLASK) run --host 127.0.0.1 --port 5000
+
+test: install chromium
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m bench.rush
+
+bench-quick: install
+	$(PY) -m bench.rush --quick
+
+clean:
+	rm -rf $(VENV) instance/*.db .pytest_cache

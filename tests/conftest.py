@@ -1,0 +1,303 @@
+"""Test fixtures: the app on SQLite and PostgreSQL, clients, and factories that return callables.
+
+Every test that takes `app` (directly or through another fixture) runs once per database:
+SQLite always, PostgreSQL when it is reachable. With CI=true an unreachable PostgreSQL fails
+the run instead of skipping.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.extensions import db
+from app.services import accounts, delegations, listings, pricing, seasons, vetting
+from app.services.base import Actor
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PASSWORD = "correct-horse-battery"
+NOW = datetime.now(timezone.utc)
+
+
+def _postgres_reachable() -> bool:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # any connection failure means "not reachable"
+        return False
+
+
+def _migrate(url: str) -> None:
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
+    from flask_migrate import upgrade
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    if not _postgres_reachable():
+        if IN_CI:
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable, and CI=true makes its tests mandatory.")
+        pytest.skip("PostgreSQL is not reachable here (its tests are mandatory with CI=true).")
+    name = f"sangplats_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    _migrate(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A freshly migrated, empty database for one test."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "test.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = [r[0] for r in conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))]
+        # TRUNCATE fires no row triggers, so the append-only tables can be emptied between tests.
+        conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = create_app("testing", {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "MAIL_OUTBOX_DIR": str(tmp_path / "mail"),
+        "SERVER_NAME": "localhost",
+    })
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def backend(app) -> str:
+    return db.engine.dialect.name
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# ---------------------------------------------------------------------------------------------
+# Factories: each returns a callable; parameters default to a valid, bookable world.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_admin(app):
+    counter = iter(range(1, 10_000))
+
+    def make(**params):
+        n = next(counter)
+        params.setdefault("email", f"admin{n}@example.se")
+        params.setdefault("password", PASSWORD)
+        params.setdefault("name", f"Admin {n}")
+        return accounts.create_admin(params["email"], params["password"], params["name"],
+                                     totp_secret=params.get("totp_secret"))
+
+    return make
+
+
+@pytest.fixture
+def admin_actor(make_admin):
+    user = make_admin()
+    return Actor(user.id, "admin")
+
+
+@pytest.fixture
+def make_season(app, admin_actor):
+    def make(**params):
+        year = params.setdefault("year", 2027)
+        params.setdefault("name", f"Almedalsveckan {year}")
+        params.setdefault("first_night", date(year, 6, 20))
+        params.setdefault("last_night", date(year, 6, 25))
+        params.setdefault("bookings_open_at", NOW - timedelta(days=1))
+        params.setdefault("price_cap_ore", 90000)
+        params.setdefault("max_increase_pct", 10)
+        params.setdefault("strike_limit", 3)
+        params.setdefault("hold_minutes", 15)
+        params.setdefault("free_cancellation_until", params["first_night"] - timedelta(days=60))
+        params.setdefault("late_cancellation_refund_pct", 50)
+        return seasons.create_season(admin_actor, params)
+
+    return make
+
+
+@pytest.fixture
+def make_user(app):
+    counter = iter(range(1, 100_000))
+
+    def make(role="coordinator", **params):
+        n = next(counter)
+        params.setdefault("email", f"{role}{n}@example.se")
+        params.setdefault("password", PASSWORD)
+        params.setdefault("name", f"{role.title()} {n}")
+        return accounts.register_user(params["email"], params["password"], params["name"], role)
+
+    return make
+
+
+@pytest.fixture
+def make_host(make_user, admin_actor):
+    def make(approved=True, **params):
+        user = make_user("host", **params)
+        vetting.submit_profile(Actor(user.id, "host"), legal_name=f"{user.name} AB", phone="+46 498 123 456",
+                               address="Strandgatan 1", postal_code="621 56", right_to_rent=True)
+        if approved:
+            vetting.decide(admin_actor, user.id, "approve", "checked")
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_listing(make_host, make_season):
+    """A published listing with `beds` beds in one room (or `rooms` rooms), priced for the season."""
+
+    def make(host=None, beds=2, rooms=1, price_ore=50000, season=None, publish=True, walking_minutes=10, **params):
+        from app.models import Season
+        season = season or db.session.query(Season).filter_by(year=2027).one_or_none() or make_season()
+        host = host or make_host()
+        actor = Actor(host.id, "host")
+        listing = listings.create_listing(
+            actor, title=params.get("title", "Rum i Visby"), description="Nära Almedalen.",
+            address="Strandgatan 1", postal_code="621 56", walking_minutes=walking_minutes)
+        for r in range(rooms):
+            room = listings.add_room(actor, listing.id, f"Rum {r + 1}")
+            for b in range(beds):
+                bed = listings.add_bed(actor, room.id, f"Säng {b + 1}", "single")
+                pricing.set_price(actor, bed.id, season.year, price_ore)
+        if publish:
+            listings.publish(actor, listing.id, season.terms_version)
+        return listing
+
+    return make
+
+
+@pytest.fixture
+def make_delegation(make_user):
+    def make(coordinator=None, members=2):
+        coordinator = coordinator or make_user("coordinator")
+        actor = Actor(coordinator.id, "coordinator")
+        delegation = delegations.create_delegation(actor, "Föreningen Framtid", "802000-1234")
+        for i in range(members):
+            delegations.add_member(actor, delegation.id, f"Medlem {i + 1}", f"medlem{i + 1}@example.se")
+        return delegation
+
+    return make
+
+
+class ApiClient:
+    """The JSON API through the test client, with a bearer token."""
+
+    def __init__(self, client, token=None):
+        self.client = client
+        self.token = token
+
+    def _headers(self, headers=None):
+        result = dict(headers or {})
+        if self.token:
+            result["Authorization"] = f"Bearer {self.token}"
+        return result
+
+    def get(self, path, **kw):
+        return self.client.get("/api/v1" + path, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def post(self, path, json=None, **kw):
+        return self.client.post("/api/v1" + path, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def put(self, path, json=None, **kw):
+        return self.client.put("/api/v1" + path, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def patch(self, path, json=None, **kw):
+        return self.client.patch("/api/v1" + path, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def delete(self, path, **kw):
+        return self.client.delete("/api/v1" + path, headers=self._headers(kw.pop("headers", None)), **kw)
+
+
+@pytest.fixture
+def api_as(client):
+    """api_as(user) -> an ApiClient signed in as that user (admins need `otp` if enrolled)."""
+
+    def make(user=None, password=PASSWORD, otp=None):
+        if user is None:
+            return ApiClient(client)
+        body = {"email": user.email, "password": password}
+        if otp:
+            body["otp"] = otp
+        if user.role == "admin" and not user.totp_secret:
+            token = accounts.issue_token(user)
+        else:
+            response = client.post("/api/v1/tokens", json=body)
+            assert response.status_code == 201, response.get_json()
+            token = response.get_json()["token"]
+        return ApiClient(client, token)
+
+    return make
+
+
+@pytest.fixture
+def login(client):
+    """Sign in through the real form (CSRF token read from the page)."""
+    import re
+
+    def do(user, password=PASSWORD, otp=None):
+        page = client.get("/login")
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+        data = {"email": user.email, "password": password, "csrf_token": token}
+        if otp:
+            data["otp"] = otp
+        return client.post("/login", data=data)
+
+    return do
+
+
+def csrf_from(response) -> str:
+    import re
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', response.get_data(as_text=True))
+    assert match, "no CSRF token on the page"
+    return match.group(1)
