@@ -7,8 +7,9 @@ def register_blueprints(app: Flask) -> None:
     from app.web.auth.routes import bp as auth_bp
     from app.web.coordinator.routes import bp as coordinator_bp
     from app.web.host.routes import bp as host_bp
+    from app.web.payments.routes import bp as payments_bp
     from app.web.public.routes import bp as public_bp
     from app.web.stripe_webhook import bp as stripe_bp
 
-    for blueprint in (public_bp, auth_bp, host_bp, coordinator_bp, admin_bp, stripe_bp):
+    for blueprint in (public_bp, auth_bp, host_bp, coordinator_bp, admin_bp, stripe_bp, payments_bp):
         app.register_blueprint(blueprint)

@@ -1,0 +1,1 @@
+"""Card payments for bookings (POST /bookings/{id}/payment)."""
