@@ -1,7 +1,4 @@
 """Delegations, bookings and contracts."""
-import csv
-import io
-
 from flask import Response, request, url_for
 from sqlalchemy import or_, select
 
@@ -11,7 +8,7 @@ from app.api.serializers import booking_json, contract_json
 from app.extensions import db
 from app.models import Booking, Contract
 from app.services import booking as booking_service
-from app.services import contracts, delegations, idempotency, rooming
+from app.services import contracts, delegations, exports, idempotency
 from app.services.errors import NotFound
 
 
@@ -67,13 +64,7 @@ def get_delegation(delegation_id):
 def rooming_csv(delegation_id):
     """The rooming list: one row per booked bed-night."""
     booking_service.owned_delegation(current_actor(), delegation_id)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(["night", "listing", "room", "bed", "member", "booking_id"])
-    for row in rooming.rooming_rows(delegation_id):
-        writer.writerow([row.night.isoformat(), row.listing, row.room, row.bed, row.member or "", row.booking_id])
-    data = "\ufeff" + buffer.getvalue()
-    return Response(data.encode("utf-8"), mimetype="text/csv", headers={
+    return Response(exports.rooming_csv(delegation_id), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="rooming-{delegation_id}.csv"',
         "Content-Type": "text/csv; charset=utf-8"})
 
