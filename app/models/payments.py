@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Optional
+from uuid import uuid4
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -18,6 +19,9 @@ class Payment(db.Model):
     __table_args__ = (CheckConstraint("amount_ore > 0", name="amount_positive"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Globally unique (ids repeat across databases sharing one Stripe account): the idempotency key
+    # of this attempt's Stripe call and the PaymentIntent's metadata link back to this row.
+    attempt_key: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: uuid4().hex)
     booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), index=True)
     amount_ore: Mapped[int] = mapped_column()
     status: Mapped[str] = mapped_column(String(32), default="created")
@@ -26,6 +30,7 @@ class Payment(db.Model):
     failure_message: Mapped[Optional[str]] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    succeeded_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
     booking: Mapped["Booking"] = relationship()
 
@@ -48,13 +53,20 @@ class Refund(db.Model):
 
 
 class StripeEvent(db.Model):
+    """A webhook event seen once: `processed` with its effect, or `failed` (shown to admins, retried)."""
+
     __tablename__ = "stripe_events"
+    __table_args__ = (CheckConstraint("status IN ('processed', 'failed')", name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(String(255), unique=True)
     type: Mapped[str] = mapped_column(String(100))
     object_id: Mapped[Optional[str]] = mapped_column(String(255))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="processed", server_default=text("'processed'"))
+    attempts: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    error: Mapped[Optional[str]] = mapped_column(String(500))
+    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
 
 class Payout(db.Model):
