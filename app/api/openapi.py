@@ -1,1 +1,199 @@
-"""OpenAPI document for /api/v1."""
+"""The OpenAPI 3 document for /api/v1 (GET /api/v1/openapi.json)."""
+from __future__ import annotations
+
+from app.api import api
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+OBJ = {"type": "object"}
+
+
+def _str(fmt=None, **kw):
+    schema = {"type": "string", **kw}
+    if fmt:
+        schema["format"] = fmt
+    return schema
+
+
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+DATE = _str("date")
+DATETIME = _str("date-time")
+
+SEASON_FIELDS = {
+    "year": {"type": "integer", "minimum": 2000, "maximum": 2100}, "name": _str(maxLength=120),
+    "first_night": DATE, "last_night": DATE, "bookings_open_at": DATETIME,
+    "price_cap_ore": {"type": "integer", "minimum": 1}, "max_increase_pct": {"type": "integer", "minimum": 0,
+                                                                             "maximum": 100},
+    "strike_limit": {"type": "integer", "minimum": 1}, "hold_minutes": {"type": "integer", "minimum": 1},
+    "free_cancellation_until": DATE,
+    "late_cancellation_refund_pct": {"type": "integer", "minimum": 0, "maximum": 100},
+    "terms_version": _str(maxLength=40), "terms_text": _str(),
+}
+
+
+def body(properties: dict, required: list[str] | None = None) -> dict:
+    schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def op(summary, *, tag, auth=True, request=None, ok=200, ok_schema=None, errors=(), params=(), ok_type=None):
+    responses = {str(ok): {"description": "Success", "content": {
+        ok_type or "application/json": {"schema": ok_schema or OBJ}}}}
+    codes = set(errors) | ({401, 403, 404, 422} if auth else {404, 422})
+    for code in sorted(codes):
+        responses[str(code)] = {"description": "Problem", "content": {"application/problem+json": {"schema": PROBLEM}}}
+    operation = {"summary": summary, "tags": [tag], "responses": responses}
+    if auth:
+        operation["security"] = [{"bearer": []}]
+    else:
+        operation["security"] = []
+    if request:
+        operation["requestBody"] = request
+    if params:
+        operation["parameters"] = list(params)
+    return operation
+
+
+def path_id(name):
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+
+
+def query(name, schema, required=False):
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+PATHS = {
+    "/users": {"post": op("Register a host or coordinator", tag="accounts", auth=False, ok=201, errors=[409, 429],
+                          request=body({"email": _str("email"), "password": _str(minLength=10), "name": _str(),
+                                        "role": {"type": "string", "enum": ["host", "coordinator"]}},
+                                       ["email", "password", "name", "role"]))},
+    "/tokens": {"post": op("Get an API token", tag="accounts", auth=False, ok=201, errors=[401, 403, 429],
+                           request=body({"email": _str(), "password": _str(), "otp": _str(pattern="^[0-9]{6}$")},
+                                        ["email", "password"]))},
+    "/me": {"get": op("The signed-in user", tag="accounts")},
+    "/host/profile": {
+        "put": op("Submit vetting details", tag="hosts", request=body(
+            {"legal_name": _str(), "phone": _str(), "address": _str(), "postal_code": _str(), "right_to_rent": BOOL},
+            ["legal_name", "phone", "address", "postal_code", "right_to_rent"]), errors=[409]),
+        "get": op("The host's own vetting details", tag="hosts"),
+    },
+    "/admin/hosts": {"get": op("Vetting queue", tag="admin", params=[query(
+        "status", {"type": "string", "enum": ["pending", "approved", "rejected", "suspended"]})])},
+    "/admin/hosts/{user_id}/decision": {"post": op(
+        "Approve, reject, suspend or reinstate a host", tag="admin", params=[path_id("user_id")], errors=[409],
+        request=body({"decision": {"type": "string", "enum": ["approve", "reject", "suspend", "reinstate"]},
+                      "reason": _str()}, ["decision"]))},
+    "/admin/seasons": {"post": op("Create a season", tag="seasons", ok=201, errors=[409],
+                                  request=body(SEASON_FIELDS, [k for k in SEASON_FIELDS
+                                                               if k not in ("terms_version", "terms_text")]))},
+    "/admin/seasons/{year}": {"patch": op("Change a season", tag="seasons", params=[path_id("year")],
+                                          request=body({k: v for k, v in SEASON_FIELDS.items() if k != "year"}))},
+    "/seasons": {"get": op("Every season", tag="seasons", auth=False)},
+    "/listings": {"post": op("Create a listing", tag="listings", ok=201, request=body(
+        {"title": _str(), "description": _str(), "address": _str(), "postal_code": _str(),
+         "walking_minutes": {"type": "integer", "minimum": 0, "maximum": 600}},
+        ["title", "address", "postal_code", "walking_minutes"]))},
+    "/host/listings": {"get": op("The host's own listings", tag="listings")},
+    "/listings/{listing_id}": {
+        "get": op("A published listing", tag="listings", auth=False, params=[path_id("listing_id"), query(
+            "year", {"type": "integer"})]),
+        "put": op("Edit a listing", tag="listings", params=[path_id("listing_id")], request=body(
+            {"title": _str(), "description": _str(), "address": _str(), "postal_code": _str(),
+             "walking_minutes": INT}, ["title", "address", "postal_code", "walking_minutes"])),
+    },
+    "/listings/{listing_id}/rooms": {"post": op("Add a room", tag="listings", ok=201, params=[path_id("listing_id")],
+                                                request=body({"name": _str()}, ["name"]))},
+    "/rooms/{room_id}/beds": {"post": op("Add a bed", tag="listings", ok=201, params=[path_id("room_id")],
+                                         request=body({"label": _str(), "kind": {"type": "string", "enum": [
+                                             "single", "double_half", "bunk", "sofa"]}}, ["label", "kind"]))},
+    "/beds/{bed_id}/prices/{year}": {"put": op(
+        "Set a bed's price for a season", tag="listings", params=[path_id("bed_id"), path_id("year")], errors=[409],
+        request=body({"price_ore": {"type": "integer", "minimum": 1}}, ["price_ore"]))},
+    "/listings/{listing_id}/publish": {"post": op(
+        "Publish (a binding standing offer)", tag="listings", params=[path_id("listing_id")],
+        request=body({"accept_terms_version": _str()}, ["accept_terms_version"]))},
+    "/listings/{listing_id}/unpublish": {"post": op("Unpublish", tag="listings", params=[path_id("listing_id")])},
+    "/beds/{bed_id}/blocks": {"post": op("Block own nights", tag="listings", ok=201, errors=[409],
+                                         params=[path_id("bed_id")],
+                                         request=body({"check_in": DATE, "check_out": DATE},
+                                                      ["check_in", "check_out"]))},
+    "/availability": {"get": op("Free beds for a stay", tag="availability", auth=False, params=[
+        query("year", INT, True), query("check_in", DATE, True), query("check_out", DATE, True),
+        query("beds", {"type": "integer", "minimum": 1}, True), query("max_walking_minutes", INT),
+        query("max_price_ore", INT)])},
+    "/delegations": {
+        "post": op("Register a delegation", tag="delegations", ok=201, request=body(
+            {"name": _str(), "organisation_number": _str()}, ["name", "organisation_number"])),
+        "get": op("The coordinator's delegations", tag="delegations"),
+    },
+    "/delegations/{delegation_id}": {"get": op("A delegation", tag="delegations", params=[path_id("delegation_id")])},
+    "/delegations/{delegation_id}/members": {"post": op(
+        "Add a member", tag="delegations", ok=201, params=[path_id("delegation_id")],
+        request=body({"name": _str(), "email": _str("email")}, ["name", "email"]))},
+    "/delegations/{delegation_id}/rooming.csv": {"get": op(
+        "Rooming list as CSV", tag="delegations", params=[path_id("delegation_id")], ok_type="text/csv",
+        ok_schema={"type": "string"})},
+    "/bookings": {
+        "post": op("Book beds (all or nothing, binding contract)", tag="bookings", ok=201, errors=[409], params=[
+            {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}],
+            request=body({"delegation_id": INT, "bed_ids": {"type": "array", "items": INT},
+                          "check_in": DATE, "check_out": DATE, "accept_contract": BOOL,
+                          "payment_method": {"type": "string", "enum": ["invoice", "card"]}},
+                         ["delegation_id", "bed_ids", "check_in", "check_out", "payment_method"])),
+        "get": op("Own bookings", tag="bookings"),
+    },
+    "/bookings/{booking_id}": {"get": op("A booking", tag="bookings", params=[path_id("booking_id")])},
+    "/bookings/{booking_id}/cancel": {"post": op("Cancel as guest", tag="bookings", errors=[409],
+                                                 params=[path_id("booking_id")])},
+    "/bookings/{booking_id}/host-cancel": {"post": op(
+        "Cancel as host (breach)", tag="bookings", errors=[409], params=[path_id("booking_id")],
+        request=body({"reason": _str()}))},
+    "/bookings/{booking_id}/rooming": {"put": op(
+        "Assign members to beds", tag="bookings", errors=[409], params=[path_id("booking_id")],
+        request=body({"assignments": {"type": "array", "items": {"type": "object", "properties": {
+            "bed_id": INT, "member_id": {"type": ["integer", "null"]}}}}}, ["assignments"]))},
+    "/bookings/{booking_id}/payment": {"post": op(
+        "Pay a card booking", tag="payments", ok=201, errors=[402, 409], params=[path_id("booking_id")],
+        request=body({"payment_method_id": _str()}, ["payment_method_id"]))},
+    "/contracts/verify": {"get": op("Verify a contract", tag="contracts", auth=False, params=[
+        query("number", _str()), query("sha256", _str())])},
+    "/contracts/{contract_id}": {"get": op("A contract", tag="contracts", params=[path_id("contract_id")])},
+    "/contracts/{contract_id}/pdf": {"get": op("A contract as PDF", tag="contracts", params=[path_id("contract_id")],
+                                               ok_type="application/pdf", ok_schema={"type": "string"})},
+    "/flags": {"post": op("Flag a host", tag="flags", ok=201, request=body(
+        {"host_id": INT, "booking_id": INT, "category": {"type": "string", "enum": [
+            "overcharging", "double_selling", "cancellation", "misrepresentation", "other"]},
+         "description": _str()}, ["host_id", "category", "description"]))},
+    "/admin/flags": {"get": op("Flags", tag="admin", params=[query(
+        "status", {"type": "string", "enum": ["open", "upheld", "dismissed"]})])},
+    "/admin/flags/{flag_id}/resolve": {"post": op(
+        "Uphold or dismiss a flag", tag="admin", errors=[409], params=[path_id("flag_id")],
+        request=body({"decision": {"type": "string", "enum": ["upheld", "dismissed"]}, "note": _str()},
+                     ["decision"]))},
+    "/transparency": {"get": op("The season's public figures", tag="public", auth=False,
+                                params=[query("year", INT)])},
+}
+
+
+def document(server_url: str = "/api/v1") -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Sängplats API", "version": "1.0.0",
+                 "description": "Bed places for Almedalen week in Visby. Money in öre; dates YYYY-MM-DD."},
+        "servers": [{"url": server_url}],
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"],
+                                    "properties": {"type": _str(), "title": _str(), "status": INT,
+                                                   "detail": _str(), "code": _str()}}},
+        },
+    }
+
+
+@api.get("/openapi.json")
+def openapi_json():
+    """The OpenAPI 3 description of this API."""
+    return document()
