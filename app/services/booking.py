@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models import (
     Bed, BedNight, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Member, Payment, Refund, Room, User,
 )
-from app.services import audit
+from app.services import audit, events
 from app.services.availability import check_stay, taken_bed_nights
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.contracts import form_contract, next_number
@@ -116,6 +116,7 @@ def _expire_booking(booking: Booking, now: datetime, actor: Actor) -> None:
         .values(state="released", released_at=now)
     )
     audit.record(actor, "booking.expired", "booking", booking.id, after={"expires_at": booking.expires_at}, now=now)
+    events.emit(events.BOOKING_EXPIRED, booking=booking, now=now)
 
 
 def _release_expired_holds(bed_ids: list[int], check_in: date, check_out: date, now: datetime) -> None:
@@ -185,6 +186,7 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
             audit.record(actor, "booking.created", "booking", booking.id,
                          after={"bed_ids": bed_ids, "check_in": check_in, "check_out": check_out,
                                 "total_ore": booking.total_ore, "status": booking.status}, now=now)
+            events.emit(events.BOOKING_CREATED, booking=booking, now=now)
     except IntegrityError:
         # Another transaction took some of these bed-nights between our check and our insert.
         raise conflict_error(taken_bed_nights(bed_ids, check_in, check_out)) from None
@@ -256,6 +258,7 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
             .values(state="released", released_at=now))
         audit.record(actor, "booking.cancelled_by_guest", "booking", booking.id, before={"status": before},
                      after={"status": booking.status, "refund_ore": refund}, now=now)
+        events.emit(events.BOOKING_CANCELLED_BY_GUEST, booking=booking, now=now)
     _after_cancellation(booking_id)
     return booking
 
@@ -293,6 +296,7 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
         db.session.add(Flag(host_id=booking.host_id, reporter_id=None, source="system", booking_id=booking.id,
                             category="cancellation", description=f"The host cancelled booking {booking.id}: {reason}",
                             status="open", strike_given=True, created_at=now))
+        events.emit(events.BOOKING_CANCELLED_BY_HOST, booking=booking, now=now)
     _after_cancellation(booking_id)
     return booking
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 from app.extensions import db
 from app.models import Booking, FLAG_CATEGORIES, Flag, User
-from app.services import audit
+from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.vetting import add_strike
@@ -69,4 +69,5 @@ def resolve_flag(actor: Actor, flag_id: int, decision: str, note: str, *, now: O
         if decision == "upheld" and not flag.strike_given:
             flag.strike_given = True
             add_strike(actor, flag.host_id, f"flag {flag.id} upheld", now=now)
+        events.emit(events.FLAG_RESOLVED, flag=flag, now=now)
     return flag

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import HostProfile, Season, User
-from app.services import audit
+from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 
@@ -106,6 +106,7 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
             profile.verified_since = now
         audit.record(actor, f"host.{decision}", "host", host_user_id, before=before,
                      after={**_profile_facts(profile), "reason": reason}, now=now)
+        events.emit(events.HOST_DECIDED, profile=profile, decision=decision, reason=reason, now=now)
     return profile
 
 

@@ -1,0 +1,30 @@
+"""Domain events, emitted inside a service's unit of work.
+
+Handlers (e-mail outbox, waiting list) only add rows to the same session: they commit with the
+change that caused them or not at all, so nothing is lost and nothing is half-written. They
+never call the network and never commit.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable
+
+_handlers: dict[str, list[Callable[..., None]]] = defaultdict(list)
+
+BOOKING_CREATED = "booking.created"
+BOOKING_CONFIRMED = "booking.confirmed"
+BOOKING_CANCELLED_BY_GUEST = "booking.cancelled_by_guest"
+BOOKING_CANCELLED_BY_HOST = "booking.cancelled_by_host"
+BOOKING_EXPIRED = "booking.expired"
+HOST_DECIDED = "host.decided"
+FLAG_RESOLVED = "flag.resolved"
+
+
+def subscribe(name: str, handler: Callable[..., None]) -> None:
+    if handler not in _handlers[name]:
+        _handlers[name].append(handler)
+
+
+def emit(name: str, **payload: Any) -> None:
+    for handler in list(_handlers[name]):
+        handler(**payload)
