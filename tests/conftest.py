@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from flask import g
 from sqlalchemy import create_engine, text
 
 from app import create_app
@@ -100,6 +101,13 @@ def app(database_url, tmp_path):
         "MAIL_OUTBOX_DIR": str(tmp_path / "mail"),
         "SERVER_NAME": "localhost",
     })
+
+    @app.teardown_request
+    def fresh_g(_error):
+        # Requests reuse the test's app context, so without this `g` (the CSRF token, the signed-in
+        # user) would outlive a request, which never happens in production.
+        g.__dict__.clear()
+
     with app.app_context():
         yield app
         db.session.remove()
