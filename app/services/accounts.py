@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Callable, Optional
 
 import pyotp
 from email_validator import EmailNotValidError, validate_email
@@ -123,11 +124,15 @@ def check_otp(user: User, otp: Optional[str], *, ip: Optional[str] = None, now: 
     """Demand a fresh TOTP code from an admin; each code is accepted once."""
     now = now_or(now)
     if not user.totp_secret:
-        raise Forbidden("Admins must enrol in two-factor authentication before signing in here.",
-                        code="two_factor_enrolment_required")
+        error = Forbidden("Admins must enrol in two-factor authentication (TOTP) before signing in.",
+                          code="two_factor_enrolment_required")
+        error.user_id = user.id  # for the sign-in page's enrolment step; never sent to clients
+        raise error
     if otp is None or otp == "":
         raise Unauthorized("Enter the 6-digit code from your authenticator app.", code="otp_required")
     otp = str(otp).strip()
+    if not (len(otp) == 6 and otp.isdigit()) and use_recovery_code(user.id, otp, ip=ip, now=now):
+        return
     totp = pyotp.TOTP(user.totp_secret)
     counter = None
     if len(otp) == 6 and otp.isdigit():
@@ -218,3 +223,100 @@ def set_locale(user_id: int, locale: str) -> None:
 
 def count_users() -> int:
     return db.session.scalar(select(func.count(User.id)))
+
+
+RECOVERY_CODES = 10
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def provisioning_uri(user: User, secret: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name="Sängplats")
+
+
+def enrol_totp(user_id: int, secret: str, code: str, *, ip: Optional[str] = None,
+               now: Optional[datetime] = None) -> list[str]:
+    """Turn on two-factor once the user proves the authenticator works; return one-time recovery codes."""
+    now = now_or(now)
+    code = (code or "").strip().replace(" ", "")
+    totp = pyotp.TOTP(secret)
+    current = int(now.timestamp()) // 30
+    counter = next((c for c in (current, current - 1, current + 1)
+                    if len(code) == 6 and secrets.compare_digest(totp.generate_otp(c), code)), None)
+    if counter is None:
+        raise ValidationFailed({"code": ["The code does not match. Check the time on your phone and try again."]})
+    codes = [f"{secrets.token_hex(2)}-{secrets.token_hex(2)}" for _ in range(RECOVERY_CODES)]
+    with unit_of_work():
+        user = db.session.get(User, user_id)
+        user.totp_secret = secret
+        user.totp_last_counter = counter
+        user.recovery_codes = json.dumps([hash_token(c) for c in codes])
+        audit.record(Actor(user.id, user.role, ip), "auth.totp_enrolled", "user", user.id, now=now)
+    return codes
+
+
+def use_recovery_code(user_id: int, code: str, *, ip: Optional[str] = None, now: Optional[datetime] = None) -> bool:
+    """Accept a recovery code once in place of a TOTP code."""
+    digest = hash_token(code.strip().lower())
+    with unit_of_work():
+        user = db.session.get(User, user_id)
+        remaining = json.loads(user.recovery_codes or "[]")
+        if digest not in remaining:
+            return False
+        remaining.remove(digest)
+        user.recovery_codes = json.dumps(remaining)
+        audit.record(Actor(user.id, user.role, ip), "auth.recovery_code_used", "user", user.id,
+                     after={"remaining": len(remaining)}, now=now_or(now))
+    return True
+
+
+RESET_MAX_AGE = timedelta(hours=1)
+
+
+def _reset_serializer():
+    from flask import current_app
+    from itsdangerous import URLSafeTimedSerializer
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
+
+
+def password_reset_token(user: User) -> str:
+    """A signed link token; it dies in an hour and as soon as the password changes (single use)."""
+    return _reset_serializer().dumps({"uid": user.id, "ph": hash_token(user.password_hash)[:16]})
+
+
+def user_for_reset_token(token: str) -> Optional[User]:
+    from itsdangerous import BadSignature
+    try:
+        data = _reset_serializer().loads(token, max_age=int(RESET_MAX_AGE.total_seconds()))
+    except BadSignature:
+        return None
+    user = db.session.get(User, data.get("uid")) if isinstance(data, dict) else None
+    if user is None or hash_token(user.password_hash)[:16] != data.get("ph"):
+        return None
+    return user
+
+
+def reset_password(token: str, new_password: str, *, ip: Optional[str] = None,
+                   now: Optional[datetime] = None) -> User:
+    """Set a new password from a reset link; the link cannot be used again."""
+    user = user_for_reset_token(token)
+    if user is None:
+        raise DomainError("This reset link is invalid, expired or already used. Ask for a new one.",
+                          code="invalid_reset_token")
+    return set_password(user.id, new_password, ip=ip, now=now)
+
+
+def request_password_reset(email: str, *, reset_url: Callable[[str], str], ip: Optional[str] = None,
+                           now: Optional[datetime] = None) -> None:
+    """E-mail a reset link if the account exists (the answer is the same either way)."""
+    now = now_or(now)
+    address = (email or "").strip().lower()
+    user = db.session.scalar(select(User).where(User.email == address))
+    with unit_of_work():
+        audit.record(Actor(user.id if user else None, "public", ip), "auth.password_reset_requested",
+                     "account", address, now=now)
+        if user is not None:
+            from app.services import mail
+            mail.queue_password_reset(user, reset_url(password_reset_token(user)))

@@ -141,3 +141,59 @@ def is_host_approved(host_user_id: int) -> bool:
 def host_user(user_id: int) -> Optional[User]:
     user = db.session.get(User, user_id)
     return user if user is not None and user.role == "host" else None
+
+
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+DOCUMENT_TYPES = {  # magic bytes -> (mime type, extension, accepted file name endings)
+    b"%PDF-": ("application/pdf", "pdf", (".pdf",)),
+    b"\x89PNG\r\n\x1a\n": ("image/png", "png", (".png",)),
+    b"\xff\xd8\xff": ("image/jpeg", "jpg", (".jpg", ".jpeg")),
+}
+
+
+def attach_document(actor: Actor, filename: str, data: bytes, *, upload_dir: str,
+                    now: Optional[datetime] = None) -> HostProfile:
+    """Store the host's vetting document (PDF, JPEG or PNG, at most 5 MB) outside the web root."""
+    import os
+    now = now_or(now)
+    if actor.role != "host":
+        raise Forbidden("Only hosts upload vetting documents.")
+    if not data:
+        raise ValidationFailed({"document": ["Choose a file."]})
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ValidationFailed({"document": ["The file is larger than 5 MB."]})
+    kind = next((v for magic, v in DOCUMENT_TYPES.items() if data.startswith(magic)), None)
+    name = (filename or "").strip().lower()
+    if kind is None or not name.endswith(kind[2]):
+        raise ValidationFailed({"document": ["Upload a PDF, JPEG or PNG file whose content matches its name."]})
+    profile = db.session.get(HostProfile, actor.user_id)
+    if profile is None:
+        raise DomainError("Submit your vetting details first, then attach the document.", code="no_profile")
+    os.makedirs(upload_dir, exist_ok=True)
+    stored = f"{secrets.token_hex(16)}.{kind[1]}"
+    with open(os.path.join(upload_dir, stored), "wb") as handle:
+        handle.write(data)
+    old = profile.document_name
+    with unit_of_work():
+        profile = db.session.get(HostProfile, actor.user_id)
+        profile.document_name = stored
+        profile.document_mime = kind[0]
+        profile.document_original_name = os.path.basename(filename)[:200]
+        audit.record(actor, "host.document_uploaded", "host", actor.user_id,
+                     after={"mime": kind[0], "bytes": len(data)}, now=now)
+    if old and old != stored:
+        try:
+            os.remove(os.path.join(upload_dir, old))
+        except OSError:
+            pass
+    return profile
+
+
+def document_for(actor: Actor, host_user_id: int, *, upload_dir: str) -> tuple[str, str, str]:
+    """The stored path, mime type and download name of a host's document: for that host and admins only."""
+    import os
+    profile = db.session.get(HostProfile, host_user_id)
+    if profile is None or not profile.document_name or not (actor.is_admin or actor.user_id == host_user_id):
+        raise NotFound("No such document.")
+    return (os.path.join(upload_dir, profile.document_name), profile.document_mime,
+            profile.document_original_name or profile.document_name)

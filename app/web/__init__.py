@@ -3,6 +3,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.web.account.routes import bp as account_bp
     from app.web.admin.routes import bp as admin_bp
     from app.web.auth.routes import bp as auth_bp
     from app.web.coordinator.routes import bp as coordinator_bp
@@ -11,5 +12,5 @@ def register_blueprints(app: Flask) -> None:
     from app.web.public.routes import bp as public_bp
     from app.web.stripe_webhook import bp as stripe_bp
 
-    for blueprint in (public_bp, auth_bp, host_bp, coordinator_bp, admin_bp, stripe_bp, payments_bp):
+    for blueprint in (public_bp, auth_bp, host_bp, coordinator_bp, admin_bp, stripe_bp, payments_bp, account_bp):
         app.register_blueprint(blueprint)

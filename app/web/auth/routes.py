@@ -1,4 +1,6 @@
 """Session sign-in, sign-out and sign-up."""
+from datetime import datetime, timezone
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
@@ -29,6 +31,10 @@ def login():
             user = accounts.authenticate(form.email.data, form.password.data, otp=form.otp.data or None,
                                          ip=request.remote_addr)
         except DomainError as error:
+            if error.code == "two_factor_enrolment_required":
+                session.clear()
+                session["enrol_uid"], session["enrol_at"] = error.user_id, datetime.now(timezone.utc).timestamp()
+                return redirect(url_for("account.two_factor"))
             flash_error(error)
             status = error.status if error.status in (401, 403, 429) else 422
         else:
