@@ -1,13 +1,288 @@
-"""Coordinator pages."""
-from flask import Blueprint, render_template
+"""Coordinator pages: delegations, search, contract review, bookings, cancellation, rooming."""
+from __future__ import annotations
 
-from app.web.common import role_required
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Booking, Contract, Delegation
+from app.models.types import utcnow
+from app.services import availability, delegations, exports, flags
+from app.services import booking as booking_service
+from app.services.contract_pdf import render_pdf
+from app.services.errors import DomainError, NotFound
+from app.services.seasons import latest_season
+from app.web.common import actor, flash_error, role_required
+from app.web.coordinator import presenters
+from app.web.coordinator.forms import (
+    BookForm, ConfirmForm, DelegationForm, FlagForm, MemberForm, SearchForm, StayForm, rooming_form,
+)
+from app.web.formatting import kr
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
 
 
-@bp.get("/")
+@bp.before_request
 @role_required("coordinator")
+def require_coordinator():
+    """Every page here is for signed-in coordinators only."""
+
+
+def _my_delegations() -> list[Delegation]:
+    return list(db.session.scalars(
+        select(Delegation).where(Delegation.coordinator_id == current_user.id).order_by(Delegation.id)))
+
+
+def _my_bookings() -> list[Booking]:
+    return list(db.session.scalars(
+        select(Booking).where(Booking.coordinator_id == current_user.id).order_by(Booking.id.desc())))
+
+
+def _own_booking(booking_id: int) -> Booking:
+    """The signed-in coordinator's booking, else 404 (a host may see it through its own pages, not these)."""
+    booking = booking_service.visible_booking(actor(), booking_id)
+    if booking.coordinator_id != current_user.id:
+        raise NotFound("No such booking.")
+    return booking
+
+
+def _flash_every_message(error: DomainError) -> None:
+    """Flash each message of a refusal whose fields are not on the page (the rooming list's items)."""
+    messages = [m for field_messages in getattr(error, "errors", {}).values() for m in field_messages]
+    for message in messages or [error.message]:
+        flash(message, "error")
+
+
+def _after_booking(booking: Booking) -> str:
+    if booking.payment_method == "card" and "payments.pay" in current_app.view_functions:
+        return url_for("payments.pay", booking_id=booking.id)
+    return url_for("coordinator.booking", booking_id=booking.id)
+
+
+@bp.get("/")
 def dashboard():
-    """The coordinator's start page."""
-    return render_template("coordinator/dashboard.html")
+    """Show the coordinator's delegations, bookings and the next step."""
+    mine, bookings = _my_delegations(), _my_bookings()
+    live = [b for b in bookings if b.status in booking_service.CANCELLABLE]
+    return render_template("coordinator/dashboard.html", delegations=mine, bookings=bookings[:10],
+                           has_members=any(d.members for d in mine), has_booking=bool(live),
+                           season=latest_season())
+
+
+@bp.route("/delegations/new", methods=["GET", "POST"])
+def new_delegation():
+    """Register the organisation's delegation."""
+    form, status = DelegationForm(), 200
+    if form.validate_on_submit():
+        try:
+            delegation = delegations.create_delegation(actor(), form.name.data, form.organisation_number.data)
+        except DomainError as error:
+            flash_error(error, form)
+            status = error.status
+        else:
+            flash(_("Delegationen är skapad. Lägg till medlemmarna."), "success")
+            return redirect(url_for("coordinator.delegation", delegation_id=delegation.id))
+    elif form.is_submitted():
+        status = 422
+    return render_template("coordinator/delegation_new.html", form=form), status
+
+
+@bp.get("/delegations/<int:delegation_id>")
+def delegation(delegation_id):
+    """Show a delegation: members, calendar feed, rooming list."""
+    item = booking_service.owned_delegation(actor(), delegation_id)
+    return render_template("coordinator/delegation.html", delegation=item, form=MemberForm())
+
+
+@bp.post("/delegations/<int:delegation_id>/members")
+def add_member(delegation_id):
+    """Add a member to the delegation."""
+    item = booking_service.owned_delegation(actor(), delegation_id)
+    form, status = MemberForm(), 422
+    if form.validate_on_submit():
+        try:
+            member = delegations.add_member(actor(), delegation_id, form.name.data, form.email.data)
+        except DomainError as error:
+            flash_error(error, form)
+            status = error.status
+        else:
+            flash(_("%(name)s är tillagd.", name=member.name), "success")
+            return redirect(url_for("coordinator.delegation", delegation_id=delegation_id))
+    return render_template("coordinator/delegation.html", delegation=item, form=form), status
+
+
+@bp.get("/delegations/<int:delegation_id>/rooming.csv")
+def rooming_csv(delegation_id):
+    """Download the rooming list as CSV (the same bytes as the API's)."""
+    booking_service.owned_delegation(actor(), delegation_id)
+    return Response(exports.rooming_csv(delegation_id), headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="rooming-{delegation_id}.csv"'})
+
+
+@bp.get("/delegations/<int:delegation_id>/block")
+def block(delegation_id):
+    """Show every booked bed of the delegation night by night, and the empty slots."""
+    item = booking_service.owned_delegation(actor(), delegation_id)
+    return render_template("coordinator/block.html", delegation=item, view=presenters.block_view(delegation_id))
+
+
+@bp.get("/search")
+def search():
+    """Search free beds for a stay in the latest season, cheapest first."""
+    season = latest_season()
+    form, results, status = SearchForm(request.args), None, 200
+    if season is not None and not request.args:
+        form.check_in.data, form.check_out.data, form.beds.data = season.first_night, season.check_out_day, 1
+    elif season is not None and form.validate():
+        try:
+            results = availability.search(season.year, form.check_in.data, form.check_out.data, form.beds.data,
+                                          max_walking_minutes=form.max_walking_minutes.data,
+                                          max_price_ore=form.max_price_ore)
+        except DomainError as error:
+            flash_error(error, form)
+            status = error.status
+    elif season is not None:
+        status = 422
+    return render_template("coordinator/search.html", form=form, season=season, results=results), status
+
+
+@bp.get("/review")
+def review():
+    """Show the full contract for the chosen beds and stay, to accept before booking."""
+    stay = StayForm(request.args)
+    if not stay.validate():
+        flash(_("Välj bäddar och datum i sökningen först."), "error")
+        return redirect(url_for("coordinator.search"))
+    form = BookForm(formdata=None, check_in=stay.check_in.data, check_out=stay.check_out.data,
+                    bed_ids=stay.bed_ids.data)
+    return _render_review(form, stay.bed_ids.data, stay.check_in.data, stay.check_out.data)
+
+
+@bp.post("/review")
+def book():
+    """Book the reviewed beds under the binding contract."""
+    form = BookForm()
+    _delegation_choices(form)
+    if not form.validate_on_submit():
+        return _render_review(form, form.bed_ids.data or [], form.check_in.data, form.check_out.data, 422)
+    try:
+        created = booking_service.create_booking(
+            actor(), delegation_id=form.delegation_id.data, bed_ids=form.bed_ids.data,
+            check_in=form.check_in.data, check_out=form.check_out.data,
+            accept_contract=form.accept_contract.data, payment_method=form.payment_method.data)
+    except DomainError as error:
+        if error.code != "bed_nights_taken":
+            flash_error(error, form)
+        return _render_review(form, form.bed_ids.data, form.check_in.data, form.check_out.data, error.status,
+                              error=error)
+    flash(_("Bokningen är gjord. Avtal %(number)s är bindande.", number=created.contract.number), "success")
+    return redirect(_after_booking(created))
+
+
+def _delegation_choices(form: BookForm) -> None:
+    form.delegation_id.choices = [(d.id, f"{d.name} ({d.organisation_number})") for d in _my_delegations()]
+
+
+def _render_review(form: BookForm, bed_ids, check_in, check_out, status: int = 200, error=None):
+    """The review page, or a plain refusal when the beds or stay cannot be previewed at all."""
+    _delegation_choices(form)
+    if not bed_ids or check_in is None or check_out is None:
+        return render_template("coordinator/review.html", form=form, preview=None, conflicts=[]), status
+    try:
+        preview = presenters.contract_preview(bed_ids, check_in, check_out)
+    except DomainError as refusal:
+        flash_error(refusal)
+        return render_template("coordinator/review.html", form=form, preview=None, conflicts=[]), refusal.status
+    conflicts = presenters.conflict_list(error, preview) if error is not None else []
+    return render_template("coordinator/review.html", form=form, preview=preview, conflicts=conflicts), status
+
+
+@bp.get("/bookings")
+def bookings():
+    """List the coordinator's bookings."""
+    return render_template("coordinator/bookings.html", bookings=_my_bookings())
+
+
+@bp.get("/bookings/<int:booking_id>")
+def booking(booking_id):
+    """Show a booking: status, lines, total, invoice and contract."""
+    item = _own_booking(booking_id)
+    return render_template("coordinator/booking.html", booking=item, contract=item.contract,
+                           can_pay="payments.pay" in current_app.view_functions,
+                           cancellable=item.status in booking_service.CANCELLABLE)
+
+
+@bp.get("/contracts/<int:contract_id>.pdf")
+def contract_pdf(contract_id):
+    """Download the contract as PDF (only the booking's coordinator)."""
+    contract = db.session.get(Contract, contract_id)
+    if contract is None:
+        raise NotFound("No such contract.")
+    _own_booking(contract.booking_id)
+    return Response(render_pdf(contract), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{contract.number}.pdf"'})
+
+
+@bp.route("/bookings/<int:booking_id>/cancel", methods=["GET", "POST"])
+def cancel(booking_id):
+    """Show what the contract refunds today, and cancel when confirmed."""
+    item, form, status = _own_booking(booking_id), ConfirmForm(), 200
+    if form.validate_on_submit():
+        try:
+            item = booking_service.cancel_by_guest(actor(), booking_id)
+        except DomainError as error:
+            flash_error(error)
+            status = error.status
+        else:
+            flash(_("Bokningen är avbokad. Återbetalning: %(amount)s.", amount=kr(item.refund_ore)), "success")
+            return redirect(url_for("coordinator.booking", booking_id=booking_id))
+    elif form.is_submitted():
+        flash(_("Formuläret hade gått ut. Försök igen."), "error")
+        status = 400
+    refund = booking_service.guest_refund_ore(item, booking_service.local_date(utcnow()))
+    return render_template("coordinator/cancel.html", booking=item, form=form, refund_ore=refund,
+                           cancellable=item.status in booking_service.CANCELLABLE), status
+
+
+@bp.route("/bookings/<int:booking_id>/rooming", methods=["GET", "POST"])
+def rooming(booking_id):
+    """Put the delegation's members in the booked beds."""
+    item = _own_booking(booking_id)
+    beds = presenters.booked_beds(item)
+    form, status = rooming_form(beds, item.delegation.members, presenters.current_rooming(item)), 200
+    if form.validate_on_submit():
+        wanted = [{"bed_id": bed_id, "member_id": int(form[f"bed_{bed_id}"].data or 0) or None}
+                  for bed_id, _label in beds]
+        try:
+            booking_service.assign_rooming(actor(), booking_id, wanted)
+        except DomainError as error:
+            _flash_every_message(error)
+            status = error.status
+        else:
+            flash(_("Rumsfördelningen är sparad."), "success")
+            return redirect(url_for("coordinator.rooming", booking_id=booking_id))
+    elif form.is_submitted():
+        status = 422
+    return render_template("coordinator/rooming.html", booking=item, form=form, beds=beds), status
+
+
+@bp.route("/bookings/<int:booking_id>/flag", methods=["GET", "POST"])
+def flag(booking_id):
+    """Report the booking's host to the administrators."""
+    item, form, status = _own_booking(booking_id), FlagForm(), 200
+    if form.validate_on_submit():
+        try:
+            flags.create_flag(actor(), host_id=item.host_id, category=form.category.data,
+                              description=form.description.data, booking_id=booking_id)
+        except DomainError as error:
+            flash_error(error, form)
+            status = error.status
+        else:
+            flash(_("Tack. Administratörerna granskar din anmälan."), "success")
+            return redirect(url_for("coordinator.booking", booking_id=booking_id))
+    elif form.is_submitted():
+        status = 422
+    return render_template("coordinator/flag.html", booking=item, form=form), status

@@ -1,0 +1,87 @@
+"""Coordinator forms (shape only; the rules live in app/services/)."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField, DateField, EmailField, IntegerField, RadioField, SelectField, SelectMultipleField, StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+FLAG_CHOICES = [
+    ("overcharging", _l("Överpris")),
+    ("double_selling", _l("Dubbelförsäljning")),
+    ("cancellation", _l("Avbokning")),
+    ("misrepresentation", _l("Vilseledande beskrivning")),
+    ("other", _l("Annat")),
+]
+
+
+class DelegationForm(FlaskForm):
+    name = StringField(_l("Organisationens namn"), validators=[DataRequired(), Length(max=200)])
+    organisation_number = StringField(_l("Organisationsnummer"), validators=[DataRequired(), Length(max=20)])
+
+
+class MemberForm(FlaskForm):
+    name = StringField(_l("Namn"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("E-post"), validators=[DataRequired(), Length(max=254)])
+
+
+class SearchForm(FlaskForm):
+    """Read from the query string: a search changes nothing, so it is a GET without CSRF."""
+
+    class Meta:
+        csrf = False
+
+    check_in = DateField(_l("Incheckning"), validators=[InputRequired()])
+    check_out = DateField(_l("Utcheckning"), validators=[InputRequired()])
+    beds = IntegerField(_l("Antal bäddar"), validators=[InputRequired()])
+    max_walking_minutes = IntegerField(_l("Högst antal minuters promenad till Almedalen"), validators=[Optional()])
+    max_price_kr = IntegerField(_l("Högsta pris per bädd och natt (kr)"), validators=[Optional()])
+
+    @property
+    def max_price_ore(self):
+        return None if self.max_price_kr.data is None else self.max_price_kr.data * 100
+
+
+class StayForm(FlaskForm):
+    """The chosen beds and stay, carried from the search results to the contract review."""
+
+    class Meta:
+        csrf = False
+
+    check_in = DateField(_l("Incheckning"), validators=[InputRequired()])
+    check_out = DateField(_l("Utcheckning"), validators=[InputRequired()])
+    bed_ids = SelectMultipleField(_l("Bäddar"), coerce=int, validate_choice=False,
+                                  validators=[DataRequired(message=_l("Välj minst en bädd."))])
+
+
+class BookForm(StayForm):
+    class Meta:
+        csrf = True
+
+    delegation_id = SelectField(_l("Delegation"), coerce=int, validators=[InputRequired()])
+    payment_method = RadioField(_l("Betalning"), choices=[("invoice", _l("Faktura")), ("card", _l("Kort"))],
+                                default="invoice", validators=[InputRequired()])
+    accept_contract = BooleanField(_l("Jag accepterar det bindande avtalet"), validators=[
+        DataRequired(message=_l("Kryssa i att du accepterar avtalet för att boka."))])
+
+
+class ConfirmForm(FlaskForm):
+    """Only the CSRF token: a POST that confirms what the page showed."""
+
+
+class FlagForm(FlaskForm):
+    category = SelectField(_l("Vad gäller det?"), choices=FLAG_CHOICES, validators=[InputRequired()])
+    description = TextAreaField(_l("Beskriv vad som hände"), validators=[DataRequired(), Length(max=5000)])
+
+
+def rooming_form(beds, members, current: dict):
+    """One select per booked bed, listing the delegation's members (empty = nobody yet)."""
+
+    class RoomingForm(FlaskForm):
+        pass
+
+    choices = [("", _l("— ingen ännu —"))] + [(str(m.id), m.name) for m in members]
+    for bed_id, label in beds:
+        setattr(RoomingForm, f"bed_{bed_id}", SelectField(label, choices=choices, default=current.get(bed_id, "")))
+    return RoomingForm()

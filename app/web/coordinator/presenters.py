@@ -1,0 +1,112 @@
+"""What the coordinator pages show, assembled from the services (no rules decided here)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Optional
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Bed, BedNight, Booking, HostProfile, Listing, Room, Season
+from app.services import booking as booking_service
+from app.services.availability import check_stay, taken_bed_nights
+from app.services.base import now_or
+from app.services.errors import DomainError
+from app.services.listings import stay_nights
+from app.services.rooming import RoomingRow, rooming_rows
+from app.services.seasons import season_for_stay
+
+
+@dataclass
+class PreviewLine:
+    night: date
+    bed_id: int
+    bed: str
+    price_ore: int
+
+
+@dataclass
+class ContractPreview:
+    season: Season
+    listing: Listing
+    host_legal_name: str
+    check_in: date
+    check_out: date
+    bed_ids: list[int]
+    lines: list[PreviewLine]
+    total_ore: int
+    taken: list[tuple[str, date]]
+
+
+def contract_preview(bed_ids: list[int], check_in: date, check_out: date) -> ContractPreview:
+    """The contract the booking would form now, checked by the booking service's own rules."""
+    season = season_for_stay(check_in)
+    if season is None:
+        raise DomainError(f"There is no season for {check_in.year}.", code="outside_season")
+    check_stay(season, check_in, check_out)
+    bed_ids = sorted(set(bed_ids))
+    # The same checks and the same per-line prices that create_booking uses, so the preview cannot drift.
+    listing, prices = booking_service._bookable_listing(bed_ids, season, now_or(None))
+    lines = [PreviewLine(date.fromisoformat(line["night"]), line["bed_id"], line["bed"], line["price_ore"])
+             for line in booking_service._contract_lines(bed_ids, stay_nights(check_in, check_out), prices)]
+    labels = {line.bed_id: line.bed for line in lines}
+    profile = db.session.get(HostProfile, listing.host_id)
+    return ContractPreview(
+        season=season, listing=listing, host_legal_name=profile.legal_name if profile else listing.host.name,
+        check_in=check_in, check_out=check_out, bed_ids=bed_ids, lines=lines,
+        total_ore=sum(line.price_ore for line in lines),
+        taken=[(labels[bed_id], night) for bed_id, night in taken_bed_nights(bed_ids, check_in, check_out)],
+    )
+
+
+def conflict_list(error: DomainError, preview: ContractPreview) -> list[tuple[str, date]]:
+    """The taken bed-nights of a `bed_nights_taken` refusal, as (bed label, night)."""
+    labels = {line.bed_id: line.bed for line in preview.lines}
+    return [(labels.get(item["bed_id"], str(item["bed_id"])), date.fromisoformat(item["night"]))
+            for item in error.facts.get("conflicts", [])]
+
+
+def booked_beds(booking: Booking) -> list[tuple[int, str]]:
+    """The beds a live booking occupies, as (bed id, "Room / Bed")."""
+    rows = db.session.execute(
+        select(Bed.id, Room.name, Bed.label).join(Room, Room.id == Bed.room_id)
+        .where(Bed.id.in_(select(BedNight.bed_id).where(BedNight.booking_id == booking.id)))
+        .order_by(Room.name, Bed.label, Bed.id)
+    )
+    return [(bed_id, f"{room} / {label}") for bed_id, room, label in rows]
+
+
+def current_rooming(booking: Booking) -> dict[int, str]:
+    """Who sleeps in each bed of the booking now (member id as text, for a select's default)."""
+    return {line.bed_id: str(line.member_id) for line in booking.lines if line.member_id is not None}
+
+
+@dataclass
+class BlockRow:
+    bed_id: int
+    listing: str
+    bed: str
+    cells: dict[date, Optional[RoomingRow]] = field(default_factory=dict)
+
+
+@dataclass
+class BlockView:
+    nights: list[date]
+    rows: list[BlockRow]
+    empty_slots: int
+
+
+def block_view(delegation_id: int) -> BlockView:
+    """The delegation's booked beds night by night: who sleeps where, and which booked slots are empty."""
+    entries = rooming_rows(delegation_id)
+    if not entries:
+        return BlockView([], [], 0)
+    first, last = min(e.night for e in entries), max(e.night for e in entries)
+    nights = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    rows: dict[int, BlockRow] = {}
+    for entry in entries:
+        row = rows.setdefault(entry.bed_id, BlockRow(entry.bed_id, entry.listing, f"{entry.room} / {entry.bed}"))
+        row.cells[entry.night] = entry
+    ordered = sorted(rows.values(), key=lambda r: (r.listing, r.bed, r.bed_id))
+    return BlockView(nights, ordered, sum(1 for e in entries if e.member_id is None))

@@ -1,0 +1,306 @@
+"""Coordinator pages: the whole booking journey through real forms with CSRF, and who may see what."""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import BedNight, Booking, Delegation, Flag
+from app.services import booking as booking_service
+from app.services.base import Actor
+from tests.conftest import NOW, PASSWORD, csrf_from
+
+CHECK_IN, CHECK_OUT = date(2027, 6, 20), date(2027, 6, 22)
+
+
+def signed_in(app, user):
+    """A fresh browser (test client) signed in through the real login form."""
+    browser = app.test_client()
+    page = browser.get("/login")
+    response = browser.post("/login", data={"email": user.email, "password": PASSWORD,
+                                            "csrf_token": csrf_from(page)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return browser
+
+
+def post_form(browser, page_url, action_url, data):
+    """Open the page that holds the form, then submit it with that page's CSRF token."""
+    page = browser.get(page_url)
+    assert page.status_code == 200, page.get_data(as_text=True)
+    return browser.post(action_url, data={**data, "csrf_token": csrf_from(page)})
+
+
+def bed_ids_of(listing):
+    return [bed.id for room in listing.rooms for bed in room.beds]
+
+
+def book(coordinator, delegation, bed_ids, check_in=CHECK_IN, check_out=CHECK_OUT, method="invoice"):
+    return booking_service.create_booking(
+        Actor(coordinator.id, "coordinator"), delegation_id=delegation.id, bed_ids=bed_ids, check_in=check_in,
+        check_out=check_out, accept_contract=True, payment_method=method)
+
+
+def review_data(delegation, bed_ids, check_in=CHECK_IN, check_out=CHECK_OUT, **extra):
+    data = {"check_in": check_in.isoformat(), "check_out": check_out.isoformat(), "bed_ids": bed_ids,
+            "delegation_id": delegation.id, "payment_method": "invoice", "accept_contract": "y"}
+    data.update(extra)
+    return data
+
+
+def review_url(bed_ids, check_in=CHECK_IN, check_out=CHECK_OUT):
+    query = "&".join(f"bed_ids={b}" for b in bed_ids)
+    return f"/coordinator/review?check_in={check_in.isoformat()}&check_out={check_out.isoformat()}&{query}"
+
+
+def test_journey_delegation_search_review_book(app, make_user, make_listing):
+    listing = make_listing(beds=3, price_ore=50000, title="Gästhem vid Almedalen")
+    make_listing(beds=2, price_ore=40000, title="Billigare stuga", walking_minutes=45)
+    coordinator = make_user("coordinator")
+    browser = signed_in(app, coordinator)
+
+    created = post_form(browser, "/coordinator/delegations/new", "/coordinator/delegations/new",
+                        {"name": "Föreningen Framtid", "organisation_number": "8020001234"})
+    assert created.status_code == 302
+    delegation = db.session.scalar(select(Delegation).where(Delegation.coordinator_id == coordinator.id))
+    assert delegation.organisation_number == "802000-1234"
+    assert created.location.endswith(f"/coordinator/delegations/{delegation.id}")
+
+    added = post_form(browser, created.location, f"/coordinator/delegations/{delegation.id}/members",
+                      {"name": "Åsa Öberg", "email": "asa@example.se"})
+    assert added.status_code == 302
+    page = browser.get(added.location).get_data(as_text=True)
+    assert "Åsa Öberg" in page
+    assert f"/calendar/delegation/{delegation.calendar_token}.ics" in page
+    assert f"/coordinator/delegations/{delegation.id}/rooming.csv" in page
+
+    found = browser.get("/coordinator/search?check_in=2027-06-20&check_out=2027-06-22&beds=2"
+                        "&max_walking_minutes=30&max_price_kr=600")
+    html = found.get_data(as_text=True)
+    assert found.status_code == 200
+    assert "Gästhem vid Almedalen" in html and "Billigare stuga" not in html  # 45 minutes is too far
+    checked = [int(b) for b in re.findall(r'name="bed_ids" value="(\d+)" checked', html)]
+    assert checked == bed_ids_of(listing)[:2]  # the two cheapest of three, preselected
+
+    review = browser.get(review_url(checked))
+    html = review.get_data(as_text=True)
+    assert review.status_code == 200
+    assert f"{listing.host.name} AB" in html                   # the host's legal name
+    assert "Föreningen Framtid (802000-1234)" in html           # the delegation to choose
+    assert html.count('class="num">500 kr</td>') == 4      # 2 beds x 2 nights, each priced
+    assert "2\u00a0000 kr" in html                         # the total
+    assert "50 %" in html and "Sängplats standardvillkor" in html
+    assert "avtalsbrott" in html
+
+    booked = browser.post("/coordinator/review", data={**review_data(delegation, checked),
+                                                       "csrf_token": csrf_from(review)})
+    assert booked.status_code == 302, booked.get_data(as_text=True)
+    booking = db.session.scalar(select(Booking).where(Booking.coordinator_id == coordinator.id))
+    assert booked.location.endswith(f"/coordinator/bookings/{booking.id}")
+    assert booking.status == "confirmed" and booking.total_ore == 200000
+    page = browser.get(booked.location).get_data(as_text=True)
+    assert booking.contract.number in page and booking.contract.sha256 in page
+    assert booking.invoice_number in page
+    assert f"/coordinator/contracts/{booking.contract.id}.pdf" in page
+    assert "Gästhem vid Almedalen" in browser.get("/coordinator/bookings").get_data(as_text=True)
+    assert booking.contract.number in browser.get("/coordinator/").get_data(as_text=True) or \
+        f"#{booking.id}" in browser.get("/coordinator/").get_data(as_text=True)
+
+
+def test_booking_without_accepting_the_contract_is_refused(app, make_user, make_listing, make_delegation):
+    listing = make_listing(beds=2)
+    coordinator = make_user("coordinator")
+    delegation = make_delegation(coordinator)
+    browser = signed_in(app, coordinator)
+    beds = bed_ids_of(listing)
+    review = browser.get(review_url(beds))
+    data = review_data(delegation, beds)
+    del data["accept_contract"]
+    response = browser.post("/coordinator/review", data={**data, "csrf_token": csrf_from(review)})
+    assert response.status_code == 422
+    assert "Kryssa i att du accepterar avtalet" in response.get_data(as_text=True)
+    assert db.session.scalar(select(Booking.id)) is None
+
+
+def test_post_without_csrf_token_is_refused(app, make_user, make_listing, make_delegation):
+    listing = make_listing(beds=1)
+    coordinator = make_user("coordinator")
+    delegation = make_delegation(coordinator)
+    browser = signed_in(app, coordinator)
+    response = browser.post("/coordinator/review", data=review_data(delegation, bed_ids_of(listing)))
+    assert response.status_code == 400
+    assert db.session.scalar(select(Booking.id)) is None
+
+
+def test_second_coordinator_gets_the_taken_bed_nights(app, make_user, make_listing, make_delegation):
+    listing = make_listing(beds=2)
+    first_bed, second_bed = bed_ids_of(listing)
+    winner = make_user("coordinator")
+    book(winner, make_delegation(winner), [first_bed], CHECK_IN, CHECK_OUT)  # nights 20 and 21
+
+    loser = make_user("coordinator")
+    delegation = make_delegation(loser)
+    browser = signed_in(app, loser)
+    stay = (date(2027, 6, 21), date(2027, 6, 23))  # nights 21 and 22: only bed 1 on the 21st is taken
+    review = browser.get(review_url([first_bed, second_bed], *stay))
+    response = browser.post("/coordinator/review", data={
+        **review_data(delegation, [first_bed, second_bed], *stay), "csrf_token": csrf_from(review)})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    taken = re.findall(r'<li class="taken"><span class="bed">([^<]*)</span>[^<]*<time datetime="([\d-]+)"', html)
+    assert taken == [("Rum 1 / Säng 1", "2027-06-21")]
+    assert "Tillbaka till sökningen" in html and "/coordinator/search?" in html
+    assert db.session.scalar(select(Booking.id).where(Booking.coordinator_id == loser.id)) is None
+
+
+def test_card_booking_goes_to_payment_when_there_is_a_payment_page(app, make_user, make_listing,
+                                                                   make_delegation):
+    listing = make_listing(beds=1)
+    coordinator = make_user("coordinator")
+    delegation = make_delegation(coordinator)
+    browser = signed_in(app, coordinator)
+    beds = bed_ids_of(listing)
+    review = browser.get(review_url(beds))
+    response = browser.post("/coordinator/review", data={
+        **review_data(delegation, beds, payment_method="card"), "csrf_token": csrf_from(review)})
+    booking = db.session.scalar(select(Booking))
+    assert response.status_code == 302 and booking.status == "awaiting_payment"
+    if "payments.pay" in app.view_functions:
+        assert response.location.endswith(f"/pay/{booking.id}") or str(booking.id) in response.location
+    else:
+        assert response.location.endswith(f"/coordinator/bookings/{booking.id}")
+
+
+def test_cancel_shows_todays_refund_and_frees_the_beds(app, make_user, make_season, make_listing,
+                                                       make_delegation):
+    season = make_season(free_cancellation_until=NOW.date() - timedelta(days=1), late_cancellation_refund_pct=50)
+    listing = make_listing(beds=2, price_ore=50000, season=season)
+    coordinator = make_user("coordinator")
+    booking = book(coordinator, make_delegation(coordinator), bed_ids_of(listing))
+    assert booking.total_ore == 200000
+    browser = signed_in(app, coordinator)
+
+    page = browser.get(f"/coordinator/bookings/{booking.id}/cancel")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert '<dd class="refund"><strong>1\u00a0000 kr</strong></dd>' in html  # the late 50 %
+    assert booking_service.CANCELLABLE and booking.status == "confirmed"  # a GET changed nothing
+
+    response = browser.post(f"/coordinator/bookings/{booking.id}/cancel", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    db.session.expire_all()
+    cancelled = db.session.get(Booking, booking.id)
+    assert cancelled.status == "cancelled_by_guest" and cancelled.refund_ore == 100000
+    states = db.session.scalars(select(BedNight.state).where(BedNight.booking_id == booking.id)).all()
+    assert states and set(states) == {"released"}
+    other = make_user("coordinator")
+    assert book(other, make_delegation(other), bed_ids_of(listing)).status == "confirmed"
+
+    again = browser.post(f"/coordinator/bookings/{booking.id}/cancel", data={"csrf_token": csrf_from(page)})
+    assert again.status_code == 409
+
+
+def test_rooming_assignment_block_view_and_csv(app, make_user, make_listing, make_delegation):
+    listing = make_listing(beds=2)
+    first_bed, second_bed = bed_ids_of(listing)
+    coordinator = make_user("coordinator")
+    delegation = make_delegation(coordinator, members=2)
+    booking = book(coordinator, delegation, [first_bed, second_bed])
+    member = delegation.members[1]
+    browser = signed_in(app, coordinator)
+
+    url = f"/coordinator/bookings/{booking.id}/rooming"
+    response = post_form(browser, url, url, {f"bed_{first_bed}": str(member.id), f"bed_{second_bed}": ""})
+    assert response.status_code == 302
+    rows = db.session.execute(select(BedNight.bed_id, BedNight.member_id).where(
+        BedNight.booking_id == booking.id)).all()
+    assert {(bed, m) for bed, m in rows} == {(first_bed, member.id), (second_bed, None)}
+    assert f'<option selected value="{member.id}">' in browser.get(url).get_data(as_text=True)
+
+    block = browser.get(f"/coordinator/delegations/{delegation.id}/block").get_data(as_text=True)
+    assert block.count(f">{member.name}</a></td>") == 2           # bed 1, both nights
+    assert block.count('<td class="slot-empty">') == 2             # bed 2, both nights, nobody yet
+    assert 'datetime="2027-06-20"' in block and 'datetime="2027-06-21"' in block
+
+    csv = browser.get(f"/coordinator/delegations/{delegation.id}/rooming.csv")
+    assert csv.status_code == 200 and csv.mimetype == "text/csv"
+    assert csv.data.startswith(b"\xef\xbb\xbf")
+    lines = csv.data.decode("utf-8-sig").splitlines()
+    assert lines[0] == "night;listing;room;bed;member;booking_id"
+    assert len(lines) == 1 + 4
+    assert f"2027-06-20;Rum i Visby;Rum 1;Säng 1;{member.name};{booking.id}" in lines
+
+
+def test_two_members_in_one_bed_is_refused_without_a_500(app, make_user, make_listing, make_delegation):
+    listing = make_listing(beds=2)
+    first_bed, second_bed = bed_ids_of(listing)
+    coordinator = make_user("coordinator")
+    delegation = make_delegation(coordinator)
+    booking = book(coordinator, delegation, [first_bed, second_bed])
+    browser = signed_in(app, coordinator)
+    url = f"/coordinator/bookings/{booking.id}/rooming"
+    same = str(delegation.members[0].id)
+    response = post_form(browser, url, url, {f"bed_{first_bed}": same, f"bed_{second_bed}": same})
+    assert response.status_code == 422
+    assert "only one bed" in response.get_data(as_text=True)
+    assert db.session.scalar(select(BedNight.member_id).where(BedNight.member_id.is_not(None))) is None
+
+
+def test_contract_pdf_and_flagging_the_host(app, make_user, make_listing, make_delegation):
+    listing = make_listing(beds=1)
+    coordinator = make_user("coordinator")
+    booking = book(coordinator, make_delegation(coordinator), bed_ids_of(listing))
+    browser = signed_in(app, coordinator)
+
+    pdf = browser.get(f"/coordinator/contracts/{booking.contract.id}.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert pdf.data.startswith(b"%PDF")
+
+    url = f"/coordinator/bookings/{booking.id}/flag"
+    response = post_form(browser, url, url, {"category": "overcharging", "description": "Tog extra avgift."})
+    assert response.status_code == 302
+    flag = db.session.scalar(select(Flag))
+    assert (flag.host_id, flag.booking_id, flag.reporter_id) == (listing.host_id, booking.id, coordinator.id)
+
+
+def test_another_coordinator_gets_404_everywhere(app, make_user, make_listing, make_delegation):
+    listing = make_listing(beds=1)
+    owner = make_user("coordinator")
+    delegation = make_delegation(owner)
+    booking = book(owner, delegation, bed_ids_of(listing))
+    other = make_user("coordinator")
+    make_delegation(other)
+    browser = signed_in(app, other)
+    for url in (f"/coordinator/bookings/{booking.id}", f"/coordinator/contracts/{booking.contract.id}.pdf",
+                f"/coordinator/bookings/{booking.id}/rooming", f"/coordinator/bookings/{booking.id}/cancel",
+                f"/coordinator/bookings/{booking.id}/flag", f"/coordinator/delegations/{delegation.id}",
+                f"/coordinator/delegations/{delegation.id}/block",
+                f"/coordinator/delegations/{delegation.id}/rooming.csv"):
+        assert browser.get(url).status_code == 404, url
+    token = csrf_from(browser.get("/coordinator/"))
+    assert browser.post(f"/coordinator/bookings/{booking.id}/cancel", data={"csrf_token": token}).status_code == 404
+    assert browser.post(f"/coordinator/delegations/{delegation.id}/members", data={
+        "csrf_token": token, "name": "Inkräktare", "email": "x@example.se"}).status_code == 404
+    assert db.session.get(Booking, booking.id).status == "confirmed"
+    assert len(db.session.get(Delegation, delegation.id).members) == 2
+
+
+@pytest.mark.parametrize("path", ["/coordinator/", "/coordinator/search", "/coordinator/bookings",
+                                  "/coordinator/delegations/new"])
+def test_host_gets_403_and_anonymous_goes_to_login(app, make_host, path):
+    assert signed_in(app, make_host()).get(path).status_code == 403
+    anonymous = app.test_client().get(path)
+    assert anonymous.status_code == 302 and "/login" in anonymous.location
+
+
+def test_bad_search_input_is_a_4xx_with_the_message(app, make_user, make_listing):
+    make_listing(beds=1)
+    browser = signed_in(app, make_user("coordinator"))
+    outside = browser.get("/coordinator/search?check_in=2027-07-20&check_out=2027-07-22&beds=1")
+    assert outside.status_code == 422 and "season" in outside.get_data(as_text=True)
+    backwards = browser.get("/coordinator/search?check_in=2027-06-22&check_out=2027-06-20&beds=1")
+    assert backwards.status_code == 422 and "Check-out must be after check-in" in backwards.get_data(as_text=True)
+    assert browser.get("/coordinator/search?check_in=nonsense&beds=x").status_code == 422
+    assert browser.get("/coordinator/review?check_in=2027-06-20").status_code == 302
