@@ -1,4 +1,181 @@
 """Payment pages: pay by card, payment status and receipts; admin payments; host payouts."""
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Booking, Payment, Payout, Refund, StripeEvent, User
+from app.services import payments, payouts
+from app.services.booking import visible_booking
+from app.services.errors import DomainError
+from app.web.common import actor, role_required
 
 bp = Blueprint("payments", __name__)
+
+
+def _own_booking(booking_id: int) -> Booking:
+    """The signed-in coordinator's own booking, else 404."""
+    booking = visible_booking(actor(), booking_id)
+    if booking.coordinator_id != current_user.id:
+        abort(404)
+    return booking
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+@bp.get("/bookings/<int:booking_id>/pay")
+@role_required("coordinator")
+def pay(booking_id):
+    """Show the card form (Stripe.js card element) for a card booking awaiting payment."""
+    booking = _own_booking(booking_id)
+    if booking.status in ("confirmed", "completed"):
+        flash(_("Bokningen är redan betald."), "info")
+        return redirect(url_for("payments.status", booking_id=booking_id))
+    g.allow_stripe = True
+    try:
+        client_secret, error = payments.setup_card_entry(actor(), booking_id), None
+    except DomainError as exc:
+        client_secret, error = None, exc.message
+    return render_template("payments/pay.html", booking=booking, client_secret=client_secret, error=error,
+                           stripe_js_url=current_app.config["STRIPE_JS_URL"],
+                           publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"])
+
+
+@bp.post("/bookings/<int:booking_id>/pay")
+@role_required("coordinator")
+def pay_submit(booking_id):
+    """Charge the card Stripe.js saved (its PaymentMethod id); answer JSON for pay.js."""
+    _own_booking(booking_id)
+    if not request.form.get("payment_method_id") and not _wants_json():
+        flash(_("Kortbetalning kräver JavaScript i webbläsaren."), "error")
+        return redirect(url_for("payments.pay", booking_id=booking_id))
+    try:
+        result = payments.pay_booking(actor(), booking_id, request.form.get("payment_method_id"))
+    except DomainError as exc:
+        body = {"code": exc.code, "detail": exc.message, "setup_client_secret": None}
+        if exc.code == "card_declined":
+            try:  # a SetupIntent is used up once confirmed: a new card needs a new one
+                body["setup_client_secret"] = payments.setup_card_entry(actor(), booking_id)
+            except DomainError:
+                pass
+        return jsonify(body), exc.status
+    return jsonify({"status": result.status, "payment_intent_id": result.payment_intent_id,
+                    "client_secret": result.client_secret,
+                    "status_url": url_for("payments.status", booking_id=booking_id)}), 201
+
+
+@bp.get("/bookings/<int:booking_id>/payment")
+@role_required("coordinator", "host", "admin")
+def status(booking_id):
+    """Show a booking's payment status (re-checking open payments with Stripe first)."""
+    booking = visible_booking(actor(), booking_id)
+    payments.sync_booking(booking_id)
+    booking = db.session.get(Booking, booking_id)
+    rows = db.session.scalars(select(Payment).where(Payment.booking_id == booking_id).order_by(Payment.id)).all()
+    refunds = db.session.scalars(select(Refund).where(Refund.booking_id == booking_id).order_by(Refund.id)).all()
+    return render_template("payments/status.html", booking=booking, payments=rows, refunds=refunds,
+                           reasons=payments.REFUND_REASONS, is_coordinator=booking.coordinator_id == current_user.id)
+
+
+@bp.get("/bookings/<int:booking_id>/receipt")
+@role_required("coordinator", "admin")
+def receipt(booking_id):
+    """A printable receipt for a paid card booking."""
+    booking = visible_booking(actor(), booking_id)
+    paid = db.session.scalars(select(Payment).where(Payment.booking_id == booking_id,
+                                                    Payment.status == "succeeded").order_by(Payment.id)).all()
+    if not paid:
+        abort(404)
+    refunds = db.session.scalars(select(Refund).where(Refund.booking_id == booking_id,
+                                                      Refund.status == "succeeded").order_by(Refund.id)).all()
+    return render_template("payments/receipt.html", booking=booking, payments=paid, refunds=refunds,
+                           reasons=payments.REFUND_REASONS)
+
+
+@bp.get("/admin/payments")
+@role_required("admin")
+def admin_payments():
+    """Payments, refunds that need attention and webhook events that failed."""
+    recent = db.session.scalars(select(Payment).order_by(Payment.id.desc()).limit(100)).all()
+    refunds = db.session.scalars(select(Refund).order_by(Refund.id.desc()).limit(100)).all()
+    events = db.session.scalars(select(StripeEvent).where(StripeEvent.status == "failed")
+                                .order_by(StripeEvent.id.desc()).limit(100)).all()
+    return render_template("payments/admin.html", payments=recent, refunds=refunds, events=events,
+                           reasons=payments.REFUND_REASONS)
+
+
+@bp.post("/admin/payments/refunds/<int:refund_id>/retry")
+@role_required("admin")
+def admin_retry_refund(refund_id):
+    """Send a failed refund to Stripe again."""
+    try:
+        refund = payments.retry_refund(actor(), refund_id)
+        flash(_("Återbetalningen skickades.") if refund.status == "succeeded"
+              else _("Återbetalningen misslyckades igen: %(error)s", error=refund.last_error), 
+              "success" if refund.status == "succeeded" else "error")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("payments.admin_payments"))
+
+
+@bp.post("/admin/payments/events/retry")
+@role_required("admin")
+def admin_retry_events():
+    """Handle the failed webhook events again."""
+    done = payments.retry_failed_events()
+    flash(_("%(n)s händelser hanterades.", n=done), "info")
+    return redirect(url_for("payments.admin_payments"))
+
+
+@bp.post("/admin/payments/refund")
+@role_required("admin")
+def admin_refund():
+    """Refund part of a booking's card payment by hand (never more than is left)."""
+    try:
+        booking_id = int(request.form.get("booking_id", ""))
+        amount_ore = round(float(request.form.get("amount_kr", "").replace(",", ".").replace(" ", "")) * 100)
+    except ValueError:
+        flash(_("Ange bokningsnummer och belopp i kronor."), "error")
+        return redirect(url_for("payments.admin_payments"))
+    try:
+        refund = payments.request_refund(actor(), booking_id, amount_ore)
+        flash(_("Återbetalning %(id)s: %(status)s.", id=refund.id, status=refund.status), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("payments.admin_payments"))
+
+
+@bp.get("/admin/payments/payouts")
+@role_required("admin")
+def admin_payouts():
+    """Payouts due to hosts, with a form to record each one paid."""
+    due = payouts.due_payouts()
+    paid = db.session.scalars(select(Payout).where(Payout.status == "paid").order_by(Payout.paid_at.desc())
+                              .limit(50)).all()
+    hosts = {u.id: u for u in db.session.scalars(select(User).where(
+        User.id.in_({p.host_id for p in due} | {p.host_id for p in paid})))}
+    return render_template("payments/admin_payouts.html", due=due, paid=paid, hosts=hosts)
+
+
+@bp.post("/admin/payments/payouts/<int:payout_id>/paid")
+@role_required("admin")
+def admin_mark_paid(payout_id):
+    """Record that a payout was sent to the host."""
+    try:
+        payouts.mark_paid(actor(), payout_id, request.form.get("reference", ""))
+        flash(_("Utbetalningen är markerad som betald."), "success")
+    except DomainError as exc:
+        flash(getattr(exc, "errors", {}).get("reference", [exc.message])[0], "error")
+    return redirect(url_for("payments.admin_payouts"))
+
+
+@bp.get("/host/payouts")
+@role_required("host")
+def host_payouts():
+    """The host's payout statement: paid, due and still to come."""
+    return render_template("payments/host_payouts.html", statement=payouts.host_statement(current_user.id))

@@ -1,0 +1,180 @@
+"""The payout ledger: what Sängplats owes each host, payable 24 hours after check-in, minus refunds.
+
+The ledger is the source of truth; sending the money sits behind `PayoutTransfer` (a manual
+bank transfer today, Stripe Connect later). Host cancellations never pay out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Optional, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Booking, Payment, Payout, Refund
+from app.services import audit
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.services.payments import COUNTED_REFUND_STATUSES
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+CHECK_IN_HOUR = 15
+PAYABLE_AFTER = timedelta(hours=24)
+EARNING_STATUSES = ("confirmed", "completed", "cancelled_by_guest")
+
+
+class PayoutTransfer(Protocol):
+    """Moves a payout's money to the host and returns the transfer's reference."""
+
+    def send(self, payout_id: int, host_id: int, amount_ore: int, reference: str) -> str: ...
+
+
+class ManualTransfer:
+    """The admin pays by bank transfer outside Sängplats; their reference (e.g. the bank's) is the record."""
+
+    def send(self, payout_id: int, host_id: int, amount_ore: int, reference: str) -> str:
+        reference = (reference or "").strip()
+        if not reference or len(reference) > 255:
+            raise ValidationFailed({"reference": ["Give the bank transfer's reference (at most 255 characters)."]})
+        return reference
+
+
+def due_at_for(check_in: date) -> datetime:
+    """24 hours after check-in (15:00 in Visby on the first night)."""
+    start = datetime.combine(check_in, time(CHECK_IN_HOUR), STOCKHOLM)
+    return (start + PAYABLE_AFTER).astimezone(timezone.utc)
+
+
+def host_share_ore(booking: Booking) -> int:
+    """What the host earns from a booking: the contract's amount minus every refund; nothing after a breach."""
+    if booking.status not in EARNING_STATUSES:
+        return 0
+    if booking.payment_method == "invoice":
+        return max(booking.total_ore - booking.refund_ore, 0)
+    captured = db.session.scalar(select(func.coalesce(func.sum(Payment.amount_ore), 0)).where(
+        Payment.booking_id == booking.id, Payment.status == "succeeded")) or 0
+    refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(
+        Refund.booking_id == booking.id, Refund.status.in_(COUNTED_REFUND_STATUSES))) or 0
+    return max(min(captured, booking.total_ore) - refunded, 0)
+
+
+def sync_payouts(*, now: Optional[datetime] = None) -> int:
+    """Write the ledger up to `now`: new payouts for stays 24 h under way, amounts brought up to date. Idempotent."""
+    now = now_or(now)
+    latest_check_in = (now - PAYABLE_AFTER).astimezone(STOCKHOLM).date()
+    created = 0
+    with unit_of_work():
+        candidates = db.session.scalars(select(Booking).where(
+            Booking.status.in_(EARNING_STATUSES), Booking.check_in <= latest_check_in,
+            ~Booking.id.in_(select(Payout.booking_id)))).all()
+        for booking in candidates:
+            due_at = due_at_for(booking.check_in)
+            amount = host_share_ore(booking)
+            if due_at > now or amount <= 0:
+                continue
+            payout = Payout(booking_id=booking.id, host_id=booking.host_id, amount_ore=amount, due_at=due_at,
+                            status="scheduled")
+            db.session.add(payout)
+            db.session.flush()
+            audit.record(Actor.system(), "payout.scheduled", "payout", payout.id,
+                         after={"booking_id": booking.id, "amount_ore": amount}, now=now)
+            created += 1
+        for payout in db.session.scalars(select(Payout).where(Payout.status == "scheduled")).all():
+            booking = db.session.get(Booking, payout.booking_id)
+            amount = host_share_ore(booking)
+            if booking.status == "cancelled_by_host" or amount <= 0:
+                payout.status, payout.amount_ore = "void", 0
+                audit.record(Actor.system(), "payout.void", "payout", payout.id, after={"status": booking.status},
+                             now=now)
+            elif amount != payout.amount_ore:
+                audit.record(Actor.system(), "payout.amount", "payout", payout.id,
+                             before={"amount_ore": payout.amount_ore}, after={"amount_ore": amount}, now=now)
+                payout.amount_ore = amount
+    return created
+
+
+def due_payouts(*, now: Optional[datetime] = None) -> list[Payout]:
+    """Scheduled payouts that are due, oldest first (the ledger is brought up to date first)."""
+    now = now_or(now)
+    sync_payouts(now=now)
+    return list(db.session.scalars(select(Payout).where(Payout.status == "scheduled", Payout.due_at <= now)
+                                   .order_by(Payout.due_at, Payout.id)))
+
+
+def mark_paid(actor: Actor, payout_id: int, reference: str, *, transfer: Optional[PayoutTransfer] = None,
+              now: Optional[datetime] = None) -> Payout:
+    """An admin records that a due payout was sent to the host."""
+    now = now_or(now)
+    if not actor.is_admin:
+        raise Forbidden("Only admins pay out.")
+    sync_payouts(now=now)
+    payout = db.session.get(Payout, payout_id)
+    if payout is None:
+        raise NotFound("No such payout.")
+    if payout.status != "scheduled":
+        raise Conflict(f"This payout is {payout.status} already.", code="payout_not_scheduled", status_now=payout.status)
+    if payout.due_at > now:
+        raise Conflict("This payout is not due yet.", code="payout_not_due", due_at=payout.due_at.isoformat())
+    snapshot = (payout.id, payout.host_id, payout.amount_ore)
+    db.session.commit()
+    transfer_reference = (transfer or ManualTransfer()).send(*snapshot, reference)
+    with unit_of_work():
+        payout = db.session.scalars(select(Payout).where(Payout.id == payout_id).with_for_update()
+                                    .execution_options(populate_existing=True)).one()
+        if payout.status != "scheduled" or payout.amount_ore != snapshot[2]:
+            raise Conflict("This payout changed while it was being paid; look at it again.", code="payout_changed")
+        payout.status, payout.paid_at, payout.paid_by_id = "paid", now, actor.user_id
+        payout.transfer_reference = transfer_reference
+        audit.record(actor, "payout.paid", "payout", payout.id,
+                     after={"amount_ore": payout.amount_ore, "reference": transfer_reference}, now=now)
+    return payout
+
+
+@dataclass
+class StatementLine:
+    booking_id: int
+    check_in: date
+    check_out: date
+    booking_status: str
+    amount_ore: int
+    status: str  # upcoming | scheduled | paid | void
+    due_at: datetime
+    paid_at: Optional[datetime] = None
+    reference: Optional[str] = None
+
+
+@dataclass
+class Statement:
+    lines: list[StatementLine]
+    upcoming_ore: int
+    due_ore: int
+    paid_ore: int
+
+
+def host_statement(host_id: int, *, now: Optional[datetime] = None) -> Statement:
+    """A host's payouts: paid, scheduled and still to come (projected from live bookings)."""
+    now = now_or(now)
+    sync_payouts(now=now)
+    lines: list[StatementLine] = []
+    paid_booking_ids = set()
+    for payout in db.session.scalars(select(Payout).where(Payout.host_id == host_id)):
+        booking = db.session.get(Booking, payout.booking_id)
+        paid_booking_ids.add(payout.booking_id)
+        lines.append(StatementLine(booking.id, booking.check_in, booking.check_out, booking.status, payout.amount_ore,
+                                   payout.status, payout.due_at, payout.paid_at, payout.transfer_reference))
+    for booking in db.session.scalars(select(Booking).where(
+            Booking.host_id == host_id, Booking.status.in_(EARNING_STATUSES),
+            Booking.id.not_in(paid_booking_ids))):
+        amount = host_share_ore(booking)
+        if amount > 0:
+            lines.append(StatementLine(booking.id, booking.check_in, booking.check_out, booking.status, amount,
+                                       "upcoming", due_at_for(booking.check_in)))
+    lines.sort(key=lambda line: (line.due_at, line.booking_id))
+    return Statement(
+        lines=lines,
+        upcoming_ore=sum(line.amount_ore for line in lines if line.status == "upcoming"),
+        due_ore=sum(line.amount_ore for line in lines if line.status == "scheduled"),
+        paid_ore=sum(line.amount_ore for line in lines if line.status == "paid"),
+    )
