@@ -1,0 +1,91 @@
+"""Admin forms (shape only; the rules live in app/services/)."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, IntegerField, RadioField, SelectField, StringField, TextAreaField, TimeField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length, Optional
+
+from app.models import Season
+from app.web.host.forms import REQUIRED, KronorField, kronor_to_ore, ore_to_kronor
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+DECISION_LABELS = {"approve": _l("Godkänn"), "reject": _l("Avslå"), "suspend": _l("Stäng av"),
+                   "reinstate": _l("Återinsätt")}
+VETTING_LABELS = {"pending": _l("väntar på granskning"), "approved": _l("godkänd"), "rejected": _l("avslagen"),
+                  "suspended": _l("avstängd")}
+FLAG_CATEGORY_LABELS = {"overcharging": _l("Överpris"), "double_selling": _l("Dubbelförsäljning"),
+                        "cancellation": _l("Avbokning"), "misrepresentation": _l("Vilseledande uppgifter"),
+                        "other": _l("Annat")}
+NUMBER = InputRequired(message=_l("Ange ett heltal."))
+DATE = InputRequired(message=_l("Välj ett datum."))
+
+
+def choices(labels: dict) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in labels.items()]
+
+
+class DecisionForm(FlaskForm):
+    decision = SelectField(_l("Beslut"), choices=choices(DECISION_LABELS), validators=[InputRequired()])
+    reason = TextAreaField(_l("Motivering"), validators=[Optional(), Length(max=1000)])
+
+
+class SeasonForm(FlaskForm):
+    year = IntegerField(_l("År"), validators=[NUMBER])
+    name = StringField(_l("Namn"), validators=[REQUIRED, Length(max=120)])
+    first_night = DateField(_l("Första natten"), validators=[DATE])
+    last_night = DateField(_l("Sista natten"), validators=[DATE])
+    bookings_open_on = DateField(_l("Bokningen öppnar, datum"), validators=[DATE])
+    bookings_open_time = TimeField(_l("Bokningen öppnar, klockslag (svensk tid)"),
+                                   validators=[InputRequired(message=_l("Ange ett klockslag, till exempel 09:00."))])
+    price_cap = KronorField(_l("Pristak per bädd och natt (kr)"),
+                            validators=[InputRequired(message=_l("Ange pristaket i kronor."))])
+    max_increase_pct = IntegerField(_l("Högsta höjning mot förra året (procent)"), validators=[NUMBER])
+    strike_limit = IntegerField(_l("Prickningar som leder till avstängning"), validators=[NUMBER])
+    hold_minutes = IntegerField(_l("Reservationstid vid kortbetalning (minuter)"), validators=[NUMBER])
+    free_cancellation_until = DateField(_l("Kostnadsfri avbokning till och med"), validators=[DATE])
+    late_cancellation_refund_pct = IntegerField(_l("Återbetalning vid senare avbokning (procent)"),
+                                                validators=[NUMBER])
+    terms_version = StringField(_l("Villkorsversion"), validators=[Optional(), Length(max=40)])
+    terms_text = TextAreaField(_l("Villkorstext"), validators=[Optional()])
+
+    # Service field -> form field, to show a service's refusal next to the right input.
+    SERVICE_FIELDS = {"price_cap_ore": "price_cap", "bookings_open_at": "bookings_open_on"}
+
+    def values(self) -> dict:
+        """The season's values as the seasons service takes them (an aware time, öre)."""
+        values = {name: field.data for name, field in self._fields.items()
+                  if name not in ("csrf_token", "bookings_open_on", "bookings_open_time", "price_cap")}
+        values["bookings_open_at"] = datetime.combine(self.bookings_open_on.data, self.bookings_open_time.data,
+                                                      tzinfo=STOCKHOLM)
+        values["price_cap_ore"] = kronor_to_ore(self.price_cap.data)
+        for name in ("terms_version", "terms_text"):
+            values[name] = (values.get(name) or "").strip() or None
+        return values
+
+    @staticmethod
+    def data_of(season: Season) -> dict:
+        local_open = season.bookings_open_at.astimezone(STOCKHOLM)
+        data = {name: getattr(season, name) for name in (
+            "year", "name", "first_night", "last_night", "max_increase_pct", "strike_limit", "hold_minutes",
+            "free_cancellation_until", "late_cancellation_refund_pct", "terms_version", "terms_text")}
+        return {**data, "bookings_open_on": local_open.date(), "bookings_open_time": local_open.time(),
+                "price_cap": ore_to_kronor(season.price_cap_ore)}
+
+
+class ResolveFlagForm(FlaskForm):
+    decision = RadioField(_l("Beslut"), choices=[SelectChoice("upheld", _l("Fastställ (ger en prickning)")),
+                                                 SelectChoice("dismissed", _l("Avskriv"))],
+                          validators=[InputRequired(message=_l("Välj fastställ eller avskriv."))])
+    note = TextAreaField(_l("Anteckning"), validators=[Optional(), Length(max=5000)])
+
+
+class NewFlagForm(FlaskForm):
+    host_id = SelectField(_l("Värd"), coerce=int, validators=[InputRequired(message=_l("Välj en värd."))])
+    category = SelectField(_l("Kategori"), choices=choices(FLAG_CATEGORY_LABELS), validators=[InputRequired()])
+    booking_id = IntegerField(_l("Bokningsnummer (valfritt)"), validators=[Optional()])
+    description = TextAreaField(_l("Vad har hänt?"), validators=[REQUIRED, Length(max=5000)])
