@@ -34,6 +34,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Europe/Stockholm")
     _setup_login(app)
 
+    from app.web.converters import BoundedIntConverter
+    app.url_map.converters["int"] = BoundedIntConverter
+
     from app import models  # noqa: F401  (the whole schema, for Alembic)
     from app.api import api
     from app.web import register_blueprints
@@ -45,6 +48,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     _register_security_headers(app)
     _register_template_helpers(app)
 
+    from app.services import notifications, waitlist
+    notifications.register()  # e-mail and waiting-list reactions to domain events (idempotent)
+    waitlist.register()
     from app.cli import register_cli
     register_cli(app)
 

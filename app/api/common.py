@@ -11,6 +11,8 @@ from app.services.base import Actor
 from app.services.errors import DomainError, Forbidden, Unauthorized, ValidationFailed
 
 PROBLEM_TYPE = "https://sangplats.se/problems/"
+# Ids and counts are 32-bit in the database; larger numbers are refused as invalid input, not a 500.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any):
@@ -67,8 +69,8 @@ class Body:
         value, present = self._get(name, required)
         if not present:
             return None
-        if not isinstance(value, int) or isinstance(value, bool):
-            self.errors.setdefault(name, []).append("Must be a whole number.")
+        if not isinstance(value, int) or isinstance(value, bool) or not INT_MIN <= value <= INT_MAX:
+            self.errors.setdefault(name, []).append("Must be a whole number (32-bit).")
             return None
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             self.errors.setdefault(name, []).append(f"Must be between {minimum} and {maximum}.")
@@ -113,7 +115,8 @@ class Body:
         if not present:
             return None
         if (not isinstance(value, list) or len(value) > max_items
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+                or not all(isinstance(v, int) and not isinstance(v, bool) and INT_MIN <= v <= INT_MAX
+                           for v in value)):
             self.errors.setdefault(name, []).append(f"A list of at most {max_items} whole numbers.")
             return None
         return value
@@ -134,10 +137,13 @@ def query_int(name: str, required: bool = False, errors: dict | None = None) -> 
             errors.setdefault(name, []).append("Required.")
         return None
     try:
-        return int(raw)
+        value = int(raw)
+        if not INT_MIN <= value <= INT_MAX:
+            raise ValueError
+        return value
     except ValueError:
         if errors is not None:
-            errors.setdefault(name, []).append("Must be a whole number.")
+            errors.setdefault(name, []).append("Must be a whole number (32-bit).")
         return None
 
 
