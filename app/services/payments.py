@@ -685,7 +685,8 @@ def _claim_refund(refund_id: int, now: datetime) -> Optional[tuple[str, int, str
             return None
         refund.status, refund.updated_at = "sending", now
         refund.attempts += 1
-        return payment.stripe_payment_intent_id, refund.amount_ore, f"sangplats-refund-{payment.attempt_key}-{refund_id}"
+        key = f"sangplats-refund-{payment.attempt_key}-{refund_id}"
+        return payment.stripe_payment_intent_id, refund.amount_ore, key
 
 
 def send_refund(refund_id: int, *, now: Optional[datetime] = None) -> bool:

@@ -114,7 +114,8 @@ def mark_paid(actor: Actor, payout_id: int, reference: str, *, transfer: Optiona
     if payout is None:
         raise NotFound("No such payout.")
     if payout.status != "scheduled":
-        raise Conflict(f"This payout is {payout.status} already.", code="payout_not_scheduled", status_now=payout.status)
+        raise Conflict(f"This payout is {payout.status} already.", code="payout_not_scheduled",
+                       status_now=payout.status)
     if payout.due_at > now:
         raise Conflict("This payout is not due yet.", code="payout_not_due", due_at=payout.due_at.isoformat())
     snapshot = (payout.id, payout.host_id, payout.amount_ore)

@@ -116,7 +116,7 @@ def admin_retry_refund(refund_id):
     try:
         refund = payments.retry_refund(actor(), refund_id)
         flash(_("Återbetalningen skickades.") if refund.status == "succeeded"
-              else _("Återbetalningen misslyckades igen: %(error)s", error=refund.last_error), 
+              else _("Återbetalningen misslyckades igen: %(error)s", error=refund.last_error),
               "success" if refund.status == "succeeded" else "error")
     except DomainError as exc:
         flash(exc.message, "error")
