@@ -1,5 +1,5 @@
 """Admin pages through real forms with CSRF and TOTP sign-in: vetting, seasons, flags, audit log."""
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pyotp
 import pytest
@@ -84,7 +84,7 @@ def test_admin_creates_a_season_through_the_form(client, admin_login):
     season = season_for_year(2028)
     assert season.price_cap_ore == 95000 and season.last_night == date(2028, 6, 23)
     # 09:00 in Stockholm in February is 08:00 UTC.
-    assert season.bookings_open_at == datetime(2028, 2, 1, 8, 0, tzinfo=timezone.utc)
+    assert season.bookings_open_at == datetime(2028, 2, 1, 8, 0, tzinfo=UTC)
     assert season.terms_version and season.terms_text
     listed = client.get("/admin/seasons").get_data(as_text=True)
     assert "Almedalsveckan 2028" in listed
@@ -115,7 +115,7 @@ def test_admin_edits_a_season_in_local_time(client, admin_login, make_season):
     db.session.expire_all()
     season = season_for_year(2027)
     assert season.last_night == date(2027, 6, 26) and season.price_cap_ore == 88000
-    assert season.bookings_open_at == datetime(2027, 6, 1, 8, 30, tzinfo=timezone.utc)  # summer time: UTC+2
+    assert season.bookings_open_at == datetime(2027, 6, 1, 8, 30, tzinfo=UTC)  # summer time: UTC+2
     assert client.get("/admin/seasons/2031/edit").status_code == 404
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
@@ -54,7 +55,7 @@ class SeasonForm(FlaskForm):
     terms_text = TextAreaField(_l("Villkorstext"), validators=[Optional()])
 
     # Service field -> form field, to show a service's refusal next to the right input.
-    SERVICE_FIELDS = {"price_cap_ore": "price_cap", "bookings_open_at": "bookings_open_on"}
+    SERVICE_FIELDS: ClassVar[dict[str, str]] = {"price_cap_ore": "price_cap", "bookings_open_at": "bookings_open_on"}
 
     def values(self) -> dict:
         """The season's values as the seasons service takes them (an aware time, öre)."""

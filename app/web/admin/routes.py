@@ -79,4 +79,4 @@ def decide(user_id):
     return redirect(url_for("admin.hosts", status=_status_filter()))
 
 
-from app.web.admin import audit, flags, seasons  # noqa: E402,F401  (their views register on bp)
+from app.web.admin import audit, flags, seasons  # noqa: F401  (their views register on bp)

@@ -12,7 +12,14 @@ from app.services.seasons import latest_season
 from app.web.common import actor, flash_error, role_required
 from app.web.formatting import kr
 from app.web.host.forms import (
-    BED_KIND_LABELS, BedForm, ConfirmForm, ListingForm, PriceForm, PublishForm, RoomForm, kronor_to_ore,
+    BED_KIND_LABELS,
+    BedForm,
+    ConfirmForm,
+    ListingForm,
+    PriceForm,
+    PublishForm,
+    RoomForm,
+    kronor_to_ore,
     ore_to_kronor,
 )
 from app.web.host.routes import bp

@@ -51,4 +51,4 @@ def profile():
     return render_template("host/profile.html", form=form, profile=existing), status
 
 
-from app.web.host import bookings, listings  # noqa: E402,F401  (their views register on bp)
+from app.web.host import bookings, listings  # noqa: F401  (their views register on bp)
