@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import subprocess
+import subprocess  # nosec B404 - starts our own localstripe binary with a fixed argument list
 import sys
 import time
 from pathlib import Path
@@ -54,7 +54,7 @@ def start(port: int, *, background: bool = False, log_path: Optional[Path] = Non
     """Start localstripe from this virtualenv on 127.0.0.1:port and wait until it answers."""
     binary = Path(sys.executable).with_name("localstripe")
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # nosec B603 - fixed argv, no shell, no user input
         [str(binary), "--port", str(port), "--from-scratch"], stdout=log, stderr=subprocess.STDOUT,
         start_new_session=background, cwd=str(ROOT / "instance") if (ROOT / "instance").is_dir() else None,
     )

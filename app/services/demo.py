@@ -11,8 +11,8 @@ from app.services import accounts, delegations, listings, pricing, seasons, vett
 from app.services.base import Actor
 from app.services.terms import STANDARD_TERMS_TEXT, STANDARD_TERMS_VERSION
 
-DEMO_PASSWORD = "almedalen-demo-2027"
-DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+DEMO_PASSWORD = "almedalen-demo-2027"  # nosec B105 - public demo login, printed by `flask demo seed`
+DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # nosec B105 - demo admin only
 HOSTS = [
     ("Karin Lindqvist", "karin@example.se", "Karin Lindqvist", "Strandgatan 14", "621 56", [
         ("Rum med havsutsikt vid Strandgatan", 4, [("Sovrum 1", ["Säng A", "Säng B"]), ("Sovrum 2", ["Våningssäng övre", "Våningssäng undre"])], 72000),

@@ -57,7 +57,7 @@ def pay_submit(booking_id):
     try:
         result = payments.pay_booking(actor(), booking_id, request.form.get("payment_method_id"))
     except DomainError as exc:
-        body = {"code": exc.code, "detail": exc.message, "setup_client_secret": None}
+        body = {"code": exc.code, "detail": exc.message, "setup_client_secret": None}  # nosec B105 - not a password
         if exc.code == "card_declined":
             try:  # a SetupIntent is used up once confirmed: a new card needs a new one
                 body["setup_client_secret"] = payments.setup_card_entry(actor(), booking_id)
