@@ -20,6 +20,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.config.from_object(CONFIGS[config_name or os.environ.get("APP_ENV", "development")])
     if overrides:
         app.config.update(overrides)
+    if not app.debug and not app.testing and (config_name or os.environ.get("APP_ENV")) == "production" \
+            and app.config["SECRET_KEY"] == "dev-only-secret-change-me":
+        raise RuntimeError("Set SECRET_KEY in the environment before running in production.")
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     db.init_app(app)
