@@ -60,4 +60,5 @@ def expire():
 def register_cli(app: Flask) -> None:
     for group in (users_cli, demo_cli, holds_cli):
         app.cli.add_command(group)
+    __import__("app.cli_mail", fromlist=["register"]).register(app)
     __import__("app.cli_payments", fromlist=["register"]).register(app)

@@ -172,6 +172,20 @@ PATHS = {
         "Uphold or dismiss a flag", tag="admin", errors=[409], params=[path_id("flag_id")],
         request=body({"decision": {"type": "string", "enum": ["upheld", "dismissed"]}, "note": _str()},
                      ["decision"]))},
+    "/waitlist": {
+        "post": op("Wait for beds for a stay", tag="waitlist", ok=201, errors=[409], request=body(
+            {"delegation_id": INT, "year": INT, "check_in": DATE, "check_out": DATE,
+             "beds": {"type": "integer", "minimum": 1, "maximum": 100},
+             "max_walking_minutes": {"type": "integer", "minimum": 0, "maximum": 600},
+             "max_price_ore": {"type": "integer", "minimum": 1}},
+            ["delegation_id", "year", "check_in", "check_out", "beds"])),
+        "get": op("The coordinator's waiting-list entries and offers", tag="waitlist"),
+    },
+    "/waitlist/{entry_id}/accept": {"post": op(
+        "Accept a reserved offer (binding contract, invoice)", tag="waitlist", errors=[409],
+        params=[path_id("entry_id")], request=body({"accept_contract": BOOL}, ["accept_contract"]))},
+    "/waitlist/{entry_id}/cancel": {"post": op("Leave the waiting list (declines an offer)", tag="waitlist",
+                                               errors=[409], params=[path_id("entry_id")])},
     "/transparency": {"get": op("The season's public figures", tag="public", auth=False,
                                 params=[query("year", INT)])},
 }

@@ -175,10 +175,7 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
             ])
             db.session.flush()  # the UNIQUE index on occupied bed-nights decides here
             if not is_card:
-                seq = next_number("invoice", season.year)
-                booking.invoice_number = f"F-{season.year}-{seq:06d}"
-                booking.invoice_due_on = max(local_date(now), min(local_date(now) + timedelta(days=INVOICE_DAYS),
-                                                                  check_in - timedelta(days=1)))
+                _issue_invoice(booking, season, now)
             lines = _contract_lines(bed_ids, nights, prices)
             coordinator = db.session.get(User, actor.user_id)
             form_contract(booking, season, listing, lines=lines, coordinator=coordinator, accepted_at=now,
@@ -191,6 +188,14 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
         # Another transaction took some of these bed-nights between our check and our insert.
         raise conflict_error(taken_bed_nights(bed_ids, check_in, check_out)) from None
     return booking
+
+
+def _issue_invoice(booking: Booking, season, now: datetime) -> None:
+    """Give an invoice booking its consecutive number and due date (flush only)."""
+    seq = next_number("invoice", season.year)
+    booking.invoice_number = f"F-{season.year}-{seq:06d}"
+    booking.invoice_due_on = max(local_date(now), min(local_date(now) + timedelta(days=INVOICE_DAYS),
+                                                      booking.check_in - timedelta(days=1)))
 
 
 def _contract_lines(bed_ids, nights, prices) -> list[dict]:
@@ -213,8 +218,8 @@ def paid_ore(booking_id: int) -> int:
 def guest_refund_ore(booking: Booking, today: date) -> int:
     """What a guest cancellation refunds under the contract: all until the free date, the late share after."""
     season = booking.season
-    if booking.payment_method == "card" and booking.status == "awaiting_payment":
-        return 0
+    if booking.status == "awaiting_payment":
+        return 0  # an unpaid card hold or an unaccepted waiting-list offer: nothing was paid or invoiced
     base = paid_ore(booking.id) if booking.payment_method == "card" else booking.total_ore
     if today <= season.free_cancellation_until:
         return base
@@ -400,3 +405,88 @@ def fulfilled_and_cancelled(host_id: int, today: date) -> tuple[int, int]:
     cancelled = db.session.scalar(select(func.count(Booking.id)).where(
         Booking.host_id == host_id, Booking.status == "cancelled_by_host"))
     return fulfilled or 0, cancelled or 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Waiting-list offers: beds held for a delegation, turned into a booking when the offer is accepted
+# ---------------------------------------------------------------------------------------------
+
+OFFER_NOTE = "waitlist offer"
+
+
+def is_offer(booking: Booking) -> bool:
+    return booking.note == OFFER_NOTE
+
+
+def hold_beds_for_offer(delegation: Delegation, listing_id: int, season, prices: dict[int, int], check_in: date,
+                        check_out: date, *, expires_at: datetime, now: datetime) -> Booking:
+    """Hold these beds for a waiting-list offer inside the caller's unit of work (flush only).
+
+    The hold is an `awaiting_payment` invoice booking without a contract: no one has accepted
+    anything yet. `expire_holds` ends it at `expires_at` like any unpaid hold; accepting it
+    (`confirm_offered_hold`) forms the contract. Raises IntegrityError when a bed-night was taken.
+    """
+    listing = db.session.get(Listing, listing_id)
+    bed_ids = sorted(prices)
+    nights = stay_nights(check_in, check_out)
+    booking = Booking(
+        delegation_id=delegation.id, season_id=season.id, listing_id=listing.id, host_id=listing.host_id,
+        coordinator_id=delegation.coordinator_id, status="awaiting_payment", payment_method="invoice",
+        total_ore=sum(prices.values()) * len(nights), refund_ore=0, check_in=check_in, check_out=check_out,
+        created_at=now, expires_at=expires_at, note=OFFER_NOTE,
+    )
+    db.session.add(booking)
+    db.session.flush()
+    db.session.add_all([
+        BedNight(bed_id=bed_id, night=night, state="held", booking_id=booking.id, price_ore=prices[bed_id],
+                 created_at=now)
+        for night in nights for bed_id in bed_ids
+    ])
+    db.session.flush()  # the UNIQUE index on occupied bed-nights decides here
+    audit.record(Actor.system(), "booking.offer_held", "booking", booking.id,
+                 after={"bed_ids": bed_ids, "check_in": check_in, "check_out": check_out,
+                        "total_ore": booking.total_ore, "expires_at": expires_at}, now=now)
+    return booking
+
+
+def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Booking:
+    """The coordinator accepts a held offer, inside the caller's unit of work (flush only).
+
+    The beds are booked on invoice at today's prices (which can only have gone down since the
+    offer), the invoice is numbered and the binding contract is formed, as in `create_booking`.
+    """
+    if booking.status != "awaiting_payment" or not is_offer(booking) or (
+            booking.expires_at is not None and booking.expires_at <= now):
+        raise Conflict("This offer has expired or was withdrawn; the beds went back on the market.",
+                       code="offer_expired")
+    season = booking.season
+    held = [line for line in booking.lines if line.state == "held"]
+    bed_ids = sorted({line.bed_id for line in held})
+    listing, prices = _bookable_listing(bed_ids, season, now)
+    nights = stay_nights(booking.check_in, booking.check_out)
+    db.session.execute(update(BedNight).where(BedNight.booking_id == booking.id, BedNight.state == "held")
+                       .values(state="booked"))
+    for bed_id, price in prices.items():
+        db.session.execute(update(BedNight).where(BedNight.booking_id == booking.id, BedNight.bed_id == bed_id)
+                           .values(price_ore=price))
+    before = {"status": booking.status, "total_ore": booking.total_ore}
+    booking.status = "confirmed"
+    booking.confirmed_at = now
+    booking.expires_at = None
+    booking.total_ore = sum(prices.values()) * len(nights)
+    _issue_invoice(booking, season, now)
+    coordinator = db.session.get(User, actor.user_id)
+    form_contract(booking, season, listing, lines=_contract_lines(bed_ids, nights, prices), coordinator=coordinator,
+                  accepted_at=now, ip=actor.ip)
+    audit.record(actor, "booking.offer_accepted", "booking", booking.id, before=before,
+                 after={"status": booking.status, "total_ore": booking.total_ore}, now=now)
+    db.session.flush()
+    db.session.expire(booking, ["lines", "contract"])
+    events.emit(events.BOOKING_CONFIRMED, booking=booking, now=now)
+    return booking
+
+
+def release_hold(booking: Booking, *, now: datetime, actor: Actor) -> None:
+    """End an unpaid hold or an unaccepted offer now, inside the caller's unit of work (flush only)."""
+    if booking.status == "awaiting_payment":
+        _expire_booking(booking, now, actor)

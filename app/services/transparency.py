@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import and_, distinct, func, or_, select
 
 from app.extensions import db
 from app.models import Bed, BedNight, BedPrice, Booking, Flag, HostProfile, Listing, Room, Season
@@ -24,6 +24,19 @@ def _prices(season: Season) -> list[int]:
         .join(Listing, Listing.id == Room.listing_id).where(BedPrice.season_id == season.id,
                                                             Listing.published.is_(True))
     ))
+
+
+def _flags_upheld(season: Season) -> int:
+    """Upheld flags of this season: about one of its bookings, or, with no booking, resolved while it
+    was the season being booked (from its opening until the next season opened)."""
+    next_open = db.session.scalar(select(Season.bookings_open_at).where(Season.year > season.year)
+                                  .order_by(Season.year).limit(1))
+    in_window = and_(Flag.booking_id.is_(None), Flag.resolved_at >= season.bookings_open_at)
+    if next_open is not None:
+        in_window = and_(in_window, Flag.resolved_at < next_open)
+    of_booking = Flag.booking_id.in_(select(Booking.id).where(Booking.season_id == season.id))
+    return db.session.scalar(select(func.count(Flag.id)).where(
+        Flag.status == "upheld", or_(of_booking, in_window))) or 0
 
 
 def figures(year: Optional[int] = None) -> dict:
@@ -55,7 +68,8 @@ def figures(year: Optional[int] = None) -> dict:
         "beds": beds,
         "bed_nights": capacity,
         "bed_nights_booked": sold,
-        "booked_share": round(sold / capacity, 4) if capacity else 0.0,
+        "nights": nights,
+        "booked_share": min(1.0, round(sold / capacity, 4)) if capacity else 0.0,
         "median_price_ore": percentile(prices, 50),
         "p90_price_ore": percentile(prices, 90),
         "price_cap_ore": season.price_cap_ore,
@@ -63,5 +77,5 @@ def figures(year: Optional[int] = None) -> dict:
                            "p90_price_ore": percentile(prev_prices, 90)} if previous and prev_prices else None),
         "host_cancellations": db.session.scalar(select(func.count(Booking.id)).where(
             Booking.season_id == season.id, Booking.status == "cancelled_by_host")) or 0,
-        "flags_upheld": db.session.scalar(select(func.count(Flag.id)).where(Flag.status == "upheld")) or 0,
+        "flags_upheld": _flags_upheld(season),
     }

@@ -14,3 +14,7 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (public_bp, auth_bp, host_bp, coordinator_bp, admin_bp, stripe_bp, payments_bp, account_bp):
         app.register_blueprint(blueprint)
+    from app.web.transparency import bp as transparency_bp
+    from app.web.waitlist import bp as waitlist_bp
+    for blueprint in (transparency_bp, waitlist_bp):
+        app.register_blueprint(blueprint)

@@ -1,0 +1,236 @@
+"""The e-mail outbox: mail is queued in the business transaction and sent later, with retries.
+
+`queue_email` only adds a row to the caller's unit of work, so a message exists exactly when the
+change that caused it was committed. `send_pending` (run by `flask mail send`, e.g. every minute
+from cron) delivers due messages over SMTP outside any write transaction: each attempt is first
+claimed in a short transaction (attempts + 1), then sent, then recorded as sent or as a failure
+to retry after a back-off. Delivery is at least once: a crash between the SMTP hand-over and the
+record may send a message twice, never lose it. With MAIL_SERVER empty (development) messages are
+written as .eml files into MAIL_OUTBOX_DIR instead.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from pathlib import Path
+from typing import Optional
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+
+from app.extensions import db
+from app.models import Contract, OutboxEmail
+from app.services.base import now_or, unit_of_work
+from app.services.errors import ValidationFailed
+
+log = logging.getLogger(__name__)
+
+# Attempt n (0-based) is due this long after the message was queued; after the last one it fails.
+RETRY_SCHEDULE = (
+    timedelta(0), timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
+    timedelta(hours=3), timedelta(hours=6), timedelta(hours=12), timedelta(hours=24),
+)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE)
+CONTRACT_SUFFIX = ".pdf"
+CONTRACT_MIME = "application/pdf"
+BATCH_SIZE = 200
+SMTP_TIMEOUT_SECONDS = 20
+
+
+def queue_email(to_address: str, subject: str, body_text: str, *, attachment_name: Optional[str] = None,
+                attachment_mime: Optional[str] = None, attachment: Optional[bytes] = None,
+                contract_number: Optional[str] = None, now: Optional[datetime] = None) -> OutboxEmail:
+    """Add a message to the outbox inside the caller's unit of work (no flush, no network).
+
+    `contract_number` attaches that contract's PDF, rendered when the message is sent: rendering
+    takes a third of a second, far too long to hold a booking's write lock for, and the contract
+    is immutable, so the PDF is the same whenever it is made.
+    """
+    to_address = (to_address or "").strip()
+    if "@" not in parseaddr(to_address)[1] or "\n" in to_address or "\r" in to_address:
+        raise ValidationFailed({"to_address": [f"Not an e-mail address: {to_address!r}."]})
+    if (attachment is None) != (attachment_name is None):
+        raise ValidationFailed({"attachment": ["Give an attachment together with its file name."]})
+    if contract_number is not None:
+        attachment_name, attachment_mime = f"{contract_number}{CONTRACT_SUFFIX}", CONTRACT_MIME
+    email = OutboxEmail(
+        to_address=to_address, subject=" ".join(subject.split())[:300], body_text=body_text,
+        attachment_name=attachment_name, attachment_mime=attachment_mime or (
+            "application/octet-stream" if attachment is not None else None),
+        attachment=attachment, status="pending", attempts=0, created_at=now_or(now),
+    )
+    db.session.add(email)
+    return email
+
+
+def due_at(email: OutboxEmail) -> Optional[datetime]:
+    """When the next attempt may be made, or None when no attempt is left."""
+    if email.attempts >= MAX_ATTEMPTS:
+        return None
+    return email.created_at + RETRY_SCHEDULE[email.attempts]
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """A message's plain values, read before the network so no transaction stays open meanwhile."""
+
+    id: int
+    attempt: int
+    to_address: str
+    subject: str
+    body_text: str
+    attachment_name: Optional[str]
+    attachment_mime: Optional[str]
+    attachment: Optional[bytes]
+    created_at: datetime
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.sent} sent, {self.retrying} to retry, {self.failed} given up"
+
+
+def build_message(item: _Outgoing) -> EmailMessage:
+    sender = current_app.config["MAIL_FROM"]
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = item.to_address
+    message["Subject"] = item.subject
+    message["Date"] = format_datetime(item.created_at)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "sangplats.se"
+    message["Message-ID"] = make_msgid(f"outbox{item.id}", domain=domain)
+    message.set_content(item.body_text)
+    if item.attachment is not None:
+        maintype, _, subtype = (item.attachment_mime or "application/octet-stream").partition("/")
+        message.add_attachment(item.attachment, maintype=maintype, subtype=subtype or "octet-stream",
+                               filename=item.attachment_name)
+    return message
+
+
+class _Transport:
+    """One SMTP connection for a batch, opened on first use; or the .eml folder in development."""
+
+    def __init__(self) -> None:
+        config = current_app.config
+        self.server = config.get("MAIL_SERVER") or ""
+        self.port = int(config.get("MAIL_PORT") or 25)
+        self.username = config.get("MAIL_USERNAME") or ""
+        self.password = config.get("MAIL_PASSWORD") or ""
+        self.starttls = bool(config.get("MAIL_USE_STARTTLS"))
+        self.folder = Path(config["MAIL_OUTBOX_DIR"])
+        self.smtp: Optional[smtplib.SMTP] = None
+
+    def deliver(self, item: _Outgoing, message: EmailMessage) -> None:
+        if not self.server:
+            self._write_file(item, message)
+            return
+        try:
+            self._connection().send_message(message)
+        except smtplib.SMTPServerDisconnected:
+            # A connection kept from earlier in the batch may have timed out: reconnect once.
+            self.close()
+            self._connection().send_message(message)
+
+    def _connection(self) -> smtplib.SMTP:
+        if self.smtp is None:
+            smtp = smtplib.SMTP(self.server, self.port, timeout=SMTP_TIMEOUT_SECONDS)
+            if self.starttls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password)
+            self.smtp = smtp
+        return self.smtp
+
+    def _write_file(self, item: _Outgoing, message: EmailMessage) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", item.subject).strip("-")[:40] or "mail"
+        (self.folder / f"{item.id:06d}-{slug}.eml").write_bytes(bytes(message))
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self.smtp = None
+
+
+def _due(now: datetime, limit: int) -> list[_Outgoing]:
+    due = or_(*(and_(OutboxEmail.attempts == n, OutboxEmail.created_at <= now - wait)
+                for n, wait in enumerate(RETRY_SCHEDULE)))
+    rows = db.session.scalars(select(OutboxEmail).where(OutboxEmail.status == "pending", due)
+                              .order_by(OutboxEmail.id).limit(limit)).all()
+    items = [_Outgoing(e.id, e.attempts, e.to_address, e.subject, e.body_text, e.attachment_name,
+                       e.attachment_mime, _attachment_bytes(e), e.created_at) for e in rows]
+    db.session.commit()  # end the read transaction before any network traffic
+    return items
+
+
+def _attachment_bytes(email: OutboxEmail) -> Optional[bytes]:
+    """The stored attachment, or the PDF of the contract the message refers to by number."""
+    if email.attachment is not None or email.attachment_name is None:
+        return email.attachment
+    from app.services.contract_pdf import render_pdf
+    number = email.attachment_name.removesuffix(CONTRACT_SUFFIX)
+    contract = db.session.scalar(select(Contract).where(Contract.number == number))
+    return render_pdf(contract) if contract is not None else None
+
+
+def _claim(item: _Outgoing) -> bool:
+    """Count this attempt before sending; False when another sender claimed it first."""
+    with unit_of_work():
+        claimed = db.session.execute(update(OutboxEmail).where(
+            OutboxEmail.id == item.id, OutboxEmail.status == "pending", OutboxEmail.attempts == item.attempt,
+        ).values(attempts=item.attempt + 1)).rowcount
+    return claimed == 1
+
+
+def _record(item: _Outgoing, error: Optional[str], now: datetime) -> str:
+    with unit_of_work():
+        email = db.session.get(OutboxEmail, item.id)
+        if error is None:
+            email.status, email.sent_at, email.last_error = "sent", now, None
+        else:
+            email.last_error = error[:500]
+            email.status = "failed" if email.attempts >= MAX_ATTEMPTS else "pending"
+        return email.status
+
+
+def send_pending(now: Optional[datetime] = None, *, limit: int = BATCH_SIZE) -> SendReport:
+    """Deliver every due message once; failures are kept for a later attempt or given up after the last."""
+    now = now_or(now)
+    report = SendReport()
+    transport = _Transport()
+    try:
+        for item in _due(now, limit):
+            if not _claim(item):
+                continue
+            error = None
+            try:
+                transport.deliver(item, build_message(item))
+            except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+                transport.close()
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("mail %s to %s not sent (attempt %s): %s", item.id, item.to_address,
+                            item.attempt + 1, error)
+            status = _record(item, error, now)
+            if status == "sent":
+                report.sent += 1
+            elif status == "failed":
+                report.failed += 1
+            else:
+                report.retrying += 1
+    finally:
+        transport.close()
+    return report

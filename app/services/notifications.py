@@ -1,0 +1,384 @@
+"""E-mail notifications: domain event handlers that queue mail in the outbox, in the recipient's language.
+
+Each handler runs inside the unit of work that emitted the event and only adds outbox rows, so a
+message is sent exactly when its cause was committed. Texts are Swedish msgids translated with
+the recipient's `locale` (Flask-Babel's force_locale); money and dates are formatted for it.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Callable, Optional
+
+from flask import url_for
+from flask_babel import force_locale, format_date, format_datetime
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditEntry, Booking, Contract, Delegation, Flag, HostProfile, Listing, OutboxEmail, User
+from app.services import audit, events, mail
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.booking import is_offer
+from app.web.formatting import kr
+
+HOLD_REMINDER_MINUTES = 5
+HOLD_REMINDED = "booking.hold_reminder_queued"
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting in the recipient's language
+# ---------------------------------------------------------------------------------------------
+
+
+def _day(value: date) -> str:
+    return format_date(value, "d MMMM y")
+
+
+def _moment(value: datetime) -> str:
+    return format_datetime(value, "d MMMM y HH:mm")
+
+
+def _url(endpoint: str, **values) -> Optional[str]:
+    """An absolute link when the app knows its address (in a request, or with SERVER_NAME set)."""
+    try:
+        return url_for(endpoint, _external=True, **values)
+    except RuntimeError:
+        return None
+
+
+def _queue(user: User, build: Callable[[], tuple[str, list[Optional[str]]]], *, now: datetime,
+           contract_number: Optional[str] = None) -> OutboxEmail:
+    """Build subject and paragraphs in the user's language and put them in the outbox."""
+    with force_locale(user.locale or "sv"):
+        subject, paragraphs = build()
+        greeting = _("Hej %(name)s!", name=user.name)
+        signature = _("Vänliga hälsningar\nSängplats")
+    body = "\n\n".join([greeting, *[p for p in paragraphs if p], signature]) + "\n"
+    return mail.queue_email(user.email, subject, body, contract_number=contract_number, now=now)
+
+
+def _stay(booking: Booking) -> dict:
+    listing = db.session.get(Listing, booking.listing_id)
+    delegation = db.session.get(Delegation, booking.delegation_id)
+    contract = db.session.scalar(select(Contract).where(Contract.booking_id == booking.id))
+    return {
+        "title": listing.title, "address": f"{listing.address}, {listing.postal_code} Visby",
+        "walking": listing.walking_minutes, "delegation": delegation.name,
+        "check_in": _day(booking.check_in), "check_out": _day(booking.check_out),
+        "nights": (booking.check_out - booking.check_in).days,
+        "beds": len({line.bed_id for line in booking.lines}), "total": kr(booking.total_ore),
+        "number": contract.number if contract else "", "contract": contract,
+    }
+
+
+def _stay_line(s: dict) -> str:
+    return _("Boende: %(title)s, %(address)s (%(walking)s minuters promenad till Almedalen).\n"
+             "Vistelse: %(check_in)s – %(check_out)s, %(nights)s nätter, %(beds)s bäddar.",
+             title=s["title"], address=s["address"], walking=s["walking"], check_in=s["check_in"],
+             check_out=s["check_out"], nights=s["nights"], beds=s["beds"])
+
+
+def _user(user_id: Optional[int]) -> Optional[User]:
+    return db.session.get(User, user_id) if user_id is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Bookings
+# ---------------------------------------------------------------------------------------------
+
+
+def _confirmation_queued(user: User, contract: Contract) -> bool:
+    return db.session.scalar(select(OutboxEmail.id).where(
+        OutboxEmail.to_address == user.email,
+        OutboxEmail.attachment_name == f"{contract.number}{mail.CONTRACT_SUFFIX}").limit(1)
+    ) is not None
+
+
+def _confirm_to_coordinator(booking: Booking, now: datetime) -> None:
+    """The booking confirmation with the contract PDF, once per contract."""
+    coordinator = _user(booking.coordinator_id)
+    contract = db.session.scalar(select(Contract).where(Contract.booking_id == booking.id))
+    if coordinator is None or contract is None or _confirmation_queued(coordinator, contract):
+        return
+
+    def build():
+        s = _stay(booking)
+        if booking.payment_method == "invoice":
+            payment = _("Betalning: faktura %(invoice)s, %(total)s, förfaller %(due)s.",
+                        invoice=booking.invoice_number or "", total=s["total"],
+                        due=_day(booking.invoice_due_on) if booking.invoice_due_on else "–")
+        else:
+            payment = _("Betalning: %(total)s, betalt med kort.", total=s["total"])
+        verify = _url("public.verify_contract", number=contract.number, sha256=contract.sha256)
+        return _("Bokningsbekräftelse %(number)s: %(title)s", number=contract.number, title=s["title"]), [
+            _("Bokningen för %(delegation)s är bekräftad. Avtalet %(number)s är bindande för er och värden; "
+              "det finns bifogat som PDF.", delegation=s["delegation"], number=contract.number),
+            _stay_line(s),
+            payment,
+            _("Avtalets kontrollsumma (SHA-256): %(sha)s", sha=contract.sha256),
+            _("Vem som helst kan kontrollera avtalet här: %(url)s", url=verify) if verify else None,
+            _("Avbokning: kostnadsfritt till och med %(free)s, därefter återbetalas %(pct)s %%.",
+              free=_day(booking.season.free_cancellation_until), pct=booking.season.late_cancellation_refund_pct),
+        ]
+
+    _queue(coordinator, build, now=now, contract_number=contract.number)
+
+
+def _notify_host_of_booking(booking: Booking, now: datetime) -> None:
+    host = _user(booking.host_id)
+
+    def build():
+        s = _stay(booking)
+        return _("Ny bokning: %(title)s, %(check_in)s – %(check_out)s", title=s["title"],
+                 check_in=s["check_in"], check_out=s["check_out"]), [
+            _("%(delegation)s har bokat %(beds)s bäddar hos dig. Avtal %(number)s, totalt %(total)s.",
+              delegation=s["delegation"], beds=s["beds"], number=s["number"], total=s["total"]),
+            _stay_line(s),
+            _("Avtalet är bindande. Avbokar du blir gästen återbetald i sin helhet, bäddarna spärras för "
+              "vistelsen och du får en prickning."),
+        ]
+
+    if host is not None:
+        _queue(host, build, now=now)
+
+
+def on_booking_created(booking: Booking, now: datetime, **_ignored) -> None:
+    """Invoice bookings are confirmed at once: confirmation to the coordinator, notice to the host."""
+    if booking.status == "confirmed":
+        _confirm_to_coordinator(booking, now)
+        _notify_host_of_booking(booking, now)
+
+
+def on_booking_confirmed(booking: Booking, now: datetime, **_ignored) -> None:
+    """A paid card hold or an accepted waiting-list offer is now a booking."""
+    _confirm_to_coordinator(booking, now)
+    _notify_host_of_booking(booking, now)
+
+
+def on_cancelled_by_guest(booking: Booking, now: datetime, **_ignored) -> None:
+    """The host hears of every cancellation of a booking they were told about; the coordinator gets a receipt."""
+    if booking.confirmed_at is None:
+        return  # an unpaid hold or an unaccepted offer: no one was told of a booking
+    s_refund = booking.refund_ore
+    host, coordinator = _user(booking.host_id), _user(booking.coordinator_id)
+
+    def build_host():
+        s = _stay(booking)
+        return _("Avbokning: %(title)s, %(check_in)s – %(check_out)s", title=s["title"], check_in=s["check_in"],
+                 check_out=s["check_out"]), [
+            _("%(delegation)s har avbokat sin bokning (avtal %(number)s) enligt avtalets villkor.",
+              delegation=s["delegation"], number=s["number"]),
+            _stay_line(s),
+            _("Bäddarna är lediga igen och kan bokas av andra."),
+        ]
+
+    def build_coordinator():
+        s = _stay(booking)
+        return _("Avbokningen är registrerad: %(title)s", title=s["title"]), [
+            _("Ni har avbokat bokningen med avtal %(number)s.", number=s["number"]),
+            _stay_line(s),
+            _("Återbetalning enligt avtalet: %(refund)s.", refund=kr(s_refund)),
+        ]
+
+    if host is not None:
+        _queue(host, build_host, now=now)
+    if coordinator is not None:
+        _queue(coordinator, build_coordinator, now=now)
+
+
+def on_cancelled_by_host(booking: Booking, now: datetime, **_ignored) -> None:
+    """The coordinator learns of the breach and the refund; the host gets the record of it."""
+    host, coordinator = _user(booking.host_id), _user(booking.coordinator_id)
+    reason = booking.cancel_reason or "–"
+
+    def build_coordinator():
+        s = _stay(booking)
+        return _("Värden har avbokat: %(title)s", title=s["title"]), [
+            _("Värden har avbokat er bokning (avtal %(number)s). Det är ett avtalsbrott: ni får tillbaka "
+              "%(refund)s och värden får en prickning.", number=s["number"], refund=kr(booking.refund_ore)),
+            _stay_line(s),
+            _("Värdens motivering: %(reason)s", reason=reason),
+            _("Sök nya bäddar på Sängplats, eller ställ er i väntelistan om det är fullt."),
+        ]
+
+    def build_host():
+        s = _stay(booking)
+        return _("Du har avbokat: %(title)s", title=s["title"]), [
+            _("Du har avbokat bokningen med avtal %(number)s. Gästen återbetalas %(refund)s, bäddarna är spärrade "
+              "för vistelsen och du har fått en prickning.", number=s["number"], refund=kr(booking.refund_ore)),
+            _stay_line(s),
+        ]
+
+    if coordinator is not None:
+        _queue(coordinator, build_coordinator, now=now)
+    if host is not None:
+        _queue(host, build_host, now=now)
+
+
+def on_booking_expired(booking: Booking, now: datetime, **_ignored) -> None:
+    """An unpaid hold or an unaccepted offer ran out: the coordinator is told the beds are gone."""
+    coordinator = _user(booking.coordinator_id)
+    offer = is_offer(booking)
+
+    def build():
+        s = _stay(booking)
+        if offer:
+            return _("Erbjudandet från väntelistan har gått ut"), [
+                _("Erbjudandet om %(beds)s bäddar i %(title)s accepterades inte i tid. Bäddarna har gått vidare "
+                  "till nästa på väntelistan.", beds=s["beds"], title=s["title"]),
+                _stay_line(s),
+            ]
+        return _("Reservationen har gått ut: %(title)s", title=s["title"]), [
+            _("Reservationen betalades inte i tid och har gått ut. Bäddarna är släppta; ingen bokning "
+              "gjordes och inget avtal gäller."),
+            _stay_line(s),
+        ]
+
+    if coordinator is not None and booking.expires_at is not None and booking.expires_at <= now:
+        _queue(coordinator, build, now=now)
+
+
+def remind_expiring_holds(now: Optional[datetime] = None) -> list[int]:
+    """Queue one reminder per hold or offer that expires within five minutes; return the booking ids."""
+    now = now_or(now)
+    reminded = []
+    with unit_of_work():
+        holds = db.session.scalars(select(Booking).where(
+            Booking.status == "awaiting_payment", Booking.expires_at > now,
+            Booking.expires_at <= now + timedelta(minutes=HOLD_REMINDER_MINUTES)).order_by(Booking.id)).all()
+        for booking in holds:
+            # The audit log records that a reminder went out, so each hold gets only one.
+            if db.session.scalar(select(AuditEntry.id).where(
+                    AuditEntry.action == HOLD_REMINDED, AuditEntry.object_type == "booking",
+                    AuditEntry.object_id == str(booking.id)).limit(1)) is not None:
+                continue
+            coordinator = _user(booking.coordinator_id)
+            if coordinator is None:
+                continue
+            _queue(coordinator, _reminder_builder(booking), now=now)
+            audit.record(Actor.system(), HOLD_REMINDED, "booking", booking.id,
+                         after={"expires_at": booking.expires_at}, now=now)
+            reminded.append(booking.id)
+    return reminded
+
+
+def _reminder_builder(booking: Booking):
+    def build():
+        s = _stay(booking)
+        when = _moment(booking.expires_at)
+        if is_offer(booking):
+            return _("Erbjudandet från väntelistan går ut %(when)s", when=when), [
+                _("Bäddarna i %(title)s är reserverade för %(delegation)s till %(when)s. Acceptera erbjudandet "
+                  "under Väntelista innan dess, annars går de vidare till nästa på listan.",
+                  title=s["title"], delegation=s["delegation"], when=when),
+                _stay_line(s),
+            ]
+        return _("Er reservation går ut %(when)s", when=when), [
+            _("Reservationen av %(beds)s bäddar i %(title)s går ut %(when)s. Betala innan dess, annars släpps "
+              "bäddarna.", beds=s["beds"], title=s["title"], when=when),
+            _stay_line(s),
+        ]
+
+    return build
+
+
+def on_waitlist_offered(entry, booking: Booking, now: datetime, **_ignored) -> None:
+    """A waiting delegation is offered freed beds, reserved for 48 hours."""
+    coordinator = _user(booking.coordinator_id)
+
+    def build():
+        s = _stay(booking)
+        link = _url("waitlist.index")
+        return _("Lediga bäddar till er från väntelistan: %(title)s", title=s["title"]), [
+            _("%(beds)s bäddar har blivit lediga i %(title)s. De är reserverade för %(delegation)s till "
+              "%(expires)s.", beds=s["beds"], title=s["title"], delegation=s["delegation"],
+              expires=_moment(booking.expires_at)),
+            _stay_line(s),
+            _("Pris: %(total)s, betalas mot faktura.", total=s["total"]),
+            _("Acceptera erbjudandet under Väntelista på Sängplats; då bildas det bindande avtalet. Annars går "
+              "bäddarna vidare till nästa på listan."),
+            link,
+        ]
+
+    if coordinator is not None:
+        _queue(coordinator, build, now=now)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vetting and flags
+# ---------------------------------------------------------------------------------------------
+
+
+def on_host_decided(profile: HostProfile, decision: str, reason: str, now: datetime, **_ignored) -> None:
+    """The host hears the outcome of vetting, a suspension or a reinstatement, with the reason."""
+    host = _user(profile.user_id)
+
+    def build():
+        why = _("Motivering: %(reason)s", reason=reason) if reason else None
+        if decision == "approve":
+            return _("Du är godkänd som värd på Sängplats"), [
+                _("Dina uppgifter är granskade och godkända. Du kan nu sätta priser och publicera dina boenden."),
+                why]
+        if decision == "reject":
+            return _("Din ansökan som värd har inte godkänts"), [
+                _("Vi har granskat dina uppgifter och kan inte godkänna dig som värd."), why,
+                _("Du kan rätta uppgifterna och skicka in dem igen.")]
+        if decision == "suspend":
+            return _("Ditt värdkonto är avstängt"), [
+                _("Dina boenden är dolda och du kan inte ta emot nya bokningar. Ingångna avtal gäller fortfarande."),
+                why]
+        return _("Ditt värdkonto är återställt"), [
+            _("Du kan åter ta emot bokningar. Dina publicerade boenden syns igen."), why]
+
+    if host is not None:
+        _queue(host, build, now=now)
+
+
+def _category(category: str) -> str:
+    names = {"overcharging": _("överpris"), "double_selling": _("dubbelförsäljning"),
+             "cancellation": _("avbokning"), "misrepresentation": _("vilseledande uppgifter"), "other": _("annat")}
+    return names.get(category, category)
+
+
+def on_flag_resolved(flag: Flag, now: datetime, **_ignored) -> None:
+    """The reporter (if any) and the host learn whether the flag was upheld."""
+    reporter, host = _user(flag.reporter_id), _user(flag.host_id)
+    host_name = (db.session.get(HostProfile, flag.host_id).legal_name
+                 if db.session.get(HostProfile, flag.host_id) else (host.name if host else ""))
+
+    def outcome():
+        if flag.status == "upheld":
+            return _("bifallen: värden har fått en prickning")
+        return _("avslagen")
+
+    def build_reporter():
+        return _("Din anmälan har prövats"), [
+            _("Din anmälan av %(host)s (%(category)s) har prövats och är %(outcome)s.", host=host_name,
+              category=_category(flag.category), outcome=outcome()),
+            _("Kommentar: %(note)s", note=flag.resolution) if flag.resolution else None,
+        ]
+
+    def build_host():
+        return _("En anmälan mot dig har prövats"), [
+            _("En anmälan mot dig (%(category)s) har prövats och är %(outcome)s.",
+              category=_category(flag.category), outcome=outcome()),
+            _("Kommentar: %(note)s", note=flag.resolution) if flag.resolution else None,
+        ]
+
+    if reporter is not None and reporter.id != flag.resolved_by_id:
+        _queue(reporter, build_reporter, now=now)
+    if host is not None:
+        _queue(host, build_host, now=now)
+
+
+def register() -> None:
+    """Subscribe the mail handlers to the domain events (idempotent)."""
+    from app.services.waitlist import WAITLIST_OFFERED
+    events.subscribe(events.BOOKING_CREATED, on_booking_created)
+    events.subscribe(events.BOOKING_CONFIRMED, on_booking_confirmed)
+    events.subscribe(events.BOOKING_CANCELLED_BY_GUEST, on_cancelled_by_guest)
+    events.subscribe(events.BOOKING_CANCELLED_BY_HOST, on_cancelled_by_host)
+    events.subscribe(events.BOOKING_EXPIRED, on_booking_expired)
+    events.subscribe(events.HOST_DECIDED, on_host_decided)
+    events.subscribe(events.FLAG_RESOLVED, on_flag_resolved)
+    events.subscribe(WAITLIST_OFFERED, on_waitlist_offered)

@@ -1,0 +1,227 @@
+"""The waiting list: a coordinator waits for N beds for a stay; freed beds are offered, oldest entry first.
+
+When a guest cancellation or an expired hold frees bed-nights of a listing, the waiting entries
+whose stay overlaps them are tried oldest first: an entry that the listing can now serve (enough
+beds free every night, within its walking and price limits) gets a reserved offer. The beds are
+held for 48 hours by a contract-less `awaiting_payment` booking (booking.hold_beds_for_offer),
+in the same transaction as the cancellation that freed them. Accepting forms the contract; an
+offer left alone expires with `flask holds expire`, which frees the beds again and so offers them
+to the next entry.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models import Booking, Delegation, Season, WaitlistEntry
+from app.services import audit, availability, events
+from app.services import booking as booking_service
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+
+OFFER_HOURS = 48
+ACTIVE = ("waiting", "offered")
+WAITLIST_OFFERED = "waitlist.offered"  # payload: entry, booking, now
+
+
+def own_entry(actor: Actor, entry_id: int) -> WaitlistEntry:
+    """An entry of the actor's own delegations (or any, for an admin); anyone else gets 404."""
+    entry = db.session.get(WaitlistEntry, entry_id)
+    if entry is None:
+        raise NotFound("No such waiting-list entry.")
+    delegation = db.session.get(Delegation, entry.delegation_id)
+    if delegation.coordinator_id != actor.user_id and not actor.is_admin:
+        raise NotFound("No such waiting-list entry.")
+    return entry
+
+
+def entries_for(actor: Actor) -> list[WaitlistEntry]:
+    """The coordinator's entries across their delegations, newest first."""
+    return list(db.session.scalars(
+        select(WaitlistEntry).join(Delegation, Delegation.id == WaitlistEntry.delegation_id)
+        .where(Delegation.coordinator_id == actor.user_id).order_by(WaitlistEntry.id.desc())))
+
+
+def _check_limits(beds, max_walking_minutes, max_price_ore) -> None:
+    errors: dict[str, list[str]] = {}
+    if not isinstance(beds, int) or isinstance(beds, bool) or not 1 <= beds <= booking_service.MAX_BEDS_PER_BOOKING:
+        errors["beds"] = [f"Between 1 and {booking_service.MAX_BEDS_PER_BOOKING} beds (one listing, one booking)."]
+    if max_walking_minutes is not None and not 0 <= max_walking_minutes <= 600:
+        errors["max_walking_minutes"] = ["Between 0 and 600 minutes, or leave it out."]
+    if max_price_ore is not None and max_price_ore < 1:
+        errors["max_price_ore"] = ["A price above 0 öre, or leave it out."]
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def join(actor: Actor, *, delegation_id: int, year: int, check_in: date, check_out: date, beds: int,
+         max_walking_minutes: Optional[int] = None, max_price_ore: Optional[int] = None,
+         now: Optional[datetime] = None) -> WaitlistEntry:
+    """Put a delegation on the waiting list for `beds` beds of one listing for a stay."""
+    now = now_or(now)
+    if actor.role != "coordinator":
+        raise Forbidden("Only delegation coordinators join the waiting list.")
+    booking_service.owned_delegation(actor, delegation_id)
+    _check_limits(beds, max_walking_minutes, max_price_ore)
+    season = db.session.scalar(select(Season).where(Season.year == year))
+    if season is None:
+        raise NotFound(f"No season {year}.")
+    availability.check_stay(season, check_in, check_out)
+    if check_in <= booking_service.local_date(now):
+        raise DomainError("This stay has already begun; choose a later check-in.", code="stay_started")
+    if not season.is_open(now):
+        raise DomainError(f"Booking for {season.year} has not opened yet; the waiting list is for when beds are "
+                          "gone.", code="not_open")
+    free = availability.search(year, check_in, check_out, beds, max_walking_minutes=max_walking_minutes,
+                               max_price_ore=max_price_ore, now=now)
+    if free:
+        raise Conflict(f"{len(free)} listing(s) have {beds} beds free for this stay right now: book them instead "
+                       "of waiting.", code="beds_available", listings=[r.listing_id for r in free[:20]])
+    with unit_of_work():
+        duplicate = db.session.scalar(select(WaitlistEntry.id).where(
+            WaitlistEntry.delegation_id == delegation_id, WaitlistEntry.check_in == check_in,
+            WaitlistEntry.check_out == check_out, WaitlistEntry.status.in_(ACTIVE)))
+        if duplicate is not None:
+            raise Conflict("This delegation is already waiting for this stay; cancel that entry to change it.",
+                           code="already_waiting", entry_id=duplicate)
+        entry = WaitlistEntry(delegation_id=delegation_id, season_id=season.id, check_in=check_in,
+                              check_out=check_out, beds=beds, max_walking_minutes=max_walking_minutes,
+                              max_price_ore=max_price_ore, status="waiting", created_at=now)
+        db.session.add(entry)
+        db.session.flush()
+        audit.record(actor, "waitlist.joined", "waitlist_entry", entry.id,
+                     after={"delegation_id": delegation_id, "check_in": check_in, "check_out": check_out,
+                            "beds": beds, "max_walking_minutes": max_walking_minutes,
+                            "max_price_ore": max_price_ore}, now=now)
+    return entry
+
+
+def cancel(actor: Actor, entry_id: int, *, now: Optional[datetime] = None) -> WaitlistEntry:
+    """Leave the waiting list; a pending offer is declined and its beds go to the next entry."""
+    now = now_or(now)
+    own_entry(actor, entry_id)
+    with unit_of_work():
+        entry = db.session.get(WaitlistEntry, entry_id)
+        if entry.status not in ACTIVE:
+            raise Conflict(f"This entry is {entry.status} and can no longer be cancelled.", code="not_active",
+                           status_now=entry.status)
+        before = entry.status
+        entry.status = "cancelled"
+        audit.record(actor, "waitlist.cancelled", "waitlist_entry", entry.id, before={"status": before},
+                     after={"status": "cancelled"}, now=now)
+        if entry.offer_booking_id is not None and before == "offered":
+            booking = db.session.get(Booking, entry.offer_booking_id)
+            booking_service.release_hold(booking, now=now, actor=actor)  # emits booking.expired: next entry
+    return entry
+
+
+def accept_offer(actor: Actor, entry_id: int, *, accept_contract: bool,
+                 now: Optional[datetime] = None) -> Booking:
+    """Accept a reserved offer: the binding contract is formed and the beds are booked on invoice."""
+    now = now_or(now)
+    if actor.role != "coordinator":
+        raise Forbidden("Only delegation coordinators accept offers.")
+    own_entry(actor, entry_id)
+    if accept_contract is not True:
+        raise DomainError("You must accept the binding contract to book.", code="contract_not_accepted")
+    with unit_of_work():
+        entry = db.session.get(WaitlistEntry, entry_id)
+        if entry.status != "offered" or entry.offer_booking_id is None:
+            raise Conflict(f"This entry is {entry.status}; there is no offer to accept.", code="no_offer",
+                           status_now=entry.status)
+        booking = db.session.get(Booking, entry.offer_booking_id)
+        booking_service.confirm_offered_hold(actor, booking, now=now)
+        entry.status = "booked"
+        audit.record(actor, "waitlist.booked", "waitlist_entry", entry.id, after={"booking_id": booking.id},
+                     now=now)
+    return booking
+
+
+# ---------------------------------------------------------------------------------------------
+# Offers, made inside the unit of work that freed the beds (event handlers: flush only)
+# ---------------------------------------------------------------------------------------------
+
+
+def _close_offer_of(booking: Booking, status: str, now: datetime) -> None:
+    entry = db.session.scalar(select(WaitlistEntry).where(
+        WaitlistEntry.offer_booking_id == booking.id, WaitlistEntry.status == "offered"))
+    if entry is not None:
+        entry.status = status
+        audit.record(Actor.system(), f"waitlist.offer_{status}", "waitlist_entry", entry.id,
+                     after={"booking_id": booking.id}, now=now)
+
+
+def _beds_for(entry: WaitlistEntry, listing_id: int, now: datetime) -> Optional[dict[int, int]]:
+    """The cheapest beds of this listing that serve the entry now, as {bed_id: price_ore}, or None."""
+    season = db.session.get(Season, entry.season_id)
+    results = availability.search(season.year, entry.check_in, entry.check_out, entry.beds,
+                                  max_walking_minutes=entry.max_walking_minutes, max_price_ore=entry.max_price_ore,
+                                  now=now, listing_id=listing_id)
+    if not results:
+        return None
+    candidates = results[0].free_beds
+    # Search counts a hold past its time as free, but its rows stand until `holds expire` ends it.
+    stale = {bed_id for bed_id, _ in availability.taken_bed_nights(
+        [b.bed_id for b in candidates], entry.check_in, entry.check_out)}
+    usable = [b for b in candidates if b.bed_id not in stale][:entry.beds]
+    if len(usable) < entry.beds:
+        return None
+    return {b.bed_id: b.price_ore for b in usable}
+
+
+def _make_offer(entry: WaitlistEntry, listing_id: int, prices: dict[int, int], now: datetime) -> bool:
+    season = db.session.get(Season, entry.season_id)
+    delegation = db.session.get(Delegation, entry.delegation_id)
+    expires_at = now + timedelta(hours=OFFER_HOURS)
+    try:
+        # A savepoint: losing a race for a bed must not undo the cancellation that freed the beds.
+        with db.session.begin_nested():
+            booking = booking_service.hold_beds_for_offer(delegation, listing_id, season, prices, entry.check_in,
+                                                          entry.check_out, expires_at=expires_at, now=now)
+    except IntegrityError:
+        return False
+    entry.status = "offered"
+    entry.offer_booking_id = booking.id
+    entry.offer_expires_at = expires_at
+    audit.record(Actor.system(), "waitlist.offered", "waitlist_entry", entry.id,
+                 after={"booking_id": booking.id, "expires_at": expires_at}, now=now)
+    events.emit(WAITLIST_OFFERED, entry=entry, booking=booking, now=now)
+    return True
+
+
+def offer_freed_beds(booking: Booking, now: datetime) -> list[int]:
+    """Offer the beds this booking freed to the waiting entries it can now serve, oldest first."""
+    today = booking_service.local_date(now)
+    offered = []
+    entries = db.session.scalars(select(WaitlistEntry).where(
+        WaitlistEntry.status == "waiting", WaitlistEntry.season_id == booking.season_id,
+        WaitlistEntry.check_in < booking.check_out, WaitlistEntry.check_out > booking.check_in,
+    ).order_by(WaitlistEntry.created_at, WaitlistEntry.id)).all()
+    for entry in entries:
+        if entry.check_in <= today:
+            entry.status = "expired"  # the stay has begun: nothing can be offered any more
+            continue
+        prices = _beds_for(entry, booking.listing_id, now)
+        if prices and _make_offer(entry, booking.listing_id, prices, now):
+            offered.append(entry.id)
+    return offered
+
+
+def _on_cancelled_by_guest(booking: Booking, now: datetime, **_) -> None:
+    _close_offer_of(booking, "cancelled", now)
+    offer_freed_beds(booking, now)
+
+
+def _on_expired(booking: Booking, now: datetime, **_) -> None:
+    _close_offer_of(booking, "expired", now)
+    offer_freed_beds(booking, now)
+
+
+def register() -> None:
+    """Subscribe the waiting list to the events that free beds (idempotent)."""
+    events.subscribe(events.BOOKING_CANCELLED_BY_GUEST, _on_cancelled_by_guest)
+    events.subscribe(events.BOOKING_EXPIRED, _on_expired)

@@ -1,0 +1,254 @@
+"""E-mail: the outbox, delivery to a real local SMTP server (aiosmtpd), retries, languages, notifications."""
+from __future__ import annotations
+
+import email
+import socket
+import time
+from datetime import date, timedelta
+from email import policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import OutboxEmail
+from app.services import accounts, flags, mail, notifications, vetting
+from app.services import booking as booking_service
+from app.services.base import Actor
+from tests.conftest import NOW
+
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "app" / "translations"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogues():
+    """What `make translations` does: the English catalogue compiled next to its .po file."""
+    for po_path in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
+        mo_path = po_path.with_suffix(".mo")
+        if not mo_path.exists() or mo_path.stat().st_mtime < po_path.stat().st_mtime:
+            with po_path.open("rb") as po, mo_path.open("wb") as mo:
+                write_mo(mo, read_po(po, locale=po_path.parent.parent.name))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if m["To"] == address]
+
+
+class SmtpServer:
+    def __init__(self, port: int):
+        self.port = port
+        self.inbox = Inbox()
+        self.controller = None
+
+    def start(self):
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # poll until it accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the SMTP server did not start")
+
+    def stop(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp(app):
+    """A real SMTP server on a free local port, and the app configured to send through it (not yet started)."""
+    server = SmtpServer(free_port())
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def world(make_listing, make_user, make_delegation):
+    listing = make_listing(beds=3, price_ore=50000)
+    coordinator = make_user("coordinator")
+    delegation = make_delegation(coordinator)
+    return {"listing": listing, "bed_ids": [b.id for b in listing.beds()], "coordinator": coordinator,
+            "delegation": delegation, "host": db.session.get(type(coordinator), listing.host_id)}
+
+
+def book(world, bed_ids=None, method="invoice", now=NOW):
+    return booking_service.create_booking(
+        Actor(world["coordinator"].id, "coordinator"), delegation_id=world["delegation"].id,
+        bed_ids=bed_ids or world["bed_ids"][:2], check_in=date(2027, 6, 21), check_out=date(2027, 6, 23),
+        accept_contract=True, payment_method=method, now=now)
+
+
+def outbox(to=None) -> list[OutboxEmail]:
+    query = select(OutboxEmail).order_by(OutboxEmail.id)
+    if to is not None:
+        query = query.where(OutboxEmail.to_address == to)
+    return list(db.session.scalars(query))
+
+
+def test_invoice_booking_confirmation_arrives_with_the_contract_pdf(world, smtp, runner):
+    smtp.start()
+    booking = book(world)
+    number = booking.contract.number
+    result = runner.invoke(args=["mail", "send"])
+    assert result.exit_code == 0, result.output
+    assert "sent" in result.output
+
+    [confirmation] = smtp.inbox.to(world["coordinator"].email)
+    assert number in confirmation["Subject"] and confirmation["From"]
+    body = confirmation.get_body(("plain",)).get_content()
+    assert booking.invoice_number in body and booking.contract.sha256 in body and "2\u00a0000 kr" in body
+    [pdf] = list(confirmation.iter_attachments())
+    assert pdf.get_filename() == f"{number}.pdf" and pdf.get_content_type() == "application/pdf"
+    assert pdf.get_content().startswith(b"%PDF")
+
+    [host_notice] = smtp.inbox.to(world["host"].email)[-1:]
+    assert "Ny bokning" in host_notice["Subject"] and number in host_notice.get_content()
+    assert all(e.status == "sent" and e.sent_at is not None for e in outbox())
+    # Sent once: another run delivers nothing new.
+    count = len(smtp.inbox.messages)
+    runner.invoke(args=["mail", "send"])
+    assert len(smtp.inbox.messages) == count
+
+
+def test_mail_server_down_keeps_the_message_and_delivers_it_later(world, smtp):
+    book(world)
+    [confirmation] = outbox(world["coordinator"].email)
+    created = confirmation.created_at
+
+    report = mail.send_pending(now=created)  # nothing listens on the port yet
+    assert report.sent == 0 and report.retrying >= 1
+    db.session.refresh(confirmation)
+    assert confirmation.status == "pending" and confirmation.attempts == 1
+    assert "refused" in confirmation.last_error.lower() or "connect" in confirmation.last_error.lower()
+
+    smtp.start()
+    mail.send_pending(now=created + timedelta(seconds=30))  # backing off: not due again yet
+    db.session.refresh(confirmation)
+    assert confirmation.attempts == 1 and smtp.inbox.to(world["coordinator"].email) == []
+    assert mail.send_pending(now=created + mail.RETRY_SCHEDULE[1]).sent >= 1
+    db.session.refresh(confirmation)
+    assert confirmation.status == "sent" and confirmation.attempts == 2 and confirmation.last_error is None
+    [received] = smtp.inbox.to(world["coordinator"].email)
+    assert next(received.iter_attachments()).get_content().startswith(b"%PDF")
+
+
+def test_a_message_is_given_up_after_the_last_attempt(app, smtp):
+    from app.services.base import unit_of_work
+    with unit_of_work():
+        message = mail.queue_email("someone@example.se", "Hej", "Text", now=NOW)
+    for wait in mail.RETRY_SCHEDULE:
+        mail.send_pending(now=NOW + wait)
+    db.session.refresh(message)
+    assert message.status == "failed" and message.attempts == mail.MAX_ATTEMPTS
+    smtp.start()
+    mail.send_pending(now=NOW + timedelta(days=30))
+    assert smtp.inbox.messages == []
+
+
+def test_texts_follow_the_recipients_language(world, smtp):
+    accounts.set_locale(world["coordinator"].id, "en")
+    smtp.start()
+    booking = book(world)
+    mail.send_pending(now=NOW + timedelta(minutes=1))
+    [english] = smtp.inbox.to(world["coordinator"].email)
+    body = english.get_body(("plain",)).get_content()
+    assert english["Subject"].startswith(f"Booking confirmation {booking.contract.number}")
+    assert body.startswith(f"Hello {world['coordinator'].name},")
+    assert "SEK 2,000" in body and "June 2027" in body and "Bokning" not in body
+    [swedish] = smtp.inbox.to(world["host"].email)[-1:]
+    assert swedish["Subject"].startswith("Ny bokning") and "21 juni 2027" in swedish["Subject"]
+    assert swedish.get_content().startswith(f"Hej {world['host'].name}!")
+
+
+def test_development_writes_eml_files(world, app):
+    app.config["MAIL_SERVER"] = ""
+    booking = book(world)
+    report = mail.send_pending(now=NOW + timedelta(minutes=1))
+    files = sorted(Path(app.config["MAIL_OUTBOX_DIR"]).glob("*.eml"))
+    assert report.sent == len(files) >= 2
+    parsed = [email.message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
+    [confirmation] = [m for m in parsed if m["To"] == world["coordinator"].email]
+    assert next(confirmation.iter_attachments()).get_filename() == f"{booking.contract.number}.pdf"
+
+
+def test_nothing_is_queued_when_the_booking_fails(world):
+    book(world)
+    before = len(outbox())
+    with pytest.raises(Exception):
+        book(world)  # the same beds again: a conflict, rolled back
+    assert len(outbox()) == before
+
+
+def test_card_bookings_are_confirmed_by_mail_only_when_confirmed(world):
+    booking = book(world, method="card")
+    assert outbox(world["coordinator"].email) == []
+    from app.services import events
+    from app.services.base import unit_of_work
+    with unit_of_work():
+        paid = db.session.get(type(booking), booking.id)
+        paid.status, paid.confirmed_at = "confirmed", NOW
+        events.emit(events.BOOKING_CONFIRMED, booking=paid, now=NOW)
+        events.emit(events.BOOKING_CONFIRMED, booking=paid, now=NOW)  # a repeated event sends nothing more
+    [confirmation] = outbox(world["coordinator"].email)
+    assert confirmation.attachment_name == f"{booking.contract.number}.pdf"
+
+
+def test_cancellations_reach_the_other_party(world):
+    coordinator, host = world["coordinator"], world["host"]
+    guest_cancelled = book(world, bed_ids=world["bed_ids"][:1])
+    booking_service.cancel_by_guest(Actor(coordinator.id, "coordinator"), guest_cancelled.id, now=NOW)
+    assert any(e.subject.startswith("Avbokning:") for e in outbox(host.email))
+    assert any("Återbetalning" in e.body_text for e in outbox(coordinator.email))
+    host_cancelled = book(world, bed_ids=world["bed_ids"][1:2])
+    booking_service.cancel_by_host(Actor(host.id, "host"), host_cancelled.id, "Vattenskada", now=NOW)
+    [breach] = [e for e in outbox(coordinator.email) if e.subject.startswith("Värden har avbokat")]
+    assert "Vattenskada" in breach.body_text and "1\u00a0000 kr" in breach.body_text
+
+
+def test_vetting_decisions_and_flag_outcomes(world, make_host, admin_actor):
+    pending = make_host(approved=False)
+    vetting.decide(admin_actor, pending.id, "reject", "Adressen stämmer inte.")
+    [rejection] = outbox(pending.email)
+    assert "inte godkänts" in rejection.subject and "Adressen stämmer inte." in rejection.body_text
+    coordinator = world["coordinator"]
+    flag = flags.create_flag(Actor(coordinator.id, "coordinator"), host_id=world["host"].id,
+                             category="overcharging", description="Extra avgift vid ankomst.")
+    flags.resolve_flag(admin_actor, flag.id, "upheld", "Styrkt med kvitto.")
+    [to_reporter] = outbox(coordinator.email)
+    assert "prövats" in to_reporter.subject and "bifallen" in to_reporter.body_text
+    assert "Styrkt med kvitto." in to_reporter.body_text
+    assert any("En anmälan mot dig" in e.subject for e in outbox(world["host"].email))
+
+
+def test_hold_reminder_is_sent_once(world):
+    hold = book(world, method="card")
+    assert notifications.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=10)) == []
+    assert notifications.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=4)) == [hold.id]
+    assert notifications.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=2)) == []
+    [reminder] = outbox(world["coordinator"].email)
+    assert reminder.subject.startswith("Er reservation går ut")

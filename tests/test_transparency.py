@@ -1,0 +1,94 @@
+"""The public figures: GET /api/v1/transparency (API.md's shape) and the /insyn page with its SVG chart."""
+import re
+from datetime import date
+
+import pytest
+
+from app.services import booking as booking_service
+from app.services import flags, pricing
+from app.services.base import Actor
+from app.web.transparency import price_chart
+
+API_KEYS = {"year", "vetted_hosts", "beds", "booked_share", "median_price_ore", "p90_price_ore", "previous_year",
+            "host_cancellations", "flags_upheld"}
+
+
+@pytest.fixture
+def two_seasons(make_season, make_listing, make_user, make_delegation, admin_actor):
+    """Seasons 2027 and 2028; four beds priced 500/500/800/800 kr in 2027 and 550/550/800/800 kr in 2028."""
+    s2027 = make_season(year=2027)
+    cheap = make_listing(beds=2, price_ore=50000, season=s2027)
+    dear = make_listing(beds=2, price_ore=80000, season=s2027)
+    make_season(year=2028)
+    for listing, price in ((cheap, 55000), (dear, 80000)):
+        for bed in listing.beds():
+            pricing.set_price(Actor(listing.host_id, "host"), bed.id, 2028, price)
+    coordinator = make_user("coordinator")
+    delegation = make_delegation(coordinator)
+    actor = Actor(coordinator.id, "coordinator")
+
+    def book(bed_ids):
+        return booking_service.create_booking(actor, delegation_id=delegation.id, bed_ids=bed_ids,
+                                              check_in=date(2027, 6, 21), check_out=date(2027, 6, 23),
+                                              accept_contract=True, payment_method="invoice")
+
+    book([b.id for b in cheap.beds()])  # 2 beds x 2 nights booked
+    broken = book([dear.beds()[0].id])
+    booking_service.cancel_by_host(Actor(dear.host_id, "host"), broken.id, "Dubbelbokat")
+    flag = flags.create_flag(actor, host_id=dear.host_id, category="cancellation", description="Avbokade.",
+                             booking_id=broken.id)
+    flags.resolve_flag(admin_actor, flag.id, "upheld", "Avtalsbrott.")
+    return {"cheap": cheap, "dear": dear}
+
+
+def test_api_shape_and_figures(two_seasons, api_as):
+    response = api_as().get("/transparency?year=2027")
+    assert response.status_code == 200
+    data = response.get_json()
+    assert API_KEYS <= set(data)
+    assert data["year"] == 2027 and data["vetted_hosts"] == 2 and data["beds"] == 4
+    assert data["booked_share"] == round(4 / (4 * 6), 4)
+    assert (data["median_price_ore"], data["p90_price_ore"]) == (50000, 80000)
+    assert data["previous_year"] is None
+    # Both the system flag from the host cancellation and the coordinator's flag are about a 2027 booking.
+    assert data["host_cancellations"] == 1 and data["flags_upheld"] == 1
+
+    latest = api_as().get("/transparency").get_json()
+    assert latest["year"] == 2028 and (latest["median_price_ore"], latest["p90_price_ore"]) == (55000, 80000)
+    assert latest["previous_year"]["median_price_ore"] == 50000 and latest["previous_year"]["p90_price_ore"] == 80000
+    assert latest["host_cancellations"] == 0 and latest["flags_upheld"] == 0 and latest["booked_share"] == 0
+    assert api_as().get("/transparency?year=1999").status_code == 404
+    assert api_as().get("/transparency?year=x").status_code == 422
+
+
+def test_insyn_page_has_an_accessible_svg_chart_and_a_table(two_seasons, client):
+    page = client.get("/insyn?year=2028")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    svg = re.search(r"<svg[^>]*>(.*?)</svg>", html, re.S)
+    assert svg and 'role="img"' in svg.group(0) and "aria-labelledby" in svg.group(0)
+    assert "<title" in svg.group(1) and "<desc" in svg.group(1)
+    assert svg.group(1).count("<rect") == 4  # median and p90, 2027 beside 2028
+    assert 'class="cap-line"' in svg.group(1)
+    assert "550 kr" in html and "Pristak 900 kr" in html and "<table" in html and "+10,0 %" in html
+    assert "style=" not in html and "<script" not in html.split("</footer>")[0]
+    assert client.get("/insyn?year=1999").status_code == 404
+    english = client.get("/insyn?lang=en").get_data(as_text=True)
+    assert "Price per bed and night" in english and "SEK 550" in english and "+10.0 %" in english
+    assert '/insyn"' in client.get("/").get_data(as_text=True)  # linked from every page's footer
+
+
+def test_insyn_without_any_season(client, app):
+    page = client.get("/insyn")
+    assert page.status_code == 200 and "ingen säsong" in page.get_data(as_text=True)
+
+
+def test_chart_scales_bars_to_the_cap():
+    figures = {"year": 2028, "median_price_ore": 45000, "p90_price_ore": 90000, "price_cap_ore": 90000,
+               "previous_year": None}
+    chart = price_chart(figures)
+    assert len(chart.bars) == 2
+    median, p90 = chart.bars
+    assert p90.height == pytest.approx(2 * median.height)
+    assert chart.cap_y == pytest.approx(p90.y)  # a price at the cap reaches the cap line
+    assert chart.ticks[0] == (chart.baseline, 0)
