@@ -19,6 +19,7 @@ from app.models import OutboxEmail
 from app.services import accounts, flags, mail, notifications, vetting
 from app.services import booking as booking_service
 from app.services.base import Actor
+from app.services.errors import Conflict
 from tests.conftest import NOW
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "app" / "translations"
@@ -45,6 +46,12 @@ class Inbox:
 
     def __init__(self):
         self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
@@ -170,6 +177,20 @@ def test_a_message_is_given_up_after_the_last_attempt(app, smtp):
     assert smtp.inbox.messages == []
 
 
+def test_an_unknown_mailbox_fails_at_once_and_others_still_go(app, smtp):
+    from app.services.base import unit_of_work
+    smtp.start()
+    with unit_of_work():
+        unknown = mail.queue_email("nobody@example.se", "Hej", "Text", now=NOW)
+        known = mail.queue_email("somebody@example.se", "Hej", "Text", now=NOW)
+    report = mail.send_pending(now=NOW)
+    db.session.refresh(unknown)
+    db.session.refresh(known)
+    assert (report.failed, report.sent) == (1, 1)
+    assert unknown.status == "failed" and unknown.attempts == 1 and "550" in unknown.last_error
+    assert known.status == "sent" and [m["To"] for m in smtp.inbox.messages] == ["somebody@example.se"]
+
+
 def test_texts_follow_the_recipients_language(world, smtp):
     accounts.set_locale(world["coordinator"].id, "en")
     smtp.start()
@@ -199,7 +220,7 @@ def test_development_writes_eml_files(world, app):
 def test_nothing_is_queued_when_the_booking_fails(world):
     book(world)
     before = len(outbox())
-    with pytest.raises(Exception):
+    with pytest.raises(Conflict):
         book(world)  # the same beds again: a conflict, rolled back
     assert len(outbox()) == before
 
@@ -216,6 +237,7 @@ def test_card_bookings_are_confirmed_by_mail_only_when_confirmed(world):
         events.emit(events.BOOKING_CONFIRMED, booking=paid, now=NOW)  # a repeated event sends nothing more
     [confirmation] = outbox(world["coordinator"].email)
     assert confirmation.attachment_name == f"{booking.contract.number}.pdf"
+    assert confirmation.attachment is None  # rendered when sent, not inside the booking's transaction
 
 
 def test_cancellations_reach_the_other_party(world):

@@ -176,3 +176,5 @@ def test_waitlist_pages_join_and_accept(full, client, login):
     accepted = client.post(f"/coordinator/waitlist/{mine.id}/accept",
                            data={"csrf_token": csrf_from(page), "accept_contract": "y"})
     assert accepted.status_code == 302 and entry(mine.id).status == "booked"
+    page = client.get("/coordinator/waitlist/").get_data(as_text=True)
+    assert f"/coordinator/bookings/{entry(mine.id).offer_booking_id}" in page

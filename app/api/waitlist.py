@@ -3,12 +3,11 @@ from app.api import api
 from app.api.common import Body, current_actor, iso, json_body, roles
 from app.api.serializers import booking_json
 from app.extensions import db
-from app.models import Booking, WaitlistEntry
+from app.models import Booking, Season, WaitlistEntry
 from app.services import waitlist
 
 
 def entry_json(entry: WaitlistEntry) -> dict:
-    from app.models import Season
     offer = db.session.get(Booking, entry.offer_booking_id) if entry.offer_booking_id else None
     return {
         "id": entry.id, "delegation_id": entry.delegation_id, "year": db.session.get(Season, entry.season_id).year,

@@ -14,7 +14,7 @@ import logging
 import re
 import smtplib
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -172,19 +172,28 @@ def _due(now: datetime, limit: int) -> list[_Outgoing]:
     rows = db.session.scalars(select(OutboxEmail).where(OutboxEmail.status == "pending", due)
                               .order_by(OutboxEmail.id).limit(limit)).all()
     items = [_Outgoing(e.id, e.attempts, e.to_address, e.subject, e.body_text, e.attachment_name,
-                       e.attachment_mime, _attachment_bytes(e), e.created_at) for e in rows]
+                       e.attachment_mime, e.attachment, e.created_at) for e in rows]
     db.session.commit()  # end the read transaction before any network traffic
     return items
 
 
-def _attachment_bytes(email: OutboxEmail) -> Optional[bytes]:
-    """The stored attachment, or the PDF of the contract the message refers to by number."""
-    if email.attachment is not None or email.attachment_name is None:
-        return email.attachment
+def _with_attachment(item: _Outgoing) -> _Outgoing:
+    """The message with its contract PDF rendered, when it refers to a contract by number."""
+    if item.attachment is not None or item.attachment_name is None:
+        return item
     from app.services.contract_pdf import render_pdf
-    number = email.attachment_name.removesuffix(CONTRACT_SUFFIX)
+    number = item.attachment_name.removesuffix(CONTRACT_SUFFIX)
     contract = db.session.scalar(select(Contract).where(Contract.number == number))
-    return render_pdf(contract) if contract is not None else None
+    pdf = render_pdf(contract) if contract is not None else None
+    db.session.commit()  # end the read transaction again
+    return replace(item, attachment=pdf)
+
+
+def is_permanent(error: Exception) -> bool:
+    """A 5xx answer (unknown mailbox, refused sender) will not change by retrying."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(code >= 500 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPResponseException) and 500 <= error.smtp_code < 600
 
 
 def _claim(item: _Outgoing) -> bool:
@@ -196,19 +205,20 @@ def _claim(item: _Outgoing) -> bool:
     return claimed == 1
 
 
-def _record(item: _Outgoing, error: Optional[str], now: datetime) -> str:
+def _record(item: _Outgoing, error: Optional[str], now: datetime, *, permanent: bool = False) -> str:
     with unit_of_work():
         email = db.session.get(OutboxEmail, item.id)
         if error is None:
             email.status, email.sent_at, email.last_error = "sent", now, None
         else:
             email.last_error = error[:500]
-            email.status = "failed" if email.attempts >= MAX_ATTEMPTS else "pending"
+            email.status = "failed" if permanent or email.attempts >= MAX_ATTEMPTS else "pending"
         return email.status
 
 
 def send_pending(now: Optional[datetime] = None, *, limit: int = BATCH_SIZE) -> SendReport:
-    """Deliver every due message once; failures are kept for a later attempt or given up after the last."""
+    """Deliver every due message once; failures are retried after a back-off, given up after the last
+    attempt or at once on a permanent (5xx) refusal."""
     now = now_or(now)
     report = SendReport()
     transport = _Transport()
@@ -216,15 +226,18 @@ def send_pending(now: Optional[datetime] = None, *, limit: int = BATCH_SIZE) -> 
         for item in _due(now, limit):
             if not _claim(item):
                 continue
-            error = None
+            error, permanent = None, False
             try:
+                item = _with_attachment(item)
                 transport.deliver(item, build_message(item))
             except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-                transport.close()
+                permanent = is_permanent(exc)
+                if not isinstance(exc, smtplib.SMTPRecipientsRefused):
+                    transport.close()  # the connection may be unusable; a refused recipient leaves it fine
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("mail %s to %s not sent (attempt %s): %s", item.id, item.to_address,
                             item.attempt + 1, error)
-            status = _record(item, error, now)
+            status = _record(item, error, now, permanent=permanent)
             if status == "sent":
                 report.sent += 1
             elif status == "failed":
