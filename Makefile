@@ -11,7 +11,7 @@ export STRIPE_SECRET_KEY ?= sk_test_sangplats
 export STRIPE_PUBLISHABLE_KEY ?= pk_test_sangplats
 export STRIPE_WEBHOOK_SECRET ?= whsec_sangplats_dev
 
-.PHONY: run test install chromium translations bench bench-quick services clean
+.PHONY: run test install chromium axe translations bench bench-quick services clean
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || PYTHON=python3; \
@@ -33,6 +33,14 @@ chromium:
 	    || echo "Could not install chromium (the browser tests will say so)"; \
 	fi
 
+# axe-core (pinned in tests/axe/package-lock.json) for the accessibility check.
+AXE_JS := tests/axe/node_modules/axe-core/axe.min.js
+$(AXE_JS): tests/axe/package-lock.json
+	npm ci --prefix tests/axe --no-audit --no-fund
+	touch $@
+
+axe: $(AXE_JS)
+
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
@@ -40,7 +48,7 @@ run: install
 	@echo "Sängplats at http://127.0.0.1:5000 (localstripe at $(STRIPE_API_BASE))"
 	SESSION_COOKIE_SECURE=0 $(FLASK) run --host 127.0.0.1 --port 5000
 
-test: install chromium
+test: install chromium axe
 	$(PY) -m pytest
 
 bench: install
