@@ -1,6 +1,7 @@
 """Bookings: all-or-nothing bed-night inventory, contracts, cancellations, rooming and holds."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Optional
 from zoneinfo import ZoneInfo
@@ -10,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import (
-    Bed, BedNight, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Member, Payment, Refund, Room, User,
+    Bed, BedNight, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Payment, Refund, Room, Season, User,
 )
 from app.services import audit, events
 from app.services.availability import check_stay, taken_bed_nights
@@ -204,6 +205,30 @@ def _contract_lines(bed_ids, nights, prices) -> list[dict]:
     ).all())
     return [{"bed_id": bed_id, "bed": labels[bed_id], "night": night.isoformat(), "price_ore": prices[bed_id]}
             for night in nights for bed_id in bed_ids]
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a booking of these beds for this stay would be now: the same checks and prices as create_booking."""
+
+    season: Season
+    listing: Listing
+    lines: list[dict]
+    total_ore: int
+
+
+def quote_booking(bed_ids: list[int], check_in: date, check_out: date, *, now: Optional[datetime] = None) -> Quote:
+    """Price a prospective booking (for the contract preview) under the booking rules, without booking."""
+    now = now_or(now)
+    bed_ids = sorted(set(bed_ids))
+    season = season_for_stay(check_in)
+    if season is None:
+        raise DomainError(f"There is no season for {check_in.year}.", code="outside_season")
+    check_stay(season, check_in, check_out)
+    listing, prices = _bookable_listing(bed_ids, season, now)
+    nights = stay_nights(check_in, check_out)
+    lines = _contract_lines(bed_ids, nights, prices)
+    return Quote(season, listing, lines, sum(prices.values()) * len(nights))
 
 
 def paid_ore(booking_id: int) -> int:

@@ -10,12 +10,9 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Bed, BedNight, Booking, HostProfile, Listing, Room, Season
 from app.services import booking as booking_service
-from app.services.availability import check_stay, taken_bed_nights
-from app.services.base import now_or
+from app.services.availability import taken_bed_nights
 from app.services.errors import DomainError
-from app.services.listings import stay_nights
 from app.services.rooming import RoomingRow, rooming_rows
-from app.services.seasons import season_for_stay
 
 
 @dataclass
@@ -41,15 +38,11 @@ class ContractPreview:
 
 def contract_preview(bed_ids: list[int], check_in: date, check_out: date) -> ContractPreview:
     """The contract the booking would form now, checked by the booking service's own rules."""
-    season = season_for_stay(check_in)
-    if season is None:
-        raise DomainError(f"There is no season for {check_in.year}.", code="outside_season")
-    check_stay(season, check_in, check_out)
     bed_ids = sorted(set(bed_ids))
-    # The same checks and the same per-line prices that create_booking uses, so the preview cannot drift.
-    listing, prices = booking_service._bookable_listing(bed_ids, season, now_or(None))
+    quote = booking_service.quote_booking(bed_ids, check_in, check_out)
+    season, listing = quote.season, quote.listing
     lines = [PreviewLine(date.fromisoformat(line["night"]), line["bed_id"], line["bed"], line["price_ore"])
-             for line in booking_service._contract_lines(bed_ids, stay_nights(check_in, check_out), prices)]
+             for line in quote.lines]
     labels = {line.bed_id: line.bed for line in lines}
     profile = db.session.get(HostProfile, listing.host_id)
     return ContractPreview(
