@@ -6,12 +6,12 @@ from datetime import date, datetime, timedelta
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import (
-    Bed, BedNight, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Payment, Refund, Room, Season, User,
+    Bed, BedNight, OCCUPYING_STATES, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Payment, Refund, Room, Season, User,
 )
 from app.services import audit, events
 from app.services.availability import check_stay, taken_bed_nights
@@ -77,21 +77,22 @@ def _check_request(bed_ids, payment_method) -> list[int]:
 
 
 def _bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listing, dict[int, int]]:
-    """The single listing these beds belong to, checked bookable, and each bed's price."""
+    """The single listing these beds belong to, checked bookable, and each bed's price (one query)."""
     rows = db.session.execute(
-        select(Bed.id, Room.listing_id).join(Room, Room.id == Bed.room_id).where(Bed.id.in_(bed_ids))
+        select(Bed.id, Listing, HostProfile.vetting_status, BedPrice.price_ore)
+        .join(Room, Room.id == Bed.room_id).join(Listing, Listing.id == Room.listing_id)
+        .outerjoin(HostProfile, HostProfile.user_id == Listing.host_id)
+        .outerjoin(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == season.id))
+        .where(Bed.id.in_(bed_ids))
     ).all()
-    unknown = sorted(set(bed_ids) - {bed_id for bed_id, _ in rows})
+    unknown = sorted(set(bed_ids) - {row[0] for row in rows})
     if unknown:
         raise ValidationFailed({"bed_ids": [f"Unknown bed ids: {', '.join(map(str, unknown))}."]})
-    listing_ids = {listing_id for _, listing_id in rows}
-    if len(listing_ids) > 1:
+    if len({row[1].id for row in rows}) > 1:
         raise DomainError("All beds of one booking must belong to one listing (one host, one contract). "
                           "Make one booking per listing.", code="beds_span_listings")
-    listing = db.session.get(Listing, listing_ids.pop())
-    status = db.session.scalar(select(HostProfile.vetting_status).where(HostProfile.user_id == listing.host_id))
-    prices = dict(db.session.execute(select(BedPrice.bed_id, BedPrice.price_ore).where(
-        BedPrice.bed_id.in_(bed_ids), BedPrice.season_id == season.id)).all())
+    listing, status = rows[0][1], rows[0][2]
+    prices = {bed_id: price for bed_id, _, _, price in rows if price is not None}
     reason = None
     if not listing.published:
         reason = "This listing is not published."
@@ -108,6 +109,21 @@ def _bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listin
     return listing, prices
 
 
+def _occupants(bed_ids: list[int], check_in: date, check_out: date, now: datetime) -> tuple[list, list[int]]:
+    """The occupied (bed, night) pairs of the stay, and the unpaid holds among them that are past their time."""
+    rows = db.session.execute(
+        select(BedNight.bed_id, BedNight.night, BedNight.state, Booking.id, Booking.status, Booking.expires_at)
+        .outerjoin(Booking, Booking.id == BedNight.booking_id)
+        .where(BedNight.bed_id.in_(bed_ids), BedNight.night >= check_in, BedNight.night < check_out,
+               BedNight.state.in_(OCCUPYING_STATES))
+        .order_by(BedNight.night, BedNight.bed_id)
+    ).all()
+    stale = sorted({booking_id for _, _, state, booking_id, status, expires_at in rows
+                    if state == "held" and status == "awaiting_payment" and expires_at is not None
+                    and expires_at <= now})
+    return [(bed_id, night) for bed_id, night, *_ in rows], stale
+
+
 def _expire_booking(booking: Booking, now: datetime, actor: Actor) -> None:
     """Turn an unpaid hold into `expired` and free its bed-nights (flush only)."""
     booking.status = "expired"
@@ -120,20 +136,18 @@ def _expire_booking(booking: Booking, now: datetime, actor: Actor) -> None:
     events.emit(events.BOOKING_EXPIRED, booking=booking, now=now)
 
 
-def _release_expired_holds(bed_ids: list[int], check_in: date, check_out: date, now: datetime) -> None:
-    """Expire holds past their time that stand on the bed-nights this booking needs."""
-    stale = db.session.scalars(
-        select(Booking).where(
-            Booking.status == "awaiting_payment", Booking.expires_at <= now,
-            Booking.id.in_(select(BedNight.booking_id).where(
-                BedNight.bed_id.in_(bed_ids), BedNight.night >= check_in, BedNight.night < check_out,
-                BedNight.state == "held")),
-        )
-    ).all()
-    for booking in stale:
+def _release_expired_holds(bed_ids: list[int], check_in: date, check_out: date, now: datetime
+                           ) -> list[tuple[int, date]]:
+    """Expire holds past their time on the bed-nights this request needs; return what stays occupied."""
+    taken, stale = _occupants(bed_ids, check_in, check_out, now)
+    if not stale:
+        return taken
+    # Locked, so that a payment confirming one of these holds at this moment is not overwritten.
+    for booking in db.session.scalars(select(Booking).where(
+            Booking.id.in_(stale), Booking.status == "awaiting_payment").with_for_update()):
         _expire_booking(booking, now, Actor.system())
-    if stale:
-        db.session.flush()
+    db.session.flush()
+    return _occupants(bed_ids, check_in, check_out, now)[0]
 
 
 def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date, check_out: date,
@@ -151,12 +165,16 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
     if accept_contract is not True:
         raise DomainError("You must accept the binding contract to book.", code="contract_not_accepted")
     listing, prices = _bookable_listing(bed_ids, season, now)
+    # Refuse what is visibly taken before asking for the write lock: in a rush most attempts lose,
+    # and they should not queue behind the winners. The UNIQUE index still decides for the rest.
+    taken, stale = _occupants(bed_ids, check_in, check_out, now)
+    if taken and not stale:
+        raise conflict_error(taken)
     nights = stay_nights(check_in, check_out)
     is_card = payment_method == "card"
     try:
         with unit_of_work():
-            _release_expired_holds(bed_ids, check_in, check_out, now)
-            taken = taken_bed_nights(bed_ids, check_in, check_out)
+            taken = _release_expired_holds(bed_ids, check_in, check_out, now)
             if taken:
                 raise conflict_error(taken)
             booking = Booking(
@@ -235,8 +253,9 @@ def paid_ore(booking_id: int) -> int:
     """Card money captured for a booking, less what was already refunded or is being refunded."""
     captured = db.session.scalar(select(func.coalesce(func.sum(Payment.amount_ore), 0)).where(
         Payment.booking_id == booking_id, Payment.status == "succeeded")) or 0
+    from app.services.payments import COUNTED_REFUND_STATUSES
     refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(
-        Refund.booking_id == booking_id, Refund.status != "failed")) or 0
+        Refund.booking_id == booking_id, Refund.status.in_(COUNTED_REFUND_STATUSES))) or 0
     return captured - refunded
 
 
@@ -345,8 +364,7 @@ def block_nights(actor: Actor, bed_id: int, check_in: date, check_out: date, *,
     nights = stay_nights(check_in, check_out)
     try:
         with unit_of_work():
-            _release_expired_holds([bed_id], check_in, check_out, now)
-            taken = taken_bed_nights([bed_id], check_in, check_out)
+            taken = _release_expired_holds([bed_id], check_in, check_out, now)
             if taken:
                 raise conflict_error(taken)
             rows = [BedNight(bed_id=bed_id, night=night, state="host_block", created_at=now) for night in nights]
