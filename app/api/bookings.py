@@ -84,8 +84,8 @@ def create_booking():
               "check_in": body.date("check_in"), "check_out": body.date("check_out"),
               "accept_contract": body.bool("accept_contract", required=False) or False,
               "payment_method": body.str("payment_method", max_length=10)}
-    if values["delegation_id"] is not None:
-        booking_service.owned_delegation(actor, values["delegation_id"])
+    if body.errors and values["delegation_id"] is not None:
+        booking_service.owned_delegation(actor, values["delegation_id"])  # 404 before 422; else the service checks
     body.done()
     key = request.headers.get("Idempotency-Key")
     if not key:

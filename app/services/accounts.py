@@ -170,16 +170,12 @@ def issue_token(user: User, *, ip: Optional[str] = None, now: Optional[datetime]
 
 
 def user_for_token(token: str) -> Optional[User]:
-    row = db.session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
-    ).first()
-    if row is None:
-        return None
-    api_token, user = row
-    if api_token.token_version != user.token_version:
-        return None
-    return user
+    """The user of a live API token (not revoked, issued since the last password change)."""
+    return db.session.scalar(
+        select(User).join(ApiToken, ApiToken.user_id == User.id).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None),
+            ApiToken.token_version == User.token_version)
+    )
 
 
 def change_password(user_id: int, current_password: str, new_password: str, *, ip: Optional[str] = None,
