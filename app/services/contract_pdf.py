@@ -1,7 +1,9 @@
 """The contract as a PDF: the full snapshot in Swedish and English, with its checksum."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 
@@ -15,6 +17,14 @@ def kr(ore: int) -> str:
     kronor, rest = divmod(int(ore), 100)
     text = f"{kronor:,}".replace(",", "\u00a0")
     return f"{text} kr" if rest == 0 else f"{text},{rest:02d} kr"
+
+
+def local_time(iso: str | None) -> str:
+    """An ISO timestamp from the snapshot as Stockholm local time, e.g. 2027-03-01 09:15 (Europe/Stockholm)."""
+    if not iso:
+        return "–"
+    moment = datetime.fromisoformat(iso).astimezone(ZoneInfo("Europe/Stockholm"))
+    return f"{moment:%Y-%m-%d %H:%M:%S} (Europe/Stockholm)"
 
 
 def render_pdf(contract: Contract) -> bytes:
@@ -31,12 +41,12 @@ def render_pdf(contract: Contract) -> bytes:
 
     def heading(text: str, size: int = 13) -> None:
         pdf.set_font("DejaVu", "B", size)
-        pdf.multi_cell(width, 7, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(width, 7, text, align="L", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1)
 
     def para(text: str, size: int = 10) -> None:
         pdf.set_font("DejaVu", "", size)
-        pdf.multi_cell(width, 5, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(width, 5, text, align="L", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1)
 
     parties = data["parties"]
@@ -84,10 +94,10 @@ def render_pdf(contract: Contract) -> bytes:
     para("Värden: avbokning är avtalsbrott – full återbetalning, bäddarna låses och värden får en prickning. / "
          "Host: cancellation is a breach – full refund, the beds are locked and the host receives a strike.")
     heading("Accept / Acceptance")
-    para(f"Värdens stående anbud accepterat / Host's standing offer accepted: {data['host_offer_accepted_at']} "
+    para(f"Värdens stående anbud accepterat / Host's standing offer accepted: {local_time(data['host_offer_accepted_at'])} "
          f"(villkor / terms {data['host_offer_terms_version']})")
     acc = data["coordinator_acceptance"]
-    para(f"Beställarens accept / Client's acceptance: {acc['at']} (användare / user {acc['actor_id']}, "
+    para(f"Beställarens accept / Client's acceptance: {local_time(acc['at'])} (användare / user {acc['actor_id']}, "
          f"IP {acc['ip'] or '-'})")
     heading("Standardvillkor / Standard terms")
     para(data["terms"]["text"], 9)
