@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from flask import Flask, g, render_template, request, session
+from flask_babel import gettext as _
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
@@ -74,21 +75,31 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
 
 def select_locale() -> str:
-    """A signed-in user's setting, else ?lang= (remembered), else Accept-Language; Swedish by default."""
+    """The language of this request: Swedish unless someone asked for English.
+
+    Pages: a signed-in user's setting, else ?lang= (remembered in the session), else
+    Accept-Language. The API is content negotiation: ?lang= or an Accept-Language header the
+    client sends wins, else the token user's setting. Outside a request (CLI): Swedish.
+    """
+    from flask import has_request_context
     from flask_login import current_user
-    if current_user and getattr(current_user, "is_authenticated", False):
-        return current_user.locale
-    api_user = g.get("api_user")
-    if api_user is not None:
-        return api_user.locale
+
+    from app.i18n import DEFAULT_LOCALE, LOCALES
+    if not has_request_context():
+        return DEFAULT_LOCALE
     lang = request.args.get("lang")
-    if lang in ("sv", "en"):
-        if not request.path.startswith("/api/"):
-            session["lang"] = lang
+    if _is_api():
+        asked = lang if lang in LOCALES else request.accept_languages.best_match(LOCALES)
+        api_user = g.get("api_user")
+        return asked or (api_user.locale if api_user is not None else None) or DEFAULT_LOCALE
+    if current_user and getattr(current_user, "is_authenticated", False):
+        return current_user.locale or DEFAULT_LOCALE
+    if lang in LOCALES:
+        session["lang"] = lang
         return lang
-    if session.get("lang") in ("sv", "en"):
+    if session.get("lang") in LOCALES:
         return session["lang"]
-    return request.accept_languages.best_match(["sv", "en"]) or "sv"
+    return request.accept_languages.best_match(LOCALES) or DEFAULT_LOCALE
 
 
 def _setup_login(app: Flask) -> None:
@@ -126,29 +137,52 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        title, detail = _http_texts(error)
         if _is_api() or request.path.startswith("/stripe/"):
             codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request",
                      429: "rate_limited", 401: "unauthorized", 403: "forbidden"}
             code = codes.get(error.code, "http_error")
-            if error.code == 400 and "CSRF" in (error.description or ""):
+            if _is_csrf_error(error):
                 code = "csrf_failed"
-            response = problem(error.code or 500, code, error.name, error.description or error.name)
+            response = problem(error.code or 500, code, title, detail)
             if error.code == 429:
                 retry = getattr(error, "retry_after", None) or _retry_after_header(error)
                 response.headers["Retry-After"] = str(retry or 60)
             if error.code == 405 and getattr(error, "valid_methods", None):
                 response.headers["Allow"] = ", ".join(error.valid_methods)
             return response
-        response = render_template("errors/error.html", status=error.code, message=error.description), error.code
-        return response
+        # 403 and 404 pages say it in their heading; the rest explain what to do.
+        message = detail if error.code not in (403, 404) else None
+        return render_template("errors/error.html", status=error.code, message=message), error.code
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
         if _is_api():
-            return problem(500, "server_error", "Server error", "Something went wrong on our side; it was logged.")
+            return problem(500, "server_error", _("Serverfel"), _("Något gick fel hos oss; felet är loggat."))
         return render_template("errors/error.html", status=500, message=None), 500
+
+
+def _is_csrf_error(error: HTTPException) -> bool:
+    return error.code == 400 and "CSRF" in (error.description or "")
+
+
+def _http_texts(error: HTTPException) -> tuple[str, str]:
+    """A title and an explanation of an HTTP error in the request's language."""
+    if _is_csrf_error(error):
+        return _("Felaktig begäran"), _("Formuläret har gått ut eller kom från en annan sida. Ladda om sidan och "
+                                        "försök igen.")
+    texts = {
+        400: (_("Felaktig begäran"), _("Begäran gick inte att tolka. Kontrollera det som skickades.")),
+        401: (_("Inte inloggad"), _("Logga in och försök igen.")),
+        403: (_("Ingen behörighet"), _("Du har inte behörighet till det här.")),
+        404: (_("Hittades inte"), _("Det finns inget på den här adressen.")),
+        405: (_("Metoden är inte tillåten"), _("Den här adressen tar inte emot den metoden.")),
+        413: (_("För stort"), _("Det som skickades är för stort.")),
+        429: (_("För många försök"), _("För många försök på kort tid. Vänta en stund och försök igen.")),
+    }
+    return texts.get(error.code, (error.name, error.description or error.name))
 
 
 def _retry_after_header(error) -> int | None:
@@ -194,11 +228,18 @@ def _register_security_headers(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from flask_babel import get_locale
-
+    from app.i18n import current_locale
     from app.web.formatting import register_filters
     register_filters(app)
-    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "sv")
+    app.jinja_env.globals["current_locale"] = current_locale
+    app.jinja_env.globals["url_with_lang"] = _url_with_lang
+
+
+def _url_with_lang(lang: str) -> str:
+    """This page's address with ?lang= set and every other query parameter kept."""
+    from urllib.parse import urlencode
+    args = [(key, value) for key, value in request.args.items(multi=True) if key != "lang"]
+    return request.path + "?" + urlencode([*args, ("lang", lang)])
 
 
 

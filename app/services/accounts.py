@@ -9,6 +9,8 @@ from typing import Callable, Optional
 
 import pyotp
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -26,14 +28,14 @@ FAILED_LOGIN_WINDOW = timedelta(minutes=15)
 class RateLimited(DomainError):
     status = 429
     code = "rate_limited"
-    title = "Too many attempts"
+    title = _l("För många försök")
 
 
 def normalise_email(email: str) -> str:
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized.lower()
-    except (EmailNotValidError, AttributeError) as exc:
-        raise ValidationFailed({"email": [f"Enter a valid e-mail address ({exc})."]}) from None
+    except (EmailNotValidError, AttributeError):
+        raise ValidationFailed({"email": [_("Ange en giltig e-postadress, till exempel namn@exempel.se.")]}) from None
 
 
 def _check_new_account(email: str, password: str, name: str) -> tuple[str, str]:
@@ -46,7 +48,7 @@ def _check_new_account(email: str, password: str, name: str) -> tuple[str, str]:
         errors["password"] = problems
     name = (name or "").strip()
     if not name or len(name) > 120:
-        errors["name"] = ["Enter your name (at most 120 characters)."]
+        errors["name"] = [_("Ange ditt namn (högst 120 tecken).")]
     if errors:
         raise ValidationFailed(errors)
     return email, name
@@ -56,7 +58,7 @@ def register_user(email: str, password: str, name: str, role: str, *, locale: st
                   ip: Optional[str] = None, now: Optional[datetime] = None) -> User:
     """Create a host or coordinator account."""
     if role not in SELF_SERVICE_ROLES:
-        raise ValidationFailed({"role": ["Role must be 'host' or 'coordinator'."]})
+        raise ValidationFailed({"role": [_("Rollen ska vara 'host' (värd) eller 'coordinator' (samordnare).")]})
     email, name = _check_new_account(email, password, name)
     return _create_user(email, password, name, role, locale=locale, ip=ip, now=now)
 
@@ -70,7 +72,7 @@ def create_admin(email: str, password: str, name: str, *, totp_secret: Optional[
         try:
             pyotp.TOTP(totp_secret).now()
         except Exception:  # pyotp raises binascii.Error / ValueError for a bad secret
-            raise ValidationFailed({"totp_secret": ["The TOTP secret must be base32."]}) from None
+            raise ValidationFailed({"totp_secret": [_("TOTP-hemligheten ska vara i base32.")]}) from None
     return _create_user(email, password, name, "admin", totp_secret=totp_secret, now=now)
 
 
@@ -78,7 +80,7 @@ def _create_user(email, password, name, role, *, locale="sv", totp_secret=None, 
     now = now_or(now)
     with unit_of_work():
         if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-            raise Conflict("An account with this e-mail address already exists.", code="email_taken")
+            raise Conflict(_("Det finns redan ett konto med den här e-postadressen."), code="email_taken")
         user = User(email=email, password_hash=hash_password(password), name=name, role=role,
                     locale=locale if locale in ("sv", "en") else "sv", totp_secret=totp_secret, created_at=now)
         db.session.add(user)
@@ -107,13 +109,13 @@ def authenticate(email: str, password: str, *, otp: Optional[str] = None, ip: Op
     failures = _failed_logins(email, now)
     if len(failures) >= FAILED_LOGIN_LIMIT:
         retry_after = int((failures[-FAILED_LOGIN_LIMIT] + FAILED_LOGIN_WINDOW - now).total_seconds()) + 1
-        raise RateLimited("Too many failed sign-ins for this account. Try again later.",
+        raise RateLimited(_("För många misslyckade inloggningar för det här kontot. Försök igen senare."),
                           retry_after=max(retry_after, 1))
     user = db.session.scalar(select(User).where(User.email == email))
     if not verify_password(user.password_hash if user else None, password or ""):
         audit.record_now(Actor(user.id if user else None, "public", ip), "auth.login_failed",
                          object_type="account", object_id=email, now=now)
-        raise Unauthorized("Wrong e-mail address or password.", code="invalid_credentials")
+        raise Unauthorized(_("Fel e-postadress eller lösenord."), code="invalid_credentials")
     if user.role == "admin" and require_otp_for_admin:
         check_otp(user, otp, ip=ip, now=now)
     audit.record_now(Actor(user.id, user.role, ip), "auth.login", object_type="user", object_id=user.id, now=now)
@@ -124,12 +126,12 @@ def check_otp(user: User, otp: Optional[str], *, ip: Optional[str] = None, now: 
     """Demand a fresh TOTP code from an admin; each code is accepted once."""
     now = now_or(now)
     if not user.totp_secret:
-        error = Forbidden("Admins must enrol in two-factor authentication (TOTP) before signing in.",
+        error = Forbidden(_("Administratörer måste aktivera tvåstegsverifiering (TOTP) innan de kan logga in."),
                           code="two_factor_enrolment_required")
         error.user_id = user.id  # for the sign-in page's enrolment step; never sent to clients
         raise error
     if otp is None or otp == "":
-        raise Unauthorized("Enter the 6-digit code from your authenticator app.", code="otp_required")
+        raise Unauthorized(_("Ange den sexsiffriga koden från din autentiseringsapp."), code="otp_required")
     otp = str(otp).strip()
     if not (len(otp) == 6 and otp.isdigit()) and use_recovery_code(user.id, otp, ip=ip, now=now):
         return
@@ -151,7 +153,7 @@ def check_otp(user: User, otp: Optional[str], *, ip: Optional[str] = None, now: 
             audit.record(Actor(user.id, user.role, ip), "auth.otp_ok", "user", user.id, now=now)
             failed = False
     if failed:
-        raise Unauthorized("The code is wrong or was already used. Wait for the next code.", code="invalid_otp")
+        raise Unauthorized(_("Koden är fel eller redan använd. Vänta på nästa kod."), code="invalid_otp")
 
 
 def hash_token(token: str) -> str:
@@ -184,7 +186,7 @@ def change_password(user_id: int, current_password: str, new_password: str, *, i
     now = now_or(now)
     user = db.session.get(User, user_id)
     if not verify_password(user.password_hash, current_password or ""):
-        raise ValidationFailed({"current_password": ["The current password is wrong."]})
+        raise ValidationFailed({"current_password": [_("Det nuvarande lösenordet är fel.")]})
     return set_password(user_id, new_password, ip=ip, now=now)
 
 
@@ -212,7 +214,7 @@ def end_all_sessions(user_id: int, *, ip: Optional[str] = None, now: Optional[da
 
 def set_locale(user_id: int, locale: str) -> None:
     if locale not in ("sv", "en"):
-        raise ValidationFailed({"locale": ["Choose 'sv' or 'en'."]})
+        raise ValidationFailed({"locale": [_("Välj 'sv' (svenska) eller 'en' (engelska).")]})
     with unit_of_work():
         db.session.get(User, user_id).locale = locale
 
@@ -242,7 +244,7 @@ def enrol_totp(user_id: int, secret: str, code: str, *, ip: Optional[str] = None
     counter = next((c for c in (current, current - 1, current + 1)
                     if len(code) == 6 and secrets.compare_digest(totp.generate_otp(c), code)), None)
     if counter is None:
-        raise ValidationFailed({"code": ["The code does not match. Check the time on your phone and try again."]})
+        raise ValidationFailed({"code": [_("Koden stämmer inte. Kontrollera klockan i telefonen och försök igen.")]})
     codes = [f"{secrets.token_hex(2)}-{secrets.token_hex(2)}" for _ in range(RECOVERY_CODES)]
     with unit_of_work():
         user = db.session.get(User, user_id)
@@ -299,7 +301,7 @@ def reset_password(token: str, new_password: str, *, ip: Optional[str] = None,
     """Set a new password from a reset link; the link cannot be used again."""
     user = user_for_reset_token(token)
     if user is None:
-        raise DomainError("This reset link is invalid, expired or already used. Ask for a new one.",
+        raise DomainError(_("Länken är ogiltig, för gammal eller redan använd. Be om en ny."),
                           code="invalid_reset_token")
     return set_password(user.id, new_password, ip=ip, now=now)
 

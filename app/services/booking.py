@@ -6,10 +6,14 @@ from datetime import date, datetime, timedelta
 from typing import Optional
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
+from app.i18n import booking_status
+from app.i18n import local_date as local_date_text
+from app.i18n import local_dt
 from app.models import (
     Bed, BedNight, OCCUPYING_STATES, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Payment, Refund, Room, Season, User,
 )
@@ -34,19 +38,26 @@ def local_date(moment: datetime) -> date:
 
 
 def conflict_error(pairs: list[tuple[int, date]]) -> Conflict:
-    listed = ", ".join(f"bed {bed_id} on {night.isoformat()}" for bed_id, night in pairs[:20])
-    more = f" and {len(pairs) - 20} more" if len(pairs) > 20 else ""
+    listed = ", ".join(_("bädd %(bed)s natten %(night)s", bed=bed_id, night=local_date_text(night, "d MMM y"))
+                       for bed_id, night in pairs[:20])
+    if len(pairs) > 20:
+        listed = _("%(listed)s och %(more)s till", listed=listed, more=len(pairs) - 20)
     return Conflict(
-        f"These bed-nights are already taken: {listed}{more}. Nothing was booked; choose other beds or nights.",
+        _("De här bäddnätterna är redan tagna: %(listed)s. Ingenting bokades; välj andra bäddar eller nätter.",
+          listed=listed),
         code="bed_nights_taken",
         conflicts=[{"bed_id": bed_id, "night": night.isoformat()} for bed_id, night in pairs],
     )
 
 
+def no_season_error(year: int) -> DomainError:
+    return DomainError(_("Det finns ingen säsong för %(year)s.", year=year), code="outside_season")
+
+
 def owned_delegation(actor: Actor, delegation_id: int) -> Delegation:
     delegation = db.session.get(Delegation, delegation_id)
     if delegation is None or (delegation.coordinator_id != actor.user_id and not actor.is_admin):
-        raise NotFound("No such delegation.")
+        raise NotFound(_("Delegationen finns inte."))
     return delegation
 
 
@@ -56,7 +67,7 @@ def visible_booking(actor: Actor, booking_id: int) -> Booking:
     if booking is None or not (
         actor.is_admin or booking.coordinator_id == actor.user_id or booking.host_id == actor.user_id
     ):
-        raise NotFound("No such booking.")
+        raise NotFound(_("Bokningen finns inte."))
     return booking
 
 
@@ -64,13 +75,13 @@ def _check_request(bed_ids, payment_method) -> list[int]:
     errors: dict[str, list[str]] = {}
     if (not isinstance(bed_ids, list) or not bed_ids
             or not all(isinstance(b, int) and not isinstance(b, bool) for b in bed_ids)):
-        errors["bed_ids"] = ["Give a list of bed ids."]
+        errors["bed_ids"] = [_("Ange en lista med bädd-id:n.")]
     elif len(set(bed_ids)) != len(bed_ids):
-        errors["bed_ids"] = ["A bed may appear only once."]
+        errors["bed_ids"] = [_("Varje bädd får bara finnas med en gång.")]
     elif len(bed_ids) > MAX_BEDS_PER_BOOKING:
-        errors["bed_ids"] = [f"At most {MAX_BEDS_PER_BOOKING} beds in one booking."]
+        errors["bed_ids"] = [_("Högst %(max)s bäddar i en bokning.", max=MAX_BEDS_PER_BOOKING)]
     if payment_method not in PAYMENT_METHODS:
-        errors["payment_method"] = ["Choose 'invoice' or 'card'."]
+        errors["payment_method"] = [_("Välj 'invoice' (faktura) eller 'card' (kort).")]
     if errors:
         raise ValidationFailed(errors)
     return sorted(bed_ids)
@@ -87,25 +98,26 @@ def _bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listin
     ).all()
     unknown = sorted(set(bed_ids) - {row[0] for row in rows})
     if unknown:
-        raise ValidationFailed({"bed_ids": [f"Unknown bed ids: {', '.join(map(str, unknown))}."]})
+        raise ValidationFailed({"bed_ids": [_("Okända bädd-id:n: %(ids)s.", ids=", ".join(map(str, unknown)))]})
     if len({row[1].id for row in rows}) > 1:
-        raise DomainError("All beds of one booking must belong to one listing (one host, one contract). "
-                          "Make one booking per listing.", code="beds_span_listings")
+        raise DomainError(_("Alla bäddar i en bokning måste höra till samma boende (en värd, ett avtal). "
+                            "Gör en bokning per boende."), code="beds_span_listings")
     listing, status = rows[0][1], rows[0][2]
     prices = {bed_id: price for bed_id, _, _, price in rows if price is not None}
     reason = None
     if not listing.published:
-        reason = "This listing is not published."
+        reason = _("Boendet är inte publicerat.")
     elif status != "approved":
-        reason = "This host cannot take bookings at the moment."
+        reason = _("Värden kan inte ta emot bokningar just nu.")
     elif listing.accepted_terms_version != season.terms_version:
-        reason = f"The host has not yet accepted the {season.year} terms."
+        reason = _("Värden har ännu inte godkänt villkoren för %(year)s.", year=season.year)
     elif not season.is_open(now):
-        reason = f"Booking for {season.year} opens {season.bookings_open_at.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}."
+        reason = _("Bokningen för %(year)s öppnar %(opens)s.", year=season.year,
+                   opens=local_dt(season.bookings_open_at, "d MMM y HH:mm"))
     elif len(prices) != len(bed_ids):
-        reason = "Some of these beds have no price this season."
+        reason = _("Några av bäddarna saknar pris den här säsongen.")
     if reason:
-        raise DomainError(reason + " Nothing was booked.", code="not_bookable")
+        raise DomainError(_("%(reason)s Ingenting bokades.", reason=reason), code="not_bookable")
     return listing, prices
 
 
@@ -155,15 +167,15 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
     """Book beds of one listing for a stay, all or nothing, and form the binding contract in the same transaction."""
     now = now_or(now)
     if actor.role != "coordinator":
-        raise Forbidden("Only delegation coordinators book beds.")
+        raise Forbidden(_("Bara delegationers samordnare bokar bäddar."))
     owned_delegation(actor, delegation_id)
     bed_ids = _check_request(bed_ids, payment_method)
     season = season_for_stay(check_in)
     if season is None:
-        raise DomainError(f"There is no season for {check_in.year}.", code="outside_season")
+        raise no_season_error(check_in.year)
     check_stay(season, check_in, check_out)
     if accept_contract is not True:
-        raise DomainError("You must accept the binding contract to book.", code="contract_not_accepted")
+        raise DomainError(_("Du måste godkänna det bindande avtalet för att boka."), code="contract_not_accepted")
     listing, prices = _bookable_listing(bed_ids, season, now)
     # Refuse what is visibly taken before asking for the write lock: in a rush most attempts lose,
     # and they should not queue behind the winners. The UNIQUE index still decides for the rest.
@@ -241,7 +253,7 @@ def quote_booking(bed_ids: list[int], check_in: date, check_out: date, *, now: O
     bed_ids = sorted(set(bed_ids))
     season = season_for_stay(check_in)
     if season is None:
-        raise DomainError(f"There is no season for {check_in.year}.", code="outside_season")
+        raise no_season_error(check_in.year)
     check_stay(season, check_in, check_out)
     listing, prices = _bookable_listing(bed_ids, season, now)
     nights = stay_nights(check_in, check_out)
@@ -290,11 +302,11 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
     now = now_or(now)
     booking = visible_booking(actor, booking_id)
     if booking.coordinator_id != actor.user_id:
-        raise Forbidden("Only the booking's coordinator can cancel it this way.")
+        raise Forbidden(_("Bara bokningens samordnare kan avboka den på det här sättet."))
     with unit_of_work():
         booking = db.session.get(Booking, booking_id)
         if booking.status not in CANCELLABLE:
-            raise Conflict(f"This booking is {booking.status.replace('_', ' ')} and cannot be cancelled again.",
+            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
         refund = guest_refund_ore(booking, local_date(now))
         _queue_refund(booking, refund, "guest_cancellation", now)
@@ -317,14 +329,14 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
     now = now_or(now)
     booking = visible_booking(actor, booking_id)
     if booking.host_id != actor.user_id:
-        raise Forbidden("Only the host of this booking can cancel it as host.")
+        raise Forbidden(_("Bara bokningens värd kan avboka den som värd."))
     reason = (reason or "").strip()
     if len(reason) > 1000:
-        raise ValidationFailed({"reason": ["At most 1000 characters."]})
+        raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
     with unit_of_work():
         booking = db.session.get(Booking, booking_id)
         if booking.status not in CANCELLABLE:
-            raise Conflict(f"This booking is {booking.status.replace('_', ' ')} and cannot be cancelled again.",
+            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
         if booking.payment_method == "card":
             refund = paid_ore(booking.id) if booking.status == "confirmed" else 0
@@ -355,11 +367,11 @@ def block_nights(actor: Actor, bed_id: int, check_in: date, check_out: date, *,
     """A host takes their own free bed off the market for some nights."""
     now = now_or(now)
     if actor.role != "host":
-        raise Forbidden("Only hosts block their beds.")
+        raise Forbidden(_("Bara värdar spärrar sina bäddar."))
     owned_bed(actor, bed_id)
     season = season_for_stay(check_in)
     if season is None:
-        raise DomainError(f"There is no season for {check_in.year}.", code="outside_season")
+        raise no_season_error(check_in.year)
     check_stay(season, check_in, check_out)
     nights = stay_nights(check_in, check_out)
     try:
@@ -397,27 +409,28 @@ def assign_rooming(actor: Actor, booking_id: int, assignments: list[dict], *,
     now = now_or(now)
     booking = visible_booking(actor, booking_id)
     if booking.coordinator_id != actor.user_id:
-        raise NotFound("No such booking.")
+        raise NotFound(_("Bokningen finns inte."))
     if booking.status not in CANCELLABLE:
-        raise Conflict("Only a live booking has a rooming list.", code="not_active")
+        raise Conflict(_("Bara en aktiv bokning har en rumsfördelning."), code="not_active")
     bed_ids = {line.bed_id for line in booking.lines}
     member_ids = {m.id for m in booking.delegation.members}
     errors: dict[str, list[str]] = {}
     wanted: dict[int, Optional[int]] = {}
     for i, item in enumerate(assignments if isinstance(assignments, list) else [None]):
         if not isinstance(item, dict) or not isinstance(item.get("bed_id"), int):
-            errors.setdefault("assignments", []).append(f"Item {i}: give bed_id and member_id.")
+            errors.setdefault("assignments", []).append(_("Rad %(index)s: ange bed_id och member_id.", index=i))
             continue
         bed_id, member_id = item["bed_id"], item.get("member_id")
         if bed_id not in bed_ids:
-            errors.setdefault("assignments", []).append(f"Bed {bed_id} is not in this booking.")
+            errors.setdefault("assignments", []).append(_("Bädd %(bed)s ingår inte i bokningen.", bed=bed_id))
         elif member_id is not None and member_id not in member_ids:
-            errors.setdefault("assignments", []).append(f"Member {member_id} is not in this delegation.")
+            errors.setdefault("assignments", []).append(
+                _("Deltagare %(member)s hör inte till delegationen.", member=member_id))
         else:
             wanted[bed_id] = member_id
     assigned = [m for m in wanted.values() if m is not None]
     if len(assigned) != len(set(assigned)):
-        errors.setdefault("assignments", []).append("A member can sleep in only one bed.")
+        errors.setdefault("assignments", []).append(_("En deltagare kan bara sova i en bädd."))
     if errors:
         raise ValidationFailed(errors)
     with unit_of_work():
@@ -500,7 +513,7 @@ def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Bo
     """
     if booking.status != "awaiting_payment" or not is_offer(booking) or (
             booking.expires_at is not None and booking.expires_at <= now):
-        raise Conflict("This offer has expired or was withdrawn; the beds went back on the market.",
+        raise Conflict(_("Erbjudandet har gått ut eller dragits tillbaka; bäddarna är åter lediga för alla."),
                        code="offer_expired")
     season = booking.season
     held = [line for line in booking.lines if line.state == "held"]

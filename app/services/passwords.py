@@ -6,6 +6,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import gettext as _
 
 MIN_LENGTH = 10
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -23,9 +24,9 @@ def password_problems(password: str) -> list[str]:
     """The reasons a password is refused (empty when it is acceptable)."""
     problems = []
     if len(password) < MIN_LENGTH:
-        problems.append(f"Password must be at least {MIN_LENGTH} characters.")
+        problems.append(_("Lösenordet måste ha minst %(min)s tecken.", min=MIN_LENGTH))
     if password.lower() in _common_passwords():
-        problems.append("This password is too common; choose another.")
+        problems.append(_("Lösenordet är för vanligt; välj ett annat."))
     return problems
 
 

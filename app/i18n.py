@@ -1,0 +1,73 @@
+"""Language helpers shared by services and pages: money, dates and times for the current locale.
+
+The locale is Flask-Babel's (the request's, or the one forced for an e-mail's recipient); times
+are shown in Europe/Stockholm. Swedish: "1 250 kr", "20 juni 2027"; English: "SEK 1,250",
+"20 Jun 2027".
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+LOCALES = ("sv", "en")
+DEFAULT_LOCALE = "sv"
+
+
+def current_locale() -> str:
+    """The active language code, "sv" or "en"; Swedish outside a request."""
+    try:
+        locale = get_locale()
+    except RuntimeError:  # no application context at all (a bare service call in a script)
+        locale = None
+    return str(locale) if locale is not None and str(locale) in LOCALES else DEFAULT_LOCALE
+
+
+def kr(ore: int | None) -> str:
+    """1 250 kr (Swedish) or SEK 1,250 (English); öre shown only when there are any."""
+    if ore is None:
+        return "–"
+    negative = ore < 0
+    kronor, rest = divmod(abs(int(ore)), 100)
+    english = current_locale() == "en"
+    grouped = f"{kronor:,}".replace(",", "," if english else "\u00a0")
+    if rest:
+        grouped += ("." if english else ",") + f"{rest:02d}"
+    text = f"SEK {grouped}" if english else f"{grouped} kr"
+    return ("−" if negative else "") + text
+
+
+def _babel_locale() -> str:
+    # British conventions for English (20 Jun 2027, 24-hour clock): the guests are European.
+    return "en_GB" if current_locale() == "en" else "sv_SE"
+
+
+def local_dt(value: datetime | str | None, fmt: str = "short") -> str:
+    """A moment in Stockholm time for the current locale (an ISO string is parsed first)."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return format_datetime(value.astimezone(STOCKHOLM), fmt, tzinfo=STOCKHOLM, locale=_babel_locale())
+
+
+def local_date(value: date | str | None, fmt: str = "medium") -> str:
+    """A calendar date for the current locale (an ISO string is parsed first)."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    return format_date(value, fmt, locale=_babel_locale())
+
+
+def booking_status(status: str) -> str:
+    """A booking's status in words, for messages."""
+    return {
+        "awaiting_payment": _("väntar på betalning"), "confirmed": _("bekräftad"),
+        "cancelled_by_guest": _("avbokad av delegationen"), "cancelled_by_host": _("avbokad av värden"),
+        "expired": _("förfallen"), "completed": _("genomförd"),
+    }.get(status, status)
