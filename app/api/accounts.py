@@ -1,5 +1,6 @@
 """Accounts: sign-up, tokens, who am I."""
 from flask import url_for
+from flask_babel import gettext as _
 
 from app.api import api
 from app.api.common import Body, current_actor, json_body, roles
@@ -22,7 +23,7 @@ def create_user():
     locale = body.str("locale", required=False, max_length=2) or "sv"
     body.done()
     if role not in accounts.SELF_SERVICE_ROLES:
-        raise ValidationFailed({"role": ["Role must be 'host' or 'coordinator'."]})
+        raise ValidationFailed({"role": [_("Rollen ska vara 'host' (värd) eller 'coordinator' (samordnare).")]})
     from flask import request
     user = accounts.register_user(email, password, name, role, locale=locale, ip=request.remote_addr)
     return user_json(user), 201

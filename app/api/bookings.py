@@ -1,5 +1,6 @@
 """Delegations, bookings and contracts."""
 from flask import Response, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from app.api import api
@@ -152,7 +153,7 @@ def put_rooming(booking_id):
 def visible_contract(contract_id: int) -> Contract:
     contract = db.session.get(Contract, contract_id)
     if contract is None:
-        raise NotFound("No such contract.")
+        raise NotFound(_("Avtalet finns inte."))
     booking_service.visible_booking(current_actor(), contract.booking_id)
     return contract
 
@@ -173,7 +174,8 @@ def get_contract(contract_id):
 @api.route("/contracts/<int:contract_id>", methods=["PUT", "PATCH", "DELETE"])
 def contract_immutable(contract_id):
     """Contracts cannot be changed or deleted."""
-    return problem(405, "method_not_allowed", "Method not allowed", "A contract cannot be changed or deleted.")
+    return problem(405, "method_not_allowed", _("Metoden är inte tillåten"),
+                   _("Ett avtal kan inte ändras eller tas bort."))
 
 
 @api.get("/contracts/<int:contract_id>/pdf")

@@ -6,6 +6,7 @@ from functools import wraps
 from typing import Any, Callable
 
 from flask import g, jsonify, request
+from flask_babel import gettext as _
 
 from app.services.base import Actor
 from app.services.errors import DomainError, Forbidden, Unauthorized, ValidationFailed
@@ -34,7 +35,7 @@ def problem_from_error(error: DomainError):
 def json_body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise ValidationFailed({"body": ["Send a JSON object with Content-Type: application/json."]})
+        raise ValidationFailed({"body": [_("Skicka ett JSON-objekt med Content-Type: application/json.")]})
     return data
 
 
@@ -48,7 +49,7 @@ class Body:
     def _get(self, name, required):
         if name not in self.data or self.data[name] is None:
             if required:
-                self.errors.setdefault(name, []).append("Required.")
+                self.errors.setdefault(name, []).append(_("Obligatoriskt."))
             return None, False
         return self.data[name], True
 
@@ -57,10 +58,10 @@ class Body:
         if not present:
             return None
         if not isinstance(value, str):
-            self.errors.setdefault(name, []).append("Must be a string.")
+            self.errors.setdefault(name, []).append(_("Måste vara en sträng."))
             return None
         if len(value) > max_length:
-            self.errors.setdefault(name, []).append(f"At most {max_length} characters.")
+            self.errors.setdefault(name, []).append(_("Högst %(max)s tecken.", max=max_length))
             return None
         return value
 
@@ -70,10 +71,11 @@ class Body:
         if not present:
             return None
         if not isinstance(value, int) or isinstance(value, bool) or not INT_MIN <= value <= INT_MAX:
-            self.errors.setdefault(name, []).append("Must be a whole number (32-bit).")
+            self.errors.setdefault(name, []).append(_("Måste vara ett heltal (32 bitar)."))
             return None
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            self.errors.setdefault(name, []).append(f"Must be between {minimum} and {maximum}.")
+            self.errors.setdefault(name, []).append(
+                _("Måste vara mellan %(min)s och %(max)s.", min=minimum, max=maximum))
             return None
         return value
 
@@ -82,7 +84,7 @@ class Body:
         if not present:
             return None
         if not isinstance(value, bool):
-            self.errors.setdefault(name, []).append("Must be true or false.")
+            self.errors.setdefault(name, []).append(_("Måste vara true eller false."))
             return None
         return value
 
@@ -93,7 +95,7 @@ class Body:
         try:
             return date.fromisoformat(value) if len(value) == 10 else _raise()
         except ValueError:
-            self.errors.setdefault(name, []).append("A date as YYYY-MM-DD.")
+            self.errors.setdefault(name, []).append(_("Ett datum som ÅÅÅÅ-MM-DD."))
             return None
 
     def datetime(self, name: str, required: bool = True) -> datetime | None:
@@ -103,10 +105,10 @@ class Body:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            self.errors.setdefault(name, []).append("An ISO 8601 date-time with offset.")
+            self.errors.setdefault(name, []).append(_("En tidpunkt enligt ISO 8601 med tidszon."))
             return None
         if parsed.tzinfo is None:
-            self.errors.setdefault(name, []).append("Give a time zone offset, e.g. +02:00.")
+            self.errors.setdefault(name, []).append(_("Ange tidszon, till exempel +02:00."))
             return None
         return parsed
 
@@ -117,7 +119,7 @@ class Body:
         if (not isinstance(value, list) or len(value) > max_items
                 or not all(isinstance(v, int) and not isinstance(v, bool) and INT_MIN <= v <= INT_MAX
                            for v in value)):
-            self.errors.setdefault(name, []).append(f"A list of at most {max_items} whole numbers.")
+            self.errors.setdefault(name, []).append(_("En lista med högst %(max)s heltal.", max=max_items))
             return None
         return value
 
@@ -134,7 +136,7 @@ def query_int(name: str, required: bool = False, errors: dict | None = None) -> 
     raw = request.args.get(name)
     if raw is None or raw == "":
         if required and errors is not None:
-            errors.setdefault(name, []).append("Required.")
+            errors.setdefault(name, []).append(_("Obligatoriskt."))
         return None
     try:
         value = int(raw)
@@ -143,28 +145,28 @@ def query_int(name: str, required: bool = False, errors: dict | None = None) -> 
         return value
     except ValueError:
         if errors is not None:
-            errors.setdefault(name, []).append("Must be a whole number (32-bit).")
+            errors.setdefault(name, []).append(_("Måste vara ett heltal (32 bitar)."))
         return None
 
 
 def query_date(name: str, errors: dict) -> date | None:
     raw = request.args.get(name)
     if not raw:
-        errors.setdefault(name, []).append("Required, as YYYY-MM-DD.")
+        errors.setdefault(name, []).append(_("Obligatoriskt, som ÅÅÅÅ-MM-DD."))
         return None
     try:
         if len(raw) != 10:
             raise ValueError
         return date.fromisoformat(raw)
     except ValueError:
-        errors.setdefault(name, []).append("A date as YYYY-MM-DD.")
+        errors.setdefault(name, []).append(_("Ett datum som ÅÅÅÅ-MM-DD."))
         return None
 
 
 def current_actor() -> Actor:
     user = g.get("api_user")
     if user is None:
-        raise Unauthorized("Send Authorization: Bearer <token> (from POST /api/v1/tokens).", code="unauthorized")
+        raise Unauthorized(_("Skicka Authorization: Bearer <token> (från POST /api/v1/tokens)."), code="unauthorized")
     return Actor.of(user, ip=request.remote_addr)
 
 
@@ -176,7 +178,8 @@ def roles(*allowed: str) -> Callable:
         def wrapped(*args, **kwargs):
             actor = current_actor()
             if allowed and actor.role not in allowed:
-                raise Forbidden(f"This needs the role {' or '.join(allowed)}.", code="forbidden")
+                raise Forbidden(_("Det här kräver rollen %(roles)s.", roles=_(" eller ").join(allowed)),
+                                code="forbidden")
             return view(*args, **kwargs)
 
         return wrapped

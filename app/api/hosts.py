@@ -1,5 +1,6 @@
 """Host profiles, vetting decisions, flags."""
 from flask import request
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.api import api
@@ -40,7 +41,7 @@ def admin_hosts():
     """The vetting queue (filter by status)."""
     status = request.args.get("status")
     if status is not None and status not in VETTING_STATUSES:
-        raise ValidationFailed({"status": [f"One of: {', '.join(VETTING_STATUSES)}."]})
+        raise ValidationFailed({"status": [_("Välj en av: %(choices)s.", choices=", ".join(VETTING_STATUSES))]})
     query = select(HostProfile).order_by(HostProfile.submitted_at)
     if status:
         query = query.where(HostProfile.vetting_status == status)
@@ -53,7 +54,7 @@ def admin_host_decision(user_id):
     """Approve, reject, suspend or reinstate a host."""
     if db.session.get(HostProfile, user_id) is None:
         from app.services.errors import NotFound
-        raise NotFound("No host profile with that id.")
+        raise NotFound(_("Det finns ingen värdprofil med det id:t."))
     body = Body(json_body())
     decision = body.str("decision", max_length=20)
     reason = body.str("reason", required=False, max_length=1000) or ""
@@ -83,7 +84,7 @@ def admin_flags():
     """Flags, newest first (filter by status)."""
     status = request.args.get("status")
     if status is not None and status not in ("open", "upheld", "dismissed"):
-        raise ValidationFailed({"status": ["One of: open, upheld, dismissed."]})
+        raise ValidationFailed({"status": [_("Välj en av: %(choices)s.", choices="open, upheld, dismissed")]})
     query = select(Flag).order_by(Flag.created_at.desc(), Flag.id.desc())
     if status:
         query = query.where(Flag.status == status)
@@ -96,7 +97,7 @@ def admin_resolve_flag(flag_id):
     """Uphold or dismiss a flag."""
     if db.session.get(Flag, flag_id) is None:
         from app.services.errors import NotFound
-        raise NotFound("No such flag.")
+        raise NotFound(_("Anmälan finns inte."))
     body = Body(json_body())
     decision = body.str("decision", max_length=20)
     note = body.str("note", required=False, max_length=5000) or ""

@@ -1,5 +1,6 @@
 """Listings, rooms, beds, prices and blocks."""
 from flask import g, request
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.api import api
@@ -73,7 +74,7 @@ def set_price(bed_id, year):
     """Set a bed's price per night for a season, within the caps."""
     listings.owned_bed(current_actor(), bed_id)
     if season_for_year(year) is None:
-        raise NotFound(f"No season {year}.")
+        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     body = Body(json_body())
     price_ore = body.int("price_ore", minimum=1, maximum=100_000_000)
     body.done()
@@ -119,14 +120,14 @@ def get_listing(listing_id):
     user = g.get("api_user")
     is_owner = user is not None and listing is not None and (user.id == listing.host_id or user.role == "admin")
     if listing is None or not (is_owner or listings.is_publicly_visible(listing)):
-        raise NotFound("No such listing.")
+        raise NotFound(_("Boendet finns inte."))
     year = request.args.get("year")
     if year is not None:
         if not year.isdigit():
             raise ValidationFailed({"year": ["A year, e.g. 2027."]})
         season = season_for_year(int(year))
         if season is None:
-            raise NotFound(f"No season {year}.")
+            raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     else:
         season = latest_season()
     return public_listing_json(listing, season, host_record(listing.host_id))

@@ -1,4 +1,5 @@
 """Seasons."""
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.api import api
@@ -43,7 +44,7 @@ def create_season():
 def update_season(year):
     """Change a season's settings."""
     if seasons.season_for_year(year) is None:
-        raise NotFound(f"No season {year}.")
+        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     values = _season_values(Body(json_body()), required=False)
     return season_json(seasons.update_season(current_actor(), year, values))
 
