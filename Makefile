@@ -11,7 +11,7 @@ export STRIPE_SECRET_KEY ?= sk_test_sangplats
 export STRIPE_PUBLISHABLE_KEY ?= pk_test_sangplats
 export STRIPE_WEBHOOK_SECRET ?= whsec_sangplats_dev
 
-.PHONY: run test install chromium axe translations bench bench-quick services clean
+.PHONY: run test install chromium axe translations translations-extract bench bench-quick services clean
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || PYTHON=python3; \
@@ -24,6 +24,14 @@ install: $(VENV)/.installed translations
 
 translations: $(VENV)/.installed
 	$(VENV)/bin/pybabel compile -f -q -d app/translations 2>/dev/null || true
+
+# For developers after changing texts: collect every msgid into messages.pot and merge it into
+# each catalogue (new entries arrive untranslated; tests/test_i18n.py fails until they are translated).
+translations-extract: $(VENV)/.installed
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ --sort-by-file \
+	  --project Sängplats --version 1 --msgid-bugs-address sangplats@example.se \
+	  -o app/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations --ignore-obsolete
 
 # Debian's Chromium for the browser tests (never a Playwright download).
 chromium:

@@ -18,6 +18,11 @@ LOCALES = ("sv", "en")
 DEFAULT_LOCALE = "sv"
 
 
+def N_(message: str) -> str:
+    """Mark a Swedish msgid for extraction; it is translated where it is shown."""
+    return message
+
+
 def current_locale() -> str:
     """The active language code, "sv" or "en"; Swedish outside a request."""
     try:
@@ -71,3 +76,26 @@ def booking_status(status: str) -> str:
         "cancelled_by_guest": _("avbokad av delegationen"), "cancelled_by_host": _("avbokad av värden"),
         "expired": _("förfallen"), "completed": _("genomförd"),
     }.get(status, status)
+
+
+def vetting_status(status: str) -> str:
+    """A host's vetting status in words, for messages."""
+    return {"pending": _("väntar på granskning"), "approved": _("godkänd"), "rejected": _("inte godkänd"),
+            "suspended": _("avstängd")}.get(status, status)
+
+
+def vetting_decision(decision: str) -> str:
+    """An admin's vetting decision in words, for messages."""
+    return {"approve": _("godkänn"), "reject": _("avslå"), "suspend": _("stäng av"),
+            "reinstate": _("återställ")}.get(decision, decision)
+
+
+def waitlist_status(status: str) -> str:
+    """A waiting-list entry's status in words, for messages."""
+    return {"waiting": _("väntande"), "offered": _("erbjuden"), "booked": _("bokad"), "expired": _("förfallen"),
+            "cancelled": _("avbruten")}.get(status, status)
+
+
+def payout_status(status: str) -> str:
+    """A payout's status in words, for messages."""
+    return {"scheduled": _("planerad"), "paid": _("betald"), "void": _("makulerad")}.get(status, status)

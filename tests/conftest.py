@@ -28,6 +28,23 @@ PASSWORD = "correct-horse-battery"
 NOW = datetime.now(timezone.utc)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_translations():
+    """Compile each catalogue whose .po is newer than its .mo (the .mo files are not in git)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+    for po in (ROOT / "app" / "translations").glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as source:
+            catalog = read_po(source, locale=po.parent.parent.name)
+        partial = mo.with_name(f"messages.{os.getpid()}.mo.tmp")
+        with partial.open("wb") as target:
+            write_mo(target, catalog)
+        os.replace(partial, mo)  # atomic, so a live server started by a test never reads half a file
+
+
 def _postgres_reachable() -> bool:
     try:
         engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})

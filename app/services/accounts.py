@@ -316,5 +316,5 @@ def request_password_reset(email: str, *, reset_url: Callable[[str], str], ip: O
         audit.record(Actor(user.id if user else None, "public", ip), "auth.password_reset_requested",
                      "account", address, now=now)
         if user is not None:
-            from app.services import mail
-            mail.queue_password_reset(user, reset_url(password_reset_token(user)))
+            from app.services import notifications
+            notifications.queue_password_reset(user, reset_url(password_reset_token(user)), now=now)

@@ -5,9 +5,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Optional
 
+from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, or_, select
 
 from app.extensions import db
+from app.i18n import local_date
 from app.models import Bed, BedNight, BedPrice, Booking, HostProfile, Listing, OCCUPYING_STATES, Room, Season
 from app.services.base import now_or
 from app.services.errors import DomainError, NotFound, ValidationFailed
@@ -34,11 +36,12 @@ class ListingResult:
 def check_stay(season: Season, check_in: date, check_out: date) -> int:
     """Validate a stay against the season; return its number of nights."""
     if check_out <= check_in:
-        raise ValidationFailed({"check_out": ["Check-out must be after check-in."]})
+        raise ValidationFailed({"check_out": [_("Utcheckningen måste vara efter incheckningen.")]})
     if check_in < season.first_night or check_out > season.check_out_day:
         raise DomainError(
-            f"The {season.year} season's nights are {season.first_night.isoformat()} to "
-            f"{season.last_night.isoformat()} (check-out {season.check_out_day.isoformat()} at the latest).",
+            _("Säsongen %(year)s har nätterna %(first)s till %(last)s (utcheckning senast %(check_out)s).",
+              year=season.year, first=local_date(season.first_night, "d MMM y"),
+              last=local_date(season.last_night, "d MMM y"), check_out=local_date(season.check_out_day, "d MMM y")),
             code="outside_season", first_night=season.first_night.isoformat(),
             last_night=season.last_night.isoformat(),
         )
@@ -85,9 +88,9 @@ def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking
     now = now_or(now)
     season = db.session.scalar(select(Season).where(Season.year == year))
     if season is None:
-        raise NotFound(f"No season {year}.")
+        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     if beds < 1 or beds > 500:
-        raise ValidationFailed({"beds": ["Between 1 and 500 beds."]})
+        raise ValidationFailed({"beds": [_("Mellan 1 och %(max)s bäddar.", max=500)]})
     nights = check_stay(season, check_in, check_out)
     free = (
         select(Listing.id.label("listing_id"), Listing.title, Listing.walking_minutes, Bed.id.label("bed_id"),

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, Optional
 
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from app.extensions import db
@@ -112,5 +113,5 @@ def contract_status(contract: Contract) -> str:
 def get_contract(contract_id: int) -> Contract:
     contract = db.session.get(Contract, contract_id)
     if contract is None:
-        raise NotFound("No such contract.")
+        raise NotFound(_("Avtalet finns inte."))
     return contract

@@ -6,6 +6,8 @@ import secrets
 from datetime import datetime
 from typing import Optional
 
+from flask_babel import gettext as _
+
 from app.extensions import db
 from app.models import Delegation, Member
 from app.services import audit
@@ -22,14 +24,14 @@ def create_delegation(actor: Actor, name: str, organisation_number: str, *,
     """Register an organisation's delegation under the acting coordinator."""
     now = now_or(now)
     if actor.role != "coordinator":
-        raise Forbidden("Only coordinators register delegations.")
+        raise Forbidden(_("Bara samordnare registrerar delegationer."))
     errors: dict[str, list[str]] = {}
     name = (name or "").strip()
     if not name or len(name) > 200:
-        errors["name"] = ["The organisation's name, at most 200 characters."]
+        errors["name"] = [_("Organisationens namn, högst %(max)s tecken.", max=200)]
     number = (organisation_number or "").strip()
     if not ORGANISATION_NUMBER.match(number):
-        errors["organisation_number"] = ["A Swedish organisation number, e.g. 802000-1234."]
+        errors["organisation_number"] = [_("Ett svenskt organisationsnummer, till exempel 802000-1234.")]
     if errors:
         raise ValidationFailed(errors)
     digits = number.replace("-", "")
@@ -52,7 +54,7 @@ def add_member(actor: Actor, delegation_id: int, name: str, email: str, *,
     errors: dict[str, list[str]] = {}
     name = (name or "").strip()
     if not name or len(name) > 200:
-        errors["name"] = ["The member's name, at most 200 characters."]
+        errors["name"] = [_("Deltagarens namn, högst %(max)s tecken.", max=200)]
     try:
         email = normalise_email(email or "")
     except ValidationFailed as exc:

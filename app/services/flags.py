@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
+from flask_babel import gettext as _
+
 from app.extensions import db
 from app.models import Booking, FLAG_CATEGORIES, Flag, User
 from app.services import audit, events
@@ -17,24 +19,24 @@ def create_flag(actor: Actor, *, host_id: int, category: str, description: str, 
     """A coordinator or admin reports a host."""
     now = now_or(now)
     if actor.role not in ("coordinator", "admin"):
-        raise Forbidden("Only coordinators and admins flag hosts.")
+        raise Forbidden(_("Bara samordnare och administratörer anmäler värdar."))
     errors: dict[str, list[str]] = {}
     if category not in FLAG_CATEGORIES:
-        errors["category"] = [f"Choose one of: {', '.join(FLAG_CATEGORIES)}."]
+        errors["category"] = [_("Välj en av: %(choices)s.", choices=", ".join(FLAG_CATEGORIES))]
     description = (description or "").strip()
     if not description or len(description) > 5000:
-        errors["description"] = ["Describe what happened (at most 5000 characters)."]
+        errors["description"] = [_("Beskriv vad som hände (högst %(max)s tecken).", max=5000)]
     if errors:
         raise ValidationFailed(errors)
     host = db.session.get(User, host_id)
     if host is None or host.role != "host":
-        raise NotFound("No such host.")
+        raise NotFound(_("Värden finns inte."))
     if booking_id is not None:
         booking = db.session.get(Booking, booking_id)
         if booking is None or (not actor.is_admin and booking.coordinator_id != actor.user_id):
-            raise NotFound("No such booking.")
+            raise NotFound(_("Bokningen finns inte."))
         if booking.host_id != host_id:
-            raise ValidationFailed({"booking_id": ["This booking is not with that host."]})
+            raise ValidationFailed({"booking_id": [_("Bokningen är inte hos den värden.")]})
     with unit_of_work():
         flag = Flag(host_id=host_id, reporter_id=actor.user_id, source=actor.role, booking_id=booking_id,
                     category=category, description=description, status="open", created_at=now)
@@ -49,18 +51,19 @@ def resolve_flag(actor: Actor, flag_id: int, decision: str, note: str, *, now: O
     """An admin upholds (a strike, unless one was already given) or dismisses a flag."""
     now = now_or(now)
     if not actor.is_admin:
-        raise Forbidden("Only admins resolve flags.")
+        raise Forbidden(_("Bara administratörer prövar anmälningar."))
     if decision not in ("upheld", "dismissed"):
-        raise ValidationFailed({"decision": ["Choose 'upheld' or 'dismissed'."]})
+        raise ValidationFailed({"decision": [_("Välj 'upheld' (fastställ) eller 'dismissed' (avskriv).")]})
     note = (note or "").strip()
     if len(note) > 5000:
-        raise ValidationFailed({"note": ["At most 5000 characters."]})
+        raise ValidationFailed({"note": [_("Högst %(max)s tecken.", max=5000)]})
     with unit_of_work():
         flag = db.session.get(Flag, flag_id)
         if flag is None:
-            raise NotFound("No such flag.")
+            raise NotFound(_("Anmälan finns inte."))
         if flag.status != "open":
-            raise Conflict(f"This flag was already {flag.status}.", code="flag_resolved")
+            raise Conflict(_("Anmälan är redan %(outcome)s.", outcome=_("fastställd") if flag.status == "upheld"
+                             else _("avskriven")), code="flag_resolved")
         flag.status = decision
         flag.resolution = note
         flag.resolved_by_id = actor.user_id

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Callable, Optional
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -22,13 +23,17 @@ def request_hash(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
+def _in_progress() -> str:
+    return _("En begäran med den här Idempotency-Key behandlas fortfarande; försök igen om en stund.")
+
+
 def run(user_id: int, key: str, data: Any, work: Callable[[], tuple[int, dict]], *,
         now: Optional[datetime] = None) -> tuple[int, dict]:
     """Reserve the key, do the work once, store its answer; a repeat returns the stored answer."""
     now = now_or(now)
     key = (key or "").strip()
     if not key or len(key) > 255:
-        raise ValidationFailed({"Idempotency-Key": ["Between 1 and 255 characters."]})
+        raise ValidationFailed({"Idempotency-Key": [_("Mellan 1 och %(max)s tecken.", max=255)]})
     digest = request_hash(data)
     try:
         with unit_of_work():
@@ -36,20 +41,18 @@ def run(user_id: int, key: str, data: Any, work: Callable[[], tuple[int, dict]],
                 IdempotencyKey.user_id == user_id, IdempotencyKey.key == key))
             if row is not None:
                 if row.request_hash != digest:
-                    raise DomainError("This Idempotency-Key was used with a different request body; "
-                                      "use a new key for a new request.", code="idempotency_key_reused")
+                    raise DomainError(_("Den här Idempotency-Key användes med en annan begäran; använd en ny "
+                                        "nyckel för en ny begäran."), code="idempotency_key_reused")
                 if row.response_status != IN_PROGRESS:
                     return row.response_status, json.loads(row.response_body)
                 if now - row.created_at < STALE_AFTER:
-                    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                                   code="idempotency_in_progress")
+                    raise Conflict(_in_progress(), code="idempotency_in_progress")
                 row.created_at = now  # the first attempt died; take it over
             else:
                 db.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=digest,
                                               response_status=IN_PROGRESS, response_body="", created_at=now))
     except IntegrityError:
-        raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                       code="idempotency_in_progress") from None
+        raise Conflict(_in_progress(), code="idempotency_in_progress") from None
     try:
         status, body = work()
     except DomainError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
@@ -18,7 +19,8 @@ from app.services.vetting import is_host_approved, normalise_gotland_postal_code
 def _text(errors, field, value, limit, required=True):
     value = (value or "").strip()
     if (required and not value) or len(value) > limit:
-        errors[field] = [f"{'Required, a' if required else 'A'}t most {limit} characters."]
+        errors[field] = [_("Obligatoriskt, högst %(max)s tecken.", max=limit) if required
+                         else _("Högst %(max)s tecken.", max=limit)]
     return value
 
 
@@ -30,7 +32,7 @@ def _listing_values(title, description, address, postal_code, walking_minutes) -
         "address": _text(errors, "address", address, 300),
     }
     if not isinstance(walking_minutes, int) or isinstance(walking_minutes, bool) or not 0 <= walking_minutes <= 600:
-        errors["walking_minutes"] = ["Minutes on foot to Almedalen, a whole number from 0 to 600."]
+        errors["walking_minutes"] = [_("Minuters promenad till Almedalen, ett heltal från 0 till 600.")]
     if errors:
         raise ValidationFailed(errors)
     values["postal_code"] = normalise_gotland_postal_code(postal_code)
@@ -42,27 +44,27 @@ def owned_listing(actor: Actor, listing_id: int) -> Listing:
     """The host's own listing, or 404 (another host's listing is not revealed)."""
     listing = db.session.get(Listing, listing_id)
     if listing is None or (listing.host_id != actor.user_id and not actor.is_admin):
-        raise NotFound("No such listing.")
+        raise NotFound(_("Boendet finns inte."))
     return listing
 
 
 def owned_room(actor: Actor, room_id: int) -> Room:
     room = db.session.get(Room, room_id)
     if room is None or (room.listing.host_id != actor.user_id and not actor.is_admin):
-        raise NotFound("No such room.")
+        raise NotFound(_("Rummet finns inte."))
     return room
 
 
 def owned_bed(actor: Actor, bed_id: int) -> Bed:
     bed = db.session.get(Bed, bed_id)
     if bed is None or (bed.room.listing.host_id != actor.user_id and not actor.is_admin):
-        raise NotFound("No such bed.")
+        raise NotFound(_("Bädden finns inte."))
     return bed
 
 
 def _require_host(actor: Actor) -> None:
     if actor.role != "host":
-        raise Forbidden("Only hosts manage listings.")
+        raise Forbidden(_("Bara värdar hanterar boenden."))
 
 
 def create_listing(actor: Actor, *, title, description, address, postal_code, walking_minutes,
@@ -118,7 +120,7 @@ def add_bed(actor: Actor, room_id: int, label: str, kind: str, *, now: Optional[
     errors: dict = {}
     label = _text(errors, "label", label, 120)
     if kind not in BED_KINDS:
-        errors["kind"] = [f"Kind must be one of: {', '.join(BED_KINDS)}."]
+        errors["kind"] = [_("Typen ska vara en av: %(choices)s.", choices=", ".join(BED_KINDS))]
     if errors:
         raise ValidationFailed(errors)
     with unit_of_work():
@@ -137,23 +139,25 @@ def publish(actor: Actor, listing_id: int, accept_terms_version: Optional[str], 
     _require_host(actor)
     listing = owned_listing(actor, listing_id)
     if not is_host_approved(actor.user_id):
-        raise Forbidden("Only hosts approved by Sängplats can publish. Submit your details and wait for vetting.",
+        raise Forbidden(_("Bara värdar som Sängplats har godkänt kan publicera. Skicka in dina uppgifter och vänta "
+                          "på granskningen."),
                         code="host_not_approved")
     season = latest_season()
     if season is None:
-        raise DomainError("There is no season to publish for yet.", code="no_season")
+        raise DomainError(_("Det finns ännu ingen säsong att publicera för."), code="no_season")
     beds = listing.beds()
     priced = set(db.session.scalars(select(BedPrice.bed_id).where(
         BedPrice.season_id == season.id, BedPrice.bed_id.in_([b.id for b in beds]))))
     unpriced = [b.id for b in beds if b.id not in priced]
     if not beds or unpriced:
         raise DomainError(
-            f"Every bed needs a price for {season.year} before publishing." if beds
-            else "Add at least one room with a bed before publishing.",
+            _("Varje bädd behöver ett pris för %(year)s innan du publicerar.", year=season.year) if beds
+            else _("Lägg till minst ett rum med en bädd innan du publicerar."),
             code="bed_without_price", bed_ids=unpriced, year=season.year,
         )
     if accept_terms_version != season.terms_version:
-        raise DomainError(f"Accept the standard terms, version {season.terms_version}, to publish.",
+        raise DomainError(_("Godkänn standardvillkoren, version %(version)s, för att publicera.",
+                            version=season.terms_version),
                           code="terms_not_accepted", terms_version=season.terms_version)
     with unit_of_work():
         listing = owned_listing(actor, listing_id)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select, update
 
 from app.extensions import db
@@ -54,9 +55,9 @@ def queue_email(to_address: str, subject: str, body_text: str, *, attachment_nam
     """
     to_address = (to_address or "").strip()
     if "@" not in parseaddr(to_address)[1] or "\n" in to_address or "\r" in to_address:
-        raise ValidationFailed({"to_address": [f"Not an e-mail address: {to_address!r}."]})
+        raise ValidationFailed({"to_address": [_("Inte en e-postadress: %(address)r.", address=to_address)]})
     if (attachment is None) != (attachment_name is None):
-        raise ValidationFailed({"attachment": ["Give an attachment together with its file name."]})
+        raise ValidationFailed({"attachment": [_("Ange en bilaga tillsammans med dess filnamn.")]})
     if contract_number is not None:
         attachment_name, attachment_mime = f"{contract_number}{CONTRACT_SUFFIX}", CONTRACT_MIME
     email = OutboxEmail(

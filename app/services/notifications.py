@@ -15,11 +15,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
+from app.i18n import kr
 from app.models import AuditEntry, Booking, Contract, Delegation, Flag, HostProfile, Listing, OutboxEmail, User
 from app.services import audit, events, mail
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.booking import is_offer
-from app.web.formatting import kr
 
 HOLD_REMINDER_MINUTES = 5
 HOLD_REMINDED = "booking.hold_reminder_queued"
@@ -302,6 +302,34 @@ def on_waitlist_offered(entry, booking: Booking, now: datetime, **_ignored) -> N
 
     if coordinator is not None:
         _queue(coordinator, build, now=now)
+
+
+def queue_refund_notice(booking: Booking, reason: str, amount_ore: int, *, now: datetime) -> None:
+    """Tell the coordinator that a card payment is paid back, and why (`reason` is a Swedish msgid)."""
+    coordinator = _user(booking.coordinator_id)
+
+    def build():
+        return _("Sängplats: återbetalning för bokning %(id)s", id=booking.id), [
+            _(reason),
+            _("Belopp: %(amount)s.", amount=kr(amount_ore)),
+            _("Bokning: %(id)s", id=booking.id),
+        ]
+
+    if coordinator is not None:
+        _queue(coordinator, build, now=now)
+
+
+def queue_password_reset(user: User, link: str, *, now: Optional[datetime] = None) -> None:
+    """Send a password reset link (valid one hour) in the user's language."""
+    def build():
+        return _("Återställ ditt lösenord på Sängplats"), [
+            _("Någon, förhoppningsvis du, bad om att få byta lösenord för ditt konto. Öppna länken inom en timme "
+              "för att välja ett nytt lösenord:"),
+            link,
+            _("Om du inte bad om det kan du strunta i det här meddelandet; lösenordet är oförändrat."),
+        ]
+
+    _queue(user, build, now=now_or(now))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,11 +17,13 @@ from typing import Any, Optional
 
 import stripe
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import BedNight, Booking, OutboxEmail, Payment, Refund, StripeEvent, User
+from app.i18n import N_, booking_status, kr
+from app.models import BedNight, Booking, Payment, Refund, StripeEvent
 from app.services import audit, events
 from app.services.availability import taken_bed_nights
 from app.services.base import Actor, now_or, unit_of_work
@@ -42,15 +44,29 @@ IN_PROGRESS_WINDOW = timedelta(seconds=60)
 STALE_SENDING = timedelta(minutes=10)
 PAYMENT_METHOD_ID = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
 
+# Swedish msgids (marked for extraction); pages and e-mails translate them when shown.
 REFUND_REASONS = {
-    "guest_cancellation": "Avbokad av delegationen enligt avtalets villkor.",
-    "host_cancellation": "Värden avbokade: hela beloppet återbetalas.",
-    "late_payment_beds_taken": "Betalningen kom efter att reservationen löpt ut och sängarna hade hunnit bokas av "
-                               "någon annan. Hela beloppet återbetalas.",
-    "payment_after_cancellation": "Betalningen kom efter att bokningen avbokats. Hela beloppet återbetalas.",
-    "duplicate_payment": "Bokningen var redan betald. Den extra betalningen återbetalas.",
-    "admin": "Återbetalning gjord av Sängplats administration.",
+    "guest_cancellation": N_("Avbokad av delegationen enligt avtalets villkor."),
+    "host_cancellation": N_("Värden avbokade: hela beloppet återbetalas."),
+    "late_payment_beds_taken": N_("Betalningen kom efter att reservationen löpt ut och sängarna hade hunnit bokas av "
+                                  "någon annan. Hela beloppet återbetalas."),
+    "payment_after_cancellation": N_("Betalningen kom efter att bokningen avbokats. Hela beloppet återbetalas."),
+    "duplicate_payment": N_("Bokningen var redan betald. Den extra betalningen återbetalas."),
+    "admin": N_("Återbetalning gjord av Sängplats administration."),
 }
+
+
+def _coordinator_pays() -> str:
+    return _("Bara bokningens samordnare betalar för den.")
+
+
+def _declined(reason: Optional[str]) -> str:
+    """Stripe's reason (in English) when it gives one, and what the coordinator can do."""
+    if reason:
+        return _("Kortet nekades: %(reason)s Bokningen väntar fortfarande på betalning; prova ett annat kort innan "
+                 "reservationen går ut.", reason=reason)
+    return _("Kortet nekades. Bokningen väntar fortfarande på betalning; prova ett annat kort innan reservationen "
+             "går ut.")
 
 
 def configure_stripe() -> None:
@@ -151,15 +167,15 @@ def _others_on_beds(booking: Booking) -> list:
 def check_payable(booking: Booking, now: datetime) -> None:
     """Raise unless this card booking can take a payment now (a lapsed hold on still-free beds can)."""
     if booking.payment_method != "card":
-        raise Conflict("This booking is paid by invoice, not by card.", code="not_card")
+        raise Conflict(_("Den här bokningen betalas mot faktura, inte med kort."), code="not_card")
     if booking.status in ("confirmed", "completed") or captured_payment(booking.id) is not None:
-        raise Conflict("This booking is already paid.", code="already_paid", status_now=booking.status)
+        raise Conflict(_("Bokningen är redan betald."), code="already_paid", status_now=booking.status)
     if booking.status not in ("awaiting_payment", "expired"):
-        raise Conflict(f"This booking is {booking.status.replace('_', ' ')} and cannot be paid.",
+        raise Conflict(_("Bokningen är %(status)s och kan inte betalas.", status=booking_status(booking.status)),
                        code="not_payable", status_now=booking.status)
     if (booking.status == "expired" or booking.expires_at <= now) and _others_on_beds(booking):
-        raise Conflict("The hold on these beds expired and someone else has booked some of them. Nothing was "
-                       "charged; search again for free beds.", code="hold_expired")
+        raise Conflict(_("Reservationen av bäddarna har gått ut och någon annan har bokat några av dem. Ingenting "
+                         "drogs; sök igen efter lediga bäddar."), code="hold_expired")
 
 
 def _begin_attempt(actor: Actor, booking_id: int, payment_method_id: str, now: datetime) -> tuple[int, str, int]:
@@ -170,8 +186,8 @@ def _begin_attempt(actor: Actor, booking_id: int, payment_method_id: str, now: d
             Payment.booking_id == booking_id, Payment.status.in_(("created", "processing")),
             Payment.created_at > now - IN_PROGRESS_WINDOW))
         if busy:
-            raise Conflict("A payment for this booking is already being processed. Wait a minute, then look at "
-                           "the booking before trying again.", code="payment_in_progress")
+            raise Conflict(_("En betalning för bokningen behandlas redan. Vänta en minut och titta på bokningen "
+                             "innan du försöker igen."), code="payment_in_progress")
         payment = Payment(booking_id=booking_id, amount_ore=booking.total_ore, status="created",
                           payment_method_id=payment_method_id, created_at=now, updated_at=now)
         db.session.add(payment)
@@ -217,18 +233,18 @@ def pay_booking(actor: Actor, booking_id: int, payment_method_id, *, now: Option
     from app.services.booking import visible_booking
     booking = visible_booking(actor, booking_id)
     if booking.coordinator_id != actor.user_id:
-        raise Forbidden("Only the booking's coordinator pays for it.")
+        raise Forbidden(_coordinator_pays())
     if not isinstance(payment_method_id, str) or not PAYMENT_METHOD_ID.match(payment_method_id):
-        raise ValidationFailed({"payment_method_id": ["Give the id of a Stripe PaymentMethod (pm_...)."]})
+        raise ValidationFailed({"payment_method_id": [_("Ange id för en Stripe PaymentMethod (pm_...).")]})
     check_payable(booking, now)
     db.session.commit()
     try:
         customer = _card_owner(payment_method_id)
     except stripe.InvalidRequestError:
-        raise ValidationFailed({"payment_method_id": ["Stripe does not know this payment method; "
-                                                      "enter the card again."]}) from None
+        raise ValidationFailed({"payment_method_id": [_("Stripe känner inte till betalningsmetoden; ange kortet "
+                                                        "igen.")]}) from None
     except stripe.StripeError:
-        raise DomainError("We could not reach the card processor; nothing was charged. Try again shortly.",
+        raise DomainError(_("Vi nådde inte kortinlösaren; ingenting drogs. Försök igen om en stund."),
                           code="stripe_unavailable", status=503) from None
     payment_id, attempt_key, amount = _begin_attempt(actor, booking_id, payment_method_id, now)
     expires_at = booking.expires_at
@@ -240,25 +256,23 @@ def pay_booking(actor: Actor, booking_id: int, payment_method_id, *, now: Option
         error = (exc.json_body or {}).get("error") or {}
         intent_id = (error.get("payment_intent") or {}).get("id")
         _record_failure(payment_id, "failed", message, intent_id, now)
-        raise PaymentFailed(f"{message} The booking is still waiting for payment: try another card before the hold "
-                            "expires.", code="card_declined", decline_code=getattr(exc, "code", None),
+        raise PaymentFailed(_declined(exc.user_message), code="card_declined", decline_code=getattr(exc, "code", None),
                             expires_at=expires_at.isoformat() if expires_at else None) from None
     except stripe.InvalidRequestError as exc:
         _record_failure(payment_id, "failed", exc.user_message or str(exc), None, now)
-        raise PaymentFailed("Stripe refused this payment; nothing was charged. Enter the card again or use another "
-                            "card.", code="payment_refused") from None
+        raise PaymentFailed(_("Stripe avvisade betalningen; ingenting drogs. Ange kortet igen eller använd ett annat "
+                              "kort."), code="payment_refused") from None
     except stripe.StripeError as exc:
         # The outcome is unknown: the attempt stays open, and the webhook or reconcile settles it.
         _record_failure(payment_id, "created", f"Stripe unreachable: {exc}", None, now)
-        raise DomainError("We could not reach the card processor. If your card was charged, the booking is "
-                          "confirmed automatically within minutes; otherwise try again shortly.",
+        raise DomainError(_("Vi nådde inte kortinlösaren. Om kortet belastades bekräftas bokningen automatiskt inom "
+                            "några minuter; annars kan du försöka igen om en stund."),
                           code="stripe_unavailable", status=503) from None
     apply_intent(intent, now=now)
     payment = db.session.get(Payment, payment_id)
     db.session.commit()
     if payment.status == "failed" or intent.status == "requires_payment_method":
-        raise PaymentFailed(f"{intent.error_message or 'The card was declined.'} The booking is still waiting for "
-                            "payment: try another card before the hold expires.", code="card_declined")
+        raise PaymentFailed(_declined(intent.error_message), code="card_declined")
     return PaymentResult(payment_id, intent.id, intent.status, intent.client_secret, amount)
 
 
@@ -268,7 +282,7 @@ def setup_card_entry(actor: Actor, booking_id: int, *, now: Optional[datetime] =
     from app.services.booking import visible_booking
     booking = visible_booking(actor, booking_id)
     if booking.coordinator_id != actor.user_id:
-        raise Forbidden("Only the booking's coordinator pays for it.")
+        raise Forbidden(_coordinator_pays())
     check_payable(booking, now)
     db.session.commit()
     configure_stripe()
@@ -276,7 +290,7 @@ def setup_card_entry(actor: Actor, booking_id: int, *, now: Optional[datetime] =
         intent = stripe.SetupIntent.create(usage="on_session", payment_method_types=["card"],
                                            metadata={"booking_id": str(booking_id)})
     except stripe.StripeError:
-        raise DomainError("Card payment is not available right now; try again in a few minutes.",
+        raise DomainError(_("Kortbetalning går inte just nu; försök igen om några minuter."),
                           code="stripe_unavailable", status=503) from None
     return intent.client_secret
 
@@ -301,11 +315,8 @@ def _queue_full_refund(booking: Booking, payment: Payment, reason: str, now: dat
     db.session.add(Refund(booking_id=booking.id, payment_id=payment.id, amount_ore=payment.amount_ore, reason=reason,
                           status="pending", created_at=now, updated_at=now))
     booking.note = REFUND_REASONS[reason]
-    coordinator = db.session.get(User, booking.coordinator_id)
-    db.session.add(OutboxEmail(
-        to_address=coordinator.email, subject=f"Sängplats: återbetalning för bokning {booking.id}",
-        body_text=f"Hej {coordinator.name},\n\n{REFUND_REASONS[reason]}\n\nBelopp: {payment.amount_ore // 100} kr.\n"
-                  f"Bokning: {booking.id}\n\nSängplats", created_at=now))
+    from app.services.notifications import queue_refund_notice
+    queue_refund_notice(booking, REFUND_REASONS[reason], payment.amount_ore, now=now)
     audit.record(Actor.system(), "payment.refund_queued", "booking", booking.id,
                  after={"payment_id": payment.id, "amount_ore": payment.amount_ore, "reason": reason}, now=now)
 
@@ -634,17 +645,17 @@ def request_refund(actor: Actor, booking_id: int, amount_ore, *, now: Optional[d
     """An admin pays back part of a card payment; never more than is left of what was captured."""
     now = now_or(now)
     if not actor.is_admin:
-        raise Forbidden("Only admins make refunds by hand.")
+        raise Forbidden(_("Bara administratörer gör återbetalningar för hand."))
     if not isinstance(amount_ore, int) or isinstance(amount_ore, bool) or amount_ore <= 0:
-        raise ValidationFailed({"amount_ore": ["A positive whole number of öre."]})
+        raise ValidationFailed({"amount_ore": [_("Ett positivt heltal i öre.")]})
     if db.session.get(Booking, booking_id) is None:
-        raise NotFound("No such booking.")
+        raise NotFound(_("Bokningen finns inte."))
     with unit_of_work():
         _locked_booking(booking_id)
         payment = captured_payment(booking_id)
         left = refundable_ore(payment.id) if payment else 0
         if amount_ore > left:
-            raise DomainError(f"At most {left / 100:.2f} kr is left to refund of this booking's card payment.",
+            raise DomainError(_("Högst %(left)s återstår att återbetala av bokningens kortbetalning.", left=kr(left)),
                               code="refund_exceeds_remaining", remaining_ore=left, field="amount_ore")
         refund = Refund(booking_id=booking_id, payment_id=payment.id, amount_ore=amount_ore, reason="admin",
                         status="pending", created_at=now, updated_at=now)
@@ -730,12 +741,12 @@ def retry_refund(actor: Actor, refund_id: int, *, now: Optional[datetime] = None
     """An admin sends a failed refund again (also past the automatic retry limit)."""
     now = now_or(now)
     if not actor.is_admin:
-        raise Forbidden("Only admins retry refunds.")
+        raise Forbidden(_("Bara administratörer gör om återbetalningar."))
     refund = db.session.get(Refund, refund_id)
     if refund is None:
-        raise NotFound("No such refund.")
+        raise NotFound(_("Återbetalningen finns inte."))
     if refund.status != "failed":
-        raise Conflict("Only a failed refund can be retried.", code="not_failed", status_now=refund.status)
+        raise Conflict(_("Bara en misslyckad återbetalning kan göras om."), code="not_failed", status_now=refund.status)
     with unit_of_work():
         audit.record(actor, "refund.retry", "refund", refund_id, now=now)
     send_refund(refund_id, now=now)

@@ -10,9 +10,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Optional, Protocol
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.i18n import local_dt, payout_status
 from app.models import Booking, Payment, Payout, Refund
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
@@ -37,7 +39,8 @@ class ManualTransfer:
     def send(self, payout_id: int, host_id: int, amount_ore: int, reference: str) -> str:
         reference = (reference or "").strip()
         if not reference or len(reference) > 255:
-            raise ValidationFailed({"reference": ["Give the bank transfer's reference (at most 255 characters)."]})
+            raise ValidationFailed({"reference": [_("Ange banköverföringens referens (högst %(max)s tecken).",
+                                                    max=255)]})
         return reference
 
 
@@ -108,16 +111,18 @@ def mark_paid(actor: Actor, payout_id: int, reference: str, *, transfer: Optiona
     """An admin records that a due payout was sent to the host."""
     now = now_or(now)
     if not actor.is_admin:
-        raise Forbidden("Only admins pay out.")
+        raise Forbidden(_("Bara administratörer gör utbetalningar."))
     sync_payouts(now=now)
     payout = db.session.get(Payout, payout_id)
     if payout is None:
-        raise NotFound("No such payout.")
+        raise NotFound(_("Utbetalningen finns inte."))
     if payout.status != "scheduled":
-        raise Conflict(f"This payout is {payout.status} already.", code="payout_not_scheduled",
+        raise Conflict(_("Utbetalningen är redan %(status)s.", status=payout_status(payout.status)),
+                       code="payout_not_scheduled",
                        status_now=payout.status)
     if payout.due_at > now:
-        raise Conflict("This payout is not due yet.", code="payout_not_due", due_at=payout.due_at.isoformat())
+        raise Conflict(_("Utbetalningen ska inte göras förrän %(due)s.", due=local_dt(payout.due_at, "d MMM y HH:mm")),
+                       code="payout_not_due", due_at=payout.due_at.isoformat())
     snapshot = (payout.id, payout.host_id, payout.amount_ore)
     db.session.commit()
     transfer_reference = (transfer or ManualTransfer()).send(*snapshot, reference)
@@ -125,7 +130,8 @@ def mark_paid(actor: Actor, payout_id: int, reference: str, *, transfer: Optiona
         payout = db.session.scalars(select(Payout).where(Payout.id == payout_id).with_for_update()
                                     .execution_options(populate_existing=True)).one()
         if payout.status != "scheduled" or payout.amount_ore != snapshot[2]:
-            raise Conflict("This payout changed while it was being paid; look at it again.", code="payout_changed")
+            raise Conflict(_("Utbetalningen ändrades medan den betalades; titta på den igen."),
+                           code="payout_changed")
         payout.status, payout.paid_at, payout.paid_by_id = "paid", now, actor.user_id
         payout.transfer_reference = transfer_reference
         audit.record(actor, "payout.paid", "payout", payout.id,

@@ -5,9 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
+from app.i18n import kr
 from app.models import BedPrice, PriceChange, Season
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
@@ -36,12 +38,6 @@ def year_over_year_max_ore(previous_ore: int, max_increase_pct: int) -> int:
     return previous_ore * (100 + max_increase_pct) // 100
 
 
-def _kr(ore: int) -> str:
-    kronor, rest = divmod(ore, 100)
-    text = f"{kronor:,}".replace(",", " ")
-    return f"{text} kr" if rest == 0 else f"{text},{rest:02d} kr"
-
-
 def check_price(bed_id: int, season: Season, price_ore: int, now: datetime) -> PriceDecision:
     """Decide a price: under the cap, within the year-over-year limit, never raised once booking opened."""
     cap = season.price_cap_ore
@@ -54,16 +50,17 @@ def check_price(bed_id: int, season: Season, price_ore: int, now: datetime) -> P
         ceiling = min(ceiling, current)
     if price_ore > cap:
         return PriceDecision(False, ceiling, "price_above_cap",
-                             f"The season's cap is {_kr(cap)} per bed-night; the highest price you may set is "
-                             f"{_kr(ceiling)}.")
+                             _("Säsongens pristak är %(cap)s per bädd och natt; det högsta pris du får sätta är "
+                               "%(max)s.", cap=kr(cap), max=kr(ceiling)))
     if yoy_max is not None and price_ore > yoy_max:
         return PriceDecision(False, ceiling, "increase_above_limit",
-                             f"Last season this bed cost {_kr(previous)}; at most +{season.max_increase_pct} % is "
-                             f"allowed, so the highest price you may set is {_kr(ceiling)}.")
+                             _("Förra säsongen kostade bädden %(previous)s; högst +%(pct)s %% är tillåtet, så det "
+                               "högsta pris du får sätta är %(max)s.", previous=kr(previous),
+                               pct=season.max_increase_pct, max=kr(ceiling)))
     if current is not None and season.is_open(now) and price_ore > current:
         return PriceDecision(False, ceiling, "price_frozen",
-                             f"Booking has opened: prices may go down but not up. The highest price you may set "
-                             f"is {_kr(ceiling)}.")
+                             _("Bokningen har öppnat: priser får sänkas men inte höjas. Det högsta pris du får "
+                               "sätta är %(max)s.", max=kr(ceiling)))
     return PriceDecision(True, ceiling)
 
 
@@ -72,12 +69,12 @@ def set_price(actor: Actor, bed_id: int, year: int, price_ore: int, *, now: Opti
     now = now_or(now)
     owned_bed(actor, bed_id)
     if actor.role != "host":
-        raise DomainError("Only the host sets prices.", code="forbidden", status=403)
+        raise DomainError(_("Bara värden sätter priser."), code="forbidden", status=403)
     if not isinstance(price_ore, int) or isinstance(price_ore, bool) or price_ore <= 0:
-        raise ValidationFailed({"price_ore": ["A positive whole number of öre (100 öre = 1 kr)."]})
+        raise ValidationFailed({"price_ore": [_("Ett positivt heltal i öre (100 öre = 1 kr).")]})
     season = db.session.scalar(select(Season).where(Season.year == year))
     if season is None:
-        raise NotFound(f"No season {year}.")
+        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     with unit_of_work():
         decision = check_price(bed_id, season, price_ore, now)
         row = db.session.scalar(select(BedPrice).where(BedPrice.bed_id == bed_id, BedPrice.season_id == season.id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Optional
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
@@ -25,34 +26,42 @@ def season_facts(season: Season) -> dict[str, Any]:
     return {field: getattr(season, field) for field in SEASON_FIELDS}
 
 
+def _percent() -> str:
+    return _("Mellan 0 och 100 procent.")
+
+
+def _admins_only() -> str:
+    return _("Bara administratörer ställer in säsonger.")
+
+
 def _check(values: dict[str, Any]) -> None:
     errors: dict[str, list[str]] = {}
     if not 2000 <= values["year"] <= 2100:
-        errors["year"] = ["Year must be between 2000 and 2100."]
+        errors["year"] = [_("Året ska vara mellan 2000 och 2100.")]
     if not (values.get("name") or "").strip():
-        errors["name"] = ["Give the season a name."]
+        errors["name"] = [_("Ge säsongen ett namn.")]
     if values["last_night"] < values["first_night"]:
-        errors["last_night"] = ["The last night must be on or after the first night."]
+        errors["last_night"] = [_("Den sista natten måste vara samma dag som den första eller senare.")]
     elif values["first_night"].year != values["year"]:
-        errors["first_night"] = ["The first night must be in the season's year."]
+        errors["first_night"] = [_("Den första natten måste ligga i säsongens år.")]
     elif (values["last_night"] - values["first_night"]).days > 60:
-        errors["last_night"] = ["A season is at most 60 nights."]
+        errors["last_night"] = [_("En säsong är högst 60 nätter.")]
     if values["bookings_open_at"].tzinfo is None:
-        errors["bookings_open_at"] = ["Give a time zone offset, e.g. 2027-03-01T09:00:00+01:00."]
+        errors["bookings_open_at"] = [_("Ange tidszon, till exempel 2027-03-01T09:00:00+01:00.")]
     if values["price_cap_ore"] <= 0:
-        errors["price_cap_ore"] = ["The cap must be a positive number of öre."]
+        errors["price_cap_ore"] = [_("Pristaket måste vara ett positivt antal öre.")]
     if not 0 <= values["max_increase_pct"] <= 100:
-        errors["max_increase_pct"] = ["Between 0 and 100 percent."]
+        errors["max_increase_pct"] = [_percent()]
     if not 1 <= values["strike_limit"] <= 100:
-        errors["strike_limit"] = ["At least 1."]
+        errors["strike_limit"] = [_("Mellan 1 och 100.")]
     if not 1 <= values["hold_minutes"] <= 24 * 60:
-        errors["hold_minutes"] = ["Between 1 and 1440 minutes."]
+        errors["hold_minutes"] = [_("Mellan 1 och 1440 minuter.")]
     if not 0 <= values["late_cancellation_refund_pct"] <= 100:
-        errors["late_cancellation_refund_pct"] = ["Between 0 and 100 percent."]
+        errors["late_cancellation_refund_pct"] = [_percent()]
     if not (values.get("terms_version") or "").strip() or len(values["terms_version"]) > 40:
-        errors["terms_version"] = ["Give the terms a version (at most 40 characters)."]
+        errors["terms_version"] = [_("Ge villkoren en version (högst 40 tecken).")]
     if not (values.get("terms_text") or "").strip():
-        errors["terms_text"] = ["The terms text cannot be empty."]
+        errors["terms_text"] = [_("Villkorstexten får inte vara tom.")]
     if errors:
         raise ValidationFailed(errors)
 
@@ -61,11 +70,11 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: Optional[datetim
     """Create a season; the standard terms are used unless others are given."""
     now = now_or(now)
     if not actor.is_admin:
-        raise Forbidden("Only admins configure seasons.")
+        raise Forbidden(_admins_only())
     values = {k: v for k, v in values.items() if k in SEASON_FIELDS}
     missing = [f for f in REQUIRED_FIELDS if values.get(f) is None]
     if missing:
-        raise ValidationFailed({f: ["Required."] for f in missing})
+        raise ValidationFailed({f: [_("Obligatoriskt.")] for f in missing})
     if not values.get("terms_version") and not values.get("terms_text"):
         values["terms_version"] = STANDARD_TERMS_VERSION
         values["terms_text"] = STANDARD_TERMS_TEXT
@@ -74,7 +83,8 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: Optional[datetim
     _check(values)
     with unit_of_work():
         if db.session.scalar(select(Season.id).where(Season.year == values["year"])) is not None:
-            raise Conflict(f"A season for {values['year']} already exists; edit it instead.", code="season_exists")
+            raise Conflict(_("Det finns redan en säsong för %(year)s; ändra den i stället.", year=values["year"]),
+                           code="season_exists")
         season = Season(**values, created_at=now)
         db.session.add(season)
         for series in ("contract", "invoice"):
@@ -88,12 +98,12 @@ def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: Opti
     """Change any of a season's settings (the year itself is fixed)."""
     now = now_or(now)
     if not actor.is_admin:
-        raise Forbidden("Only admins configure seasons.")
+        raise Forbidden(_admins_only())
     changes = {k: v for k, v in changes.items() if k in SEASON_FIELDS and k != "year" and v is not None}
     with unit_of_work():
         season = db.session.scalar(select(Season).where(Season.year == year))
         if season is None:
-            raise NotFound(f"No season {year}.")
+            raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
         before = season_facts(season)
         merged = {**before, **changes}
         _check(merged)

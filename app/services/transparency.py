@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from flask_babel import gettext as _
 from sqlalchemy import and_, distinct, func, or_, select
 
 from app.extensions import db
@@ -44,11 +45,11 @@ def figures(year: Optional[int] = None) -> dict:
     if year is None:
         season = db.session.scalar(select(Season).order_by(Season.year.desc()).limit(1))
         if season is None:
-            raise NotFound("No season yet.")
+            raise NotFound(_("Det finns ingen säsong än."))
     else:
         season = db.session.scalar(select(Season).where(Season.year == year))
         if season is None:
-            raise NotFound(f"No season {year}.")
+            raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     prices = _prices(season)
     previous = db.session.scalar(select(Season).where(Season.year < season.year).order_by(Season.year.desc()))
     prev_prices = _prices(previous) if previous else []

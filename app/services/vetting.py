@@ -6,9 +6,11 @@ import secrets
 from datetime import datetime
 from typing import Optional
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
+from app.i18n import vetting_decision, vetting_status
 from app.models import HostProfile, Season, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
@@ -24,12 +26,16 @@ DECISIONS = {
 }
 
 
+def _no_profile() -> str:
+    return _("Det finns ingen värdprofil med det id:t.")
+
+
 def normalise_gotland_postal_code(postal_code: str) -> str:
     """Return '62x xx' or raise not_on_gotland."""
     code = (postal_code or "").strip()
     if not GOTLAND_POSTAL_CODE.match(code):
         raise DomainError(
-            "Sängplats is for properties on Gotland: the postal code must be 62x xx (for example 621 55).",
+            _("Sängplats gäller bostäder på Gotland: postnumret ska vara 62x xx (till exempel 621 55)."),
             code="not_on_gotland", field="postal_code",
         )
     digits = code.replace(" ", "")
@@ -41,15 +47,15 @@ def submit_profile(actor: Actor, *, legal_name: str, phone: str, address: str, p
     """Submit or update the host's vetting details; it goes (back) to the admins' queue."""
     now = now_or(now)
     if actor.role != "host":
-        raise Forbidden("Only hosts have a host profile.")
+        raise Forbidden(_("Bara värdar har en värdprofil."))
     errors: dict[str, list[str]] = {}
     for field, value, limit in (("legal_name", legal_name, 200), ("phone", phone, 40), ("address", address, 300)):
         if not (value or "").strip() or len(value) > limit:
-            errors[field] = [f"Required, at most {limit} characters."]
+            errors[field] = [_("Obligatoriskt, högst %(max)s tecken.", max=limit)]
     if phone and not re.fullmatch(r"[+0-9 ()-]{6,40}", phone.strip()):
-        errors["phone"] = ["Enter a phone number, e.g. +46 70 123 45 67."]
+        errors["phone"] = [_("Ange ett telefonnummer, till exempel +46 70 123 45 67.")]
     if right_to_rent is not True:
-        errors["right_to_rent"] = ["You must declare that you have the right to let the property."]
+        errors["right_to_rent"] = [_("Du måste intyga att du har rätt att hyra ut bostaden.")]
     if errors:
         raise ValidationFailed(errors)
     postal_code = normalise_gotland_postal_code(postal_code)
@@ -57,7 +63,8 @@ def submit_profile(actor: Actor, *, legal_name: str, phone: str, address: str, p
         profile = db.session.get(HostProfile, actor.user_id)
         before = _profile_facts(profile) if profile else None
         if profile is not None and profile.vetting_status == "suspended":
-            raise Conflict("Your account is suspended; contact Sängplats to be reinstated.", code="host_suspended")
+            raise Conflict(_("Ditt konto är avstängt; kontakta Sängplats för att bli återställd."),
+                           code="host_suspended")
         if profile is None:
             profile = HostProfile(user_id=actor.user_id, calendar_token=secrets.token_urlsafe(24), strikes=0)
             db.session.add(profile)
@@ -84,19 +91,21 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
     """An admin approves, rejects, suspends or reinstates a host, with a reason."""
     now = now_or(now)
     if not actor.is_admin:
-        raise Forbidden("Only admins vet hosts.")
+        raise Forbidden(_("Bara administratörer granskar värdar."))
     if decision not in DECISIONS:
-        raise ValidationFailed({"decision": ["Choose approve, reject, suspend or reinstate."]})
+        raise ValidationFailed({"decision": [_("Välj approve (godkänn), reject (avslå), suspend (stäng av) eller "
+                                               "reinstate (återställ).")]})
     reason = (reason or "").strip()
     if len(reason) > 1000:
-        raise ValidationFailed({"reason": ["At most 1000 characters."]})
+        raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
     allowed_from, new_status = DECISIONS[decision]
     with unit_of_work():
         profile = db.session.get(HostProfile, host_user_id)
         if profile is None:
-            raise NotFound("No host profile with that id.")
+            raise NotFound(_no_profile())
         if profile.vetting_status not in allowed_from:
-            raise Conflict(f"A host who is {profile.vetting_status} cannot be given '{decision}'.",
+            raise Conflict(_("En värd som är %(status)s kan inte få beslutet ”%(decision)s”.",
+                             status=vetting_status(profile.vetting_status), decision=vetting_decision(decision)),
                            code="invalid_transition", vetting_status=profile.vetting_status)
         before = _profile_facts(profile)
         profile.vetting_status = new_status
@@ -119,7 +128,7 @@ def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> H
     """Give a strike inside the caller's unit of work; suspend at the latest season's limit."""
     profile = db.session.get(HostProfile, host_user_id)
     if profile is None:
-        raise NotFound("No host profile with that id.")
+        raise NotFound(_no_profile())
     profile.strikes += 1
     audit.record(actor, "host.strike", "host", host_user_id, after={"strikes": profile.strikes, "why": why}, now=now)
     limit = strike_limit()
@@ -127,7 +136,8 @@ def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> H
         before = _profile_facts(profile)
         profile.vetting_status = "suspended"
         profile.decided_at = now
-        profile.decision_reason = f"Automatic suspension: {profile.strikes} strikes (limit {limit})."
+        profile.decision_reason = _("Automatisk avstängning: %(strikes)s prickningar (gränsen är %(limit)s).",
+                                    strikes=profile.strikes, limit=limit)
         audit.record(Actor.system(), "host.suspend", "host", host_user_id, before=before,
                      after=_profile_facts(profile), now=now)
     return profile
@@ -157,18 +167,20 @@ def attach_document(actor: Actor, filename: str, data: bytes, *, upload_dir: str
     import os
     now = now_or(now)
     if actor.role != "host":
-        raise Forbidden("Only hosts upload vetting documents.")
+        raise Forbidden(_("Bara värdar laddar upp granskningsdokument."))
     if not data:
-        raise ValidationFailed({"document": ["Choose a file."]})
+        raise ValidationFailed({"document": [_("Välj en fil.")]})
     if len(data) > MAX_DOCUMENT_BYTES:
-        raise ValidationFailed({"document": ["The file is larger than 5 MB."]})
+        raise ValidationFailed({"document": [_("Filen är större än 5 MB.")]})
     kind = next((v for magic, v in DOCUMENT_TYPES.items() if data.startswith(magic)), None)
     name = (filename or "").strip().lower()
     if kind is None or not name.endswith(kind[2]):
-        raise ValidationFailed({"document": ["Upload a PDF, JPEG or PNG file whose content matches its name."]})
+        raise ValidationFailed({"document": [_("Ladda upp en PDF-, JPEG- eller PNG-fil vars innehåll stämmer med "
+                                               "filnamnet.")]})
     profile = db.session.get(HostProfile, actor.user_id)
     if profile is None:
-        raise DomainError("Submit your vetting details first, then attach the document.", code="no_profile")
+        raise DomainError(_("Skicka först in dina uppgifter för granskning och bifoga sedan dokumentet."),
+                          code="no_profile")
     os.makedirs(upload_dir, exist_ok=True)
     stored = f"{secrets.token_hex(16)}.{kind[1]}"
     with open(os.path.join(upload_dir, stored), "wb") as handle:
@@ -194,6 +206,6 @@ def document_for(actor: Actor, host_user_id: int, *, upload_dir: str) -> tuple[s
     import os
     profile = db.session.get(HostProfile, host_user_id)
     if profile is None or not profile.document_name or not (actor.is_admin or actor.user_id == host_user_id):
-        raise NotFound("No such document.")
+        raise NotFound(_("Dokumentet finns inte."))
     return (os.path.join(upload_dir, profile.document_name), profile.document_mime,
             profile.document_original_name or profile.document_name)

@@ -13,10 +13,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Optional
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
+from app.i18n import waitlist_status
 from app.models import Booking, Delegation, Season, WaitlistEntry
 from app.services import audit, availability, events
 from app.services import booking as booking_service
@@ -31,11 +34,9 @@ WAITLIST_OFFERED = "waitlist.offered"  # payload: entry, booking, now
 def own_entry(actor: Actor, entry_id: int) -> WaitlistEntry:
     """An entry of the actor's own delegations (or any, for an admin); anyone else gets 404."""
     entry = db.session.get(WaitlistEntry, entry_id)
-    if entry is None:
-        raise NotFound("No such waiting-list entry.")
-    delegation = db.session.get(Delegation, entry.delegation_id)
-    if delegation.coordinator_id != actor.user_id and not actor.is_admin:
-        raise NotFound("No such waiting-list entry.")
+    delegation = db.session.get(Delegation, entry.delegation_id) if entry is not None else None
+    if delegation is None or (delegation.coordinator_id != actor.user_id and not actor.is_admin):
+        raise NotFound(_("Anmälan till väntelistan finns inte."))
     return entry
 
 
@@ -49,11 +50,12 @@ def entries_for(actor: Actor) -> list[WaitlistEntry]:
 def _check_limits(beds, max_walking_minutes, max_price_ore) -> None:
     errors: dict[str, list[str]] = {}
     if not isinstance(beds, int) or isinstance(beds, bool) or not 1 <= beds <= booking_service.MAX_BEDS_PER_BOOKING:
-        errors["beds"] = [f"Between 1 and {booking_service.MAX_BEDS_PER_BOOKING} beds (one listing, one booking)."]
+        errors["beds"] = [_("Mellan 1 och %(max)s bäddar (ett boende, en bokning).",
+                            max=booking_service.MAX_BEDS_PER_BOOKING)]
     if max_walking_minutes is not None and not 0 <= max_walking_minutes <= 600:
-        errors["max_walking_minutes"] = ["Between 0 and 600 minutes, or leave it out."]
+        errors["max_walking_minutes"] = [_("Mellan 0 och 600 minuter, eller lämna tomt.")]
     if max_price_ore is not None and max_price_ore < 1:
-        errors["max_price_ore"] = ["A price above 0 öre, or leave it out."]
+        errors["max_price_ore"] = [_("Ett pris över 0 öre, eller lämna tomt.")]
     if errors:
         raise ValidationFailed(errors)
 
@@ -64,29 +66,32 @@ def join(actor: Actor, *, delegation_id: int, year: int, check_in: date, check_o
     """Put a delegation on the waiting list for `beds` beds of one listing for a stay."""
     now = now_or(now)
     if actor.role != "coordinator":
-        raise Forbidden("Only delegation coordinators join the waiting list.")
+        raise Forbidden(_("Bara delegationers samordnare ställer sig i väntelistan."))
     booking_service.owned_delegation(actor, delegation_id)
     _check_limits(beds, max_walking_minutes, max_price_ore)
     season = db.session.scalar(select(Season).where(Season.year == year))
     if season is None:
-        raise NotFound(f"No season {year}.")
+        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     availability.check_stay(season, check_in, check_out)
     if check_in <= booking_service.local_date(now):
-        raise DomainError("This stay has already begun; choose a later check-in.", code="stay_started")
+        raise DomainError(_("Vistelsen har redan börjat; välj en senare incheckning."), code="stay_started")
     if not season.is_open(now):
-        raise DomainError(f"Booking for {season.year} has not opened yet; the waiting list is for when beds are "
-                          "gone.", code="not_open")
+        raise DomainError(_("Bokningen för %(year)s har inte öppnat än; väntelistan är till för när bäddarna är "
+                            "slut.", year=season.year), code="not_open")
     free = availability.search(year, check_in, check_out, beds, max_walking_minutes=max_walking_minutes,
                                max_price_ore=max_price_ore, now=now)
     if free:
-        raise Conflict(f"{len(free)} listing(s) have {beds} beds free for this stay right now: book them instead "
-                       "of waiting.", code="beds_available", listings=[r.listing_id for r in free[:20]])
+        raise Conflict(ngettext("%(num)s boende har %(beds)s lediga bäddar för vistelsen just nu: boka dem i "
+                                "stället för att vänta.",
+                                "%(num)s boenden har %(beds)s lediga bäddar för vistelsen just nu: boka dem i "
+                                "stället för att vänta.", len(free), beds=beds),
+                       code="beds_available", listings=[r.listing_id for r in free[:20]])
     with unit_of_work():
         duplicate = db.session.scalar(select(WaitlistEntry.id).where(
             WaitlistEntry.delegation_id == delegation_id, WaitlistEntry.check_in == check_in,
             WaitlistEntry.check_out == check_out, WaitlistEntry.status.in_(ACTIVE)))
         if duplicate is not None:
-            raise Conflict("This delegation is already waiting for this stay; cancel that entry to change it.",
+            raise Conflict(_("Delegationen väntar redan på den här vistelsen; avbryt den anmälan för att ändra den."),
                            code="already_waiting", entry_id=duplicate)
         entry = WaitlistEntry(delegation_id=delegation_id, season_id=season.id, check_in=check_in,
                               check_out=check_out, beds=beds, max_walking_minutes=max_walking_minutes,
@@ -107,7 +112,8 @@ def cancel(actor: Actor, entry_id: int, *, now: Optional[datetime] = None) -> Wa
     with unit_of_work():
         entry = db.session.get(WaitlistEntry, entry_id)
         if entry.status not in ACTIVE:
-            raise Conflict(f"This entry is {entry.status} and can no longer be cancelled.", code="not_active",
+            raise Conflict(_("Anmälan är %(status)s och kan inte längre avbrytas.",
+                             status=waitlist_status(entry.status)), code="not_active",
                            status_now=entry.status)
         before = entry.status
         entry.status = "cancelled"
@@ -124,14 +130,15 @@ def accept_offer(actor: Actor, entry_id: int, *, accept_contract: bool,
     """Accept a reserved offer: the binding contract is formed and the beds are booked on invoice."""
     now = now_or(now)
     if actor.role != "coordinator":
-        raise Forbidden("Only delegation coordinators accept offers.")
+        raise Forbidden(_("Bara delegationers samordnare tar emot erbjudanden."))
     own_entry(actor, entry_id)
     if accept_contract is not True:
-        raise DomainError("You must accept the binding contract to book.", code="contract_not_accepted")
+        raise DomainError(_("Du måste godkänna det bindande avtalet för att boka."), code="contract_not_accepted")
     with unit_of_work():
         entry = db.session.get(WaitlistEntry, entry_id)
         if entry.status != "offered" or entry.offer_booking_id is None:
-            raise Conflict(f"This entry is {entry.status}; there is no offer to accept.", code="no_offer",
+            raise Conflict(_("Anmälan är %(status)s; det finns inget erbjudande att ta emot.",
+                             status=waitlist_status(entry.status)), code="no_offer",
                            status_now=entry.status)
         booking = db.session.get(Booking, entry.offer_booking_id)
         booking_service.confirm_offered_hold(actor, booking, now=now)

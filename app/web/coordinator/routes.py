@@ -44,7 +44,7 @@ def _own_booking(booking_id: int) -> Booking:
     """The signed-in coordinator's booking, else 404 (a host may see it through its own pages, not these)."""
     booking = booking_service.visible_booking(actor(), booking_id)
     if booking.coordinator_id != current_user.id:
-        raise NotFound("No such booking.")
+        raise NotFound(_("Bokningen finns inte."))
     return booking
 
 
@@ -220,7 +220,7 @@ def contract_pdf(contract_id):
     """Download the contract as PDF (only the booking's coordinator)."""
     contract = db.session.get(Contract, contract_id)
     if contract is None:
-        raise NotFound("No such contract.")
+        raise NotFound(_("Avtalet finns inte."))
     _own_booking(contract.booking_id)
     return Response(render_pdf(contract), mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{contract.number}.pdf"'})
