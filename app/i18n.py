@@ -7,6 +7,7 @@ are shown in Europe/Stockholm. Swedish: "1 250 kr", "20 juni 2027"; English: "SE
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
@@ -15,6 +16,7 @@ from flask_babel import gettext as _
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 LOCALES = ("sv", "en")
+MAX_KRONOR = Decimal(1_000_000)  # keeps öre inside a 32-bit column; the real limits are the services'
 DEFAULT_LOCALE = "sv"
 
 
@@ -46,6 +48,25 @@ def kr(ore: int | None) -> str:
     return ("−" if negative else "") + text
 
 
+def normalise_amount(typed: str) -> str:
+    """An amount as people type it, made plain: "1 200,50 kr" (Swedish) or "SEK 1,200.50" (English) -> "1200.50"."""
+    text = (typed or "").lower().replace("\u00a0", "").replace(" ", "")
+    # A comma is the decimal sign in Swedish and the thousands separator in English.
+    text = text.replace(",", "") if current_locale() == "en" else text.replace(",", ".")
+    return text.removeprefix("sek").removesuffix("sek").removesuffix("kr")
+
+
+def parse_kronor(typed: str) -> int:
+    """Whole öre from an amount in kronor typed for the current locale; ValueError when it is not one."""
+    try:
+        kronor = Decimal(normalise_amount(typed))
+        if not kronor.is_finite() or kronor != kronor.quantize(Decimal("0.01")) or abs(kronor) > MAX_KRONOR:
+            raise ValueError(typed)
+    except InvalidOperation:  # not a number, or one too long to hold
+        raise ValueError(typed) from None
+    return int(kronor * 100)
+
+
 def _babel_locale() -> str:
     # British conventions for English (20 Jun 2027, 24-hour clock): the guests are European.
     return "en_GB" if current_locale() == "en" else "sv_SE"
@@ -60,12 +81,14 @@ def local_dt(value: datetime | str | None, fmt: str = "short") -> str:
     return format_datetime(value.astimezone(STOCKHOLM), fmt, tzinfo=STOCKHOLM, locale=_babel_locale())
 
 
-def local_date(value: date | str | None, fmt: str = "medium") -> str:
-    """A calendar date for the current locale (an ISO string is parsed first)."""
+def local_date(value: date | datetime | str | None, fmt: str = "medium") -> str:
+    """A calendar date for the current locale; a moment (or an ISO string of one) is its date in Stockholm."""
     if value is None or value == "":
         return "–"
     if isinstance(value, str):
-        value = date.fromisoformat(value[:10])
+        value = datetime.fromisoformat(value.replace("Z", "+00:00")) if len(value) > 10 else date.fromisoformat(value)
+    if isinstance(value, datetime):
+        value = value.astimezone(STOCKHOLM).date()
     return format_date(value, fmt, locale=_babel_locale())
 
 

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from sqlalchemy import select
 
 from app.extensions import db
@@ -21,18 +19,6 @@ from app.services import booking as booking_service
 from app.services.base import Actor
 from app.services.errors import Conflict
 from tests.conftest import NOW
-
-TRANSLATIONS = Path(__file__).resolve().parent.parent / "app" / "translations"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def compiled_catalogues():
-    """What `make translations` does: the English catalogue compiled next to its .po file."""
-    for po_path in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
-        mo_path = po_path.with_suffix(".mo")
-        if not mo_path.exists() or mo_path.stat().st_mtime < po_path.stat().st_mtime:
-            with po_path.open("rb") as po, mo_path.open("wb") as mo:
-                write_mo(mo, read_po(po, locale=po_path.parent.parent.name))
 
 
 def free_port() -> int:

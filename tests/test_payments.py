@@ -104,7 +104,8 @@ def test_declined_card_answers_402_and_the_booking_stays_payable(world, api_as, 
     booking = card_booking(world["coordinator"], world["delegation"], world["bed_ids"][:2])
     api = api_as(world["coordinator"])
 
-    declined = api.post(f"/bookings/{booking.id}/payment", json={"payment_method_id": "pm_card_chargeCustomerFail"})
+    declined = api.post(f"/bookings/{booking.id}/payment", json={"payment_method_id": "pm_card_chargeCustomerFail"},
+                        headers={"Accept-Language": "en"})
 
     assert declined.status_code == 402
     problem = declined.get_json()

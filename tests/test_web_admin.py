@@ -71,7 +71,7 @@ def test_a_decision_the_service_refuses_is_shown_not_a_500(client, admin_login, 
     page = client.get("/admin/hosts?status=approved")
     response = client.post(f"/admin/hosts/{host.id}/decision", data={
         f"host-{host.id}-decision": "reinstate", f"host-{host.id}-reason": "", "csrf_token": csrf_from(page)})
-    assert response.status_code == 409 and "cannot be given" in response.get_data(as_text=True)
+    assert response.status_code == 409 and "kan inte få beslutet" in response.get_data(as_text=True)
     assert db.session.get(HostProfile, host.id).vetting_status == "approved"
 
 
@@ -97,7 +97,7 @@ def test_season_form_shows_service_refusals_next_to_the_fields(client, admin_log
         **_season_form(last_night="2028-06-10", price_cap="0"), "csrf_token": csrf_from(page)})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert "on or after the first night" in html and "positive number" in html
+    assert "samma dag som den första eller senare" in html and "positivt antal öre" in html
     assert db.session.scalar(select(Season.id)) is None
 
 

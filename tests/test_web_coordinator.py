@@ -244,7 +244,7 @@ def test_two_members_in_one_bed_is_refused_without_a_500(app, make_user, make_li
     same = str(delegation.members[0].id)
     response = post_form(browser, url, url, {f"bed_{first_bed}": same, f"bed_{second_bed}": same})
     assert response.status_code == 422
-    assert "only one bed" in response.get_data(as_text=True)
+    assert "bara sova i en bädd" in response.get_data(as_text=True)
     assert db.session.scalar(select(BedNight.member_id).where(BedNight.member_id.is_not(None))) is None
 
 
@@ -299,8 +299,9 @@ def test_bad_search_input_is_a_4xx_with_the_message(app, make_user, make_listing
     make_listing(beds=1)
     browser = signed_in(app, make_user("coordinator"))
     outside = browser.get("/coordinator/search?check_in=2027-07-20&check_out=2027-07-22&beds=1")
-    assert outside.status_code == 422 and "season" in outside.get_data(as_text=True)
+    assert outside.status_code == 422 and "Säsongen 2027 har nätterna" in outside.get_data(as_text=True)
     backwards = browser.get("/coordinator/search?check_in=2027-06-22&check_out=2027-06-20&beds=1")
-    assert backwards.status_code == 422 and "Check-out must be after check-in" in backwards.get_data(as_text=True)
+    assert backwards.status_code == 422 and "Utcheckningen måste vara efter incheckningen" in backwards.get_data(
+        as_text=True)
     assert browser.get("/coordinator/search?check_in=nonsense&beds=x").status_code == 422
     assert browser.get("/coordinator/review?check_in=2027-06-20").status_code == 302

@@ -61,7 +61,7 @@ def test_vetting_form_requires_the_right_to_rent_declaration(client, login, make
     del data["right_to_rent"]
     response = client.post("/host/profile", data=data)
     assert response.status_code == 422
-    assert "right to let" in response.get_data(as_text=True)
+    assert "Du måste intyga att du har rätt att hyra ut bostaden" in response.get_data(as_text=True)
     assert db.session.get(HostProfile, host.id) is None
 
 
@@ -151,7 +151,7 @@ def test_unapproved_host_cannot_publish_through_the_form(client, login, make_hos
     response = client.post(f"/host/listings/{listing.id}/publish",
                            data={"terms_version": season.terms_version, "accept_terms": "y", "csrf_token": token})
     assert response.status_code == 403
-    assert "Only hosts approved by Sängplats can publish" in response.get_data(as_text=True)
+    assert "Bara värdar som Sängplats har godkänt kan publicera" in response.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Listing, listing.id).published is False
 
@@ -167,7 +167,7 @@ def test_publish_needs_the_terms_checkbox_then_unpublish(client, login, make_hos
     client.post(f"/host/beds/{bed_id}/price", data={f"bed-{bed_id}-price": "500", "csrf_token": token})
     unticked = client.post(f"/host/listings/{listing.id}/publish",
                            data={"terms_version": season.terms_version, "csrf_token": token})
-    assert unticked.status_code == 422 and "Accept the standard terms" in unticked.get_data(as_text=True)
+    assert unticked.status_code == 422 and "Godkänn standardvillkoren" in unticked.get_data(as_text=True)
     ticked = client.post(f"/host/listings/{listing.id}/publish",
                          data={"terms_version": season.terms_version, "accept_terms": "y", "csrf_token": token})
     assert ticked.status_code == 302
@@ -221,7 +221,7 @@ def test_calendar_shows_bookings_blocks_and_free_nights(client, login, make_list
     taken = client.post("/host/calendar/block", data={
         "block-bed_id": str(bed_a), "block-check_in": "2027-06-20", "block-check_out": "2027-06-21",
         "csrf_token": csrf_from(page)})
-    assert taken.status_code == 409 and "already taken" in taken.get_data(as_text=True)
+    assert taken.status_code == 409 and "redan tagna" in taken.get_data(as_text=True)
     freed = client.post("/host/calendar/unblock", data={
         "unblock-bed_id": str(bed_b), "unblock-check_in": "2027-06-23", "unblock-check_out": "2027-06-25",
         "csrf_token": csrf_from(page)})

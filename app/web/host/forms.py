@@ -16,8 +16,9 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from app.i18n import MAX_KRONOR, current_locale, normalise_amount
+
 REQUIRED = DataRequired(message=_l("Fyll i det här fältet."))
-MAX_KRONOR = Decimal(1_000_000)  # keeps öre inside a 32-bit column; the real caps are the services'
 WHOLE_NUMBER = InputRequired(message=_l("Ange ett heltal."))
 BED_KIND_LABELS = {
     "single": _l("Enkelsäng"),
@@ -37,7 +38,7 @@ def ore_to_kronor(ore: int | None) -> Decimal | None:
 
 
 class KronorField(DecimalField):
-    """An amount in kronor typed the Swedish way (650, 650,50 or 1 200 kr)."""
+    """An amount in kronor as people type it: 650, 650,50 or 1 200 kr (Swedish); 650.50 or SEK 1,200 (English)."""
 
     def __init__(self, label=None, validators=None, **kwargs):
         limit = NumberRange(max=MAX_KRONOR, message=_l("Beloppet är orimligt stort."))
@@ -45,8 +46,7 @@ class KronorField(DecimalField):
 
     def process_formdata(self, valuelist):
         if valuelist:
-            typed = valuelist[0].lower().replace("\u00a0", "").replace(" ", "").replace(",", ".")
-            valuelist = [typed.removesuffix("kr")]
+            valuelist = [normalise_amount(valuelist[0])]
         super().process_formdata(valuelist)
         if self.data is not None and not self.data.is_finite():
             self.data = None
@@ -57,7 +57,8 @@ class KronorField(DecimalField):
             return self.raw_data[0]
         if self.data is None:
             return ""
-        return f"{self.data:.2f}".replace(".", ",").removesuffix(",00")
+        shown = f"{self.data:.2f}".removesuffix(".00")
+        return shown if current_locale() == "en" else shown.replace(".", ",")
 
 
 class ProfileForm(FlaskForm):

@@ -7,6 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.extensions import db
+from app.i18n import parse_kronor
 from app.models import Booking, Payment, Payout, Refund, StripeEvent, User
 from app.services import payments, payouts
 from app.services.booking import visible_booking
@@ -138,7 +139,7 @@ def admin_refund():
     """Refund part of a booking's card payment by hand (never more than is left)."""
     try:
         booking_id = int(request.form.get("booking_id", ""))
-        amount_ore = round(float(request.form.get("amount_kr", "").replace(",", ".").replace(" ", "")) * 100)
+        amount_ore = parse_kronor(request.form.get("amount_kr", ""))
     except ValueError:
         flash(_("Ange bokningsnummer och belopp i kronor."), "error")
         return redirect(url_for("payments.admin_payments"))
