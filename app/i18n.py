@@ -122,3 +122,9 @@ def waitlist_status(status: str) -> str:
 def payout_status(status: str) -> str:
     """A payout's status in words, for messages."""
     return {"scheduled": _("planerad"), "paid": _("betald"), "void": _("makulerad")}.get(status, status)
+
+
+def refund_status(status: str) -> str:
+    """A refund's status in words, for messages (the same words as the payment pages' badges)."""
+    return {"pending": _("Köad"), "sending": _("Skickas"), "succeeded": _("Återbetald"),
+            "failed": _("Misslyckades – försöks igen"), "rejected": _("Stoppad: för stort belopp")}.get(status, status)

@@ -195,7 +195,10 @@ def document(server_url: str = "/api/v1") -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Sängplats API", "version": "1.0.0",
-                 "description": "Bed places for Almedalen week in Visby. Money in öre; dates YYYY-MM-DD."},
+                 "description": "Bed places for Almedalen week in Visby. Money in öre; dates YYYY-MM-DD. "
+                                "Messages (`title`, `detail`, `errors`) are Swedish unless the client asks for "
+                                "English with `Accept-Language: en` or `?lang=en`, or the token's user chose "
+                                "English; `code` and the other fields never depend on the language."},
         "servers": [{"url": server_url}],
         "paths": PATHS,
         "components": {

@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.extensions import db
-from app.i18n import parse_kronor
+from app.i18n import parse_kronor, refund_status
 from app.models import Booking, Payment, Payout, Refund, StripeEvent, User
 from app.services import payments, payouts
 from app.services.booking import visible_booking
@@ -145,7 +145,7 @@ def admin_refund():
         return redirect(url_for("payments.admin_payments"))
     try:
         refund = payments.request_refund(actor(), booking_id, amount_ore)
-        flash(_("Återbetalning %(id)s: %(status)s.", id=refund.id, status=refund.status), "success")
+        flash(_("Återbetalning %(id)s: %(status)s.", id=refund.id, status=refund_status(refund.status)), "success")
     except DomainError as exc:
         flash(exc.message, "error")
     return redirect(url_for("payments.admin_payments"))
