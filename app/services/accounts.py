@@ -11,7 +11,7 @@ import pyotp
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from app.extensions import db
 from app.models import ApiToken, AuditEntry, User
@@ -171,13 +171,14 @@ def issue_token(user: User, *, ip: Optional[str] = None, now: Optional[datetime]
     return token
 
 
+_USER_FOR_TOKEN = select(User).join(ApiToken, ApiToken.user_id == User.id).where(
+    ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None),
+    ApiToken.token_version == User.token_version)  # built once: it runs on every API request
+
+
 def user_for_token(token: str) -> Optional[User]:
     """The user of a live API token (not revoked, issued since the last password change)."""
-    return db.session.scalar(
-        select(User).join(ApiToken, ApiToken.user_id == User.id).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None),
-            ApiToken.token_version == User.token_version)
-    )
+    return db.session.scalar(_USER_FOR_TOKEN, {"token_hash": hash_token(token)})
 
 
 def change_password(user_id: int, current_password: str, new_password: str, *, ip: Optional[str] = None,

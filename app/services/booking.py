@@ -7,7 +7,7 @@ from typing import Optional
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -87,15 +87,27 @@ def _check_request(bed_ids, payment_method) -> list[int]:
     return sorted(bed_ids)
 
 
+# The two statements every booking attempt runs, built once: in a rush most attempts are refusals,
+# and building and cache-keying a statement costs about as much as running it on SQLite.
+_BEDS_FOR_BOOKING = (
+    select(Bed.id, Listing, HostProfile.vetting_status, BedPrice.price_ore)
+    .join(Room, Room.id == Bed.room_id).join(Listing, Listing.id == Room.listing_id)
+    .outerjoin(HostProfile, HostProfile.user_id == Listing.host_id)
+    .outerjoin(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == bindparam("season_id")))
+    .where(Bed.id.in_(bindparam("bed_ids", expanding=True)))
+)
+_OCCUPANTS = (
+    select(BedNight.bed_id, BedNight.night, BedNight.state, Booking.id, Booking.status, Booking.expires_at)
+    .outerjoin(Booking, Booking.id == BedNight.booking_id)
+    .where(BedNight.bed_id.in_(bindparam("bed_ids", expanding=True)), BedNight.night >= bindparam("check_in"),
+           BedNight.night < bindparam("check_out"), BedNight.state.in_(OCCUPYING_STATES))
+    .order_by(BedNight.night, BedNight.bed_id)
+)
+
+
 def _bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listing, dict[int, int]]:
     """The single listing these beds belong to, checked bookable, and each bed's price (one query)."""
-    rows = db.session.execute(
-        select(Bed.id, Listing, HostProfile.vetting_status, BedPrice.price_ore)
-        .join(Room, Room.id == Bed.room_id).join(Listing, Listing.id == Room.listing_id)
-        .outerjoin(HostProfile, HostProfile.user_id == Listing.host_id)
-        .outerjoin(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == season.id))
-        .where(Bed.id.in_(bed_ids))
-    ).all()
+    rows = db.session.execute(_BEDS_FOR_BOOKING, {"season_id": season.id, "bed_ids": bed_ids}).all()
     unknown = sorted(set(bed_ids) - {row[0] for row in rows})
     if unknown:
         raise ValidationFailed({"bed_ids": [_("Okända bädd-id:n: %(ids)s.", ids=", ".join(map(str, unknown)))]})
@@ -123,13 +135,7 @@ def _bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listin
 
 def _occupants(bed_ids: list[int], check_in: date, check_out: date, now: datetime) -> tuple[list, list[int]]:
     """The occupied (bed, night) pairs of the stay, and the unpaid holds among them that are past their time."""
-    rows = db.session.execute(
-        select(BedNight.bed_id, BedNight.night, BedNight.state, Booking.id, Booking.status, Booking.expires_at)
-        .outerjoin(Booking, Booking.id == BedNight.booking_id)
-        .where(BedNight.bed_id.in_(bed_ids), BedNight.night >= check_in, BedNight.night < check_out,
-               BedNight.state.in_(OCCUPYING_STATES))
-        .order_by(BedNight.night, BedNight.bed_id)
-    ).all()
+    rows = db.session.execute(_OCCUPANTS, {"bed_ids": bed_ids, "check_in": check_in, "check_out": check_out}).all()
     stale = sorted({booking_id for _, _, state, booking_id, status, expires_at in rows
                     if state == "held" and status == "awaiting_payment" and expires_at is not None
                     and expires_at <= now})

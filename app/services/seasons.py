@@ -5,7 +5,7 @@ from datetime import date, datetime
 from typing import Any, Optional
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.extensions import db
 from app.models import Counter, Season
@@ -117,8 +117,11 @@ def latest_season() -> Optional[Season]:
     return db.session.scalar(select(Season).order_by(Season.year.desc()).limit(1))
 
 
+_SEASON_FOR_YEAR = select(Season).where(Season.year == bindparam("year"))
+
+
 def season_for_year(year: int) -> Optional[Season]:
-    return db.session.scalar(select(Season).where(Season.year == year))
+    return db.session.scalar(_SEASON_FOR_YEAR, {"year": year})
 
 
 def season_for_stay(check_in: date) -> Optional[Season]:
