@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,10 +19,9 @@ from app import create_app
 from app.extensions import db
 from app.services import accounts, delegations, listings, pricing, seasons, vetting
 from app.services.base import Actor
+from tests.live_server import IN_CI, fresh_postgres_database, migrate, postgres_reachable
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 PASSWORD = "correct-horse-battery"
 NOW = datetime.now(timezone.utc)
 
@@ -45,50 +43,21 @@ def compiled_translations():
         os.replace(partial, mo)  # atomic, so a live server started by a test never reads half a file
 
 
-def _postgres_reachable() -> bool:
-    try:
-        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:  # any connection failure means "not reachable"
-        return False
-
-
-def _migrate(url: str) -> None:
-    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
-    from flask_migrate import upgrade
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-        db.engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("db") / "template.db"
-    _migrate(f"sqlite:///{path}")
+    migrate(f"sqlite:///{path}")
     return path
 
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    if not _postgres_reachable():
+    if not postgres_reachable():
         if IN_CI:
             pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable, and CI=true makes its tests mandatory.")
         pytest.skip("PostgreSQL is not reachable here (its tests are mandatory with CI=true).")
-    name = f"sangplats_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    _migrate(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with fresh_postgres_database("sangplats_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
