@@ -15,7 +15,7 @@ from app.services.base import now_or
 from app.services.errors import DomainError, NotFound, ValidationFailed
 
 
-@dataclass
+@dataclass(slots=True)
 class FreeBed:
     bed_id: int
     label: str
@@ -113,10 +113,10 @@ def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking
     free = free.subquery()
     # Listings with fewer than `beds` free beds are left out by the database, not shipped to Python;
     # a Core result (plain tuples, no ORM row processing) keeps the thousands of rows cheap.
-    query = select(free.c.listing_id, free.c.title, free.c.walking_minutes, free.c.bed_id, free.c.label,
-                   free.c.kind, free.c.room_name, free.c.price_ore).where(free.c.free_count >= beds)
+    query = (select(free.c.listing_id, free.c.title, free.c.walking_minutes, free.c.bed_id, free.c.label,
+                    free.c.kind, free.c.room_name, free.c.price_ore).where(free.c.free_count >= beds))
     results: dict[int, ListingResult] = {}
-    for lid, title, walking, bed_id, label, kind, room_name, price in db.session.connection().execute(query):
+    for lid, title, walking, bed_id, label, kind, room_name, price in db.session.connection().execute(query).all():
         result = results.get(lid)
         if result is None:
             result = results[lid] = ListingResult(lid, title, walking)
