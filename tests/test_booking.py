@@ -307,3 +307,17 @@ def test_service_conflict_error_for_direct_callers(world):
     assert raised.value.code == "bed_nights_taken"
     with pytest.raises(DomainError):
         booking_service.create_booking(actor, **{**kwargs, "accept_contract": False})
+
+
+def test_booked_nights_keep_their_price_when_the_host_changes_it(world):
+    data = book(world["coord"], world["delegation"].id, world["bed_ids"][:1]).get_json()
+    bed_id = world["bed_ids"][0]
+    assert world["host"].put(f"/beds/{bed_id}/prices/2027", {"price_ore": 30000}).status_code == 200
+    after = world["coord"].get(f"/bookings/{data['id']}").get_json()
+    assert [line["price_ore"] for line in after["lines"]] == [50000, 50000] and after["total_ore"] == 100000
+    contract = world["coord"].get(f"/contracts/{data['contract']['id']}").get_json()
+    assert {line["price_ore"] for line in contract["lines"]} == {50000}
+    # A client cannot set a line's price through the rooming route either.
+    world["coord"].put(f"/bookings/{data['id']}/rooming", {"assignments": [
+        {"bed_id": bed_id, "member_id": None, "price_ore": 1}]})
+    assert world["coord"].get(f"/bookings/{data['id']}").get_json()["total_ore"] == 100000

@@ -244,3 +244,40 @@ def test_security_events_are_audited(api_as, make_user):
     api_as().post("/tokens", {"email": user.email, "password": PASSWORD})
     actions = set(db.session.scalars(select(AuditEntry.action)))
     assert {"auth.login_failed", "auth.login", "auth.token_issued", "user.created"} <= actions
+
+
+def test_one_address_is_limited_past_its_budget(api_as):
+    anon = api_as()
+    answers = [anon.post("/tokens", {"email": f"nobody{i}@example.se", "password": "wrong-password"})
+               for i in range(121)]
+    assert {a.status_code for a in answers[:120]} == {401}
+    limited = answers[120]
+    assert limited.status_code == 429 and limited.mimetype == "application/problem+json"
+    assert limited.get_json()["code"] == "rate_limited" and int(limited.headers["Retry-After"]) > 0
+
+
+def test_rate_limits_shared_through_redis(database_url, tmp_path):
+    """Production keeps the counts in Redis so that every worker sees them: two app instances share one budget."""
+    import uuid
+
+    import redis
+
+    from app import create_app
+    from tests.live_server import IN_CI
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        if IN_CI:
+            pytest.fail("Redis at 127.0.0.1:6379 is not reachable (.ci/run starts it).")
+        pytest.skip("Redis is not reachable here.")
+    address = "127.{}.{}.{}".format(*uuid.uuid4().bytes[:3])  # a fresh address: counts from other runs don't apply
+    apps = [create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url,
+                                   "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}) for _ in range(2)]
+    statuses = []
+    for i in range(121):
+        client = apps[i % 2].test_client()
+        statuses.append(client.post("/api/v1/tokens", json={"email": f"x{i}@example.se", "password": "wrong-password"},
+                                    environ_base={"REMOTE_ADDR": address}).status_code)
+    assert statuses[:120] == [401] * 120 and statuses[120] == 429
+    counters = redis.Redis(host="127.0.0.1", port=6379).keys(f"*{address}*")
+    assert counters, "the counts were not kept in Redis"

@@ -4,16 +4,49 @@ from __future__ import annotations
 import csv
 import io
 
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Bed, BedNight, Booking, Contract, Delegation, Listing, Member, Room
 from app.services import rooming
 
 ROOMING_HEADER = ["night", "listing", "room", "bed", "member", "booking_id"]
+GUESTS_HEADER = ["night", "listing", "room", "bed", "organisation", "guest", "contract", "booking_id", "status"]
+
+
+def cell(value) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv(header: list[str], rows) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([cell(value) for value in row])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
 def rooming_csv(delegation_id: int) -> bytes:
     """The delegation's rooming list: UTF-8 with BOM, semicolons, a header, one row per booked bed-night."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(ROOMING_HEADER)
-    for row in rooming.rooming_rows(delegation_id):
-        writer.writerow([row.night.isoformat(), row.listing, row.room, row.bed, row.member or "", row.booking_id])
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    return _csv(ROOMING_HEADER, ([row.night.isoformat(), row.listing, row.room, row.bed, row.member or "",
+                                  row.booking_id] for row in rooming.rooming_rows(delegation_id)))
+
+
+def host_guests_csv(host_id: int) -> bytes:
+    """The host's guest list: one row per booked (or held) bed-night on the host's beds, same format."""
+    rows = db.session.execute(
+        select(BedNight.night, Listing.title, Room.name, Bed.label, Delegation.name, Member.name, Contract.number,
+               Booking.id, Booking.status)
+        .join(Booking, Booking.id == BedNight.booking_id)
+        .join(Delegation, Delegation.id == Booking.delegation_id)
+        .join(Bed, Bed.id == BedNight.bed_id).join(Room, Room.id == Bed.room_id)
+        .join(Listing, Listing.id == Room.listing_id)
+        .outerjoin(Member, Member.id == BedNight.member_id)
+        .outerjoin(Contract, Contract.booking_id == Booking.id)
+        .where(Booking.host_id == host_id, BedNight.state.in_(("booked", "held")))
+        .order_by(BedNight.night, Listing.title, Room.name, Bed.label)
+    )
+    return _csv(GUESTS_HEADER, ([night.isoformat(), *rest] for night, *rest in rows))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -108,6 +108,15 @@ def bookings_index():
     rows = db.session.scalars(select(Booking).where(Booking.host_id == current_user.id)
                               .order_by(Booking.check_in, Booking.id)).all()
     return render_template("host/bookings.html", bookings=rows, cancellable=bookings.CANCELLABLE)
+
+
+@bp.get("/guests.csv")
+@role_required("host")
+def guests_csv():
+    """The host's guest list as CSV (UTF-8 with BOM, semicolons), one row per booked bed-night."""
+    from app.services.exports import host_guests_csv
+    return Response(host_guests_csv(current_user.id), mimetype="text/csv", headers={
+        "Content-Disposition": 'attachment; filename="gaster.csv"', "Content-Type": "text/csv; charset=utf-8"})
 
 
 @bp.route("/bookings/<int:booking_id>/cancel", methods=["GET", "POST"])
