@@ -57,18 +57,25 @@ def _queue(user: User, build: Callable[[], tuple[str, list[Optional[str]]]], *, 
     return mail.queue_email(user.email, subject, body, contract_number=contract_number, now=now)
 
 
-def _stay(booking: Booking) -> dict:
+def _stay_facts(booking: Booking) -> dict:
+    """What the mails say about a booking, read once per event (the locale-free part)."""
     listing = db.session.get(Listing, booking.listing_id)
     delegation = db.session.get(Delegation, booking.delegation_id)
     contract = db.session.scalar(select(Contract).where(Contract.booking_id == booking.id))
     return {
         "title": listing.title, "address": f"{listing.address}, {listing.postal_code} Visby",
         "walking": listing.walking_minutes, "delegation": delegation.name,
-        "check_in": _day(booking.check_in), "check_out": _day(booking.check_out),
         "nights": (booking.check_out - booking.check_in).days,
-        "beds": len({line.bed_id for line in booking.lines}), "total": kr(booking.total_ore),
+        "beds": len({line.bed_id for line in booking.lines}),
         "number": contract.number if contract else "", "contract": contract,
     }
+
+
+def _stay(booking: Booking, facts: Optional[dict] = None) -> dict:
+    """The booking's facts with dates and money in the current (recipient's) locale."""
+    facts = facts if facts is not None else _stay_facts(booking)
+    return {**facts, "check_in": _day(booking.check_in), "check_out": _day(booking.check_out),
+            "total": kr(booking.total_ore)}
 
 
 def _stay_line(s: dict) -> str:
@@ -94,15 +101,17 @@ def _confirmation_queued(user: User, contract: Contract) -> bool:
     ) is not None
 
 
-def _confirm_to_coordinator(booking: Booking, now: datetime) -> None:
+def _confirm_to_coordinator(booking: Booking, now: datetime, facts: dict, *, new_contract: bool = False) -> None:
     """The booking confirmation with the contract PDF, once per contract."""
     coordinator = _user(booking.coordinator_id)
-    contract = db.session.scalar(select(Contract).where(Contract.booking_id == booking.id))
-    if coordinator is None or contract is None or _confirmation_queued(coordinator, contract):
+    contract = facts["contract"]
+    if coordinator is None or contract is None:
+        return
+    if not new_contract and _confirmation_queued(coordinator, contract):
         return
 
     def build():
-        s = _stay(booking)
+        s = _stay(booking, facts)
         if booking.payment_method == "invoice":
             payment = _("Betalning: faktura %(invoice)s, %(total)s, förfaller %(due)s.",
                         invoice=booking.invoice_number or "", total=s["total"],
@@ -124,11 +133,11 @@ def _confirm_to_coordinator(booking: Booking, now: datetime) -> None:
     _queue(coordinator, build, now=now, contract_number=contract.number)
 
 
-def _notify_host_of_booking(booking: Booking, now: datetime) -> None:
+def _notify_host_of_booking(booking: Booking, now: datetime, facts: dict) -> None:
     host = _user(booking.host_id)
 
     def build():
-        s = _stay(booking)
+        s = _stay(booking, facts)
         return _("Ny bokning: %(title)s, %(check_in)s – %(check_out)s", title=s["title"],
                  check_in=s["check_in"], check_out=s["check_out"]), [
             _("%(delegation)s har bokat %(beds)s bäddar hos dig. Avtal %(number)s, totalt %(total)s.",
@@ -145,14 +154,17 @@ def _notify_host_of_booking(booking: Booking, now: datetime) -> None:
 def on_booking_created(booking: Booking, now: datetime, **_ignored) -> None:
     """Invoice bookings are confirmed at once: confirmation to the coordinator, notice to the host."""
     if booking.status == "confirmed":
-        _confirm_to_coordinator(booking, now)
-        _notify_host_of_booking(booking, now)
+        facts = _stay_facts(booking)
+        # The contract was formed in this very transaction, so no confirmation can be queued for it yet.
+        _confirm_to_coordinator(booking, now, facts, new_contract=True)
+        _notify_host_of_booking(booking, now, facts)
 
 
 def on_booking_confirmed(booking: Booking, now: datetime, **_ignored) -> None:
     """A paid card hold or an accepted waiting-list offer is now a booking."""
-    _confirm_to_coordinator(booking, now)
-    _notify_host_of_booking(booking, now)
+    facts = _stay_facts(booking)
+    _confirm_to_coordinator(booking, now, facts)
+    _notify_host_of_booking(booking, now, facts)
 
 
 def on_cancelled_by_guest(booking: Booking, now: datetime, **_ignored) -> None:
