@@ -144,6 +144,21 @@ def test_session_cookie_flags(client, make_user, login):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+@pytest.mark.parametrize("next_url, lands_on", [
+    ("/coordinator/bookings", "/coordinator/bookings"),
+    ("//evil.example", "/coordinator/"),
+    ("/%5Cevil.example", "/coordinator/"),  # a backslash: browsers read /\\evil.example as //evil.example
+    ("/%09/evil.example", "/coordinator/"),  # a tab: browsers drop it, leaving //evil.example
+    ("https://evil.example/", "/coordinator/"),
+])
+def test_sign_in_goes_back_only_to_a_page_of_this_site(client, make_user, next_url, lands_on):
+    user = make_user("coordinator")
+    page = client.get("/login")
+    response = client.post(f"/login?next={next_url}",
+                           data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_from(page)})
+    assert response.status_code == 302 and response.headers["Location"] == lands_on
+
+
 def test_production_cookies_are_secure_and_hsts():
     from config import ProductionConfig
     assert ProductionConfig.SESSION_COOKIE_SECURE is True and ProductionConfig.HSTS is True

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import abort, flash, request
 from flask_login import current_user, login_required
@@ -12,6 +13,18 @@ from app.services.errors import DomainError
 
 def actor() -> Actor:
     return Actor.of(current_user, ip=request.remote_addr)
+
+
+def local_path(target: str) -> str | None:
+    """`target` when it is a path on this site, else None: a `next` address never leads elsewhere.
+
+    Browsers read a backslash as a slash and drop tabs and newlines, so `/\\evil.example` and
+    `/<tab>/evil.example` would both become `//evil.example`, another site.
+    """
+    if not target.startswith("/") or "\\" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
 
 
 def role_required(*roles: str):

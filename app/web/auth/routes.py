@@ -9,7 +9,7 @@ from app.extensions import limiter
 from app.services import accounts
 from app.services.errors import DomainError
 from app.web.auth.forms import LoginForm, RegisterForm
-from app.web.common import flash_error
+from app.web.common import flash_error, local_path
 
 bp = Blueprint("auth", __name__)
 ACCOUNT_LIMIT = "120 per minute"
@@ -40,10 +40,7 @@ def login():
         else:
             session.clear()  # a new session at sign-in (no fixation)
             login_user(user)
-            next_url = request.args.get("next", "")
-            if not next_url.startswith("/") or next_url.startswith("//"):
-                next_url = _home_for(user)
-            return redirect(next_url)
+            return redirect(local_path(request.args.get("next", "")) or _home_for(user))
     elif request.method == "POST":
         status = 422
     return render_template("auth/login.html", form=form), status
