@@ -15,12 +15,13 @@ from app.i18n import booking_status
 from app.i18n import local_date as local_date_text
 from app.i18n import local_dt
 from app.models import (
-    Bed, BedNight, OCCUPYING_STATES, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Payment, Refund, Room, Season, User,
+    OCCUPYING_STATES, Bed, BedNight, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Payment, Refund, Room,
+    Season,
 )
 from app.services import audit, events
 from app.services.availability import check_stay, taken_bed_nights
 from app.services.base import Actor, now_or, unit_of_work
-from app.services.contracts import form_contract, next_number
+from app.services.contracts import form_contract, next_number, prepare_contract
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.listings import owned_bed, stay_nights
 from app.services.seasons import season_for_stay
@@ -190,17 +191,22 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
         raise conflict_error(taken)
     nights = stay_nights(check_in, check_out)
     is_card = payment_method == "card"
+    # Everything that can be read is read before the write lock (plain values: the unit of work's
+    # start expires loaded objects), so that the lock is held for the inserts alone.
+    draft = prepare_contract(season, listing, delegation_id=delegation_id, coordinator_id=actor.user_id,
+                             lines=_contract_lines(bed_ids, nights, prices), accepted_at=now, ip=actor.ip)
+    season_id, year, listing_id, host_id = season.id, season.year, listing.id, listing.host_id
+    expires_at = now + timedelta(minutes=season.hold_minutes) if is_card else None
     try:
         with unit_of_work():
             taken = _release_expired_holds(bed_ids, check_in, check_out, now)
             if taken:
                 raise conflict_error(taken)
             booking = Booking(
-                delegation_id=delegation_id, season_id=season.id, listing_id=listing.id, host_id=listing.host_id,
+                delegation_id=delegation_id, season_id=season_id, listing_id=listing_id, host_id=host_id,
                 coordinator_id=actor.user_id, status="awaiting_payment" if is_card else "confirmed",
                 payment_method=payment_method, total_ore=sum(prices.values()) * len(nights), refund_ore=0,
-                check_in=check_in, check_out=check_out, created_at=now,
-                expires_at=now + timedelta(minutes=season.hold_minutes) if is_card else None,
+                check_in=check_in, check_out=check_out, created_at=now, expires_at=expires_at,
                 confirmed_at=None if is_card else now,
             )
             db.session.add(booking)
@@ -212,11 +218,8 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
             ])
             db.session.flush()  # the UNIQUE index on occupied bed-nights decides here
             if not is_card:
-                _issue_invoice(booking, season, now)
-            lines = _contract_lines(bed_ids, nights, prices)
-            coordinator = db.session.get(User, actor.user_id)
-            form_contract(booking, season, listing, lines=lines, coordinator=coordinator, accepted_at=now,
-                          ip=actor.ip)
+                _issue_invoice(booking, year, now)
+            form_contract(booking, draft)
             audit.record(actor, "booking.created", "booking", booking.id,
                          after={"bed_ids": bed_ids, "check_in": check_in, "check_out": check_out,
                                 "total_ore": booking.total_ore, "status": booking.status}, now=now)
@@ -227,10 +230,10 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
     return booking
 
 
-def _issue_invoice(booking: Booking, season, now: datetime) -> None:
+def _issue_invoice(booking: Booking, year: int, now: datetime) -> None:
     """Give an invoice booking its consecutive number and due date (flush only)."""
-    seq = next_number("invoice", season.year)
-    booking.invoice_number = f"F-{season.year}-{seq:06d}"
+    seq = next_number("invoice", year)
+    booking.invoice_number = f"F-{year}-{seq:06d}"
     booking.invoice_due_on = max(local_date(now), min(local_date(now) + timedelta(days=INVOICE_DAYS),
                                                       booking.check_in - timedelta(days=1)))
 
@@ -536,10 +539,10 @@ def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Bo
     booking.confirmed_at = now
     booking.expires_at = None
     booking.total_ore = sum(prices.values()) * len(nights)
-    _issue_invoice(booking, season, now)
-    coordinator = db.session.get(User, actor.user_id)
-    form_contract(booking, season, listing, lines=_contract_lines(bed_ids, nights, prices), coordinator=coordinator,
-                  accepted_at=now, ip=actor.ip)
+    _issue_invoice(booking, season.year, now)
+    form_contract(booking, prepare_contract(
+        season, listing, delegation_id=booking.delegation_id, coordinator_id=actor.user_id,
+        lines=_contract_lines(bed_ids, nights, prices), accepted_at=now, ip=actor.ip))
     audit.record(actor, "booking.offer_accepted", "booking", booking.id, before=before,
                  after={"status": booking.status, "total_ore": booking.total_ore}, now=now)
     db.session.flush()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
@@ -36,13 +37,32 @@ def next_number(series: str, year: int) -> int:
     return value
 
 
-def build_snapshot(booking: Booking, season: Season, listing: Listing, number: str, *, lines: list[dict],
-                   coordinator: User, accepted_at: datetime, ip: Optional[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ContractDraft:
+    """Everything a contract says that is known before the bed-nights are taken, as plain values.
+
+    Prepared before the booking's write transaction so that the write lock is held only for the
+    inserts; the number, the stay, the total and the payment terms are added when it is formed.
+    """
+
+    season_id: int
+    year: int
+    terms_version: str
+    host_offer_accepted_at: Optional[datetime]
+    coordinator_id: int
+    accepted_at: datetime
+    ip: Optional[str]
+    parts: dict[str, Any]
+
+
+def prepare_contract(season: Season, listing: Listing, *, delegation_id: int, coordinator_id: int,
+                     lines: list[dict], accepted_at: datetime, ip: Optional[str]) -> ContractDraft:
+    """Read the parties, the property and the terms for a contract (no writes)."""
     host_profile = db.session.get(HostProfile, listing.host_id)
     host_user = db.session.get(User, listing.host_id)
-    delegation = db.session.get(Delegation, booking.delegation_id)
-    return {
-        "number": number,
+    delegation = db.session.get(Delegation, delegation_id)
+    coordinator = db.session.get(User, coordinator_id)
+    parts = {
         "version": 1,
         "season": {"year": season.year, "name": season.name},
         "terms": {"version": season.terms_version, "text": season.terms_text},
@@ -56,13 +76,8 @@ def build_snapshot(booking: Booking, season: Season, listing: Listing, number: s
         },
         "property": {"listing_id": listing.id, "title": listing.title, "address": listing.address,
                      "postal_code": listing.postal_code, "walking_minutes": listing.walking_minutes},
-        "stay": {"check_in": booking.check_in.isoformat(), "check_out": booking.check_out.isoformat()},
         "lines": lines,
-        "total_ore": booking.total_ore,
         "currency": "SEK",
-        "payment": {"method": booking.payment_method,
-                    "invoice_number": booking.invoice_number,
-                    "invoice_due_on": booking.invoice_due_on.isoformat() if booking.invoice_due_on else None},
         "cancellation": {
             "guest_free_until": season.free_cancellation_until.isoformat(),
             "guest_late_refund_pct": season.late_cancellation_refund_pct,
@@ -72,20 +87,28 @@ def build_snapshot(booking: Booking, season: Season, listing: Listing, number: s
         "host_offer_terms_version": listing.accepted_terms_version,
         "coordinator_acceptance": {"at": accepted_at.isoformat(), "actor_id": coordinator.id, "ip": ip},
     }
+    return ContractDraft(season.id, season.year, season.terms_version, listing.offer_accepted_at, coordinator.id,
+                         accepted_at, ip, parts)
 
 
-def form_contract(booking: Booking, season: Season, listing: Listing, *, lines: list[dict], coordinator: User,
-                  accepted_at: datetime, ip: Optional[str]) -> Contract:
-    """Create the contract row in the booking's transaction (flush only)."""
-    seq = next_number("contract", season.year)
-    number = f"SP-{season.year}-{seq:06d}"
-    snapshot = canonical_json(build_snapshot(booking, season, listing, number, lines=lines,
-                                             coordinator=coordinator, accepted_at=accepted_at, ip=ip))
+def form_contract(booking: Booking, draft: ContractDraft) -> Contract:
+    """Number the contract and create its immutable row in the booking's transaction (flush only)."""
+    seq = next_number("contract", draft.year)
+    number = f"SP-{draft.year}-{seq:06d}"
+    snapshot = canonical_json({
+        **draft.parts,
+        "number": number,
+        "stay": {"check_in": booking.check_in.isoformat(), "check_out": booking.check_out.isoformat()},
+        "total_ore": booking.total_ore,
+        "payment": {"method": booking.payment_method, "invoice_number": booking.invoice_number,
+                    "invoice_due_on": booking.invoice_due_on.isoformat() if booking.invoice_due_on else None},
+    })
     contract = Contract(
-        booking_id=booking.id, season_id=season.id, seq=seq, number=number, version=1,
-        terms_version=season.terms_version, snapshot=snapshot, sha256=digest(snapshot),
-        host_offer_accepted_at=listing.offer_accepted_at or accepted_at, coordinator_accepted_at=accepted_at,
-        coordinator_actor_id=coordinator.id, coordinator_ip=ip, created_at=accepted_at,
+        booking_id=booking.id, season_id=draft.season_id, seq=seq, number=number, version=1,
+        terms_version=draft.terms_version, snapshot=snapshot, sha256=digest(snapshot),
+        host_offer_accepted_at=draft.host_offer_accepted_at or draft.accepted_at,
+        coordinator_accepted_at=draft.accepted_at, coordinator_actor_id=draft.coordinator_id,
+        coordinator_ip=draft.ip, created_at=draft.accepted_at,
     )
     db.session.add(contract)
     db.session.flush()
