@@ -73,6 +73,7 @@ def test_insyn_page_has_an_accessible_svg_chart_and_a_table(two_seasons, client)
     assert "550 kr" in html and "Pristak 900 kr" in html and "<table" in html and "+10,0 %" in html
     assert "style=" not in html and "<script" not in html.split("</footer>")[0]
     assert client.get("/insyn?year=1999").status_code == 404
+    assert client.get("/insyn?year=" + "9" * 20).status_code == 200  # not a year: the latest season, not a 500
     english = client.get("/insyn?lang=en").get_data(as_text=True)
     assert "Price per bed and night" in english and "SEK 550" in english and "+10.0 %" in english
     assert '/insyn"' in client.get("/").get_data(as_text=True)  # linked from every page's footer

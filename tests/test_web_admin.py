@@ -176,6 +176,19 @@ def test_admin_raises_a_flag(client, admin_login, make_host):
     assert flag.source == "admin" and flag.status == "open" and flag.category == "misrepresentation"
 
 
+def test_admin_numbers_too_large_for_the_database_are_refused_not_a_500(client, admin_login, make_host):
+    host = make_host()
+    admin_login()
+    page = client.get("/admin/flags/new")
+    flag = client.post("/admin/flags/new", data={"host_id": str(host.id), "category": "other", "description": "x",
+                                                 "booking_id": "9" * 20, "csrf_token": csrf_from(page)})
+    assert flag.status_code == 422 and "Talet är för stort." in flag.get_data(as_text=True)
+    page = client.get("/admin/payments")
+    refund = client.post("/admin/payments/refund", data={"booking_id": "9" * 20, "amount_kr": "10",
+                                                         "csrf_token": csrf_from(page)}, follow_redirects=True)
+    assert refund.status_code == 200 and "Ange bokningsnummer och belopp i kronor." in refund.get_data(as_text=True)
+
+
 def test_audit_page_lists_entries_newest_first_and_filters(client, admin_login, make_host):
     first = make_host(approved=False)
     second = make_host(approved=True)

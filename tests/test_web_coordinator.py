@@ -305,3 +305,20 @@ def test_bad_search_input_is_a_4xx_with_the_message(app, make_user, make_listing
         as_text=True)
     assert browser.get("/coordinator/search?check_in=nonsense&beds=x").status_code == 422
     assert browser.get("/coordinator/review?check_in=2027-06-20").status_code == 302
+
+
+@pytest.mark.parametrize("query", ["beds=1&max_price_kr=99999999999999999999",
+                                   "beds=1&max_walking_minutes=99999999999999999999",
+                                   "beds=99999999999999999999"])
+def test_search_numbers_too_large_for_the_database_are_a_422(app, make_user, make_listing, query):
+    make_listing(beds=1)
+    browser = signed_in(app, make_user("coordinator"))
+    response = browser.get(f"/coordinator/search?check_in=2027-06-20&check_out=2027-06-22&{query}")
+    assert response.status_code == 422 and "Talet är för stort." in response.get_data(as_text=True)
+
+
+def test_review_of_a_bed_id_too_large_for_the_database_goes_back_to_search(app, make_user, make_listing):
+    make_listing(beds=1)
+    browser = signed_in(app, make_user("coordinator"))
+    response = browser.get("/coordinator/review?check_in=2027-06-20&check_out=2027-06-22&bed_ids=" + "9" * 20)
+    assert response.status_code == 302 and response.location.endswith("/coordinator/search")

@@ -139,6 +139,13 @@ def test_price_form_refuses_nonsense_without_a_500(client, login, make_host, mak
     assert db.session.query(BedPrice).filter_by(bed_id=bed_id).count() == 0
 
 
+def test_calendar_year_too_large_for_the_database_shows_the_latest_season(client, login, make_host, make_season):
+    make_season()
+    login(make_host())
+    response = client.get("/host/calendar?year=" + "9" * 20)
+    assert response.status_code == 200 and "2027" in response.get_data(as_text=True)
+
+
 def test_unapproved_host_cannot_publish_through_the_form(client, login, make_host, make_season):
     season = make_season()
     host = make_host(approved=False)

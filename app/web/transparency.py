@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 
 from app.services import transparency
 from app.services.errors import NotFound
+from app.web.converters import int32
 
 bp = Blueprint("transparency", __name__)
 
@@ -97,7 +98,7 @@ def price_changes(figures: dict) -> dict[str, Optional[str]]:
 @bp.get("/insyn")
 def insyn():
     """Show the season's public figures: hosts, beds, booked share, prices against last season, breaches."""
-    year = request.args.get("year", type=int)
+    year = request.args.get("year", type=int32)
     try:
         figures = transparency.figures(year)
     except NotFound:

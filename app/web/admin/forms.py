@@ -12,6 +12,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from app.models import Season
+from app.web.converters import Int32Field
 from app.web.host.forms import REQUIRED, KronorField, kronor_to_ore, ore_to_kronor
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -88,5 +89,5 @@ class ResolveFlagForm(FlaskForm):
 class NewFlagForm(FlaskForm):
     host_id = SelectField(_l("Värd"), coerce=int, validators=[InputRequired(message=_l("Välj en värd."))])
     category = SelectField(_l("Kategori"), choices=choices(FLAG_CATEGORY_LABELS), validators=[InputRequired()])
-    booking_id = IntegerField(_l("Bokningsnummer (valfritt)"), validators=[Optional()])
+    booking_id = Int32Field(_l("Bokningsnummer (valfritt)"), validators=[Optional()])
     description = TextAreaField(_l("Vad har hänt?"), validators=[REQUIRED, Length(max=5000)])

@@ -2,10 +2,12 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
-    BooleanField, DateField, EmailField, IntegerField, RadioField, SelectField, SelectMultipleField, StringField,
+    BooleanField, DateField, EmailField, RadioField, SelectField, SelectMultipleField, StringField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from app.web.converters import Int32Field, int32
 
 FLAG_CHOICES = [
     ("overcharging", _l("Överpris")),
@@ -34,9 +36,9 @@ class SearchForm(FlaskForm):
 
     check_in = DateField(_l("Incheckning"), validators=[InputRequired()])
     check_out = DateField(_l("Utcheckning"), validators=[InputRequired()])
-    beds = IntegerField(_l("Antal bäddar"), validators=[InputRequired()])
-    max_walking_minutes = IntegerField(_l("Högst antal minuters promenad till Almedalen"), validators=[Optional()])
-    max_price_kr = IntegerField(_l("Högsta pris per bädd och natt (kr)"), validators=[Optional()])
+    beds = Int32Field(_l("Antal bäddar"), validators=[InputRequired()])
+    max_walking_minutes = Int32Field(_l("Högst antal minuters promenad till Almedalen"), validators=[Optional()])
+    max_price_kr = Int32Field(_l("Högsta pris per bädd och natt (kr)"), validators=[Optional()])
 
     @property
     def max_price_ore(self):
@@ -51,7 +53,7 @@ class StayForm(FlaskForm):
 
     check_in = DateField(_l("Incheckning"), validators=[InputRequired()])
     check_out = DateField(_l("Utcheckning"), validators=[InputRequired()])
-    bed_ids = SelectMultipleField(_l("Bäddar"), coerce=int, validate_choice=False,
+    bed_ids = SelectMultipleField(_l("Bäddar"), coerce=int32, validate_choice=False,
                                   validators=[DataRequired(message=_l("Välj minst en bädd."))])
 
 

@@ -15,6 +15,7 @@ from app.services import booking as bookings
 from app.services.errors import DomainError
 from app.services.seasons import latest_season, season_for_year
 from app.web.common import actor, flash_error, role_required
+from app.web.converters import int32
 from app.web.host.forms import BlockForm, HostCancelForm
 from app.web.host.routes import bp
 
@@ -59,7 +60,7 @@ def render_calendar(season: Season | None, status: int = 200, **forms):
 
 
 def _season_from_args() -> Season | None:
-    year = request.args.get("year", type=int)
+    year = request.args.get("year", type=int32)
     season = season_for_year(year) if year else latest_season()
     if year and season is None:
         abort(404)

@@ -13,6 +13,7 @@ from app.services import payments, payouts
 from app.services.booking import visible_booking
 from app.services.errors import DomainError
 from app.web.common import actor, role_required
+from app.web.converters import int32
 
 bp = Blueprint("payments", __name__)
 
@@ -138,7 +139,7 @@ def admin_retry_events():
 def admin_refund():
     """Refund part of a booking's card payment by hand (never more than is left)."""
     try:
-        booking_id = int(request.form.get("booking_id", ""))
+        booking_id = int32(request.form.get("booking_id", ""))
         amount_ore = parse_kronor(request.form.get("amount_kr", ""))
     except ValueError:
         flash(_("Ange bokningsnummer och belopp i kronor."), "error")
