@@ -136,6 +136,10 @@ def test_price_cap_and_publish_flow(api_as, make_host, make_season):
     assert published.status_code == 200
     public = api_as().get(f"/listings/{listing_id}?year=2027")
     assert public.status_code == 200
+    for year in ("abc", "²", "9" * 20):  # a superscript passes str.isdigit; a long number no column holds
+        odd = api_as().get(f"/listings/{listing_id}?year={year}", headers={"Accept-Language": "sv"})
+        assert odd.status_code == 422 and odd.get_json()["errors"]["year"] == ["Måste vara ett heltal (32 bitar)."]
+    assert api_as().get(f"/listings/{listing_id}?year=2031").status_code == 404
     data = public.get_json()
     assert data["rooms"][0]["beds"][0]["price_ore"] == 90000 and data["host"]["verified_since"]
     assert host.post(f"/listings/{listing_id}/unpublish").status_code == 200

@@ -236,6 +236,10 @@ def test_rooming_and_csv(world):
         {"bed_id": world["bed_ids"][0], "member_id": members[0]["id"]},
         {"bed_id": world["bed_ids"][1], "member_id": members[0]["id"]}]})
     assert double.status_code == 422
+    not_a_list = world["coord"].put(f"/bookings/{data['id']}/rooming", {"assignments": "alla i säng 1"},
+                                    headers={"Accept-Language": "sv"})
+    assert not_a_list.status_code == 422
+    assert not_a_list.get_json()["errors"]["assignments"] == ["Rad 0: ange bed_id och member_id."]
     csv_response = world["coord"].get(f"/delegations/{world['delegation'].id}/rooming.csv")
     assert csv_response.status_code == 200 and csv_response.mimetype == "text/csv"
     text_body = csv_response.data.decode("utf-8")

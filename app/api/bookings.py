@@ -141,12 +141,7 @@ def host_cancel_booking(booking_id):
 def put_rooming(booking_id):
     """Assign members to the booked beds."""
     booking_service.visible_booking(current_actor(), booking_id)
-    data = json_body()
-    assignments = data.get("assignments")
-    if not isinstance(assignments, list):
-        from app.services.errors import ValidationFailed
-        raise ValidationFailed({"assignments": ["A list of {bed_id, member_id}."]})
-    booking = booking_service.assign_rooming(current_actor(), booking_id, assignments)
+    booking = booking_service.assign_rooming(current_actor(), booking_id, json_body().get("assignments"))
     return booking_json(booking)
 
 

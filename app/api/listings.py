@@ -4,7 +4,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.api import api
-from app.api.common import Body, current_actor, iso, json_body, roles
+from app.api.common import Body, current_actor, iso, json_body, query_int, roles
 from app.api.serializers import bed_json, listing_json, public_listing_json, room_json
 from app.extensions import db
 from app.models import HostProfile, Listing, User
@@ -121,15 +121,13 @@ def get_listing(listing_id):
     is_owner = user is not None and listing is not None and (user.id == listing.host_id or user.role == "admin")
     if listing is None or not (is_owner or listings.is_publicly_visible(listing)):
         raise NotFound(_("Boendet finns inte."))
-    year = request.args.get("year")
-    if year is not None:
-        if not year.isdigit():
-            raise ValidationFailed({"year": ["A year, e.g. 2027."]})
-        season = season_for_year(int(year))
-        if season is None:
-            raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
-    else:
-        season = latest_season()
+    errors: dict = {}
+    year = query_int("year", False, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    season = latest_season() if year is None else season_for_year(year)
+    if year is not None and season is None:
+        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     return public_listing_json(listing, season, host_record(listing.host_id))
 
 
