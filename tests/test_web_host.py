@@ -236,6 +236,20 @@ def test_calendar_shows_bookings_blocks_and_free_nights(client, login, make_list
     assert db.session.query(BedNight).filter_by(bed_id=bed_b, state="host_block").count() == 0
 
 
+def test_calendar_shows_a_card_hold_until_its_time_runs_out(client, login, make_listing, make_delegation):
+    listing = make_listing(beds=2)
+    bed_a, bed_b = (bed.id for bed in listing.beds())
+    delegation = make_delegation()
+    coordinator = Actor(delegation.coordinator_id, "coordinator")
+    for bed_id, booked_at in ((bed_a, NOW), (bed_b, NOW - timedelta(hours=1))):  # the season holds for 15 minutes
+        booking_service.create_booking(coordinator, delegation_id=delegation.id, bed_ids=[bed_id],
+                                       check_in=date(2027, 6, 20), check_out=date(2027, 6, 21),
+                                       accept_contract=True, payment_method="card", now=booked_at)
+    login(listing.host)
+    html = client.get("/host/calendar").get_data(as_text=True)
+    assert html.count('class="cal-held"') == 1 and html.count('class="cal-free"') == 2 * 6 - 1
+
+
 def test_host_cancellation_warns_asks_for_reason_and_is_a_breach(client, login, make_listing, make_delegation):
     listing = make_listing(beds=1)
     delegation = make_delegation()

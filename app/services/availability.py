@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Optional
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.extensions import db
 from app.i18n import local_date
@@ -48,19 +48,10 @@ def check_stay(season: Season, check_in: date, check_out: date) -> int:
     return (check_out - check_in).days
 
 
-def occupied_clause(check_in: date, check_out: date, now: datetime):
-    """SQL: this bed has an occupying bed-night in the stay (a hold past its time does not count)."""
-    expired_hold = and_(
-        BedNight.state == "held",
-        exists().where(Booking.id == BedNight.booking_id, Booking.expires_at <= now),
-    )
-    return exists().where(
-        BedNight.bed_id == Bed.id,
-        BedNight.night >= check_in,
-        BedNight.night < check_out,
-        BedNight.state.in_(OCCUPYING_STATES),
-        ~expired_hold,
-    )
+def occupies(now: datetime):
+    """SQL, with the booking outer-joined: the bed-night holds its bed now (a hold past its time does not)."""
+    return and_(BedNight.state.in_(OCCUPYING_STATES),
+                or_(BedNight.state != "held", Booking.expires_at.is_(None), Booking.expires_at > now))
 
 
 def occupied_bed_ids(check_in: date, check_out: date, now: datetime):
@@ -75,8 +66,7 @@ def occupied_bed_ids(check_in: date, check_out: date, now: datetime):
         .where(
             BedNight.night >= check_in,
             BedNight.night < check_out,
-            BedNight.state.in_(OCCUPYING_STATES),
-            or_(BedNight.state != "held", Booking.expires_at.is_(None), Booking.expires_at > now),
+            occupies(now),
         )
     )
 

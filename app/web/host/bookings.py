@@ -10,7 +10,8 @@ from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
 from app.extensions import db
-from app.models import OCCUPYING_STATES, Bed, BedNight, Booking, Delegation, Listing, Room, Season, utcnow
+from app.models import Bed, BedNight, Booking, Delegation, Listing, Room, Season, utcnow
+from app.services import availability
 from app.services import booking as bookings
 from app.services.errors import DomainError
 from app.services.seasons import latest_season, season_for_year
@@ -29,18 +30,15 @@ def host_beds(host_id: int) -> list[tuple[Bed, Room, Listing]]:
 
 
 def calendar_cells(bed_ids: list[int], season: Season) -> dict[tuple[int, date], dict]:
-    """(bed, night) -> state and delegation, for the occupied bed-nights of the season (lapsed holds are free)."""
-    now = utcnow()
+    """(bed, night) -> state and delegation, for the bed-nights of the season that occupy their bed now."""
     rows = db.session.execute(
-        select(BedNight.bed_id, BedNight.night, BedNight.state, BedNight.booking_id, Delegation.name,
-               Booking.expires_at)
+        select(BedNight.bed_id, BedNight.night, BedNight.state, BedNight.booking_id, Delegation.name)
         .outerjoin(Booking, Booking.id == BedNight.booking_id)
         .outerjoin(Delegation, Delegation.id == Booking.delegation_id)
-        .where(BedNight.bed_id.in_(bed_ids), BedNight.state.in_(OCCUPYING_STATES),
+        .where(BedNight.bed_id.in_(bed_ids), availability.occupies(utcnow()),
                BedNight.night >= season.first_night, BedNight.night <= season.last_night)).all()
     return {(bed_id, night): {"state": CELL_STATES[state], "booking_id": booking_id, "delegation": name}
-            for bed_id, night, state, booking_id, name, expires_at in rows
-            if not (state == "held" and expires_at is not None and expires_at <= now)}
+            for bed_id, night, state, booking_id, name in rows}
 
 
 def _block_form(prefix: str, beds, submitted: bool = False) -> BlockForm:
