@@ -167,6 +167,13 @@ def test_waitlist_pages_join_and_accept(full, client, login):
         "check_in": "2027-06-21", "check_out": "2027-06-23", "beds": "2"})
     assert response.status_code == 302, response.get_data(as_text=True)
     [mine] = waitlist.entries_for(Actor(full["first"]["user"].id, "coordinator"))
+    refused = client.post("/coordinator/waitlist/", data={
+        "csrf_token": csrf_from(page), "delegation_id": full["first"]["delegation"].id,
+        "check_in": "2027-06-21", "check_out": "2027-06-24", "beds": "0", "max_walking_minutes": "601",
+        "max_price_kr": "-1"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Mellan 1 och 100 bäddar" in html  # the service's limits, each shown
+    assert "Mellan 0 och 600 minuter" in html and "Ett pris över 0 öre" in html
     cancel_owner_booking(full)
     page = client.get("/coordinator/waitlist/")
     html = page.get_data(as_text=True)

@@ -48,13 +48,12 @@ def flash_error(error: DomainError, form=None) -> None:
     field_name = error.facts.get("field")
     errors = getattr(error, "errors", None)
     if form is not None and errors:
-        shown = False
-        for name, messages in errors.items():
-            field = getattr(form, name, None)
-            if field is not None:
-                field.errors = list(field.errors) + list(messages)
-                shown = True
-        if shown:
+        on_form = {name: getattr(form, name) for name in errors if getattr(form, name, None) is not None}
+        for name, field in on_form.items():
+            field.errors = list(field.errors) + list(errors[name])
+        if on_form:
+            for message in (m for name in errors if name not in on_form for m in errors[name]):
+                flash(message, "error")  # about a value the form names differently: shown, not lost
             return
     if form is not None and field_name and getattr(form, field_name, None) is not None:
         getattr(form, field_name).errors = list(getattr(form, field_name).errors) + [error.message]

@@ -7,8 +7,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import BooleanField, DateField, IntegerField, SelectField
-from wtforms.validators import InputRequired, NumberRange, Optional
+from wtforms import BooleanField, DateField, SelectField
+from wtforms.validators import InputRequired, Optional
 
 from app.extensions import db
 from app.models import Booking, Delegation, Listing
@@ -16,19 +16,20 @@ from app.services import waitlist
 from app.services.errors import DomainError
 from app.services.seasons import latest_season
 from app.web.common import actor, flash_error, role_required
+from app.web.converters import Int32Field
 
 bp = Blueprint("waitlist", __name__, url_prefix="/coordinator/waitlist")
 
 
 class JoinForm(FlaskForm):
+    """Shape only: the limits on beds, walking time and price are waitlist.join's."""
+
     delegation_id = SelectField(_l("Delegation"), coerce=int, validators=[InputRequired()])
     check_in = DateField(_l("Incheckning"), validators=[InputRequired()])
     check_out = DateField(_l("Utcheckning"), validators=[InputRequired()])
-    beds = IntegerField(_l("Antal bäddar"), validators=[InputRequired(), NumberRange(min=1, max=100)])
-    max_walking_minutes = IntegerField(_l("Högst antal minuters promenad till Almedalen"),
-                                       validators=[Optional(), NumberRange(min=0, max=600)])
-    max_price_kr = IntegerField(_l("Högsta pris per bädd och natt (kr)"),
-                                validators=[Optional(), NumberRange(min=1, max=100000)])
+    beds = Int32Field(_l("Antal bäddar"), validators=[InputRequired()])
+    max_walking_minutes = Int32Field(_l("Högst antal minuters promenad till Almedalen"), validators=[Optional()])
+    max_price_kr = Int32Field(_l("Högsta pris per bädd och natt (kr)"), validators=[Optional()])
 
 
 class AcceptForm(FlaskForm):
@@ -80,7 +81,7 @@ def join():
         waitlist.join(actor(), delegation_id=form.delegation_id.data, year=form.check_in.data.year,
                       check_in=form.check_in.data, check_out=form.check_out.data, beds=form.beds.data,
                       max_walking_minutes=form.max_walking_minutes.data,
-                      max_price_ore=form.max_price_kr.data * 100 if form.max_price_kr.data else None)
+                      max_price_ore=None if form.max_price_kr.data is None else form.max_price_kr.data * 100)
     except DomainError as error:
         flash_error(error, form)
         return _render(form, error.status)
