@@ -7,9 +7,8 @@ from app.api import api
 from app.api.common import Body, current_actor, iso, json_body, query_int, roles
 from app.api.serializers import bed_json, listing_json, public_listing_json, room_json
 from app.extensions import db
-from app.models import HostProfile, Listing, User
+from app.models import Listing
 from app.services import booking, listings, pricing
-from app.services.base import now_or
 from app.services.errors import NotFound, ValidationFailed
 from app.services.seasons import latest_season, season_for_year
 
@@ -104,15 +103,6 @@ def unpublish(listing_id):
     return listing_json(listings.unpublish(current_actor(), listing_id))
 
 
-def host_record(host_id: int) -> dict:
-    profile = db.session.get(HostProfile, host_id)
-    user = db.session.get(User, host_id)
-    fulfilled, cancelled = booking.fulfilled_and_cancelled(host_id, booking.local_date(now_or(None)))
-    return {"id": host_id, "display_name": user.name,
-            "verified_since": iso(profile.verified_since) if profile else None,
-            "contracts_fulfilled": fulfilled, "host_cancellations": cancelled}
-
-
 @api.get("/listings/<int:listing_id>")
 def get_listing(listing_id):
     """A published listing with its rooms, beds and prices for a season."""
@@ -128,7 +118,7 @@ def get_listing(listing_id):
     season = latest_season() if year is None else season_for_year(year)
     if year is not None and season is None:
         raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
-    return public_listing_json(listing, season, host_record(listing.host_id))
+    return public_listing_json(listing, season, booking.host_record(listing.host_id))
 
 
 @api.post("/beds/<int:bed_id>/blocks")

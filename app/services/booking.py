@@ -16,7 +16,7 @@ from app.i18n import local_date as local_date_text
 from app.i18n import local_dt
 from app.models import (
     OCCUPYING_STATES, Bed, BedNight, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Payment, Refund, Room,
-    Season,
+    Season, User,
 )
 from app.services import audit, events
 from app.services.availability import check_stay, taken_bed_nights
@@ -68,6 +68,14 @@ def visible_booking(actor: Actor, booking_id: int) -> Booking:
     if booking is None or not (
         actor.is_admin or booking.coordinator_id == actor.user_id or booking.host_id == actor.user_id
     ):
+        raise NotFound(_("Bokningen finns inte."))
+    return booking
+
+
+def own_booking(actor: Actor, booking_id: int) -> Booking:
+    """A booking of the acting coordinator; anyone else (its host and admins included) gets 404."""
+    booking = visible_booking(actor, booking_id)
+    if booking.coordinator_id != actor.user_id:
         raise NotFound(_("Bokningen finns inte."))
     return booking
 
@@ -416,9 +424,7 @@ def assign_rooming(actor: Actor, booking_id: int, assignments: list[dict], *,
                    now: Optional[datetime] = None) -> Booking:
     """Put the delegation's members in the booked beds (member_id null empties a bed)."""
     now = now_or(now)
-    booking = visible_booking(actor, booking_id)
-    if booking.coordinator_id != actor.user_id:
-        raise NotFound(_("Bokningen finns inte."))
+    booking = own_booking(actor, booking_id)
     if booking.status not in CANCELLABLE:
         raise Conflict(_("Bara en aktiv bokning har en rumsfördelning."), code="not_active")
     bed_ids = {line.bed_id for line in booking.lines}
@@ -461,6 +467,16 @@ def expire_holds(*, now: Optional[datetime] = None) -> list[int]:
             _expire_booking(booking, now, Actor.system())
         ids = [b.id for b in stale]
     return ids
+
+
+def host_record(host_id: int, *, now: Optional[datetime] = None) -> dict:
+    """What the public sees of a host: name, vetted since, contracts fulfilled, host cancellations."""
+    profile = db.session.get(HostProfile, host_id)
+    user = db.session.get(User, host_id)
+    fulfilled, cancelled = fulfilled_and_cancelled(host_id, local_date(now_or(now)))
+    return {"id": host_id, "display_name": user.name,
+            "verified_since": profile.verified_since.isoformat() if profile and profile.verified_since else None,
+            "contracts_fulfilled": fulfilled, "host_cancellations": cancelled}
 
 
 def fulfilled_and_cancelled(host_id: int, today: date) -> tuple[int, int]:

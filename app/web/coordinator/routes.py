@@ -42,10 +42,7 @@ def _my_bookings() -> list[Booking]:
 
 def _own_booking(booking_id: int) -> Booking:
     """The signed-in coordinator's booking, else 404 (a host may see it through its own pages, not these)."""
-    booking = booking_service.visible_booking(actor(), booking_id)
-    if booking.coordinator_id != current_user.id:
-        raise NotFound(_("Bokningen finns inte."))
-    return booking
+    return booking_service.own_booking(actor(), booking_id)
 
 
 def _flash_every_message(error: DomainError) -> None:

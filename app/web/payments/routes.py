@@ -10,7 +10,7 @@ from app.extensions import db
 from app.i18n import parse_kronor, refund_status
 from app.models import Booking, Payment, Payout, Refund, StripeEvent, User
 from app.services import payments, payouts
-from app.services.booking import visible_booking
+from app.services.booking import own_booking, visible_booking
 from app.services.errors import DomainError
 from app.web.common import actor, role_required
 from app.web.converters import int32
@@ -20,10 +20,7 @@ bp = Blueprint("payments", __name__)
 
 def _own_booking(booking_id: int) -> Booking:
     """The signed-in coordinator's own booking, else 404."""
-    booking = visible_booking(actor(), booking_id)
-    if booking.coordinator_id != current_user.id:
-        abort(404)
-    return booking
+    return own_booking(actor(), booking_id)
 
 
 def _wants_json() -> bool:

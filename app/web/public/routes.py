@@ -19,7 +19,7 @@ def home():
 @bp.get("/listings/<int:listing_id>")
 def listing(listing_id):
     """A published listing with rooms, beds, prices and the host's record."""
-    from app.api.listings import host_record
+    from app.services.booking import host_record
     from app.api.serializers import public_listing_json
     item = db.session.get(Listing, listing_id)
     if item is None or not listings.is_publicly_visible(item):
