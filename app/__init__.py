@@ -169,12 +169,15 @@ def _register_error_handlers(app: Flask) -> None:
 def _register_nul_guard(app: Flask) -> None:
     @app.before_request
     def refuse_nul_characters():
-        """A NUL character cannot be stored or looked up in PostgreSQL text, so it is refused here (400) for every
-        door at once, instead of failing inside a query (a 500)."""
+        """A NUL character cannot be stored or looked up in PostgreSQL text, so it is refused here for every door at
+        once (the API's 422 `invalid`, a page's 400), instead of failing inside a query (a 500)."""
         texts = [request.path, *(v for _key, values in request.args.lists() for v in values)]
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             texts += [v for _key, values in request.form.lists() for v in values]
         if any("\x00" in text_ for text_ in texts) or (request.is_json and b"\\u0000" in request.get_data()):
+            if _is_api():
+                from app.services.errors import ValidationFailed
+                raise ValidationFailed({"body": [_("Texten innehåller ett NUL-tecken (\\u0000); ta bort det.")]})
             abort(400)
 
 
