@@ -39,6 +39,8 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     # Explicit, because Flask-Limiter otherwise inherits the last app's setting in the same process.
     RATELIMIT_ENABLED = True
+    # A moving window: no double budget across a minute boundary (and tests do not depend on the clock).
+    RATELIMIT_STRATEGY = "moving-window"
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
