@@ -17,7 +17,7 @@ class OutboxEmail(db.Model):
     __tablename__ = "outbox_emails"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    to_address: Mapped[str] = mapped_column(String(254))
+    to_address: Mapped[str] = mapped_column(String(254), index=True)
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
     attachment_name: Mapped[Optional[str]] = mapped_column(String(200))
