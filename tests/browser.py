@@ -12,8 +12,7 @@ import os
 import re
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -116,19 +115,6 @@ def fresh() -> None:
     """Forget what the test thread's session knows, to read what the server wrote."""
     db.session.rollback()
     db.session.expire_all()
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 15.0, what: str = "condition"):
-    """Poll `condition()` with fresh reads until it is truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        fresh()
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------------------------
