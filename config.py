@@ -20,11 +20,35 @@ def _bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+DEV_SECRET_KEY = "dev-only-secret-change-me"
+DEV_WEBHOOK_SECRET = "whsec_sangplats_dev"
+DEV_DATABASE_URL = f"sqlite:///{BASE_DIR / 'instance' / 'sangplats.db'}"
+SAFE_TO_TRY_ENVS = ("development", "testing")  # the only environments with public defaults
+
+
+def _list(name: str) -> list[str] | None:
+    value = os.environ.get(name, "")
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    return items or None
+
+
+def _int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
 class Config:
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-secret-change-me")
-    SQLALCHEMY_DATABASE_URI = normalise_database_url(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'sangplats.db'}")
-    )
+    # Development and testing only: outside them an unset SECRET_KEY stops start-up (unsafe_configuration).
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("DATABASE_URL", DEV_DATABASE_URL))
+    # Every external link (mail, answers, calendars) starts with BASE_URL, never with a request's Host.
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    # Flask answers 400 to a request for any other host (None: any host).
+    TRUSTED_HOSTS = _list("TRUSTED_HOSTS")
+    # The number of trusted proxies in front of the app (X-Forwarded-For), 0 without one.
+    PROXY_FIX_X_FOR = _int("PROXY_FIX_X_FOR", 0)
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     MAX_CONTENT_LENGTH = 6 * 1024 * 1024
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(BASE_DIR / "instance" / "uploads"))
@@ -33,7 +57,7 @@ class Config:
     STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_sangplats")
     STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or None
     STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
-    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_sangplats_dev")
+    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
@@ -70,6 +94,7 @@ class TestingConfig(DevelopmentConfig):
     TESTING = True
     WTF_CSRF_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
+    BASE_URL = os.environ.get("BASE_URL", "http://localhost").rstrip("/")
 
 
 class ProductionConfig(Config):
@@ -81,3 +106,42 @@ CONFIGS = {
     "testing": TestingConfig,
     "production": ProductionConfig,
 }
+
+
+def deployment_settings() -> dict:
+    """The deployment's address settings as the environment gives them now (read at each create_app)."""
+    settings: dict = {}
+    if os.environ.get("BASE_URL"):
+        settings["BASE_URL"] = os.environ["BASE_URL"].rstrip("/")
+    if os.environ.get("TRUSTED_HOSTS"):
+        settings["TRUSTED_HOSTS"] = _list("TRUSTED_HOSTS")
+    if os.environ.get("PROXY_FIX_X_FOR"):
+        settings["PROXY_FIX_X_FOR"] = _int("PROXY_FIX_X_FOR", 0)
+    return settings
+
+
+def app_env(config_name: str | None = None) -> str:
+    """The environment: APP_ENV unset means production."""
+    return config_name or os.environ.get("APP_ENV") or "production"
+
+
+def unsafe_configuration(env: str, config) -> str | None:
+    """Why this configuration must not serve (None when it may). Only development and testing may use the
+    public defaults; production also refuses Stripe test keys and the development webhook secret."""
+    if env in SAFE_TO_TRY_ENVS:
+        return None
+    if not os.environ.get("SECRET_KEY") or config.get("SECRET_KEY") in (None, "", DEV_SECRET_KEY):
+        return f"APP_ENV={env} needs its own SECRET_KEY (the public development key signs nothing here)."
+    database = config.get("SQLALCHEMY_DATABASE_URI") or ""
+    if database.startswith("sqlite"):
+        return f"APP_ENV={env} needs a PostgreSQL DATABASE_URL, not SQLite."
+    if (config.get("RATELIMIT_STORAGE_URI") or "memory://").startswith("memory://"):
+        return f"APP_ENV={env} needs a shared RATELIMIT_STORAGE_URI (e.g. redis://), not memory://."
+    if not os.environ.get("BASE_URL") and config.get("BASE_URL") in (None, "", "http://127.0.0.1:5000"):
+        return f"APP_ENV={env} needs BASE_URL (the address every link in mail and answers starts with)."
+    if env == "production":
+        if (config.get("STRIPE_SECRET_KEY") or "").startswith("sk_test_"):
+            return "APP_ENV=production needs a live STRIPE_SECRET_KEY, not a test key (sk_test_)."
+        if config.get("STRIPE_WEBHOOK_SECRET") in (None, "", DEV_WEBHOOK_SECRET):
+            return "APP_ENV=production needs its own STRIPE_WEBHOOK_SECRET, not the development one."
+    return None

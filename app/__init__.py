@@ -12,20 +12,30 @@ from werkzeug.exceptions import HTTPException
 
 from app.extensions import babel, csrf, db, limiter, login_manager, migrate
 from app.json_provider import OrjsonProvider
-from config import BASE_DIR, CONFIGS
+from config import BASE_DIR, CONFIGS, ProductionConfig, app_env, deployment_settings, unsafe_configuration
 
 log = logging.getLogger(__name__)
+
+
+class UnsafeConfiguration(RuntimeError):
+    """The configuration would serve with public defaults or test settings: the app does not start."""
 
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(BASE_DIR / "templates"), instance_path=str(BASE_DIR / "instance"))
     app.json = OrjsonProvider(app)
-    app.config.from_object(CONFIGS[config_name or os.environ.get("APP_ENV", "development")])
+    env = app_env(config_name)
+    app.config.from_object(CONFIGS.get(env, ProductionConfig))
+    app.config["APP_ENV"] = env
+    app.config.update(deployment_settings())
     if overrides:
         app.config.update(overrides)
-    if not app.debug and not app.testing and (config_name or os.environ.get("APP_ENV")) == "production" \
-            and app.config["SECRET_KEY"] == "dev-only-secret-change-me":
-        raise RuntimeError("Set SECRET_KEY in the environment before running in production.")
+    reason = unsafe_configuration(env, app.config)
+    if reason:
+        raise UnsafeConfiguration(reason)
+    if app.config.get("PROXY_FIX_X_FOR"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     db.init_app(app)
@@ -139,6 +149,9 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        from flask.globals import request_ctx
+        if request_ctx.url_adapter is None:  # a host outside TRUSTED_HOSTS: no page can be built for it
+            return app.response_class(_("Felaktig begäran"), status=error.code or 400, mimetype="text/plain")
         title, detail = _http_texts(error)
         if _is_api() or request.path.startswith("/stripe/"):
             codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request",
@@ -159,11 +172,35 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
+        from app.services.errors import database_unreachable
+        if database_unreachable(error):
+            return _database_unavailable(error)
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
         if _is_api():
             return problem(500, "server_error", _("Serverfel"), _("Något gick fel hos oss; felet är loggat."))
         return render_template("errors/error.html", status=500, message=None), 500
+
+
+def _database_unavailable(error: Exception):
+    """While the database cannot be reached: the API's 503 `unavailable`, a friendly page elsewhere."""
+    from app.api.common import problem
+    log.error("database unreachable on %s %s: %s", request.method, request.path,
+              str(getattr(error, "orig", error)).strip().splitlines()[:1])
+    try:
+        db.session.rollback()
+    except Exception:  # nosec B110 - the connection is gone; nothing to roll back
+        pass
+    title = _("Tjänsten är inte tillgänglig")
+    message = _("Sängplats når inte sin databas just nu. Försök igen om en stund.")
+    if _is_api() or request.path.startswith("/stripe/"):
+        response = problem(503, "unavailable", title, message)
+    else:
+        g._login_user = login_manager.anonymous_user()  # the page must not ask the database who is signed in
+        from flask import make_response
+        response = make_response(render_template("errors/error.html", status=503, message=message), 503)
+    response.headers["Retry-After"] = "30"
+    return response
 
 
 def _register_nul_guard(app: Flask) -> None:
@@ -239,9 +276,26 @@ def _register_security_headers(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if _private(response):
+            response.headers["Cache-Control"] = "no-store"
         if app.config.get("HSTS"):
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
+
+
+PRIVATE_MIMETYPES = ("text/csv", "application/pdf", "text/calendar")
+
+
+def _private(response) -> bool:
+    """Signed-in pages and answers, CSVs, PDFs and calendar feeds: no browser or proxy may keep a copy."""
+    from flask_login import current_user
+    if response.mimetype in PRIVATE_MIMETYPES:
+        return True
+    if g.get("api_user") is not None or request.headers.get("Authorization"):
+        return True
+    user = g.get("_login_user")  # only a user already loaded for this request (no extra database query)
+    return bool(user is not None and getattr(user, "is_authenticated", False)) or (
+        "_user_id" in session and current_user.is_authenticated)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -37,7 +37,11 @@ def create_admin(email, password, name, totp_secret):
 @demo_cli.command("seed")
 def seed():
     """Load a demo season, hosts, listings, a coordinator and an admin; print their logins."""
+    from flask import current_app
+
     from app.services.demo import seed_demo
+    if current_app.config.get("APP_ENV") not in ("development", "testing"):
+        raise click.ClickException(f"demo seed refuses to run in production (APP_ENV={current_app.config.get('APP_ENV')}).")
     try:
         logins = seed_demo()
     except DomainError as error:
@@ -62,3 +66,32 @@ def register_cli(app: Flask) -> None:
         app.cli.add_command(group)
     __import__("app.cli_mail", fromlist=["register"]).register(app)
     __import__("app.cli_payments", fromlist=["register"]).register(app)
+    _one_line_when_database_down(app.cli)
+
+
+def _one_line_when_database_down(group: click.Group) -> None:
+    """Every command of the app prints one line and exits 1 while the database cannot be reached."""
+    import functools
+
+    from app.services.errors import database_unreachable
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _one_line_when_database_down(command)
+            continue
+        if command.callback is None or getattr(command.callback, "_db_guarded", False):
+            continue
+
+        def guarded(*args, __callback=command.callback, **kwargs):
+            try:
+                return __callback(*args, **kwargs)
+            except Exception as error:  # only the database being unreachable becomes one line
+                if not database_unreachable(error):
+                    raise
+                raise click.ClickException(f"The database cannot be reached: {_first_line(error)}") from None
+        guarded._db_guarded = True
+        command.callback = functools.update_wrapper(guarded, command.callback)
+
+
+def _first_line(error: Exception) -> str:
+    orig = getattr(error, "orig", None) or error
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0][:300]

@@ -70,3 +70,38 @@ class PaymentFailed(DomainError):
     status = 402
     code = "card_declined"
     title = _l("Betalningen misslyckades")
+
+
+class Unavailable(DomainError):
+    """The database cannot be reached: the API's 503 `unavailable`."""
+
+    status = 503
+    code = "unavailable"
+    title = _l("Tjänsten är inte tillgänglig")
+
+
+# SQLSTATE classes of a database that cannot be reached or is shutting down (not a deadlock or a timeout).
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached at all (connection refused, lost or refused at log-in)."""
+    from sqlalchemy import exc
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, (exc.OperationalError, exc.InterfaceError)):
+            orig = error.orig
+            sqlstate = getattr(orig, "sqlstate", None)
+            if sqlstate is not None:
+                return sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+            message = str(orig).lower()
+            if "database is locked" in message:
+                return False
+            return type(orig).__module__.startswith("psycopg") or "unable to open database" in message
+        if isinstance(error, exc.DisconnectionError):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
