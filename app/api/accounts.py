@@ -1,6 +1,7 @@
 """Accounts: sign-up, tokens, who am I."""
-from flask import request, url_for
+from flask import request
 
+from app.services.links import external_url
 from app.api import api
 from app.api.common import Body, current_actor, json_body, roles
 from app.api.serializers import user_json
@@ -48,6 +49,6 @@ def me():
     profile = db.session.get(HostProfile, user.id) if user.role == "host" else None
     data["host"] = None if profile is None else {
         "vetting_status": profile.vetting_status, "strikes": profile.strikes,
-        "calendar_url": url_for("public.host_calendar", token=profile.calendar_token, _external=True),
+        "calendar_url": external_url("public.host_calendar", token=profile.calendar_token),
     }
     return data

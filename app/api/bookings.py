@@ -1,8 +1,9 @@
 """Delegations, bookings and contracts."""
-from flask import Response, request, url_for
+from flask import Response, request
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
+from app.services.links import external_url
 from app.api import api
 from app.api.common import Body, current_actor, json_body, problem, roles
 from app.api.serializers import booking_json, contract_json
@@ -17,8 +18,8 @@ def delegation_json(delegation) -> dict:
     return {
         "id": delegation.id, "name": delegation.name, "organisation_number": delegation.organisation_number,
         "members": [{"id": m.id, "name": m.name, "email": m.email} for m in delegation.members],
-        "calendar_url": url_for("public.delegation_calendar", token=delegation.calendar_token, _external=True),
-        "rooming_csv_url": url_for("api.rooming_csv", delegation_id=delegation.id, _external=True),
+        "calendar_url": external_url("public.delegation_calendar", token=delegation.calendar_token),
+        "rooming_csv_url": external_url("api.rooming_csv", delegation_id=delegation.id),
     }
 
 

@@ -1,9 +1,10 @@
 """Turning models into the API's JSON shapes."""
 from __future__ import annotations
 
-from flask import url_for
+
 from sqlalchemy import select
 
+from app.services.links import external_url
 from app.api.common import iso
 from app.extensions import db
 from app.models import Bed, BedPrice, Booking, Contract, Flag, HostProfile, Listing, Payment, Room, Season, User
@@ -39,7 +40,7 @@ def listing_json(listing: Listing) -> dict:
         "id": listing.id, "host_id": listing.host_id, "title": listing.title, "description": listing.description,
         "address": listing.address, "postal_code": listing.postal_code, "walking_minutes": listing.walking_minutes,
         "published": listing.published, "accepted_terms_version": listing.accepted_terms_version,
-        "url": url_for("public.listing", listing_id=listing.id, _external=True),
+        "url": external_url("public.listing", listing_id=listing.id),
     }
 
 
@@ -60,7 +61,7 @@ def public_listing_json(listing: Listing, season: Season | None, host_record: di
         "id": listing.id, "title": listing.title, "description": listing.description,
         "walking_minutes": listing.walking_minutes, "postal_code": listing.postal_code,
         "year": season.year if season else None,
-        "url": url_for("public.listing", listing_id=listing.id, _external=True),
+        "url": external_url("public.listing", listing_id=listing.id),
         "host": host_record,
         "rooms": [
             {"id": room.id, "name": room.name,
@@ -110,7 +111,7 @@ def contract_json(contract: Contract) -> dict:
         "host_offer_accepted_at": iso(contract.host_offer_accepted_at),
         "coordinator_accepted_at": iso(contract.coordinator_accepted_at),
         "status": contract_status(contract), "snapshot": snapshot,
-        "pdf_url": url_for("api.contract_pdf", contract_id=contract.id, _external=True),
+        "pdf_url": external_url("api.contract_pdf", contract_id=contract.id),
     }
 
 

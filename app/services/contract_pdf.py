@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 
+from app.services.links import external_url
 from app.models import Contract
 from app.services.contracts import snapshot_of
 
@@ -102,5 +103,5 @@ def render_pdf(contract: Contract) -> bytes:
     heading("Standardvillkor / Standard terms")
     para(data["terms"]["text"], 9)
     heading("Kontrollsumma / Checksum")
-    para(f"SHA-256: {contract.sha256}\nVerifiera / Verify: /contracts/verify?number={contract.number}&sha256=…", 8)
+    para(f"SHA-256: {contract.sha256}\nVerifiera / Verify: {external_url('public.verify_contract')}?number={contract.number}&sha256=…", 8)
     return bytes(pdf.output())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Callable, Optional
 
-from flask import url_for
+
 from flask_babel import force_locale, format_date, format_datetime
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -39,11 +39,9 @@ def _moment(value: datetime) -> str:
 
 
 def _url(endpoint: str, **values) -> Optional[str]:
-    """An absolute link when the app knows its address (in a request, or with SERVER_NAME set)."""
-    try:
-        return url_for(endpoint, _external=True, **values)
-    except RuntimeError:
-        return None
+    """An absolute link on BASE_URL (never the request's Host)."""
+    from app.services.links import external_url
+    return external_url(endpoint, **values)
 
 
 def _queue(user: User, build: Callable[[], tuple[str, list[Optional[str]]]], *, now: datetime,

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
+from app.services.links import external_url
 from app.extensions import db, limiter
 from app.models import User
 from app.services import accounts, vetting
@@ -79,7 +80,7 @@ def forgot_password():
     if form.validate_on_submit():
         accounts.request_password_reset(
             form.email.data, ip=request.remote_addr,
-            reset_url=lambda token: url_for("account.reset_password", token=token, _external=True))
+            reset_url=lambda token: external_url("account.reset_password", token=token))
         flash(_("Om adressen har ett konto har vi skickat en länk. Den gäller i en timme."), "info")
         return redirect(url_for("auth.login"))
     return render_template("account/forgot.html", form=form)

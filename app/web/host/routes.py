@@ -4,6 +4,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.services.links import external_url
 from app.extensions import db
 from app.models import HostProfile, Listing
 from app.services import vetting
@@ -26,7 +27,7 @@ def dashboard():
     profile = own_profile()
     own_listings = db.session.scalars(select(Listing).where(Listing.host_id == current_user.id)
                                       .order_by(Listing.created_at, Listing.id)).all()
-    feed_url = url_for("public.host_calendar", token=profile.calendar_token, _external=True) if profile else None
+    feed_url = external_url("public.host_calendar", token=profile.calendar_token) if profile else None
     return render_template("host/dashboard.html", profile=profile, listings=own_listings, feed_url=feed_url,
                            season=latest_season(), strike_limit=vetting.strike_limit())
 
