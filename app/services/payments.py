@@ -444,6 +444,24 @@ def sync_booking(booking_id: int, *, now: Optional[datetime] = None) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+TARGET_KINDS = ("payment_intent", "charge", "refund")
+
+
+def _unusable(event_type: str, obj) -> Optional[str]:
+    """Why a signed event cannot be acted on (it is then recorded as failed, not lost), or None."""
+    if not isinstance(obj, dict):
+        return "no data.object"
+    kind = obj.get("object")
+    if kind not in TARGET_KINDS:
+        return None if isinstance(kind, str) else "data.object has no object type"
+    target = obj.get("payment_intent") if kind == "charge" else obj.get("id")
+    if isinstance(target, dict):
+        target = target.get("id")
+    if not isinstance(target, str) or not target or len(target) > 255:
+        return f"{kind} without a usable id"
+    return None
+
+
 def _event_target(event_type: str, obj: dict) -> tuple[Optional[str], Optional[str]]:
     """(payment intent id, refund id) an event is about."""
     kind = obj.get("object")
@@ -472,7 +490,7 @@ def _refresh_refund(stripe_refund_id: str, now: datetime) -> None:
         refund.updated_at = now
 
 
-def handle_event(event_id: str, event_type: str, obj: dict, *, now: Optional[datetime] = None) -> str:
+def handle_event(event_id: str, event_type: str, obj: Optional[dict], *, now: Optional[datetime] = None) -> str:
     """Act on a verified Stripe event once: re-fetch what it is about and apply its current state.
 
     Returns `processed`, `duplicate`, `ignored` or `failed` (recorded for admins and retried by reconcile).
@@ -482,6 +500,11 @@ def handle_event(event_id: str, event_type: str, obj: dict, *, now: Optional[dat
     db.session.commit()
     if seen == "processed":
         return "duplicate"
+    event_type = event_type[:100]
+    problem = _unusable(event_type, obj)
+    if problem:
+        _record_event_failure(event_id, event_type, None, f"unusable event: {problem}", now)
+        return "failed"
     intent_id, refund_id = _event_target(event_type, obj)
     try:
         intent = fetch_intent(intent_id) if intent_id else None
