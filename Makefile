@@ -10,6 +10,9 @@ export STRIPE_JS_URL ?= http://127.0.0.1:$(STRIPE_PORT)/js.stripe.com/v3/
 export STRIPE_SECRET_KEY ?= sk_test_sangplats
 export STRIPE_PUBLISHABLE_KEY ?= pk_test_sangplats
 export STRIPE_WEBHOOK_SECRET ?= whsec_sangplats_dev
+# `make run` is development: the defaults (SQLite, memory:// limits, a development key) are refused elsewhere.
+export APP_ENV ?= development
+export BASE_URL ?= http://127.0.0.1:5000
 
 .PHONY: run test install chromium axe translations translations-extract bench bench-quick services clean
 
