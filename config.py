@@ -55,6 +55,8 @@ class Config:
     MAIL_FROM = os.environ.get("MAIL_FROM", "Sängplats <noreply@sangplats.se>")
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(BASE_DIR / "instance" / "mail"))
 
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")  # absolute links (PDFs, e-mail, answers)
+
     BABEL_DEFAULT_LOCALE = "sv"
     BABEL_DEFAULT_TIMEZONE = "Europe/Stockholm"
     LANGUAGES = ("sv", "en")
