@@ -353,6 +353,7 @@ def test_pay_page_loads_stripe_js_only_there_and_has_no_inline_script(world, cli
     origin = js.split("/js.stripe.com")[0]
     assert f'<script src="{js}"></script>' in html and "js/pay.js" in html
     assert 'data-client-secret="seti_' in html
+    assert 'data-locale="sv"' in html and "boka med faktura" in html  # Stripe.js words errors in Swedish
     assert "<script>" not in html and "style=" not in html
     assert origin in page.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
     other = client.get(f"/bookings/{booking.id}/payment")
