@@ -15,11 +15,12 @@ import stripe
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import BedNight, Booking, OutboxEmail, Payment, Refund, StripeEvent
+from app.models import AuditEntry, BedNight, Booking, OutboxEmail, Payment, Refund, StripeEvent
 from app.services import payments
 from app.services.base import Actor
 from app.services.booking import cancel_by_guest, cancel_by_host, expire_holds
 from app.services.errors import DomainError
+from conftest import csrf_from
 from stripe_fixtures import (  # noqa: F401  (fixtures)
     authenticate_3ds, booking_status, card_booking, card_method, confirmations, live_server, localstripe_base,
     no_stripe_webhooks, stripe_app, stripe_webhooks, wait_for,
@@ -243,10 +244,16 @@ def test_status_page_is_the_second_trigger(world, client, login, api_as, no_stri
     assert booking_status(booking.id) == "awaiting_payment"  # no webhook in this test
 
     login(world["coordinator"])
+    audit_rows = db.session.scalar(select(func.count()).select_from(AuditEntry))
     page = client.get(f"/bookings/{booking.id}/payment")
 
-    assert page.status_code == 200
-    assert 'data-booking-status="confirmed"' in page.get_data(as_text=True)
+    assert page.status_code == 200  # a GET only reads: nothing changes until someone asks
+    assert booking_status(booking.id) == "awaiting_payment" and confirmations(booking.id) == 0
+    assert [p.status for p in _payments_of(booking.id)] == ["requires_action"]
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == audit_rows
+    checked = client.post(f"/bookings/{booking.id}/payment/check", data={"csrf_token": csrf_from(page)},
+                          follow_redirects=True)
+    assert 'data-booking-status="confirmed"' in checked.get_data(as_text=True)
     assert booking_status(booking.id) == "confirmed" and confirmations(booking.id) == 1
     receipt = client.get(f"/bookings/{booking.id}/receipt")
     assert receipt.status_code == 200 and body["payment_intent_id"] in receipt.get_data(as_text=True)
@@ -346,6 +353,7 @@ def test_pay_page_loads_stripe_js_only_there_and_has_no_inline_script(world, cli
     origin = js.split("/js.stripe.com")[0]
     assert f'<script src="{js}"></script>' in html and "js/pay.js" in html
     assert 'data-client-secret="seti_' in html
+    assert 'data-locale="sv"' in html and "boka med faktura" in html  # Stripe.js words errors in Swedish
     assert "<script>" not in html and "style=" not in html
     assert origin in page.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
     other = client.get(f"/bookings/{booking.id}/payment")

@@ -228,7 +228,7 @@ def test_rooming_assignment_block_view_and_csv(app, make_user, make_listing, mak
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     assert csv.data.startswith(b"\xef\xbb\xbf")
     lines = csv.data.decode("utf-8-sig").splitlines()
-    assert lines[0] == "night;listing;room;bed;member;booking_id"
+    assert lines[0] == "Natt;Boende;Rum;Säng;Gäst;Bokning"  # Swedish headers for a Swedish user
     assert len(lines) == 1 + 4
     assert f"2027-06-20;Rum i Visby;Rum 1;Säng 1;{member.name};{booking.id}" in lines
 

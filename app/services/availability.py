@@ -119,6 +119,28 @@ def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking
     return found
 
 
+@dataclass(frozen=True)
+class ListingSummary:
+    from_ore: Optional[int]  # the lowest price per bed and night this season
+    free_beds: int  # priced beds free every night of the season
+
+
+def listing_summaries(season: Optional[Season], listing_ids: list[int], *,
+                      now: Optional[datetime] = None) -> dict[int, ListingSummary]:
+    """Per listing: the lowest bed-night price of the season and how many priced beds are free all season."""
+    if season is None or not listing_ids:
+        return {}
+    occupied = occupied_bed_ids(season.first_night, season.check_out_day, now_or(now))
+    rows = db.session.execute(
+        select(Room.listing_id, func.min(BedPrice.price_ore),
+               func.count(Bed.id).filter(Bed.id.not_in(occupied)))
+        .join(Bed, Bed.room_id == Room.id)
+        .join(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == season.id))
+        .where(Room.listing_id.in_(listing_ids))
+        .group_by(Room.listing_id))
+    return {lid: ListingSummary(low, free or 0) for lid, low, free in rows}
+
+
 def taken_bed_nights(bed_ids: list[int], check_in: date, check_out: date) -> list[tuple[int, date]]:
     """The occupied (bed, night) pairs among these beds in the stay, holds past their time included."""
     rows = db.session.execute(

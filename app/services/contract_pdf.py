@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
@@ -26,6 +27,11 @@ def local_time(iso: str | None) -> str:
         return "–"
     moment = datetime.fromisoformat(iso).astimezone(ZoneInfo("Europe/Stockholm"))
     return f"{moment:%Y-%m-%d %H:%M:%S} (Europe/Stockholm)"
+
+
+def verify_link(contract: Contract) -> str:
+    """The absolute verify address, from the configured BASE_URL (never a request's Host header)."""
+    return f"{external_url('public.verify_contract')}?{urlencode({'number': contract.number, 'sha256': contract.sha256})}"
 
 
 def render_pdf(contract: Contract) -> bytes:
@@ -103,5 +109,10 @@ def render_pdf(contract: Contract) -> bytes:
     heading("Standardvillkor / Standard terms")
     para(data["terms"]["text"], 9)
     heading("Kontrollsumma / Checksum")
-    para(f"SHA-256: {contract.sha256}\nVerifiera / Verify: {external_url('public.verify_contract')}?number={contract.number}&sha256=…", 8)
+    para(f"SHA-256: {contract.sha256}", 8)
+    verify_url = verify_link(contract)
+    pdf.set_font("DejaVu", "", 8)
+    # The whole address, wrapped wherever the line ends, and clickable.
+    pdf.multi_cell(width, 5, f"Verifiera / Verify: {verify_url}", align="L", link=verify_url, wrapmode="CHAR",
+                   new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

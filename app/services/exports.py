@@ -4,13 +4,15 @@ from __future__ import annotations
 import csv
 import io
 
+from flask_babel import pgettext
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Bed, BedNight, Booking, Contract, Delegation, Listing, Member, Room
 from app.services import rooming
 
-ROOMING_HEADER = ["night", "listing", "room", "bed", "member", "booking_id"]
+# API.md's column order: night, listing, room, bed, member name, booking id; words in the reader's language.
+ROOMING_HEADER = ["Natt", "Boende", "Rum", "Säng", "Gäst", "Bokning"]
 GUESTS_HEADER = ["night", "listing", "room", "bed", "organisation", "guest", "contract", "booking_id", "status"]
 
 
@@ -31,7 +33,7 @@ def _csv(header: list[str], rows) -> bytes:
 
 def rooming_csv(delegation_id: int) -> bytes:
     """The delegation's rooming list: UTF-8 with BOM, semicolons, a header, one row per booked bed-night."""
-    return _csv(ROOMING_HEADER, ([row.night.isoformat(), row.listing, row.room, row.bed, row.member or "",
+    return _csv([pgettext("rooming csv", word) for word in ROOMING_HEADER], ([row.night.isoformat(), row.listing, row.room, row.bed, row.member or "",
                                   row.booking_id] for row in rooming.rooming_rows(delegation_id)))
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.i18n import N_, booking_status, kr
+from app.i18n import N_, booking_status, current_locale, kr
 from app.models import BedNight, Booking, Payment, Refund, StripeEvent
 from app.services import audit, events
 from app.services.availability import taken_bed_nights
@@ -61,12 +61,12 @@ def _coordinator_pays() -> str:
 
 
 def _declined(reason: Optional[str]) -> str:
-    """Stripe's reason (in English) when it gives one, and what the coordinator can do."""
+    """Stripe's reason when it gives one, and what the coordinator can do."""
     if reason:
-        return _("Kortet nekades: %(reason)s Bokningen väntar fortfarande på betalning; prova ett annat kort innan "
-                 "reservationen går ut.", reason=reason)
-    return _("Kortet nekades. Bokningen väntar fortfarande på betalning; prova ett annat kort innan reservationen "
-             "går ut.")
+        return _("Kortet nekades: %(reason)s Bokningen väntar fortfarande på betalning; prova ett annat kort, eller "
+                 "boka med faktura, innan reservationen går ut.", reason=reason)
+    return _("Kortet nekades. Bokningen väntar fortfarande på betalning; prova ett annat kort, eller boka med "
+             "faktura, innan reservationen går ut.")
 
 
 def configure_stripe() -> None:
@@ -211,7 +211,8 @@ def _create_intent(booking_id: int, payment_id: int, attempt_key: str, amount_or
         amount=amount_ore, currency=CURRENCY, payment_method=payment_method_id, confirm=True,
         payment_method_types=["card"],
         metadata={"booking_id": str(booking_id), "payment_id": str(payment_id), "attempt_key": attempt_key},
-        idempotency_key=f"sangplats-payment-{attempt_key}", **params)
+        idempotency_key=f"sangplats-payment-{attempt_key}",
+        headers={"Accept-Language": current_locale()}, **params)  # Stripe words a decline in the user's language
 
 
 def _record_failure(payment_id: int, status: str, message: str, intent_id: Optional[str], now: datetime) -> None:

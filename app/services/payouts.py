@@ -99,9 +99,8 @@ def sync_payouts(*, now: Optional[datetime] = None) -> int:
 
 
 def due_payouts(*, now: Optional[datetime] = None) -> list[Payout]:
-    """Scheduled payouts that are due, oldest first (the ledger is brought up to date first)."""
+    """Scheduled payouts that are due, oldest first, as the ledger stands (read only: the job writes it)."""
     now = now_or(now)
-    sync_payouts(now=now)
     return list(db.session.scalars(select(Payout).where(Payout.status == "scheduled", Payout.due_at <= now)
                                    .order_by(Payout.due_at, Payout.id)))
 
@@ -161,9 +160,8 @@ class Statement:
 
 
 def host_statement(host_id: int, *, now: Optional[datetime] = None) -> Statement:
-    """A host's payouts: paid, scheduled and still to come (projected from live bookings)."""
+    """A host's payouts: paid, scheduled and still to come (projected from live bookings); read only."""
     now = now_or(now)
-    sync_payouts(now=now)
     lines: list[StatementLine] = []
     paid_booking_ids = set()
     for payout in db.session.scalars(select(Payout).where(Payout.host_id == host_id)):

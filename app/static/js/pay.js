@@ -21,7 +21,14 @@
     return;
   }
 
-  var stripe = window.Stripe(form.dataset.publishableKey);
+  // Stripe.js words its card errors in the page's language; we add what to do next.
+  var stripe = window.Stripe(form.dataset.publishableKey, {locale: form.dataset.locale || "sv"});
+
+  function declined(error) {
+    var message = error.message || form.dataset.msgFailed;
+    // A mistyped card (validation_error) needs no advice; a refused one (card_error) does.
+    return new Error(error.type === "card_error" ? message + " " + form.dataset.msgDeclined : message);
+  }
   var card = stripe.elements().create("card");
   card.mount("#card-element");
 
@@ -51,13 +58,13 @@
     try {
       var setup = await stripe.confirmCardSetup(form.dataset.clientSecret, {payment_method: {card: card}});
       if (setup.error) {
-        throw new Error(setup.error.message || form.dataset.msgFailed);
+        throw declined(setup.error);
       }
       var result = await charge(setup.setupIntent.payment_method);
       if (result.status === "requires_action") {
         var done = await stripe.confirmCardPayment(result.client_secret);
         if (done.error) {
-          throw new Error(done.error.message || form.dataset.msgFailed);
+          throw declined(done.error);
         }
       }
       window.location.assign(result.status_url || form.dataset.statusUrl);

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -71,14 +72,22 @@ def pay_submit(booking_id):
 @bp.get("/bookings/<int:booking_id>/payment")
 @role_required("coordinator", "host", "admin")
 def status(booking_id):
-    """Show a booking's payment status (re-checking open payments with Stripe first)."""
+    """Show a booking's payment status as recorded (a GET only reads; the check button asks Stripe)."""
     booking = visible_booking(actor(), booking_id)
-    payments.sync_booking(booking_id)
-    booking = db.session.get(Booking, booking_id)
     rows = db.session.scalars(select(Payment).where(Payment.booking_id == booking_id).order_by(Payment.id)).all()
     refunds = db.session.scalars(select(Refund).where(Refund.booking_id == booking_id).order_by(Refund.id)).all()
     return render_template("payments/status.html", booking=booking, payments=rows, refunds=refunds,
-                           reasons=payments.REFUND_REASONS, is_coordinator=booking.coordinator_id == current_user.id)
+                           reasons=payments.REFUND_REASONS, is_coordinator=booking.coordinator_id == current_user.id,
+                           open_payments=any(p.status in payments.OPEN_STATUSES for p in rows))
+
+
+@bp.post("/bookings/<int:booking_id>/payment/check")
+@role_required("coordinator", "host", "admin")
+def check_status(booking_id):
+    """Re-fetch the booking's open payments from Stripe and apply them (the webhook's second trigger)."""
+    visible_booking(actor(), booking_id)
+    payments.sync_booking(booking_id)
+    return redirect(url_for("payments.status", booking_id=booking_id))
 
 
 @bp.get("/bookings/<int:booking_id>/receipt")
@@ -159,6 +168,15 @@ def admin_payouts():
     hosts = {u.id: u for u in db.session.scalars(select(User).where(
         User.id.in_({p.host_id for p in due} | {p.host_id for p in paid})))}
     return render_template("payments/admin_payouts.html", due=due, paid=paid, hosts=hosts)
+
+
+@bp.post("/admin/payments/payouts/sync")
+@role_required("admin")
+def admin_sync_payouts():
+    """Bring the payout ledger up to now (the job does it too), instead of writing on a page view."""
+    created = payouts.sync_payouts()
+    flash(ngettext("%(num)s ny utbetalning.", "%(num)s nya utbetalningar.", created), "info")
+    return redirect(url_for("payments.admin_payouts"))
 
 
 @bp.post("/admin/payments/payouts/<int:payout_id>/paid")

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Listing
-from app.services import contracts, listings
+from app.services import availability, contracts, listings
 from app.services.seasons import latest_season
 
 bp = Blueprint("public", __name__)
@@ -55,8 +55,9 @@ def delegation_calendar(token):
 def browse():
     """Every published listing."""
     rows = db.session.scalars(select(Listing).where(Listing.published.is_(True)).order_by(Listing.walking_minutes))
-    return render_template("public/browse.html",
-                           listings=[r for r in rows if listings.is_publicly_visible(r)], season=latest_season())
+    visible, season = [r for r in rows if listings.is_publicly_visible(r)], latest_season()
+    return render_template("public/browse.html", listings=visible, season=season,
+                           summaries=availability.listing_summaries(season, [r.id for r in visible]))
 
 
 def _ics(feed: bytes | None):
