@@ -6,7 +6,6 @@ the run instead of skipping.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -26,21 +25,23 @@ PASSWORD = "correct-horse-battery"
 NOW = datetime.now(timezone.utc)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def compiled_translations():
-    """Compile each catalogue whose .po is newer than its .mo (the .mo files are not in git)."""
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
-    for po in (ROOT / "app" / "translations").glob("*/LC_MESSAGES/messages.po"):
+def stale_catalogues(translations: Path) -> list[str]:
+    """Each catalogue whose compiled .mo is missing or older than its .po, as a sentence."""
+    problems = []
+    for po in sorted(translations.glob("*/LC_MESSAGES/messages.po")):
         mo = po.with_suffix(".mo")
-        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
-            continue
-        with po.open("rb") as source:
-            catalog = read_po(source, locale=po.parent.parent.name)
-        partial = mo.with_name(f"messages.{os.getpid()}.mo.tmp")
-        with partial.open("wb") as target:
-            write_mo(target, catalog)
-        os.replace(partial, mo)  # atomic, so a live server started by a test never reads half a file
+        if not mo.exists():
+            problems.append(f"{mo.relative_to(ROOT) if mo.is_relative_to(ROOT) else mo} is missing")
+        elif mo.stat().st_mtime < po.stat().st_mtime:
+            problems.append(f"{mo.relative_to(ROOT) if mo.is_relative_to(ROOT) else mo} is older than its .po")
+    return problems
+
+
+def pytest_sessionstart(session):
+    """The tests use the catalogues `make install` compiled, so a broken build step cannot hide."""
+    problems = stale_catalogues(ROOT / "app" / "translations")
+    if problems:
+        pytest.exit("; ".join(problems) + ": run `make install` (or `make translations`).", returncode=4)
 
 
 @pytest.fixture(scope="session")
