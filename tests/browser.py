@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import YEAR
 from live_server import free_port, migrate
 from werkzeug.serving import make_server
 
@@ -43,7 +44,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "correct-horse-battery"
 ADMIN_TOTP_SECRET = "KRSXG5CTMVRXEZLUKN2XAZLFKRSXG5CT"  # nosec B105 - a test admin's known secret
-SEASON_YEAR = 2027
+SEASON_YEAR = YEAR  # next year, from today (see conftest.py)
 FIRST_NIGHT = date(SEASON_YEAR, 6, 20)
 LAST_NIGHT = date(SEASON_YEAR, 6, 25)
 

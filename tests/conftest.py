@@ -23,6 +23,10 @@ from tests.live_server import IN_CI, fresh_postgres_database, migrate, postgres_
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery"
 NOW = datetime.now(timezone.utc)
+# The test season is next year's Almedalsveckan (20-25 June), built from today, so that its opening,
+# free-cancellation date (21 April) and first night all lie ahead whatever today is: the suite never
+# rots with the calendar. Dates the tests need after today are passed to the services as `now=`.
+YEAR = NOW.year + 1
 
 
 def stale_catalogues(translations: Path) -> list[str]:
@@ -145,7 +149,7 @@ def admin_actor(make_admin):
 @pytest.fixture
 def make_season(app, admin_actor):
     def make(**params):
-        year = params.setdefault("year", 2027)
+        year = params.setdefault("year", YEAR)
         params.setdefault("name", f"Almedalsveckan {year}")
         params.setdefault("first_night", date(year, 6, 20))
         params.setdefault("last_night", date(year, 6, 25))
@@ -194,7 +198,7 @@ def make_listing(make_host, make_season):
 
     def make(host=None, beds=2, rooms=1, price_ore=50000, season=None, publish=True, walking_minutes=10, **params):
         from app.models import Season
-        season = season or db.session.query(Season).filter_by(year=2027).one_or_none() or make_season()
+        season = season or db.session.query(Season).filter_by(year=YEAR).one_or_none() or make_season()
         host = host or make_host()
         actor = Actor(host.id, "host")
         listing = listings.create_listing(
