@@ -20,8 +20,8 @@ from app.services import payments
 from app.services.base import Actor
 from app.services.booking import cancel_by_guest, cancel_by_host, expire_holds
 from app.services.errors import DomainError
-from stripe_fixtures import (  # noqa: F401  (fixtures)
 from conftest import YEAR
+from stripe_fixtures import (  # noqa: F401  (fixtures)
     authenticate_3ds, booking_status, card_booking, card_method, confirmations, live_server, localstripe_base,
     no_stripe_webhooks, stripe_app, stripe_webhooks, wait_for,
 )

@@ -13,8 +13,8 @@ from app.services import booking as booking_service
 from app.services import payouts
 from app.services.base import Actor
 from app.services.errors import DomainError, ValidationFailed
-from stripe_fixtures import (  # noqa: F401  (fixtures)
 from conftest import YEAR
+from stripe_fixtures import (  # noqa: F401  (fixtures)
     CHECK_IN, CHECK_OUT, card_booking, localstripe_base, no_stripe_webhooks, stripe_app,
 )
 
