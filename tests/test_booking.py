@@ -116,10 +116,22 @@ def test_beds_of_two_listings_refused(world, make_listing):
 
 
 def test_not_bookable_before_opening_and_when_suspended(world, admin_actor, make_season, make_listing, api_as):
+    from app.models import Season
     from app.services import vetting
+    season = db.session.query(Season).filter_by(year=YEAR).one()
+    season.bookings_open_at = NOW + timedelta(days=1)  # booking opens tomorrow
+    db.session.commit()
+    early = book(world["coord"], world["delegation"].id, world["bed_ids"][:1])
+    assert early.status_code == 422 and early.get_json()["code"] == "not_bookable"
+    assert f"Bokningen för {YEAR} öppnar" in early.get_json()["detail"]
+    season.bookings_open_at = NOW - timedelta(days=1)
+    db.session.commit()
+    assert db.session.query(BedNight).count() == 0  # nothing was booked
+
     vetting.decide(admin_actor, world["listing"].host_id, "suspend", "abuse")
     response = book(world["coord"], world["delegation"].id, world["bed_ids"][:1])
     assert response.status_code == 422 and response.get_json()["code"] == "not_bookable"
+    assert "Värden kan inte ta emot bokningar just nu." in response.get_json()["detail"]
     assert api_as().get(f"/listings/{world['listing'].id}").status_code == 404
     results = api_as().get(f"/availability?year={YEAR}&check_in={YEAR}-06-21&check_out={YEAR}-06-23&beds=1").get_json()
     assert world["listing"].id not in [r["listing_id"] for r in results["results"]]

@@ -186,7 +186,10 @@ def test_cancel_shows_todays_refund_and_frees_the_beds(app, make_user, make_seas
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert '<dd class="refund"><strong>1\u00a0000 kr</strong></dd>' in html  # the late 50 %
-    assert booking_service.CANCELLABLE and booking.status == "confirmed"  # a GET changed nothing
+    db.session.expire_all()  # read the database, not the object this test made
+    unchanged = db.session.get(Booking, booking.id)
+    assert unchanged.status == "confirmed" and unchanged.refund_ore in (None, 0)  # a GET changed nothing
+    assert set(db.session.scalars(select(BedNight.state).where(BedNight.booking_id == booking.id))) == {"booked"}
 
     response = browser.post(f"/coordinator/bookings/{booking.id}/cancel", data={"csrf_token": csrf_from(page)})
     assert response.status_code == 302
