@@ -25,8 +25,16 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed translations
 
-translations: $(VENV)/.installed
-	$(VENV)/bin/pybabel compile -f -q -d app/translations 2>/dev/null || true
+# One .mo per catalogue, rebuilt when its .po changes; a failing compile fails the build (the tests
+# refuse to run with a missing or stale .mo). Written beside and renamed, so a running app never reads half a file.
+PO_FILES := $(wildcard app/translations/*/LC_MESSAGES/messages.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+
+translations: $(MO_FILES)
+
+app/translations/%/LC_MESSAGES/messages.mo: app/translations/%/LC_MESSAGES/messages.po | $(VENV)/.installed
+	$(VENV)/bin/pybabel -q compile -f -l $* -i $< -o $@.tmp
+	mv -f $@.tmp $@
 
 # For developers after changing texts: collect every msgid into messages.pot and merge it into
 # each catalogue (new entries arrive untranslated; tests/test_i18n.py fails until they are translated).

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import YEAR
 from live_server import free_port, migrate
 from werkzeug.serving import make_server
 
@@ -43,7 +44,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "correct-horse-battery"
 ADMIN_TOTP_SECRET = "KRSXG5CTMVRXEZLUKN2XAZLFKRSXG5CT"  # nosec B105 - a test admin's known secret
-SEASON_YEAR = 2027
+PHONE = {"width": 390, "height": 844}
+SEASON_YEAR = YEAR  # next year, from today (see conftest.py)
 FIRST_NIGHT = date(SEASON_YEAR, 6, 20)
 LAST_NIGHT = date(SEASON_YEAR, 6, 25)
 
@@ -178,7 +180,24 @@ class Screenshots:
         path = self.folder / f"{self.count:02d}-{slug}.png"
         self.page.screenshot(path=str(path), full_page=True)
         self.paths.append(path)
+        self.phone(f"{self.count:02d}-{slug}")
         return path
+
+    def phone(self, name: str) -> None:
+        """The same page at phone width (390x844): a screenshot, and nothing wider than the screen."""
+        desktop = self.page.viewport_size
+        self.page.set_viewport_size(PHONE)
+        try:
+            path = self.folder / f"{name}-phone.png"
+            self.page.screenshot(path=str(path), full_page=True)
+            self.paths.append(path)
+            widths = self.page.evaluate(
+                "() => [document.documentElement.scrollWidth, window.innerWidth, location.pathname]")
+            assert widths[0] <= widths[1], (
+                f"{widths[2]} overflows a {PHONE['width']} px phone: scrollWidth {widths[0]} > innerWidth {widths[1]}"
+                f" (see {path.relative_to(ROOT)})")
+        finally:
+            self.page.set_viewport_size(desktop)
 
 
 def sign_in(page, email: str, password: str = PASSWORD, otp: str | None = None) -> None:

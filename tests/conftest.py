@@ -6,7 +6,6 @@ the run instead of skipping.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -24,23 +23,29 @@ from tests.live_server import IN_CI, fresh_postgres_database, migrate, postgres_
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery"
 NOW = datetime.now(timezone.utc)
+# The test season is next year's Almedalsveckan (20-25 June), built from today, so that its opening,
+# free-cancellation date (21 April) and first night all lie ahead whatever today is: the suite never
+# rots with the calendar. Dates the tests need after today are passed to the services as `now=`.
+YEAR = NOW.year + 1
 
 
-@pytest.fixture(scope="session", autouse=True)
-def compiled_translations():
-    """Compile each catalogue whose .po is newer than its .mo (the .mo files are not in git)."""
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
-    for po in (ROOT / "app" / "translations").glob("*/LC_MESSAGES/messages.po"):
+def stale_catalogues(translations: Path) -> list[str]:
+    """Each catalogue whose compiled .mo is missing or older than its .po, as a sentence."""
+    problems = []
+    for po in sorted(translations.glob("*/LC_MESSAGES/messages.po")):
         mo = po.with_suffix(".mo")
-        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
-            continue
-        with po.open("rb") as source:
-            catalog = read_po(source, locale=po.parent.parent.name)
-        partial = mo.with_name(f"messages.{os.getpid()}.mo.tmp")
-        with partial.open("wb") as target:
-            write_mo(target, catalog)
-        os.replace(partial, mo)  # atomic, so a live server started by a test never reads half a file
+        if not mo.exists():
+            problems.append(f"{mo.relative_to(ROOT) if mo.is_relative_to(ROOT) else mo} is missing")
+        elif mo.stat().st_mtime < po.stat().st_mtime:
+            problems.append(f"{mo.relative_to(ROOT) if mo.is_relative_to(ROOT) else mo} is older than its .po")
+    return problems
+
+
+def pytest_sessionstart(session):
+    """The tests use the catalogues `make install` compiled, so a broken build step cannot hide."""
+    problems = stale_catalogues(ROOT / "app" / "translations")
+    if problems:
+        pytest.exit("; ".join(problems) + ": run `make install` (or `make translations`).", returncode=4)
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +154,7 @@ def admin_actor(make_admin):
 @pytest.fixture
 def make_season(app, admin_actor):
     def make(**params):
-        year = params.setdefault("year", 2027)
+        year = params.setdefault("year", YEAR)
         params.setdefault("name", f"Almedalsveckan {year}")
         params.setdefault("first_night", date(year, 6, 20))
         params.setdefault("last_night", date(year, 6, 25))
@@ -198,7 +203,7 @@ def make_listing(make_host, make_season):
 
     def make(host=None, beds=2, rooms=1, price_ore=50000, season=None, publish=True, walking_minutes=10, **params):
         from app.models import Season
-        season = season or db.session.query(Season).filter_by(year=2027).one_or_none() or make_season()
+        season = season or db.session.query(Season).filter_by(year=YEAR).one_or_none() or make_season()
         host = host or make_host()
         actor = Actor(host.id, "host")
         listing = listings.create_listing(

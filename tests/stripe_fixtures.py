@@ -27,10 +27,11 @@ from app.extensions import db
 from app.models import AuditEntry, Booking
 from app.services import booking as booking_service
 from app.services.base import Actor
+from conftest import YEAR
 
 WEBHOOK_NAME = "sangplats"
-CHECK_IN = date(2027, 6, 20)
-CHECK_OUT = date(2027, 6, 22)
+CHECK_IN = date(YEAR, 6, 20)
+CHECK_OUT = date(YEAR, 6, 22)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.services import booking as booking_service
 from app.services import flags
 from app.services.base import Actor
-from tests.conftest import PASSWORD, csrf_from
+from tests.conftest import PASSWORD, YEAR, csrf_from
 
 # Public by design: the published listing, public contract verification, secret-token calendars.
 PUBLIC = {
@@ -30,18 +30,18 @@ def world(make_listing, make_user, make_delegation, make_host, make_admin, api_a
     delegation = make_delegation(coordinator)
     actor = Actor(coordinator.id, "coordinator")
     booking = booking_service.create_booking(
-        actor, delegation_id=delegation.id, bed_ids=[listing.beds()[0].id], check_in=date(2027, 6, 21),
-        check_out=date(2027, 6, 22), accept_contract=True, payment_method="invoice")
+        actor, delegation_id=delegation.id, bed_ids=[listing.beds()[0].id], check_in=date(YEAR, 6, 21),
+        check_out=date(YEAR, 6, 22), accept_contract=True, payment_method="invoice")
     card = booking_service.create_booking(
-        actor, delegation_id=delegation.id, bed_ids=[listing.beds()[1].id], check_in=date(2027, 6, 21),
-        check_out=date(2027, 6, 22), accept_contract=True, payment_method="card")
+        actor, delegation_id=delegation.id, bed_ids=[listing.beds()[1].id], check_in=date(YEAR, 6, 21),
+        check_out=date(YEAR, 6, 22), accept_contract=True, payment_method="card")
     flag = flags.create_flag(actor, host_id=listing.host_id, category="other", description="x",
                              booking_id=booking.id)
     ids = {
         "listing_id": listing.id, "room_id": listing.rooms[0].id, "bed_id": listing.beds()[0].id,
         "booking_id": booking.id, "contract_id": booking.contract.id, "delegation_id": delegation.id,
         "member_id": delegation.members[0].id, "flag_id": flag.id, "user_id": listing.host_id,
-        "host_id": listing.host_id, "year": 2027, "card_booking_id": card.id,
+        "host_id": listing.host_id, "year": YEAR, "card_booking_id": card.id,
     }
     return {"ids": ids, "strangers": {"host": make_host(), "coordinator": make_user("coordinator")},
             "owner": coordinator}

@@ -27,10 +27,11 @@ from browser import (
 
 from app.services import booking as booking_service
 from app.services.base import Actor
+from conftest import YEAR
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 BLOCKING = ("serious", "critical")
-CHECK_OUT = date(2027, 6, 22)
+CHECK_OUT = date(YEAR, 6, 22)
 
 PAGES = [
     ("public", "/"),
@@ -47,8 +48,8 @@ PAGES = [
     ("host", "/host/listings/new"),
     ("host", "/host/bookings"),
     ("coordinator", "/coordinator/"),
-    ("coordinator", "/coordinator/search?check_in=2027-06-20&check_out=2027-06-22&beds=1"),
-    ("coordinator", "/coordinator/review?check_in=2027-06-20&check_out=2027-06-22&bed_ids={free_bed}"),
+    ("coordinator", f"/coordinator/search?check_in={YEAR}-06-20&check_out={YEAR}-06-22&beds=1"),
+    ("coordinator", f"/coordinator/review?check_in={YEAR}-06-20&check_out={YEAR}-06-22&bed_ids={{free_bed}}"),
     ("coordinator", "/coordinator/bookings/{booking}"),
     ("coordinator", "/coordinator/bookings/{booking}/rooming"),
     ("coordinator", "/coordinator/delegations/{delegation}/block"),
@@ -59,7 +60,7 @@ PAGES = [
     ("admin", "/admin/hosts"),
     ("admin", "/admin/flags"),
     ("admin", "/admin/seasons/new"),
-    ("admin", "/admin/seasons/2027/edit"),
+    ("admin", f"/admin/seasons/{YEAR}/edit"),
     ("admin", "/admin/audit"),
     ("admin", "/admin/payments"),
     ("host", "/account/password"),

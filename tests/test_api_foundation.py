@@ -5,7 +5,7 @@ import pytest
 
 from app.services.base import Actor
 from app.services import pricing
-from tests.conftest import NOW, PASSWORD
+from tests.conftest import NOW, PASSWORD, YEAR
 
 
 def test_healthz(client):
@@ -85,9 +85,9 @@ def test_admin_vetting_queue_and_decision(api_as, make_user, make_admin):
 
 
 def _season_body(**overrides):
-    body = {"year": 2027, "name": "Almedalsveckan 2027", "first_night": "2027-06-20", "last_night": "2027-06-25",
-            "bookings_open_at": "2027-02-01T09:00:00+01:00", "price_cap_ore": 90000, "max_increase_pct": 10,
-            "strike_limit": 3, "hold_minutes": 15, "free_cancellation_until": "2027-04-21",
+    body = {"year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": f"{YEAR}-06-20", "last_night": f"{YEAR}-06-25",
+            "bookings_open_at": f"{YEAR}-02-01T09:00:00+01:00", "price_cap_ore": 90000, "max_increase_pct": 10,
+            "strike_limit": 3, "hold_minutes": 15, "free_cancellation_until": f"{YEAR}-04-21",
             "late_cancellation_refund_pct": 50}
     body.update(overrides)
     return body
@@ -100,12 +100,12 @@ def test_admin_creates_and_patches_season(api_as, make_admin, make_user):
     season = response.get_json()
     assert season["terms_version"] and season["price_cap_ore"] == 90000
     assert admin.post("/admin/seasons", _season_body()).get_json()["code"] == "season_exists"
-    patched = admin.patch("/admin/seasons/2027", {"price_cap_ore": 95000})
+    patched = admin.patch(f"/admin/seasons/{YEAR}", {"price_cap_ore": 95000})
     assert patched.status_code == 200 and patched.get_json()["price_cap_ore"] == 95000
     seasons = api_as().get("/seasons").get_json()["seasons"]
-    assert seasons[0]["year"] == 2027 and "terms_version" in seasons[0]
-    assert api_as(make_user("host")).post("/admin/seasons", _season_body(year=2028)).status_code == 403
-    bad = admin.post("/admin/seasons", _season_body(year=2029, first_night="2029-06-25", last_night="2029-06-20"))
+    assert seasons[0]["year"] == YEAR and "terms_version" in seasons[0]
+    assert api_as(make_user("host")).post("/admin/seasons", _season_body(year=YEAR + 1)).status_code == 403
+    bad = admin.post("/admin/seasons", _season_body(year=YEAR + 2, first_night=f"{YEAR + 2}-06-25", last_night=f"{YEAR + 2}-06-20"))
     assert bad.status_code == 422 and bad.get_json()["code"] == "invalid"
 
 
@@ -126,15 +126,15 @@ def test_price_cap_and_publish_flow(api_as, make_host, make_season):
     listing_id, bed_id = _listing_with_bed(host)
     unpriced = host.post(f"/listings/{listing_id}/publish", {"accept_terms_version": season.terms_version})
     assert unpriced.status_code == 422 and unpriced.get_json()["code"] == "bed_without_price"
-    above = host.put(f"/beds/{bed_id}/prices/2027", {"price_ore": 90001})
+    above = host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 90001})
     assert above.status_code == 422
     assert above.get_json()["code"] == "price_above_cap" and above.get_json()["max_allowed_ore"] == 90000
-    assert host.put(f"/beds/{bed_id}/prices/2027", {"price_ore": 90000}).status_code == 200
+    assert host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 90000}).status_code == 200
     wrong_terms = host.post(f"/listings/{listing_id}/publish", {"accept_terms_version": "0.0"})
     assert wrong_terms.status_code == 422 and wrong_terms.get_json()["code"] == "terms_not_accepted"
     published = host.post(f"/listings/{listing_id}/publish", {"accept_terms_version": season.terms_version})
     assert published.status_code == 200
-    public = api_as().get(f"/listings/{listing_id}?year=2027")
+    public = api_as().get(f"/listings/{listing_id}?year={YEAR}")
     assert public.status_code == 200
     for year in ("abc", "²", "9" * 20):  # a superscript passes str.isdigit; a long number no column holds
         odd = api_as().get(f"/listings/{listing_id}?year={year}", headers={"Accept-Language": "sv"})
@@ -150,33 +150,33 @@ def test_unapproved_host_cannot_publish(api_as, make_host, make_season):
     season = make_season()
     host = api_as(make_host(approved=False))
     listing_id, bed_id = _listing_with_bed(host)
-    host.put(f"/beds/{bed_id}/prices/2027", {"price_ore": 50000})
+    host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 50000})
     response = host.post(f"/listings/{listing_id}/publish", {"accept_terms_version": season.terms_version})
     assert response.status_code == 403 and response.get_json()["code"] == "host_not_approved"
     assert api_as().get(f"/listings/{listing_id}").status_code == 404
 
 
 def test_year_over_year_limit(api_as, make_host, make_season, admin_actor):
-    make_season(year=2026, bookings_open_at=NOW + timedelta(days=1))
-    make_season(year=2027, bookings_open_at=NOW + timedelta(days=30))
+    make_season(year=YEAR - 1, bookings_open_at=NOW + timedelta(days=1))
+    make_season(year=YEAR, bookings_open_at=NOW + timedelta(days=30))
     host = api_as(make_host())
     _, bed_id = _listing_with_bed(host)
-    assert host.put(f"/beds/{bed_id}/prices/2026", {"price_ore": 60000}).status_code == 200
-    response = host.put(f"/beds/{bed_id}/prices/2027", {"price_ore": 66001})
+    assert host.put(f"/beds/{bed_id}/prices/{YEAR - 1}", {"price_ore": 60000}).status_code == 200
+    response = host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 66001})
     assert response.status_code == 422
     assert response.get_json()["code"] == "increase_above_limit" and response.get_json()["max_allowed_ore"] == 66000
-    assert host.put(f"/beds/{bed_id}/prices/2027", {"price_ore": 66000}).status_code == 200
+    assert host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 66000}).status_code == 200
 
 
 def test_price_frozen_after_booking_opens(api_as, make_host, make_season):
     make_season(bookings_open_at=NOW - timedelta(days=1))
     host = api_as(make_host())
     _, bed_id = _listing_with_bed(host)
-    assert host.put(f"/beds/{bed_id}/prices/2027", {"price_ore": 50000}).status_code == 200  # first price: allowed
-    raised = host.put(f"/beds/{bed_id}/prices/2027", {"price_ore": 50100})
+    assert host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 50000}).status_code == 200  # first price: allowed
+    raised = host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 50100})
     assert raised.status_code == 409
     assert raised.get_json()["code"] == "price_frozen" and raised.get_json()["max_allowed_ore"] == 50000
-    assert host.put(f"/beds/{bed_id}/prices/2027", {"price_ore": 45000}).status_code == 200
+    assert host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 45000}).status_code == 200
 
 
 def test_refused_prices_are_logged(app, make_host, make_season, make_listing):
@@ -188,7 +188,7 @@ def test_refused_prices_are_logged(app, make_host, make_season, make_listing):
     listing = make_listing(host=host, beds=1)
     bed_id = listing.beds()[0].id
     with pytest.raises(DomainError) as raised:
-        pricing.set_price(Actor(host.id, "host"), bed_id, 2027, 1_000_000)
+        pricing.set_price(Actor(host.id, "host"), bed_id, YEAR, 1_000_000)
     assert raised.value.facts["max_allowed_ore"] == 50000  # frozen at its current price, since booking is open
     refused = db.session.query(PriceChange).filter_by(bed_id=bed_id, accepted=False).one()
     assert refused.requested_price_ore == 1_000_000 and refused.refusal_code == "price_above_cap"
@@ -200,7 +200,7 @@ def test_other_hosts_objects_are_404(api_as, make_host, make_season):
     listing_id, bed_id = _listing_with_bed(owner)
     other = api_as(make_host())
     assert other.post(f"/listings/{listing_id}/rooms", {"name": "x"}).status_code == 404
-    assert other.put(f"/beds/{bed_id}/prices/2027", {"price_ore": 100}).status_code == 404
+    assert other.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 100}).status_code == 404
     assert other.post(f"/listings/{listing_id}/publish", {"accept_terms_version": "x"}).status_code == 404
 
 

@@ -12,7 +12,7 @@ from schemathesis.checks import (
 from app import create_app
 from app.extensions import db
 from app.services import accounts
-from tests.conftest import NOW
+from tests.conftest import NOW, YEAR
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 
@@ -29,10 +29,10 @@ def fuzz_app(sqlite_template, tmp_path_factory):
         admin = accounts.create_admin("fuzz-admin@example.se", "correct-horse-battery", "Admin")
         admin_actor = Actor(admin.id, "admin")
         seasons.create_season(admin_actor, dict(
-            year=2027, name="2027", first_night=NOW.date().replace(year=2027, month=6, day=20),
-            last_night=NOW.date().replace(year=2027, month=6, day=25), bookings_open_at=NOW - timedelta(days=1),
+            year=YEAR, name=f"{YEAR}", first_night=NOW.date().replace(year=YEAR, month=6, day=20),
+            last_night=NOW.date().replace(year=YEAR, month=6, day=25), bookings_open_at=NOW - timedelta(days=1),
             price_cap_ore=90000, max_increase_pct=10, strike_limit=3, hold_minutes=15,
-            free_cancellation_until=NOW.date().replace(year=2027, month=4, day=21), late_cancellation_refund_pct=50))
+            free_cancellation_until=NOW.date().replace(year=YEAR, month=4, day=21), late_cancellation_refund_pct=50))
         host = accounts.register_user("fuzz-host@example.se", "correct-horse-battery", "Host", "host")
         host_actor = Actor(host.id, "host")
         vetting.submit_profile(host_actor, legal_name="H AB", phone="+46 70 1234567", address="Gatan 1",
@@ -43,7 +43,7 @@ def fuzz_app(sqlite_template, tmp_path_factory):
         room = listings.add_room(host_actor, listing.id, "R")
         for i in range(3):
             bed = listings.add_bed(host_actor, room.id, f"B{i}", "single")
-            pricing.set_price(host_actor, bed.id, 2027, 50000)
+            pricing.set_price(host_actor, bed.id, YEAR, 50000)
         coordinator = accounts.register_user("fuzz-coord@example.se", "correct-horse-battery", "C", "coordinator")
         delegations.create_delegation(Actor(coordinator.id, "coordinator"), "Org", "802000-1234")
         app.config["FUZZ_TOKENS"] = {role: accounts.issue_token(user) for role, user in

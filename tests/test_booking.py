@@ -10,7 +10,7 @@ from app.services import booking as booking_service
 from app.services.base import Actor
 from app.services.contracts import digest
 from app.services.errors import Conflict, DomainError
-from tests.conftest import NOW
+from tests.conftest import NOW, YEAR
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def world(make_listing, make_delegation, make_user, api_as):
     }
 
 
-def book(api, delegation_id, bed_ids, check_in="2027-06-21", check_out="2027-06-23", method="invoice", **extra):
+def book(api, delegation_id, bed_ids, check_in=f"{YEAR}-06-21", check_out=f"{YEAR}-06-23", method="invoice", **extra):
     body = {"delegation_id": delegation_id, "bed_ids": bed_ids, "check_in": check_in, "check_out": check_out,
             "accept_contract": True, "payment_method": method, **extra}
     return api.post("/bookings", body, headers=extra.pop("headers", None))
@@ -34,19 +34,19 @@ def book(api, delegation_id, bed_ids, check_in="2027-06-21", check_out="2027-06-
 
 def test_availability_lists_free_beds_cheapest_first(world, make_listing, api_as):
     make_listing(beds=2, price_ore=40000, walking_minutes=30)
-    response = api_as().get("/availability?year=2027&check_in=2027-06-21&check_out=2027-06-23&beds=2")
+    response = api_as().get(f"/availability?year={YEAR}&check_in={YEAR}-06-21&check_out={YEAR}-06-23&beds=2")
     assert response.status_code == 200
     results = response.get_json()["results"]
     assert [r["total_ore_for_n"] for r in results] == [2 * 40000 * 2, 2 * 50000 * 2]
     assert len(results[1]["free_beds"]) == 3
     # A bed taken on one night of the stay is not free for the stay.
-    book(world["coord"], world["delegation"].id, world["bed_ids"][:2], "2027-06-22", "2027-06-23")
-    results = api_as().get("/availability?year=2027&check_in=2027-06-21&check_out=2027-06-23&beds=2").get_json()
+    book(world["coord"], world["delegation"].id, world["bed_ids"][:2], f"{YEAR}-06-22", f"{YEAR}-06-23")
+    results = api_as().get(f"/availability?year={YEAR}&check_in={YEAR}-06-21&check_out={YEAR}-06-23&beds=2").get_json()
     assert [r["listing_id"] for r in results["results"]] != [] and world["listing"].id not in [
         r["listing_id"] for r in results["results"]]
-    assert api_as().get("/availability?year=2027&check_in=2027-06-10&check_out=2027-06-12&beds=1"
+    assert api_as().get(f"/availability?year={YEAR}&check_in={YEAR}-06-10&check_out={YEAR}-06-12&beds=1"
                         ).get_json()["code"] == "outside_season"
-    assert api_as().get("/availability?year=2027&check_in=x&beds=1").get_json()["code"] == "invalid"
+    assert api_as().get(f"/availability?year={YEAR}&check_in=x&beds=1").get_json()["code"] == "invalid"
 
 
 def test_invoice_booking_forms_contract(world):
@@ -55,8 +55,8 @@ def test_invoice_booking_forms_contract(world):
     data = response.get_json()
     assert data["status"] == "confirmed" and data["expires_at"] is None
     assert data["total_ore"] == 2 * 2 * 50000 == sum(line["price_ore"] for line in data["lines"])
-    assert data["contract"]["number"] == "SP-2027-000001"
-    assert data["invoice"]["number"] == "F-2027-000001"
+    assert data["contract"]["number"] == f"SP-{YEAR}-000001"
+    assert data["invoice"]["number"] == f"F-{YEAR}-000001"
     contract = db.session.get(Contract, data["contract"]["id"])
     assert contract.sha256 == digest(contract.snapshot) == data["contract"]["sha256"]
     verify = world["coord"].get(f"/contracts/verify?number={contract.number}&sha256={contract.sha256}")
@@ -82,29 +82,29 @@ def test_card_booking_is_a_hold_with_expiry(world):
 
 
 def test_conflict_lists_taken_bed_nights_and_books_nothing(world, make_user, make_delegation, api_as):
-    assert book(world["coord"], world["delegation"].id, world["bed_ids"][:1], "2027-06-22", "2027-06-23"
+    assert book(world["coord"], world["delegation"].id, world["bed_ids"][:1], f"{YEAR}-06-22", f"{YEAR}-06-23"
                 ).status_code == 201
     other = make_user("coordinator")
     other_delegation = make_delegation(other)
-    response = book(api_as(other), other_delegation.id, world["bed_ids"][:2], "2027-06-21", "2027-06-24")
+    response = book(api_as(other), other_delegation.id, world["bed_ids"][:2], f"{YEAR}-06-21", f"{YEAR}-06-24")
     assert response.status_code == 409
     data = response.get_json()
     assert data["code"] == "bed_nights_taken"
-    assert data["conflicts"] == [{"bed_id": world["bed_ids"][0], "night": "2027-06-22"}]
+    assert data["conflicts"] == [{"bed_id": world["bed_ids"][0], "night": f"{YEAR}-06-22"}]
     rows = db.session.scalars(select(BedNight).where(BedNight.bed_id == world["bed_ids"][1])).all()
     assert rows == []  # all or nothing: the free bed was not taken either
 
 
 @pytest.mark.parametrize("change, code, status", [
     ({"accept_contract": False}, "contract_not_accepted", 422),
-    ({"check_in": "2027-06-10", "check_out": "2027-06-12"}, "outside_season", 422),
+    ({"check_in": f"{YEAR}-06-10", "check_out": f"{YEAR}-06-12"}, "outside_season", 422),
     ({"payment_method": "cash"}, "invalid", 422),
     ({"bed_ids": []}, "invalid", 422),
-    ({"check_out": "2027-06-21"}, "invalid", 422),
+    ({"check_out": f"{YEAR}-06-21"}, "invalid", 422),
 ])
 def test_booking_refusals(world, change, code, status):
-    body = {"delegation_id": world["delegation"].id, "bed_ids": world["bed_ids"][:1], "check_in": "2027-06-21",
-            "check_out": "2027-06-23", "accept_contract": True, "payment_method": "invoice", **change}
+    body = {"delegation_id": world["delegation"].id, "bed_ids": world["bed_ids"][:1], "check_in": f"{YEAR}-06-21",
+            "check_out": f"{YEAR}-06-23", "accept_contract": True, "payment_method": "invoice", **change}
     response = world["coord"].post("/bookings", body)
     assert response.status_code == status and response.get_json()["code"] == code
 
@@ -116,19 +116,31 @@ def test_beds_of_two_listings_refused(world, make_listing):
 
 
 def test_not_bookable_before_opening_and_when_suspended(world, admin_actor, make_season, make_listing, api_as):
+    from app.models import Season
     from app.services import vetting
+    season = db.session.query(Season).filter_by(year=YEAR).one()
+    season.bookings_open_at = NOW + timedelta(days=1)  # booking opens tomorrow
+    db.session.commit()
+    early = book(world["coord"], world["delegation"].id, world["bed_ids"][:1])
+    assert early.status_code == 422 and early.get_json()["code"] == "not_bookable"
+    assert f"Bokningen för {YEAR} öppnar" in early.get_json()["detail"]
+    season.bookings_open_at = NOW - timedelta(days=1)
+    db.session.commit()
+    assert db.session.query(BedNight).count() == 0  # nothing was booked
+
     vetting.decide(admin_actor, world["listing"].host_id, "suspend", "abuse")
     response = book(world["coord"], world["delegation"].id, world["bed_ids"][:1])
     assert response.status_code == 422 and response.get_json()["code"] == "not_bookable"
+    assert "Värden kan inte ta emot bokningar just nu." in response.get_json()["detail"]
     assert api_as().get(f"/listings/{world['listing'].id}").status_code == 404
-    results = api_as().get("/availability?year=2027&check_in=2027-06-21&check_out=2027-06-23&beds=1").get_json()
+    results = api_as().get(f"/availability?year={YEAR}&check_in={YEAR}-06-21&check_out={YEAR}-06-23&beds=1").get_json()
     assert world["listing"].id not in [r["listing_id"] for r in results["results"]]
 
 
 def test_idempotency_key_replays_first_answer(world):
     headers = {"Idempotency-Key": "abc-123"}
-    body = {"delegation_id": world["delegation"].id, "bed_ids": world["bed_ids"][:1], "check_in": "2027-06-21",
-            "check_out": "2027-06-23", "accept_contract": True, "payment_method": "invoice"}
+    body = {"delegation_id": world["delegation"].id, "bed_ids": world["bed_ids"][:1], "check_in": f"{YEAR}-06-21",
+            "check_out": f"{YEAR}-06-23", "accept_contract": True, "payment_method": "invoice"}
     first = world["coord"].post("/bookings", body, headers=headers)
     second = world["coord"].post("/bookings", body, headers=headers)
     assert first.status_code == second.status_code == 201
@@ -150,13 +162,13 @@ def test_guest_cancellation_frees_beds_and_refunds_by_terms(world):
 
 
 @pytest.mark.parametrize("today, refund", [
-    (date(2027, 4, 21), 200000),  # the free-cancellation date itself: full refund
-    (date(2027, 4, 22), 100000),  # the day after: the late percentage (50 %)
+    (date(YEAR, 4, 21), 200000),  # the free-cancellation date itself: full refund
+    (date(YEAR, 4, 22), 100000),  # the day after: the late percentage (50 %)
 ])
 def test_guest_refund_boundary(world, today, refund):
     booking = booking_service.create_booking(
         Actor(world["coordinator"].id, "coordinator"), delegation_id=world["delegation"].id,
-        bed_ids=world["bed_ids"][:2], check_in=date(2027, 6, 21), check_out=date(2027, 6, 23),
+        bed_ids=world["bed_ids"][:2], check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23),
         accept_contract=True, payment_method="invoice")
     # Noon in Stockholm on that date.
     now = datetime(today.year, today.month, today.day, 10, tzinfo=timezone.utc)
@@ -249,28 +261,28 @@ def test_rooming_and_csv(world):
 
 def test_host_blocks_own_nights(world):
     bed_id = world["bed_ids"][0]
-    response = world["host"].post(f"/beds/{bed_id}/blocks", {"check_in": "2027-06-20", "check_out": "2027-06-22"})
+    response = world["host"].post(f"/beds/{bed_id}/blocks", {"check_in": f"{YEAR}-06-20", "check_out": f"{YEAR}-06-22"})
     assert response.status_code == 201
-    again = world["host"].post(f"/beds/{bed_id}/blocks", {"check_in": "2027-06-21", "check_out": "2027-06-23"})
-    assert again.status_code == 409 and again.get_json()["conflicts"] == [{"bed_id": bed_id, "night": "2027-06-21"}]
-    assert book(world["coord"], world["delegation"].id, [bed_id], "2027-06-20", "2027-06-21").status_code == 409
+    again = world["host"].post(f"/beds/{bed_id}/blocks", {"check_in": f"{YEAR}-06-21", "check_out": f"{YEAR}-06-23"})
+    assert again.status_code == 409 and again.get_json()["conflicts"] == [{"bed_id": bed_id, "night": f"{YEAR}-06-21"}]
+    assert book(world["coord"], world["delegation"].id, [bed_id], f"{YEAR}-06-20", f"{YEAR}-06-21").status_code == 409
 
 
 def test_expired_hold_released_in_booking_transaction_and_by_cli(world, runner, make_user, make_delegation):
     coord_actor = Actor(world["coordinator"].id, "coordinator")
     past = NOW - timedelta(hours=1)
     hold = booking_service.create_booking(
-        coord_actor, delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][:1], check_in=date(2027, 6, 21),
-        check_out=date(2027, 6, 22), accept_contract=True, payment_method="card", now=past)
+        coord_actor, delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][:1], check_in=date(YEAR, 6, 21),
+        check_out=date(YEAR, 6, 22), accept_contract=True, payment_method="card", now=past)
     other = make_user("coordinator")
     booking = booking_service.create_booking(
         Actor(other.id, "coordinator"), delegation_id=make_delegation(other).id, bed_ids=world["bed_ids"][:1],
-        check_in=date(2027, 6, 21), check_out=date(2027, 6, 22), accept_contract=True, payment_method="invoice")
+        check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 22), accept_contract=True, payment_method="invoice")
     assert booking.status == "confirmed"
     assert db.session.get(Booking, hold.id).status == "expired"
     hold2 = booking_service.create_booking(
         coord_actor, delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][1:2],
-        check_in=date(2027, 6, 21), check_out=date(2027, 6, 22), accept_contract=True, payment_method="card",
+        check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 22), accept_contract=True, payment_method="card",
         now=past)
     result = runner.invoke(args=["holds", "expire"])
     assert result.exit_code == 0 and "Expired 1 hold" in result.output
@@ -293,18 +305,18 @@ def test_contract_row_cannot_be_updated_or_deleted_in_sql(world):
 
 def test_double_booking_refused_by_database_itself(world):
     """Even a raw insert that skips the service cannot occupy a taken bed-night."""
-    book(world["coord"], world["delegation"].id, world["bed_ids"][:1], "2027-06-21", "2027-06-22")
+    book(world["coord"], world["delegation"].id, world["bed_ids"][:1], f"{YEAR}-06-21", f"{YEAR}-06-22")
     from sqlalchemy.exc import IntegrityError
     with pytest.raises(IntegrityError):
-        db.session.add(BedNight(bed_id=world["bed_ids"][0], night=date(2027, 6, 21), state="host_block"))
+        db.session.add(BedNight(bed_id=world["bed_ids"][0], night=date(YEAR, 6, 21), state="host_block"))
         db.session.commit()
     db.session.rollback()
 
 
 def test_service_conflict_error_for_direct_callers(world):
     actor = Actor(world["coordinator"].id, "coordinator")
-    kwargs = dict(delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][:1], check_in=date(2027, 6, 21),
-                  check_out=date(2027, 6, 22), accept_contract=True, payment_method="invoice")
+    kwargs = dict(delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][:1], check_in=date(YEAR, 6, 21),
+                  check_out=date(YEAR, 6, 22), accept_contract=True, payment_method="invoice")
     booking_service.create_booking(actor, **kwargs)
     with pytest.raises(Conflict) as raised:
         booking_service.create_booking(actor, **kwargs)
@@ -316,7 +328,7 @@ def test_service_conflict_error_for_direct_callers(world):
 def test_booked_nights_keep_their_price_when_the_host_changes_it(world):
     data = book(world["coord"], world["delegation"].id, world["bed_ids"][:1]).get_json()
     bed_id = world["bed_ids"][0]
-    assert world["host"].put(f"/beds/{bed_id}/prices/2027", {"price_ore": 30000}).status_code == 200
+    assert world["host"].put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 30000}).status_code == 200
     after = world["coord"].get(f"/bookings/{data['id']}").get_json()
     assert [line["price_ore"] for line in after["lines"]] == [50000, 50000] and after["total_ore"] == 100000
     contract = world["coord"].get(f"/contracts/{data['contract']['id']}").get_json()

@@ -32,6 +32,7 @@ from app.extensions import db
 from app.models import BedNight, Booking, Flag, HostProfile, Listing, User
 from app.services import vetting
 from app.services.base import Actor
+from conftest import YEAR
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +237,7 @@ def test_coordinator_books_by_invoice_gets_the_contract_and_rooms_the_delegation
 
     page.get_by_role("navigation", name="Samordnarens meny").get_by_role("link", name="Sök bäddar").click()
     page.get_by_label("Incheckning").fill(FIRST_NIGHT.isoformat())
-    page.get_by_label("Utcheckning").fill("2027-06-22")
+    page.get_by_label("Utcheckning").fill(f"{YEAR}-06-22")
     page.get_by_label("Antal bäddar").fill("2")
     page.get_by_role("button", name="Sök", exact=True).click()
     results = page.locator("section.results")
@@ -256,7 +257,7 @@ def test_coordinator_books_by_invoice_gets_the_contract_and_rooms_the_delegation
     page.get_by_role("button", name="Boka bindande").click()
     page.wait_for_url(re.compile(r"/coordinator/bookings/\d+$"))
     message = flash(page)
-    number = re.search(r"Avtal (SP-2027-\d+) är bindande", message)
+    number = re.search(fr"Avtal (SP-{YEAR}-\d+) är bindande", message)
     assert number, message
     assert "Bekräftad" in page.get_by_role("heading", level=1).inner_text()
     assert number.group(1) in main_text(page)

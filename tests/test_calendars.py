@@ -9,6 +9,7 @@ from app.extensions import db
 from app.models import HostProfile
 from app.services import booking as booking_service
 from app.services.base import Actor
+from tests.conftest import YEAR
 
 
 @pytest.fixture
@@ -24,9 +25,9 @@ def bookings(make_listing, make_user, make_delegation):
                                               check_in=check_in, check_out=check_out, accept_contract=True,
                                               payment_method=method)
 
-    live = [book(beds[:2], date(2027, 6, 20), date(2027, 6, 23)), book(beds[2:3], date(2027, 6, 22),
-                                                                        date(2027, 6, 26), "card")]
-    cancelled = book(beds[3:], date(2027, 6, 21), date(2027, 6, 22))
+    live = [book(beds[:2], date(YEAR, 6, 20), date(YEAR, 6, 23)), book(beds[2:3], date(YEAR, 6, 22),
+                                                                        date(YEAR, 6, 26), "card")]
+    cancelled = book(beds[3:], date(YEAR, 6, 21), date(YEAR, 6, 22))
     booking_service.cancel_by_guest(actor, cancelled.id)
     return {"listing": listing, "coordinator": coordinator, "delegation": delegation, "live": live,
             "host": db.session.get(HostProfile, listing.host_id).user}

@@ -29,13 +29,14 @@ import requests
 from sqlalchemy import create_engine, func, select, text
 
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, migrate, postgres_reachable
+from conftest import YEAR
 
 CLIENTS = 64
 BEDS = 10
 HOT_ROUNDS = 3  # first: every client goes for the same three beds and nights at the same instant
 ROUNDS = 8  # each client makes one attempt per round; all clients start every round together
-FIRST_NIGHT = date(2027, 6, 20)
-LAST_NIGHT = date(2027, 6, 25)  # six nights: 10 beds x 6 nights = 60 bed-nights for sale
+FIRST_NIGHT = date(YEAR, 6, 20)
+LAST_NIGHT = date(YEAR, 6, 25)  # six nights: 10 beds x 6 nights = 60 bed-nights for sale
 PASSWORD = "correct-horse-battery"
 SEED = int(os.environ.get("CONCURRENCY_SEED", "20270620"))
 
@@ -65,7 +66,7 @@ def seed_world(database_url: str) -> World:
         admin = accounts.create_admin("admin@example.se", PASSWORD, "Admin")
         admin_actor = Actor(admin.id, "admin")
         season = seasons.create_season(admin_actor, {
-            "year": 2027, "name": "Almedalsveckan 2027", "first_night": FIRST_NIGHT, "last_night": LAST_NIGHT,
+            "year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": FIRST_NIGHT, "last_night": LAST_NIGHT,
             "bookings_open_at": now - timedelta(days=1), "price_cap_ore": 90000, "max_increase_pct": 10,
             "strike_limit": 3, "hold_minutes": 15, "free_cancellation_until": FIRST_NIGHT - timedelta(days=60),
             "late_cancellation_refund_pct": 50,

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from app import create_app
 from app.extensions import db, limiter
 from app.models import AuditEntry, OutboxEmail, StripeEvent
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, YEAR
 from tests.live_server import free_port
 from tests.stripe_fixtures import event_payload, signed_headers
 
@@ -224,7 +224,7 @@ def down_app(tmp_path):
 
 def test_an_unreachable_database_answers_503_unavailable(down_app):
     client = down_app.test_client()
-    for path in ("/api/v1/seasons", "/api/v1/availability?year=2027&check_in=2027-06-20&check_out=2027-06-21&beds=1",
+    for path in ("/api/v1/seasons", f"/api/v1/availability?year={YEAR}&check_in={YEAR}-06-20&check_out={YEAR}-06-21&beds=1",
                  "/api/v1/bookings/1"):
         response = client.get(path, headers={"Authorization": "Bearer tok_x"} if "bookings" in path else {})
         assert response.status_code == 503, (path, response.get_data(as_text=True)[:300])

@@ -6,6 +6,7 @@ from app.models import HostProfile
 from app.services import booking as booking_service
 from app.services import delegations
 from app.services.base import Actor
+from tests.conftest import YEAR
 
 
 def _booked_world(make_listing, make_user, make_delegation):
@@ -15,8 +16,8 @@ def _booked_world(make_listing, make_user, make_delegation):
     actor = Actor(coordinator.id, "coordinator")
     sneaky = delegations.add_member(actor, delegation.id, '=HYPERLINK("http://evil.example")', "x@example.se")
     booking = booking_service.create_booking(
-        actor, delegation_id=delegation.id, bed_ids=[b.id for b in listing.beds()], check_in=date(2027, 6, 21),
-        check_out=date(2027, 6, 23), accept_contract=True, payment_method="invoice")
+        actor, delegation_id=delegation.id, bed_ids=[b.id for b in listing.beds()], check_in=date(YEAR, 6, 21),
+        check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")
     booking_service.assign_rooming(actor, booking.id, [{"bed_id": listing.beds()[0].id, "member_id": sneaky.id}])
     return listing, delegation, booking, coordinator
 

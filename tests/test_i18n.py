@@ -18,7 +18,7 @@ from app.models import OutboxEmail, User
 from app.services import accounts
 from app.services.base import Actor
 from app.services.listings import add_bed, add_room, create_listing
-from tests.conftest import NOW, csrf_from
+from tests.conftest import NOW, YEAR, csrf_from
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGLISH_PO = ROOT / "app" / "translations" / "en" / "LC_MESSAGES" / "messages.po"
@@ -118,8 +118,8 @@ def test_price_cap_refusal_in_the_api_is_swedish_by_default_and_english_on_reque
     host, _listing, bed = _bed_over_the_cap(make_host, make_season)
     api = api_as(host)
 
-    swedish = api.put(f"/beds/{bed.id}/prices/2027", {"price_ore": 95000})
-    in_english = api.put(f"/beds/{bed.id}/prices/2027", {"price_ore": 95000}, headers={"Accept-Language": "en"})
+    swedish = api.put(f"/beds/{bed.id}/prices/{YEAR}", {"price_ore": 95000})
+    in_english = api.put(f"/beds/{bed.id}/prices/{YEAR}", {"price_ore": 95000}, headers={"Accept-Language": "en"})
 
     sv, en = swedish.get_json(), in_english.get_json()
     assert swedish.status_code == in_english.status_code == 422

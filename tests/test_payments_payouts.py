@@ -13,11 +13,12 @@ from app.services import booking as booking_service
 from app.services import payouts
 from app.services.base import Actor
 from app.services.errors import DomainError, ValidationFailed
+from conftest import YEAR
 from stripe_fixtures import (  # noqa: F401  (fixtures)
     CHECK_IN, CHECK_OUT, card_booking, localstripe_base, no_stripe_webhooks, stripe_app,
 )
 
-DUE = datetime(2027, 6, 21, 13, 0, tzinfo=timezone.utc)  # 15:00 in Visby on the first night, plus 24 hours
+DUE = datetime(YEAR, 6, 21, 13, 0, tzinfo=timezone.utc)  # 15:00 in Visby on the first night, plus 24 hours
 
 
 @pytest.fixture
@@ -52,8 +53,8 @@ def test_contract_amount_becomes_payable_24_hours_after_check_in_and_is_paid_onc
         payouts.mark_paid(admin_actor, due[0].id, "  ", now=DUE)
     with pytest.raises(DomainError):
         payouts.mark_paid(Actor(world["host_id"], "host"), due[0].id, "BG 123", now=DUE)
-    paid = payouts.mark_paid(admin_actor, due[0].id, "Bankgiro 2027-06-22 #1", now=DUE)
-    assert paid.status == "paid" and paid.transfer_reference == "Bankgiro 2027-06-22 #1"
+    paid = payouts.mark_paid(admin_actor, due[0].id, f"Bankgiro {YEAR}-06-22 #1", now=DUE)
+    assert paid.status == "paid" and paid.transfer_reference == f"Bankgiro {YEAR}-06-22 #1"
     with pytest.raises(DomainError) as again:
         payouts.mark_paid(admin_actor, due[0].id, "twice", now=DUE)
     assert again.value.code == "payout_not_scheduled"
@@ -83,7 +84,7 @@ def test_card_payout_is_the_contract_minus_refunds(world, api_as, stripe_app, no
     assert api_as(world["coordinator"]).post(f"/bookings/{booking.id}/payment", json={
         "payment_method_id": "pm_card_visa"}).get_json()["status"] == "succeeded"
     booking_service.cancel_by_guest(Actor(world["coordinator"].id, "coordinator"), booking.id,
-                                     now=datetime(2027, 6, 1, tzinfo=timezone.utc))
+                                     now=datetime(YEAR, 6, 1, tzinfo=timezone.utc))
 
     payouts.sync_payouts(now=DUE)
 

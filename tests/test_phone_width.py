@@ -14,6 +14,7 @@ from browser import (
 )
 
 from app.extensions import db
+from conftest import YEAR
 from app.models import Payment, Refund, StripeEvent
 from app.services import booking as booking_service
 from app.services.base import Actor
@@ -39,7 +40,7 @@ def _world():
     delegation = make_delegation(coordinator)
     booking = booking_service.create_booking(
         Actor(coordinator.id, "coordinator"), delegation_id=delegation.id, bed_ids=[b.id for b in world.listing.beds()],
-        check_in=date(2027, 6, 21), check_out=date(2027, 6, 23), accept_contract=True, payment_method="invoice")
+        check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")
     db.session.add(Payment(booking_id=booking.id, amount_ore=130000, status="failed",
                            stripe_payment_intent_id="pi_3QmVeryLongPaymentIntentIdentifierAbCdEfGh",
                            failure_message="Your card was declined. Try another card or pay by invoice."))

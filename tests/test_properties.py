@@ -13,7 +13,7 @@ from app.services import booking as booking_service
 from app.services import listings, pricing
 from app.services.base import Actor
 from app.services.errors import DomainError
-from tests.conftest import NOW
+from tests.conftest import NOW, YEAR
 
 FIXTURE_SETTINGS = settings(max_examples=30, deadline=None,
                             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -21,8 +21,8 @@ FIXTURE_SETTINGS = settings(max_examples=30, deadline=None,
 
 @pytest.fixture
 def priced_world(make_season, make_host):
-    previous = make_season(year=2026, bookings_open_at=NOW - timedelta(days=300))
-    closed = make_season(year=2027, bookings_open_at=NOW + timedelta(days=30), price_cap_ore=90000,
+    previous = make_season(year=YEAR - 1, bookings_open_at=NOW - timedelta(days=300))
+    closed = make_season(year=YEAR, bookings_open_at=NOW + timedelta(days=30), price_cap_ore=90000,
                          max_increase_pct=10)
     host = make_host()
     actor = Actor(host.id, "host")
@@ -42,17 +42,17 @@ def test_price_rule_is_exactly_min_of_cap_and_yearly_limit(priced_world, previou
     actor, new_bed, previous, season = priced_world
     bed_id = new_bed()
     if previous_ore <= previous.price_cap_ore:
-        pricing.set_price(actor, bed_id, 2026, previous_ore)
+        pricing.set_price(actor, bed_id, YEAR - 1, previous_ore)
         ceiling = min(season.price_cap_ore, previous_ore * (100 + season.max_increase_pct) // 100)
     else:
         ceiling = season.price_cap_ore
     try:
-        pricing.set_price(actor, bed_id, 2027, requested_ore)
+        pricing.set_price(actor, bed_id, YEAR, requested_ore)
         accepted = True
     except DomainError as error:
         accepted = False
         assert error.facts["max_allowed_ore"] == ceiling
-        pricing.set_price(actor, bed_id, 2027, error.facts["max_allowed_ore"])  # the advice always works
+        pricing.set_price(actor, bed_id, YEAR, error.facts["max_allowed_ore"])  # the advice always works
     assert accepted == (requested_ore <= ceiling)
 
 
@@ -60,7 +60,7 @@ def test_price_rule_is_exactly_min_of_cap_and_yearly_limit(priced_world, previou
 @given(first_ore=st.integers(1, 90000), second_ore=st.integers(1, 90000))
 def test_after_opening_prices_only_go_down(make_season, make_host, first_ore, second_ore):
     from app.models import Season
-    season = db.session.scalar(select(Season).where(Season.year == 2027)) or make_season()
+    season = db.session.scalar(select(Season).where(Season.year == YEAR)) or make_season()
     host = make_host()
     actor = Actor(host.id, "host")
     listing = listings.create_listing(actor, title="T", description="", address="A", postal_code="621 56",
@@ -77,7 +77,7 @@ def test_after_opening_prices_only_go_down(make_season, make_host, first_ore, se
     assert pricing.price_for(bed_id, season.id) == (second_ore if accepted else first_ore)
 
 
-STAY_DAYS = [date(2027, 6, 20) + timedelta(days=i) for i in range(7)]
+STAY_DAYS = [date(YEAR, 6, 20) + timedelta(days=i) for i in range(7)]
 
 
 def _inventory_invariants() -> None:

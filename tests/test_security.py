@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEntry, HostProfile, User
 from app.services import accounts
-from tests.conftest import PASSWORD, csrf_from
+from tests.conftest import PASSWORD, YEAR, csrf_from
 
 
 def test_ten_failed_sign_ins_lock_the_account_for_the_window(api_as, make_user):
@@ -261,8 +261,8 @@ def test_client_cannot_set_protected_fields(api_as, make_user, make_listing, mak
     coordinator = make_user("coordinator")
     delegation = make_delegation(coordinator)
     booking = api_as(coordinator).post("/bookings", {
-        "delegation_id": delegation.id, "bed_ids": [listing.beds()[0].id], "check_in": "2027-06-21",
-        "check_out": "2027-06-22", "accept_contract": True, "payment_method": "invoice", "total_ore": 1,
+        "delegation_id": delegation.id, "bed_ids": [listing.beds()[0].id], "check_in": f"{YEAR}-06-21",
+        "check_out": f"{YEAR}-06-22", "accept_contract": True, "payment_method": "invoice", "total_ore": 1,
         "status": "completed", "coordinator_id": host_user.id})
     assert booking.status_code == 201
     data = booking.get_json()

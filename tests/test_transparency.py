@@ -8,6 +8,7 @@ from app.services import booking as booking_service
 from app.services import flags, pricing
 from app.services.base import Actor
 from app.web.transparency import price_chart
+from tests.conftest import YEAR
 
 API_KEYS = {"year", "vetted_hosts", "beds", "booked_share", "median_price_ore", "p90_price_ore", "previous_year",
             "host_cancellations", "flags_upheld"}
@@ -15,21 +16,21 @@ API_KEYS = {"year", "vetted_hosts", "beds", "booked_share", "median_price_ore", 
 
 @pytest.fixture
 def two_seasons(make_season, make_listing, make_user, make_delegation, admin_actor):
-    """Seasons 2027 and 2028; four beds priced 500/500/800/800 kr in 2027 and 550/550/800/800 kr in 2028."""
-    s2027 = make_season(year=2027)
-    cheap = make_listing(beds=2, price_ore=50000, season=s2027)
-    dear = make_listing(beds=2, price_ore=80000, season=s2027)
-    make_season(year=2028)
+    """Seasons YEAR and YEAR + 1; four beds priced 500/500/800/800 kr in YEAR and 550/550/800/800 kr in YEAR + 1."""
+    season = make_season(year=YEAR)
+    cheap = make_listing(beds=2, price_ore=50000, season=season)
+    dear = make_listing(beds=2, price_ore=80000, season=season)
+    make_season(year=YEAR + 1)
     for listing, price in ((cheap, 55000), (dear, 80000)):
         for bed in listing.beds():
-            pricing.set_price(Actor(listing.host_id, "host"), bed.id, 2028, price)
+            pricing.set_price(Actor(listing.host_id, "host"), bed.id, YEAR + 1, price)
     coordinator = make_user("coordinator")
     delegation = make_delegation(coordinator)
     actor = Actor(coordinator.id, "coordinator")
 
     def book(bed_ids):
         return booking_service.create_booking(actor, delegation_id=delegation.id, bed_ids=bed_ids,
-                                              check_in=date(2027, 6, 21), check_out=date(2027, 6, 23),
+                                              check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23),
                                               accept_contract=True, payment_method="invoice")
 
     book([b.id for b in cheap.beds()])  # 2 beds x 2 nights booked
@@ -42,11 +43,11 @@ def two_seasons(make_season, make_listing, make_user, make_delegation, admin_act
 
 
 def test_api_shape_and_figures(two_seasons, api_as):
-    response = api_as().get("/transparency?year=2027")
+    response = api_as().get(f"/transparency?year={YEAR}")
     assert response.status_code == 200
     data = response.get_json()
     assert API_KEYS <= set(data)
-    assert data["year"] == 2027 and data["vetted_hosts"] == 2 and data["beds"] == 4
+    assert data["year"] == YEAR and data["vetted_hosts"] == 2 and data["beds"] == 4
     assert data["booked_share"] == round(4 / (4 * 6), 4)
     assert (data["median_price_ore"], data["p90_price_ore"]) == (50000, 80000)
     assert data["previous_year"] is None
@@ -54,7 +55,7 @@ def test_api_shape_and_figures(two_seasons, api_as):
     assert data["host_cancellations"] == 1 and data["flags_upheld"] == 1
 
     latest = api_as().get("/transparency").get_json()
-    assert latest["year"] == 2028 and (latest["median_price_ore"], latest["p90_price_ore"]) == (55000, 80000)
+    assert latest["year"] == (YEAR + 1) and (latest["median_price_ore"], latest["p90_price_ore"]) == (55000, 80000)
     assert latest["previous_year"]["median_price_ore"] == 50000 and latest["previous_year"]["p90_price_ore"] == 80000
     assert latest["host_cancellations"] == 0 and latest["flags_upheld"] == 0 and latest["booked_share"] == 0
     assert api_as().get("/transparency?year=1999").status_code == 404
@@ -62,7 +63,7 @@ def test_api_shape_and_figures(two_seasons, api_as):
 
 
 def test_insyn_page_has_an_accessible_svg_chart_and_a_table(two_seasons, client):
-    page = client.get("/insyn?year=2028")
+    page = client.get(f"/insyn?year={YEAR + 1}")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     svg = re.search(r"<svg[^>]*>(.*?)</svg>", html, re.S)
@@ -85,7 +86,7 @@ def test_insyn_without_any_season(client, app):
 
 
 def test_chart_scales_bars_to_the_cap():
-    figures = {"year": 2028, "median_price_ore": 45000, "p90_price_ore": 90000, "price_cap_ore": 90000,
+    figures = {"year": YEAR + 1, "median_price_ore": 45000, "p90_price_ore": 90000, "price_cap_ore": 90000,
                "previous_year": None}
     chart = price_chart(figures)
     assert len(chart.bars) == 2

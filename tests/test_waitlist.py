@@ -10,9 +10,9 @@ from app.services import booking as booking_service
 from app.services import waitlist
 from app.services.base import Actor
 from app.services.errors import Conflict
-from tests.conftest import NOW, csrf_from
+from tests.conftest import NOW, YEAR, csrf_from
 
-STAY = {"year": 2027, "check_in": "2027-06-21", "check_out": "2027-06-23"}
+STAY = {"year": YEAR, "check_in": f"{YEAR}-06-21", "check_out": f"{YEAR}-06-23"}
 T0 = NOW + timedelta(hours=1)
 
 
@@ -24,7 +24,7 @@ def full(make_listing, make_user, make_delegation, api_as):
     owner_delegation = make_delegation(owner)
     booked = booking_service.create_booking(
         Actor(owner.id, "coordinator"), delegation_id=owner_delegation.id, bed_ids=[b.id for b in listing.beds()],
-        check_in=date(2027, 6, 21), check_out=date(2027, 6, 23), accept_contract=True, payment_method="invoice")
+        check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")
     waiting = []
     for _ in range(2):
         user = make_user("coordinator")
@@ -66,7 +66,7 @@ def test_guest_cancellation_offers_the_freed_beds_to_the_first_entry(full):
     assert states == {"held"} and len(hold.lines) == 4
     # The beds are no longer free for anyone else while the offer stands.
     from app.services import availability
-    assert availability.search(2027, date(2027, 6, 21), date(2027, 6, 23), 1, now=T0) == []
+    assert availability.search(YEAR, date(YEAR, 6, 21), date(YEAR, 6, 23), 1, now=T0) == []
     # The coordinator hears of it by mail and sees it in the list.
     mails = db.session.scalars(select(OutboxEmail).where(
         OutboxEmail.to_address == full["first"]["user"].email)).all()
@@ -89,7 +89,7 @@ def test_accepting_the_offer_forms_the_contract(full):
     assert data["entry"]["status"] == "booked"
     booking = data["booking"]
     assert booking["status"] == "confirmed" and booking["expires_at"] is None
-    assert booking["contract"]["number"].startswith("SP-2027-") and booking["invoice"]["number"].startswith("F-2027-")
+    assert booking["contract"]["number"].startswith(f"SP-{YEAR}-") and booking["invoice"]["number"].startswith(f"F-{YEAR}-")
     assert {line["state"] for line in booking["lines"]} == {"booked"}
     contract = db.session.get(Contract, booking["contract"]["id"])
     assert contract.coordinator_actor_id == full["first"]["user"].id
@@ -164,12 +164,12 @@ def test_waitlist_pages_join_and_accept(full, client, login):
     assert page.status_code == 200 and 'name="check_in"' in page.get_data(as_text=True)
     response = client.post("/coordinator/waitlist/", data={
         "csrf_token": csrf_from(page), "delegation_id": full["first"]["delegation"].id,
-        "check_in": "2027-06-21", "check_out": "2027-06-23", "beds": "2"})
+        "check_in": f"{YEAR}-06-21", "check_out": f"{YEAR}-06-23", "beds": "2"})
     assert response.status_code == 302, response.get_data(as_text=True)
     [mine] = waitlist.entries_for(Actor(full["first"]["user"].id, "coordinator"))
     refused = client.post("/coordinator/waitlist/", data={
         "csrf_token": csrf_from(page), "delegation_id": full["first"]["delegation"].id,
-        "check_in": "2027-06-21", "check_out": "2027-06-24", "beds": "0", "max_walking_minutes": "601",
+        "check_in": f"{YEAR}-06-21", "check_out": f"{YEAR}-06-24", "beds": "0", "max_walking_minutes": "601",
         "max_price_kr": "-1"})
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422 and "Mellan 1 och 100 bäddar" in html  # the service's limits, each shown

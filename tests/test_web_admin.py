@@ -11,7 +11,7 @@ from app.services import booking as booking_service
 from app.services import flags as flag_service
 from app.services.base import Actor
 from app.services.seasons import season_for_year
-from tests.conftest import csrf_from
+from tests.conftest import YEAR, csrf_from
 
 
 @pytest.fixture
@@ -29,10 +29,10 @@ def admin_login(login, make_admin):
 
 
 def _season_form(**overrides):
-    data = {"year": "2028", "name": "Almedalsveckan 2028", "first_night": "2028-06-18", "last_night": "2028-06-23",
-            "bookings_open_on": "2028-02-01", "bookings_open_time": "09:00", "price_cap": "950",
+    data = {"year": f"{YEAR + 1}", "name": f"Almedalsveckan {YEAR + 1}", "first_night": f"{YEAR + 1}-06-18", "last_night": f"{YEAR + 1}-06-23",
+            "bookings_open_on": f"{YEAR + 1}-02-01", "bookings_open_time": "09:00", "price_cap": "950",
             "max_increase_pct": "10", "strike_limit": "3", "hold_minutes": "15",
-            "free_cancellation_until": "2028-04-19", "late_cancellation_refund_pct": "50",
+            "free_cancellation_until": f"{YEAR + 1}-04-19", "late_cancellation_refund_pct": "50",
             "terms_version": "", "terms_text": ""}
     data.update(overrides)
     return data
@@ -81,20 +81,20 @@ def test_admin_creates_a_season_through_the_form(client, admin_login):
     assert page.status_code == 200
     response = client.post("/admin/seasons/new", data={**_season_form(), "csrf_token": csrf_from(page)})
     assert response.status_code == 302
-    season = season_for_year(2028)
-    assert season.price_cap_ore == 95000 and season.last_night == date(2028, 6, 23)
+    season = season_for_year(YEAR + 1)
+    assert season.price_cap_ore == 95000 and season.last_night == date(YEAR + 1, 6, 23)
     # 09:00 in Stockholm in February is 08:00 UTC.
-    assert season.bookings_open_at == datetime(2028, 2, 1, 8, 0, tzinfo=UTC)
+    assert season.bookings_open_at == datetime(YEAR + 1, 2, 1, 8, 0, tzinfo=UTC)
     assert season.terms_version and season.terms_text
     listed = client.get("/admin/seasons").get_data(as_text=True)
-    assert "Almedalsveckan 2028" in listed
+    assert f"Almedalsveckan {YEAR + 1}" in listed
 
 
 def test_season_form_shows_service_refusals_next_to_the_fields(client, admin_login):
     admin_login()
     page = client.get("/admin/seasons/new")
     response = client.post("/admin/seasons/new", data={
-        **_season_form(last_night="2028-06-10", price_cap="0"), "csrf_token": csrf_from(page)})
+        **_season_form(last_night=f"{YEAR + 1}-06-10", price_cap="0"), "csrf_token": csrf_from(page)})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert "samma dag som den första eller senare" in html and "positivt antal öre" in html
@@ -104,18 +104,18 @@ def test_season_form_shows_service_refusals_next_to_the_fields(client, admin_log
 def test_admin_edits_a_season_in_local_time(client, admin_login, make_season):
     make_season()
     admin_login()
-    page = client.get("/admin/seasons/2027/edit")
+    page = client.get(f"/admin/seasons/{YEAR}/edit")
     assert page.status_code == 200 and 'name="year"' not in page.get_data(as_text=True)
-    data = {**_season_form(name="Almedalsveckan 2027", first_night="2027-06-20", last_night="2027-06-26",
-                           bookings_open_on="2027-06-01", bookings_open_time="10:30", price_cap="880",
-                           free_cancellation_until="2027-04-21", terms_version="2027.1")}
+    data = {**_season_form(name=f"Almedalsveckan {YEAR}", first_night=f"{YEAR}-06-20", last_night=f"{YEAR}-06-26",
+                           bookings_open_on=f"{YEAR}-06-01", bookings_open_time="10:30", price_cap="880",
+                           free_cancellation_until=f"{YEAR}-04-21", terms_version=f"{YEAR}.1")}
     del data["year"], data["terms_text"]
-    response = client.post("/admin/seasons/2027/edit", data={**data, "csrf_token": csrf_from(page)})
+    response = client.post(f"/admin/seasons/{YEAR}/edit", data={**data, "csrf_token": csrf_from(page)})
     assert response.status_code == 302
     db.session.expire_all()
-    season = season_for_year(2027)
-    assert season.last_night == date(2027, 6, 26) and season.price_cap_ore == 88000
-    assert season.bookings_open_at == datetime(2027, 6, 1, 8, 30, tzinfo=UTC)  # summer time: UTC+2
+    season = season_for_year(YEAR)
+    assert season.last_night == date(YEAR, 6, 26) and season.price_cap_ore == 88000
+    assert season.bookings_open_at == datetime(YEAR, 6, 1, 8, 30, tzinfo=UTC)  # summer time: UTC+2
     assert client.get("/admin/seasons/2031/edit").status_code == 404
 
 
@@ -124,8 +124,8 @@ def test_admin_resolves_a_flag_with_the_hosts_history(client, admin_login, make_
     delegation = make_delegation()
     coordinator = Actor(delegation.coordinator_id, "coordinator")
     booking = booking_service.create_booking(
-        coordinator, delegation_id=delegation.id, bed_ids=[listing.beds()[0].id], check_in=date(2027, 6, 20),
-        check_out=date(2027, 6, 21), accept_contract=True, payment_method="invoice")
+        coordinator, delegation_id=delegation.id, bed_ids=[listing.beds()[0].id], check_in=date(YEAR, 6, 20),
+        check_out=date(YEAR, 6, 21), accept_contract=True, payment_method="invoice")
     flag = flag_service.create_flag(coordinator, host_id=listing.host_id, category="overcharging",
                                     description="Ville ha 500 kr extra i kontanter.", booking_id=booking.id)
     admin_login()
@@ -152,7 +152,7 @@ def test_flag_queue_shows_earlier_flags_and_host_cancellations(client, admin_log
     delegation = make_delegation()
     booking = booking_service.create_booking(
         Actor(delegation.coordinator_id, "coordinator"), delegation_id=delegation.id,
-        bed_ids=[listing.beds()[0].id], check_in=date(2027, 6, 20), check_out=date(2027, 6, 21),
+        bed_ids=[listing.beds()[0].id], check_in=date(YEAR, 6, 20), check_out=date(YEAR, 6, 21),
         accept_contract=True, payment_method="invoice")
     booking_service.cancel_by_host(Actor(listing.host_id, "host"), booking.id, "Sålde till högstbjudande")
     admin_login()

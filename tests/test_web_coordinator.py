@@ -12,9 +12,9 @@ from app.extensions import db
 from app.models import BedNight, Booking, Delegation, Flag
 from app.services import booking as booking_service
 from app.services.base import Actor
-from tests.conftest import NOW, PASSWORD, csrf_from
+from tests.conftest import NOW, PASSWORD, YEAR, csrf_from
 
-CHECK_IN, CHECK_OUT = date(2027, 6, 20), date(2027, 6, 22)
+CHECK_IN, CHECK_OUT = date(YEAR, 6, 20), date(YEAR, 6, 22)
 
 
 def signed_in(app, user):
@@ -77,7 +77,7 @@ def test_journey_delegation_search_review_book(app, make_user, make_listing):
     assert f"/calendar/delegation/{delegation.calendar_token}.ics" in page
     assert f"/coordinator/delegations/{delegation.id}/rooming.csv" in page
 
-    found = browser.get("/coordinator/search?check_in=2027-06-20&check_out=2027-06-22&beds=2"
+    found = browser.get(f"/coordinator/search?check_in={YEAR}-06-20&check_out={YEAR}-06-22&beds=2"
                         "&max_walking_minutes=30&max_price_kr=600")
     html = found.get_data(as_text=True)
     assert found.status_code == 200
@@ -143,14 +143,14 @@ def test_second_coordinator_gets_the_taken_bed_nights(app, make_user, make_listi
     loser = make_user("coordinator")
     delegation = make_delegation(loser)
     browser = signed_in(app, loser)
-    stay = (date(2027, 6, 21), date(2027, 6, 23))  # nights 21 and 22: only bed 1 on the 21st is taken
+    stay = (date(YEAR, 6, 21), date(YEAR, 6, 23))  # nights 21 and 22: only bed 1 on the 21st is taken
     review = browser.get(review_url([first_bed, second_bed], *stay))
     response = browser.post("/coordinator/review", data={
         **review_data(delegation, [first_bed, second_bed], *stay), "csrf_token": csrf_from(review)})
     html = response.get_data(as_text=True)
     assert response.status_code == 409
     taken = re.findall(r'<li class="taken"><span class="bed">([^<]*)</span>[^<]*<time datetime="([\d-]+)"', html)
-    assert taken == [("Rum 1 / Säng 1", "2027-06-21")]
+    assert taken == [("Rum 1 / Säng 1", f"{YEAR}-06-21")]
     assert "Tillbaka till sökningen" in html and "/coordinator/search?" in html
     assert db.session.scalar(select(Booking.id).where(Booking.coordinator_id == loser.id)) is None
 
@@ -186,7 +186,10 @@ def test_cancel_shows_todays_refund_and_frees_the_beds(app, make_user, make_seas
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert '<dd class="refund"><strong>1\u00a0000 kr</strong></dd>' in html  # the late 50 %
-    assert booking_service.CANCELLABLE and booking.status == "confirmed"  # a GET changed nothing
+    db.session.expire_all()  # read the database, not the object this test made
+    unchanged = db.session.get(Booking, booking.id)
+    assert unchanged.status == "confirmed" and unchanged.refund_ore in (None, 0)  # a GET changed nothing
+    assert set(db.session.scalars(select(BedNight.state).where(BedNight.booking_id == booking.id))) == {"booked"}
 
     response = browser.post(f"/coordinator/bookings/{booking.id}/cancel", data={"csrf_token": csrf_from(page)})
     assert response.status_code == 302
@@ -222,7 +225,7 @@ def test_rooming_assignment_block_view_and_csv(app, make_user, make_listing, mak
     block = browser.get(f"/coordinator/delegations/{delegation.id}/block").get_data(as_text=True)
     assert block.count(f">{member.name}</a></td>") == 2           # bed 1, both nights
     assert block.count('<td class="slot-empty">') == 2             # bed 2, both nights, nobody yet
-    assert 'datetime="2027-06-20"' in block and 'datetime="2027-06-21"' in block
+    assert f'datetime="{YEAR}-06-20"' in block and f'datetime="{YEAR}-06-21"' in block
 
     csv = browser.get(f"/coordinator/delegations/{delegation.id}/rooming.csv")
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
@@ -230,7 +233,7 @@ def test_rooming_assignment_block_view_and_csv(app, make_user, make_listing, mak
     lines = csv.data.decode("utf-8-sig").splitlines()
     assert lines[0] == "Natt;Boende;Rum;Säng;Gäst;Bokning"  # Swedish headers for a Swedish user
     assert len(lines) == 1 + 4
-    assert f"2027-06-20;Rum i Visby;Rum 1;Säng 1;{member.name};{booking.id}" in lines
+    assert f"{YEAR}-06-20;Rum i Visby;Rum 1;Säng 1;{member.name};{booking.id}" in lines
 
 
 def test_two_members_in_one_bed_is_refused_without_a_500(app, make_user, make_listing, make_delegation):
@@ -298,13 +301,13 @@ def test_host_gets_403_and_anonymous_goes_to_login(app, make_host, path):
 def test_bad_search_input_is_a_4xx_with_the_message(app, make_user, make_listing):
     make_listing(beds=1)
     browser = signed_in(app, make_user("coordinator"))
-    outside = browser.get("/coordinator/search?check_in=2027-07-20&check_out=2027-07-22&beds=1")
-    assert outside.status_code == 422 and "Säsongen 2027 har nätterna" in outside.get_data(as_text=True)
-    backwards = browser.get("/coordinator/search?check_in=2027-06-22&check_out=2027-06-20&beds=1")
+    outside = browser.get(f"/coordinator/search?check_in={YEAR}-07-20&check_out={YEAR}-07-22&beds=1")
+    assert outside.status_code == 422 and f"Säsongen {YEAR} har nätterna" in outside.get_data(as_text=True)
+    backwards = browser.get(f"/coordinator/search?check_in={YEAR}-06-22&check_out={YEAR}-06-20&beds=1")
     assert backwards.status_code == 422 and "Utcheckningen måste vara efter incheckningen" in backwards.get_data(
         as_text=True)
     assert browser.get("/coordinator/search?check_in=nonsense&beds=x").status_code == 422
-    assert browser.get("/coordinator/review?check_in=2027-06-20").status_code == 302
+    assert browser.get(f"/coordinator/review?check_in={YEAR}-06-20").status_code == 302
 
 
 @pytest.mark.parametrize("query", ["beds=1&max_price_kr=99999999999999999999",
@@ -313,12 +316,12 @@ def test_bad_search_input_is_a_4xx_with_the_message(app, make_user, make_listing
 def test_search_numbers_too_large_for_the_database_are_a_422(app, make_user, make_listing, query):
     make_listing(beds=1)
     browser = signed_in(app, make_user("coordinator"))
-    response = browser.get(f"/coordinator/search?check_in=2027-06-20&check_out=2027-06-22&{query}")
+    response = browser.get(f"/coordinator/search?check_in={YEAR}-06-20&check_out={YEAR}-06-22&{query}")
     assert response.status_code == 422 and "Talet är för stort." in response.get_data(as_text=True)
 
 
 def test_review_of_a_bed_id_too_large_for_the_database_goes_back_to_search(app, make_user, make_listing):
     make_listing(beds=1)
     browser = signed_in(app, make_user("coordinator"))
-    response = browser.get("/coordinator/review?check_in=2027-06-20&check_out=2027-06-22&bed_ids=" + "9" * 20)
+    response = browser.get(f"/coordinator/review?check_in={YEAR}-06-20&check_out={YEAR}-06-22&bed_ids=" + "9" * 20)
     assert response.status_code == 302 and response.location.endswith("/coordinator/search")

@@ -12,9 +12,9 @@ from app.models import AuditEntry, Bed, HostProfile, Payout, User
 from app.services import booking as booking_service
 from app.services import delegations, vetting
 from app.services.base import Actor
-from conftest import csrf_from
+from conftest import YEAR, csrf_from
 
-AFTER_CHECK_IN = datetime(2027, 6, 22, 12, 0, tzinfo=timezone.utc)  # the first night's payout is due
+AFTER_CHECK_IN = datetime(YEAR, 6, 22, 12, 0, tzinfo=timezone.utc)  # the first night's payout is due
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def admin_login(login, make_admin):
 def _invoice_booking(listing, delegation, beds: list[Bed] | None = None):
     return booking_service.create_booking(
         Actor(delegation.coordinator_id, "coordinator"), delegation_id=delegation.id,
-        bed_ids=[b.id for b in (beds or listing.beds())], check_in=date(2027, 6, 20), check_out=date(2027, 6, 21),
+        bed_ids=[b.id for b in (beds or listing.beds())], check_in=date(YEAR, 6, 20), check_out=date(YEAR, 6, 21),
         accept_contract=True, payment_method="invoice")
 
 

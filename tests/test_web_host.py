@@ -8,7 +8,7 @@ from app.models import BedNight, BedPrice, Booking, HostProfile, Listing
 from app.services import booking as booking_service
 from app.services import listings
 from app.services.base import Actor
-from tests.conftest import NOW, csrf_from
+from tests.conftest import NOW, YEAR, csrf_from
 
 
 def _profile_form(**overrides):
@@ -143,7 +143,7 @@ def test_calendar_year_too_large_for_the_database_shows_the_latest_season(client
     make_season()
     login(make_host())
     response = client.get("/host/calendar?year=" + "9" * 20)
-    assert response.status_code == 200 and "2027" in response.get_data(as_text=True)
+    assert response.status_code == 200 and f"{YEAR}" in response.get_data(as_text=True)
 
 
 def test_unapproved_host_cannot_publish_through_the_form(client, login, make_host, make_season):
@@ -212,7 +212,7 @@ def test_calendar_shows_bookings_blocks_and_free_nights(client, login, make_list
     bed_a, bed_b = (bed.id for bed in listing.beds())
     delegation = make_delegation()
     booking_service.create_booking(Actor(delegation.coordinator_id, "coordinator"), delegation_id=delegation.id,
-                                   bed_ids=[bed_a], check_in=date(2027, 6, 20), check_out=date(2027, 6, 22),
+                                   bed_ids=[bed_a], check_in=date(YEAR, 6, 20), check_out=date(YEAR, 6, 22),
                                    accept_contract=True, payment_method="invoice")
     login(listing.host)
     page = client.get("/host/calendar")
@@ -221,16 +221,16 @@ def test_calendar_shows_bookings_blocks_and_free_nights(client, login, make_list
     assert html.count('class="cal-booked"') == 2 and "Föreningen Framtid" in html
     assert html.count('class="cal-free"') == 2 * 6 - 2
     blocked = client.post("/host/calendar/block", data={
-        "block-bed_id": str(bed_b), "block-check_in": "2027-06-23", "block-check_out": "2027-06-25",
+        "block-bed_id": str(bed_b), "block-check_in": f"{YEAR}-06-23", "block-check_out": f"{YEAR}-06-25",
         "csrf_token": csrf_from(page)})
     assert blocked.status_code == 302
     assert client.get("/host/calendar").get_data(as_text=True).count('class="cal-blocked"') == 2
     taken = client.post("/host/calendar/block", data={
-        "block-bed_id": str(bed_a), "block-check_in": "2027-06-20", "block-check_out": "2027-06-21",
+        "block-bed_id": str(bed_a), "block-check_in": f"{YEAR}-06-20", "block-check_out": f"{YEAR}-06-21",
         "csrf_token": csrf_from(page)})
     assert taken.status_code == 409 and "redan tagna" in taken.get_data(as_text=True)
     freed = client.post("/host/calendar/unblock", data={
-        "unblock-bed_id": str(bed_b), "unblock-check_in": "2027-06-23", "unblock-check_out": "2027-06-25",
+        "unblock-bed_id": str(bed_b), "unblock-check_in": f"{YEAR}-06-23", "unblock-check_out": f"{YEAR}-06-25",
         "csrf_token": csrf_from(page)})
     assert freed.status_code == 302
     assert db.session.query(BedNight).filter_by(bed_id=bed_b, state="host_block").count() == 0
@@ -243,7 +243,7 @@ def test_calendar_shows_a_card_hold_until_its_time_runs_out(client, login, make_
     coordinator = Actor(delegation.coordinator_id, "coordinator")
     for bed_id, booked_at in ((bed_a, NOW), (bed_b, NOW - timedelta(hours=1))):  # the season holds for 15 minutes
         booking_service.create_booking(coordinator, delegation_id=delegation.id, bed_ids=[bed_id],
-                                       check_in=date(2027, 6, 20), check_out=date(2027, 6, 21),
+                                       check_in=date(YEAR, 6, 20), check_out=date(YEAR, 6, 21),
                                        accept_contract=True, payment_method="card", now=booked_at)
     login(listing.host)
     html = client.get("/host/calendar").get_data(as_text=True)
@@ -255,7 +255,7 @@ def test_host_cancellation_warns_asks_for_reason_and_is_a_breach(client, login, 
     delegation = make_delegation()
     booking = booking_service.create_booking(
         Actor(delegation.coordinator_id, "coordinator"), delegation_id=delegation.id,
-        bed_ids=[listing.beds()[0].id], check_in=date(2027, 6, 20), check_out=date(2027, 6, 21),
+        bed_ids=[listing.beds()[0].id], check_in=date(YEAR, 6, 20), check_out=date(YEAR, 6, 21),
         accept_contract=True, payment_method="invoice")
     login(listing.host)
     assert booking.contract.number in client.get("/host/bookings").get_data(as_text=True)
@@ -283,7 +283,7 @@ def test_another_hosts_booking_is_404(client, login, make_listing, make_delegati
     delegation = make_delegation()
     booking = booking_service.create_booking(
         Actor(delegation.coordinator_id, "coordinator"), delegation_id=delegation.id,
-        bed_ids=[listing.beds()[0].id], check_in=date(2027, 6, 20), check_out=date(2027, 6, 21),
+        bed_ids=[listing.beds()[0].id], check_in=date(YEAR, 6, 20), check_out=date(YEAR, 6, 21),
         accept_contract=True, payment_method="invoice")
     login(make_host())
     assert client.get(f"/host/bookings/{booking.id}/cancel").status_code == 404
