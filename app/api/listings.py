@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Listing
 from app.services import booking, listings, pricing
 from app.services.errors import NotFound, ValidationFailed
-from app.services.seasons import latest_season, season_for_year
+from app.services.seasons import current_season, season_for_year
 
 
 def _listing_body() -> dict:
@@ -115,7 +115,7 @@ def get_listing(listing_id):
     year = query_int("year", False, errors)
     if errors:
         raise ValidationFailed(errors)
-    season = latest_season() if year is None else season_for_year(year)
+    season = current_season() if year is None else season_for_year(year)
     if year is not None and season is None:
         raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     return public_listing_json(listing, season, booking.host_record(listing.host_id))

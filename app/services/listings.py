@@ -12,7 +12,7 @@ from app.models import Bed, BED_KINDS, BedPrice, Listing, OfferAcceptance, Room
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import DomainError, Forbidden, NotFound, ValidationFailed
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 from app.services.vetting import is_host_approved, normalise_gotland_postal_code
 
 
@@ -142,7 +142,7 @@ def publish(actor: Actor, listing_id: int, accept_terms_version: Optional[str], 
         raise Forbidden(_("Bara värdar som Sängplats har godkänt kan publicera. Skicka in dina uppgifter och vänta "
                           "på granskningen."),
                         code="host_not_approved")
-    season = latest_season()
+    season = current_season(now)
     if season is None:
         raise DomainError(_("Det finns ännu ingen säsong att publicera för."), code="no_season")
     beds = listing.beds()

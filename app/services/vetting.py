@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import vetting_decision, vetting_status
-from app.models import HostProfile, Season, User
+from app.models import HostProfile, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
@@ -119,9 +119,11 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
     return profile
 
 
-def strike_limit() -> Optional[int]:
-    """The strike limit of the latest season."""
-    return db.session.scalar(select(Season.strike_limit).order_by(Season.year.desc()).limit(1))
+def strike_limit(now: Optional[datetime] = None) -> Optional[int]:
+    """The strike limit of the current season."""
+    from app.services.seasons import current_season
+    season = current_season(now)
+    return season.strike_limit if season is not None else None
 
 
 def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> HostProfile:
@@ -131,7 +133,7 @@ def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> H
         raise NotFound(_no_profile())
     profile.strikes += 1
     audit.record(actor, "host.strike", "host", host_user_id, after={"strikes": profile.strikes, "why": why}, now=now)
-    limit = strike_limit()
+    limit = strike_limit(now)
     if limit is not None and profile.strikes >= limit and profile.vetting_status != "suspended":
         before = _profile_facts(profile)
         profile.vetting_status = "suspended"

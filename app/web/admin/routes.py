@@ -7,7 +7,7 @@ from app.extensions import db
 from app.models import VETTING_STATUSES, Booking, Flag, HostProfile, Listing, Season, User
 from app.services import vetting
 from app.services.errors import DomainError
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 from app.web.admin.forms import VETTING_LABELS, DecisionForm
 from app.web.common import actor, flash_error, role_required
 
@@ -29,7 +29,7 @@ def dashboard():
         "published_listings": db.session.scalar(select(func.count(Listing.id)).where(Listing.published.is_(True))),
         "seasons": db.session.scalar(select(func.count(Season.id))),
     }
-    return render_template("admin/dashboard.html", counts=counts, season=latest_season())
+    return render_template("admin/dashboard.html", counts=counts, season=current_season())
 
 
 def render_queue(status_filter: str, status: int = 200, failed: tuple[int, DecisionForm] | None = None):

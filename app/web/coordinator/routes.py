@@ -13,7 +13,7 @@ from app.services import availability, delegations, exports, flags
 from app.services import booking as booking_service
 from app.services.contract_pdf import render_pdf
 from app.services.errors import DomainError, NotFound
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.coordinator import presenters
 from app.web.coordinator.forms import (
@@ -65,7 +65,7 @@ def dashboard():
     live = [b for b in bookings if b.status in booking_service.CANCELLABLE]
     return render_template("coordinator/dashboard.html", delegations=mine, bookings=bookings[:10],
                            has_members=any(d.members for d in mine), has_booking=bool(live),
-                           season=latest_season())
+                           season=current_season())
 
 
 @bp.route("/delegations/new", methods=["GET", "POST"])
@@ -129,7 +129,7 @@ def block(delegation_id):
 @bp.get("/search")
 def search():
     """Search free beds for a stay in the latest season, cheapest first."""
-    season = latest_season()
+    season = current_season()
     form, results, status = SearchForm(request.args), None, 200
     if season is not None and not request.args:
         form.check_in.data, form.check_out.data, form.beds.data = season.first_night, season.check_out_day, 1

@@ -14,7 +14,7 @@ from app.models import Bed, BedNight, Booking, Delegation, Listing, Room, Season
 from app.services import availability
 from app.services import booking as bookings
 from app.services.errors import DomainError
-from app.services.seasons import latest_season, season_for_year
+from app.services.seasons import current_season, season_for_year
 from app.web.common import actor, flash_error, role_required
 from app.web.converters import int32
 from app.web.host.forms import BlockForm, HostCancelForm
@@ -59,7 +59,7 @@ def render_calendar(season: Season | None, status: int = 200, **forms):
 
 def _season_from_args() -> Season | None:
     year = request.args.get("year", type=int32)
-    season = season_for_year(year) if year else latest_season()
+    season = season_for_year(year) if year else current_season()
     if year and season is None:
         abort(404)
     return season
@@ -89,12 +89,12 @@ def unblock():
 def _change_block(prefix: str, service, done: str):
     form = _block_form(prefix, host_beds(current_user.id), submitted=True)
     if not form.validate_on_submit():
-        return render_calendar(latest_season(), 422, **{f"{prefix}_form": form})
+        return render_calendar(current_season(), 422, **{f"{prefix}_form": form})
     try:
         service(actor(), form.bed_id.data, form.check_in.data, form.check_out.data)
     except DomainError as error:
         flash_error(error, form)
-        return render_calendar(season_for_year(form.check_in.data.year) or latest_season(), error.status,
+        return render_calendar(season_for_year(form.check_in.data.year) or current_season(), error.status,
                                **{f"{prefix}_form": form})
     flash(done, "success")
     return redirect(url_for("host.calendar", year=form.check_in.data.year))

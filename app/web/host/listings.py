@@ -8,7 +8,7 @@ from app.extensions import db
 from app.models import BedPrice, Listing, utcnow
 from app.services import listings, pricing
 from app.services.errors import DomainError
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.formatting import kr
 from app.web.host.forms import (
@@ -46,7 +46,7 @@ def _bed_prices(listing: Listing, season) -> dict[int, dict]:
 def render_listing(listing: Listing, status: int = 200, *, room_form=None, bed_forms=None, price_forms=None,
                    publish_form=None):
     """The listing's management page; a failed form is passed in to show its errors."""
-    season = latest_season()
+    season = current_season()
     prices = _bed_prices(listing, season)
     beds_forms = {room.id: BedForm(formdata=None, prefix=f"room-{room.id}") for room in listing.rooms}
     beds_forms.update(bed_forms or {})
@@ -151,7 +151,7 @@ def add_bed(room_id):
 def set_price(bed_id):
     """Set a bed's price for the latest season; a refusal shows the highest allowed price."""
     bed = listings.owned_bed(actor(), bed_id)
-    form, season = PriceForm(prefix=f"bed-{bed_id}"), latest_season()
+    form, season = PriceForm(prefix=f"bed-{bed_id}"), current_season()
     if not form.validate_on_submit() or season is None:
         form.price.errors = list(form.price.errors) or [_("Det finns ingen säsong att sätta pris för ännu.")]
         return render_listing(bed.room.listing, 422, price_forms={bed_id: form})
