@@ -60,9 +60,9 @@ def test_invoice_booking_forms_contract(world):
     contract = db.session.get(Contract, data["contract"]["id"])
     assert contract.sha256 == digest(contract.snapshot) == data["contract"]["sha256"]
     verify = world["coord"].get(f"/contracts/verify?number={contract.number}&sha256={contract.sha256}")
-    assert verify.get_json() == {"valid": True}
+    assert verify.get_json() == {"valid": True, "status": "confirmed", "amended": False}
     assert world["coord"].get(f"/contracts/verify?number={contract.number}&sha256={'0' * 64}"
-                              ).get_json() == {"valid": False}
+                              ).get_json() == {"valid": False, "status": None, "amended": False}
     full = world["coord"].get(f"/contracts/{contract.id}").get_json()
     assert full["parties"]["organisation"]["name"] == world["delegation"].name and full["status"] == "active"
     pdf = world["coord"].get(f"/contracts/{contract.id}/pdf")

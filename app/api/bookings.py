@@ -113,7 +113,8 @@ def list_bookings():
 @roles("coordinator", "host", "admin")
 def get_booking(booking_id):
     """One booking with its lines, contract, invoice and payments."""
-    return booking_json(booking_service.visible_booking(current_actor(), booking_id))
+    item = booking_service.visible_booking(current_actor(), booking_id)
+    return {**booking_json(item), **booking_service.party_contacts(current_actor(), item)}
 
 
 @api.post("/bookings/<int:booking_id>/cancel")
@@ -156,7 +157,7 @@ def visible_contract(contract_id: int) -> Contract:
 @api.get("/contracts/verify")
 def verify_contract():
     """Check a contract's number and SHA-256 (public)."""
-    return {"valid": contracts.verify(request.args.get("number", ""), request.args.get("sha256", ""))}
+    return contracts.verify(request.args.get("number", ""), request.args.get("sha256", "")).as_json()
 
 
 @api.get("/contracts/<int:contract_id>")

@@ -72,6 +72,26 @@ def visible_booking(actor: Actor, booking_id: int) -> Booking:
     return booking
 
 
+CONTACT_STATUSES = ("confirmed", "completed")
+
+
+def party_contacts(actor: Actor, booking: Booking) -> dict:
+    """Each party sees the other's contact once the booking is confirmed (API.md): the coordinator gets
+    `host_contact`, the host `coordinator_contact` (name, e-mail, phone where known); admins both."""
+    if booking.status not in CONTACT_STATUSES:
+        return {}
+    result: dict = {}
+    if actor.is_admin or booking.coordinator_id == actor.user_id:
+        host = db.session.get(User, booking.host_id)
+        profile = db.session.get(HostProfile, booking.host_id)
+        result["host_contact"] = {"name": (profile.legal_name if profile and profile.legal_name else host.name),
+                                  "email": host.email, "phone": profile.phone if profile else None}
+    if actor.is_admin or booking.host_id == actor.user_id:
+        coordinator = db.session.get(User, booking.coordinator_id)
+        result["coordinator_contact"] = {"name": coordinator.name, "email": coordinator.email, "phone": None}
+    return result
+
+
 def own_booking(actor: Actor, booking_id: int) -> Booking:
     """A booking of the acting coordinator; anyone else (its host and admins included) gets 404."""
     booking = visible_booking(actor, booking_id)

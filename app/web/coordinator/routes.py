@@ -208,6 +208,7 @@ def booking(booking_id):
     """Show a booking: status, lines, total, invoice and contract."""
     item = _own_booking(booking_id)
     return render_template("coordinator/booking.html", booking=item, contract=item.contract,
+                           contacts=booking_service.party_contacts(actor(), item),
                            can_pay="payments.pay" in current_app.view_functions,
                            cancellable=item.status in booking_service.CANCELLABLE)
 

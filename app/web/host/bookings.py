@@ -109,6 +109,30 @@ def bookings_index():
     return render_template("host/bookings.html", bookings=rows, cancellable=bookings.CANCELLABLE)
 
 
+@bp.get("/bookings/<int:booking_id>")
+@role_required("host")
+def booking_page(booking_id):
+    """One of the host's bookings: the contract (PDF), the guests, the coordinator's contact, and cancelling."""
+    item = bookings.visible_booking(actor(), booking_id)
+    return render_template("host/booking.html", booking=item, contract=item.contract,
+                           contacts=bookings.party_contacts(actor(), item),
+                           cancellable=item.status in bookings.CANCELLABLE)
+
+
+@bp.get("/contracts/<int:contract_id>.pdf")
+@role_required("host")
+def contract_pdf(contract_id):
+    """The contract of one of the host's bookings as PDF, the same document the coordinator reads."""
+    from app.models import Contract
+    from app.services.contract_pdf import render_pdf
+    contract = db.session.get(Contract, contract_id)
+    if contract is None:
+        abort(404)
+    bookings.visible_booking(actor(), contract.booking_id)
+    return Response(render_pdf(contract), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{contract.number}.pdf"'})
+
+
 @bp.get("/guests.csv")
 @role_required("host")
 def guests_csv():
