@@ -235,7 +235,7 @@ def test_rooming_and_csv(world):
     double = world["coord"].put(f"/bookings/{data['id']}/rooming", {"assignments": [
         {"bed_id": world["bed_ids"][0], "member_id": members[0]["id"]},
         {"bed_id": world["bed_ids"][1], "member_id": members[0]["id"]}]})
-    assert double.status_code == 422
+    assert double.status_code == 409 and double.get_json()["code"] == "member_double_booked"
     not_a_list = world["coord"].put(f"/bookings/{data['id']}/rooming", {"assignments": "alla i säng 1"},
                                     headers={"Accept-Language": "sv"})
     assert not_a_list.status_code == 422
