@@ -116,7 +116,20 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
         audit.record(actor, f"host.{decision}", "host", host_user_id, before=before,
                      after={**_profile_facts(profile), "reason": reason}, now=now)
         events.emit(events.HOST_DECIDED, profile=profile, decision=decision, reason=reason, now=now)
+        if new_status == "suspended":
+            events.emit(events.HOST_SUSPENDED, profile=profile, now=now)
     return profile
+
+
+def live_bookings(host_user_id: int, *, now: Optional[datetime] = None) -> list:
+    """The host's live bookings (awaiting payment or confirmed, last night not passed), oldest stay first:
+    what a suspension leaves standing, counted for the admin before deciding."""
+    from app.models import Booking
+    from app.services.seasons import stockholm_today
+    today = stockholm_today(now)
+    return list(db.session.scalars(select(Booking).where(
+        Booking.host_id == host_user_id, Booking.status.in_(("awaiting_payment", "confirmed")),
+        Booking.check_out > today).order_by(Booking.check_in, Booking.id)))
 
 
 def strike_limit(now: Optional[datetime] = None) -> Optional[int]:
@@ -142,7 +155,13 @@ def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> H
                                     strikes=profile.strikes, limit=limit)
         audit.record(Actor.system(), "host.suspend", "host", host_user_id, before=before,
                      after=_profile_facts(profile), now=now)
+        events.emit(events.HOST_SUSPENDED, profile=profile, now=now)
     return profile
+
+
+def is_host_suspended(host_user_id: int) -> bool:
+    status = db.session.scalar(select(HostProfile.vetting_status).where(HostProfile.user_id == host_user_id))
+    return status == "suspended"
 
 
 def is_host_approved(host_user_id: int) -> bool:

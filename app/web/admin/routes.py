@@ -46,7 +46,9 @@ def render_queue(status_filter: str, status: int = 200, failed: tuple[int, Decis
         forms[profile.user_id] = form
     if failed:
         forms[failed[0]] = failed[1]
-    return render_template("admin/hosts.html", rows=rows, forms=forms, status_filter=status_filter,
+    live = {profile.user_id: len(vetting.live_bookings(profile.user_id)) for profile, _user in rows
+            if profile.vetting_status in vetting.DECISIONS["suspend"][0]}
+    return render_template("admin/hosts.html", rows=rows, forms=forms, status_filter=status_filter, live=live,
                            statuses=VETTING_STATUSES, counts=_counts(HostProfile.vetting_status)), status
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Booking, Contract, Delegation
 from app.models.types import utcnow
-from app.services import availability, delegations, exports, flags
+from app.services import availability, delegations, exports, flags, vetting
 from app.services import booking as booking_service
 from app.services.contract_pdf import render_pdf
 from app.services.errors import DomainError, NotFound
@@ -209,6 +209,7 @@ def booking(booking_id):
     item = _own_booking(booking_id)
     return render_template("coordinator/booking.html", booking=item, contract=item.contract,
                            contacts=booking_service.party_contacts(actor(), item),
+                           host_suspended=vetting.is_host_suspended(item.host_id),
                            can_pay="payments.pay" in current_app.view_functions,
                            cancellable=item.status in booking_service.CANCELLABLE)
 
