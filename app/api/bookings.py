@@ -53,6 +53,28 @@ def add_member(delegation_id):
     return {"id": member.id, "delegation_id": delegation_id, "name": member.name, "email": member.email}, 201
 
 
+@api.patch("/delegations/<int:delegation_id>/members/<int:member_id>")
+@roles("coordinator")
+def update_member(delegation_id, member_id):
+    """Rename a member or change the e-mail."""
+    booking_service.owned_delegation(current_actor(), delegation_id)
+    body = Body(json_body())
+    name = body.str("name", False, max_length=200)
+    email = body.str("email", False, max_length=254)
+    body.done()
+    member = delegations.update_member(current_actor(), delegation_id, member_id, name=name, email=email)
+    return {"id": member.id, "delegation_id": delegation_id, "name": member.name, "email": member.email}
+
+
+@api.delete("/delegations/<int:delegation_id>/members/<int:member_id>")
+@roles("coordinator")
+def remove_member(delegation_id, member_id):
+    """Remove a member who has no bed."""
+    booking_service.owned_delegation(current_actor(), delegation_id)
+    delegations.remove_member(current_actor(), delegation_id, member_id)
+    return {"id": member_id, "delegation_id": delegation_id, "removed": True}
+
+
 @api.get("/delegations/<int:delegation_id>")
 @roles("coordinator")
 def get_delegation(delegation_id):

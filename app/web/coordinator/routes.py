@@ -110,6 +110,51 @@ def add_member(delegation_id):
     return render_template("coordinator/delegation.html", delegation=item, form=form), status
 
 
+def _member_or_404(item, member_id: int):
+    member = next((m for m in item.members if m.id == member_id), None)
+    if member is None:
+        raise NotFound(_("Deltagaren finns inte."))
+    return member
+
+
+@bp.route("/delegations/<int:delegation_id>/members/<int:member_id>", methods=["GET", "POST"])
+def member(delegation_id, member_id):
+    """Rename a member or change the e-mail (the rooming list follows)."""
+    item = booking_service.owned_delegation(actor(), delegation_id)
+    person = _member_or_404(item, member_id)
+    form = MemberForm(obj=person) if request.method == "GET" else MemberForm()
+    status = 200 if request.method == "GET" else 422
+    if form.validate_on_submit():
+        try:
+            delegations.update_member(actor(), delegation_id, member_id, name=form.name.data, email=form.email.data)
+        except DomainError as error:
+            flash_error(error, form)
+            status = error.status
+        else:
+            flash(_("Uppgifterna för %(name)s är sparade.", name=form.name.data.strip()), "success")
+            return redirect(url_for("coordinator.delegation", delegation_id=delegation_id))
+    return render_template("coordinator/member.html", delegation=item, member=person, form=form,
+                           remove_form=ConfirmForm(formdata=None)), status
+
+
+@bp.post("/delegations/<int:delegation_id>/members/<int:member_id>/remove")
+def remove_member(delegation_id, member_id):
+    """Remove a member who has no bed."""
+    item = booking_service.owned_delegation(actor(), delegation_id)
+    person = _member_or_404(item, member_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            delegations.remove_member(actor(), delegation_id, member_id)
+        except DomainError as error:
+            flash(error.message, "error")
+            return render_template("coordinator/member.html", delegation=item, member=person,
+                                   form=MemberForm(obj=person), remove_form=form), error.status
+        flash(_("%(name)s är borttagen ur delegationen.", name=person.name), "success")
+        return redirect(url_for("coordinator.delegation", delegation_id=delegation_id))
+    return redirect(url_for("coordinator.member", delegation_id=delegation_id, member_id=member_id))
+
+
 @bp.get("/delegations/<int:delegation_id>/rooming.csv")
 def rooming_csv(delegation_id):
     """Download the rooming list as CSV (the same bytes as the API's)."""
