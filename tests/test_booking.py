@@ -60,9 +60,9 @@ def test_invoice_booking_forms_contract(world):
     contract = db.session.get(Contract, data["contract"]["id"])
     assert contract.sha256 == digest(contract.snapshot) == data["contract"]["sha256"]
     verify = world["coord"].get(f"/contracts/verify?number={contract.number}&sha256={contract.sha256}")
-    assert verify.get_json() == {"valid": True}
+    assert verify.get_json() == {"valid": True, "status": "confirmed", "amended": False}
     assert world["coord"].get(f"/contracts/verify?number={contract.number}&sha256={'0' * 64}"
-                              ).get_json() == {"valid": False}
+                              ).get_json() == {"valid": False, "status": None, "amended": False}
     full = world["coord"].get(f"/contracts/{contract.id}").get_json()
     assert full["parties"]["organisation"]["name"] == world["delegation"].name and full["status"] == "active"
     pdf = world["coord"].get(f"/contracts/{contract.id}/pdf")
@@ -247,7 +247,7 @@ def test_rooming_and_csv(world):
     double = world["coord"].put(f"/bookings/{data['id']}/rooming", {"assignments": [
         {"bed_id": world["bed_ids"][0], "member_id": members[0]["id"]},
         {"bed_id": world["bed_ids"][1], "member_id": members[0]["id"]}]})
-    assert double.status_code == 422
+    assert double.status_code == 409 and double.get_json()["code"] == "member_double_booked"
     not_a_list = world["coord"].put(f"/bookings/{data['id']}/rooming", {"assignments": "alla i säng 1"},
                                     headers={"Accept-Language": "sv"})
     assert not_a_list.status_code == 422

@@ -54,7 +54,9 @@ def test_api_shape_and_figures(two_seasons, api_as):
     # Both the system flag from the host cancellation and the coordinator's flag are about a 2027 booking.
     assert data["host_cancellations"] == 1 and data["flags_upheld"] == 1
 
-    latest = api_as().get("/transparency").get_json()
+    # Without ?year the figures are the current season's, never simply the newest.
+    assert api_as().get("/transparency").get_json()["year"] == YEAR
+    latest = api_as().get(f"/transparency?year={YEAR + 1}").get_json()
     assert latest["year"] == (YEAR + 1) and (latest["median_price_ore"], latest["p90_price_ore"]) == (55000, 80000)
     assert latest["previous_year"]["median_price_ore"] == 50000 and latest["previous_year"]["p90_price_ore"] == 80000
     assert latest["host_cancellations"] == 0 and latest["flags_upheld"] == 0 and latest["booked_share"] == 0
@@ -74,8 +76,10 @@ def test_insyn_page_has_an_accessible_svg_chart_and_a_table(two_seasons, client)
     assert "550 kr" in html and "Pristak 900 kr" in html and "<table" in html and "+10,0 %" in html
     assert "style=" not in html and "<script" not in html.split("</footer>")[0]
     assert client.get("/insyn?year=1999").status_code == 404
-    assert client.get("/insyn?year=" + "9" * 20).status_code == 200  # not a year: the latest season, not a 500
-    english = client.get("/insyn?lang=en").get_data(as_text=True)
+    assert client.get("/insyn?year=" + "9" * 20).status_code == 200  # not a year: the current season, not a 500
+    # Without ?year /insyn shows the current season (2027 runs now), not the newest one.
+    assert "2027" in client.get("/insyn").get_data(as_text=True).split("<h1")[1][:200]
+    english = client.get("/insyn?year=2028&lang=en").get_data(as_text=True)
     assert "Price per bed and night" in english and "SEK 550" in english and "+10.0 %" in english
     assert '/insyn"' in client.get("/").get_data(as_text=True)  # linked from every page's footer
 

@@ -246,7 +246,7 @@ def test_two_members_in_one_bed_is_refused_without_a_500(app, make_user, make_li
     url = f"/coordinator/bookings/{booking.id}/rooming"
     same = str(delegation.members[0].id)
     response = post_form(browser, url, url, {f"bed_{first_bed}": same, f"bed_{second_bed}": same})
-    assert response.status_code == 422
+    assert response.status_code == 409  # API.md: member_double_booked, in this booking or another
     assert "bara sova i en bädd" in response.get_data(as_text=True)
     assert db.session.scalar(select(BedNight.member_id).where(BedNight.member_id.is_not(None))) is None
 

@@ -54,6 +54,28 @@ def add_member(delegation_id):
     return {"id": member.id, "delegation_id": delegation_id, "name": member.name, "email": member.email}, 201
 
 
+@api.patch("/delegations/<int:delegation_id>/members/<int:member_id>")
+@roles("coordinator")
+def update_member(delegation_id, member_id):
+    """Rename a member or change the e-mail."""
+    booking_service.owned_delegation(current_actor(), delegation_id)
+    body = Body(json_body())
+    name = body.str("name", False, max_length=200)
+    email = body.str("email", False, max_length=254)
+    body.done()
+    member = delegations.update_member(current_actor(), delegation_id, member_id, name=name, email=email)
+    return {"id": member.id, "delegation_id": delegation_id, "name": member.name, "email": member.email}
+
+
+@api.delete("/delegations/<int:delegation_id>/members/<int:member_id>")
+@roles("coordinator")
+def remove_member(delegation_id, member_id):
+    """Remove a member who has no bed."""
+    booking_service.owned_delegation(current_actor(), delegation_id)
+    delegations.remove_member(current_actor(), delegation_id, member_id)
+    return {"id": member_id, "delegation_id": delegation_id, "removed": True}
+
+
 @api.get("/delegations/<int:delegation_id>")
 @roles("coordinator")
 def get_delegation(delegation_id):
@@ -114,7 +136,8 @@ def list_bookings():
 @roles("coordinator", "host", "admin")
 def get_booking(booking_id):
     """One booking with its lines, contract, invoice and payments."""
-    return booking_json(booking_service.visible_booking(current_actor(), booking_id))
+    item = booking_service.visible_booking(current_actor(), booking_id)
+    return {**booking_json(item), **booking_service.party_contacts(current_actor(), item)}
 
 
 @api.post("/bookings/<int:booking_id>/cancel")
@@ -157,7 +180,7 @@ def visible_contract(contract_id: int) -> Contract:
 @api.get("/contracts/verify")
 def verify_contract():
     """Check a contract's number and SHA-256 (public)."""
-    return {"valid": contracts.verify(request.args.get("number", ""), request.args.get("sha256", ""))}
+    return contracts.verify(request.args.get("number", ""), request.args.get("sha256", "")).as_json()
 
 
 @api.get("/contracts/<int:contract_id>")

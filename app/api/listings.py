@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Listing
 from app.services import booking, listings, pricing
 from app.services.errors import NotFound, ValidationFailed
-from app.services.seasons import latest_season, season_for_year
+from app.services.seasons import current_season, season_for_year
 
 
 def _listing_body() -> dict:
@@ -67,6 +67,47 @@ def add_bed(room_id):
     return bed_json(listings.add_bed(current_actor(), room_id, label, kind)), 201
 
 
+@api.patch("/rooms/<int:room_id>")
+@roles("host")
+def rename_room(room_id):
+    """Rename a room."""
+    listings.owned_room(current_actor(), room_id)
+    body = Body(json_body())
+    name = body.str("name", max_length=120)
+    body.done()
+    room = listings.rename_room(current_actor(), room_id, name)
+    return {"id": room.id, "listing_id": room.listing_id, "name": room.name}
+
+
+@api.delete("/rooms/<int:room_id>")
+@roles("host")
+def remove_room(room_id):
+    """Remove a room and its beds, when no booking refers to them."""
+    listings.owned_room(current_actor(), room_id)
+    listings.remove_room(current_actor(), room_id)
+    return {"id": room_id, "removed": True}
+
+
+@api.patch("/beds/<int:bed_id>")
+@roles("host")
+def rename_bed(bed_id):
+    """Rename a bed or change its kind."""
+    listings.owned_bed(current_actor(), bed_id)
+    body = Body(json_body())
+    label, kind = body.str("label", False, max_length=120), body.str("kind", False, max_length=20)
+    body.done()
+    return bed_json(listings.rename_bed(current_actor(), bed_id, label, kind))
+
+
+@api.delete("/beds/<int:bed_id>")
+@roles("host")
+def remove_bed(bed_id):
+    """Remove a bed that no booking refers to."""
+    listings.owned_bed(current_actor(), bed_id)
+    listings.remove_bed(current_actor(), bed_id)
+    return {"id": bed_id, "removed": True}
+
+
 @api.put("/beds/<int:bed_id>/prices/<int:year>")
 @roles("host")
 def set_price(bed_id, year):
@@ -115,7 +156,7 @@ def get_listing(listing_id):
     year = query_int("year", False, errors)
     if errors:
         raise ValidationFailed(errors)
-    season = latest_season() if year is None else season_for_year(year)
+    season = current_season() if year is None else season_for_year(year)
     if year is not None and season is None:
         raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     return public_listing_json(listing, season, booking.host_record(listing.host_id))

@@ -132,6 +132,19 @@ PATHS = {
     "/delegations/{delegation_id}/members": {"post": op(
         "Add a member", tag="delegations", ok=201, params=[path_id("delegation_id")],
         request=body({"name": _str(), "email": _str("email")}, ["name", "email"]))},
+    "/rooms/{room_id}": {
+        "patch": op("Rename a room", tag="listings", params=[path_id("room_id")],
+                    request=body({"name": _str()}, ["name"])),
+        "delete": op("Remove a room and its beds", tag="listings", errors=[409], params=[path_id("room_id")])},
+    "/beds/{bed_id}": {
+        "patch": op("Rename a bed", tag="listings", params=[path_id("bed_id")],
+                    request=body({"label": _str(), "kind": _str()}, [])),
+        "delete": op("Remove a bed", tag="listings", errors=[409], params=[path_id("bed_id")])},
+    "/delegations/{delegation_id}/members/{member_id}": {
+        "patch": op("Rename a member", tag="delegations", params=[path_id("delegation_id"), path_id("member_id")],
+                    request=body({"name": _str(), "email": _str("email")}, [])),
+        "delete": op("Remove a member who has no bed", tag="delegations", errors=[409],
+                     params=[path_id("delegation_id"), path_id("member_id")])},
     "/delegations/{delegation_id}/rooming.csv": {"get": op(
         "Rooming list as CSV", tag="delegations", params=[path_id("delegation_id")], ok_type="text/csv",
         ok_schema={"type": "string"})},

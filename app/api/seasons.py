@@ -52,4 +52,6 @@ def update_season(year):
 @api.get("/seasons")
 def list_seasons():
     """Every season with its caps and terms."""
-    return {"seasons": [season_json(s) for s in db.session.scalars(select(Season).order_by(Season.year))]}
+    current = seasons.current_season()
+    return {"seasons": [{**season_json(s), "current": current is not None and s.id == current.id}
+                        for s in db.session.scalars(select(Season).order_by(Season.year))]}

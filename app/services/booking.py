@@ -32,6 +32,7 @@ PAYMENT_METHODS = ("invoice", "card")
 MAX_BEDS_PER_BOOKING = 100
 INVOICE_DAYS = 30
 CANCELLABLE = ("awaiting_payment", "confirmed")
+LIVE_STATUSES = ("awaiting_payment", "confirmed", "completed")  # bookings whose beds a member sleeps in
 
 
 def local_date(moment: datetime) -> date:
@@ -70,6 +71,26 @@ def visible_booking(actor: Actor, booking_id: int) -> Booking:
     ):
         raise NotFound(_("Bokningen finns inte."))
     return booking
+
+
+CONTACT_STATUSES = ("confirmed", "completed")
+
+
+def party_contacts(actor: Actor, booking: Booking) -> dict:
+    """Each party sees the other's contact once the booking is confirmed (API.md): the coordinator gets
+    `host_contact`, the host `coordinator_contact` (name, e-mail, phone where known); admins both."""
+    if booking.status not in CONTACT_STATUSES:
+        return {}
+    result: dict = {}
+    if actor.is_admin or booking.coordinator_id == actor.user_id:
+        host = db.session.get(User, booking.host_id)
+        profile = db.session.get(HostProfile, booking.host_id)
+        result["host_contact"] = {"name": (profile.legal_name if profile and profile.legal_name else host.name),
+                                  "email": host.email, "phone": profile.phone if profile else None}
+    if actor.is_admin or booking.host_id == actor.user_id:
+        coordinator = db.session.get(User, booking.coordinator_id)
+        result["coordinator_contact"] = {"name": coordinator.name, "email": coordinator.email, "phone": None}
+    return result
 
 
 def own_booking(actor: Actor, booking_id: int) -> Booking:
@@ -443,18 +464,36 @@ def assign_rooming(actor: Actor, booking_id: int, assignments: list[dict], *,
                 _("Deltagare %(member)s hör inte till delegationen.", member=member_id))
         else:
             wanted[bed_id] = member_id
-    assigned = [m for m in wanted.values() if m is not None]
-    if len(assigned) != len(set(assigned)):
-        errors.setdefault("assignments", []).append(_("En deltagare kan bara sova i en bädd."))
     if errors:
         raise ValidationFailed(errors)
     with unit_of_work():
+        # One rooming change of a delegation at a time, so two bookings' lists cannot each pass the check.
+        db.session.execute(select(Delegation.id).where(Delegation.id == booking.delegation_id).with_for_update())
         for bed_id, member_id in wanted.items():
             db.session.execute(update(BedNight).where(
                 BedNight.booking_id == booking_id, BedNight.bed_id == bed_id).values(member_id=member_id))
+        conflicts = member_double_bookings(booking.delegation_id)
+        if conflicts:
+            raise Conflict(_("En deltagare kan bara sova i en bädd per natt, i den här eller en annan av "
+                             "delegationens bokningar."), code="member_double_booked", conflicts=conflicts)
         audit.record(actor, "booking.rooming", "booking", booking_id,
                      after={str(b): m for b, m in wanted.items()}, now=now)
     return db.session.get(Booking, booking_id)
+
+
+def member_double_bookings(delegation_id: int) -> list[dict]:
+    """Every bed-night of the delegation's live bookings whose member has another bed that night."""
+    live = and_(Booking.delegation_id == delegation_id, Booking.status.in_(LIVE_STATUSES),
+                BedNight.state.in_(("booked", "held")), BedNight.member_id.is_not(None))
+    doubled = (select(BedNight.member_id, BedNight.night).join(Booking, Booking.id == BedNight.booking_id)
+               .where(live).group_by(BedNight.member_id, BedNight.night).having(func.count(BedNight.id) > 1)
+               .subquery())
+    rows = db.session.execute(
+        select(BedNight.member_id, BedNight.night, BedNight.booking_id).distinct()
+        .join(Booking, Booking.id == BedNight.booking_id)
+        .join(doubled, and_(doubled.c.member_id == BedNight.member_id, doubled.c.night == BedNight.night))
+        .where(live).order_by(BedNight.night, BedNight.member_id, BedNight.booking_id))
+    return [{"member_id": m, "night": n.isoformat(), "booking_id": b} for m, n, b in rows]
 
 
 def expire_holds(*, now: Optional[datetime] = None) -> list[int]:

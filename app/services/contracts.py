@@ -115,12 +115,27 @@ def form_contract(booking: Booking, draft: ContractDraft) -> Contract:
     return contract
 
 
-def verify(number: str, sha256: str) -> bool:
-    """True when a contract with this number exists and its stored snapshot still hashes to sha256."""
+@dataclass(frozen=True)
+class Verification:
+    """What verifying a contract tells anyone: genuine or not, and, when genuine, where its booking stands."""
+
+    valid: bool
+    status: Optional[str] = None  # the booking's status, only for a genuine contract
+    amended: bool = False  # no amendments exist yet
+
+    def as_json(self) -> dict[str, Any]:
+        return {"valid": self.valid, "status": self.status, "amended": self.amended}
+
+
+def verify(number: str, sha256: str) -> Verification:
+    """A contract with this number whose stored snapshot still hashes to sha256 is valid; the answer then
+    also says the booking's status, so a cancelled booking's contract never reads as simply "genuine"."""
     contract = db.session.scalar(select(Contract).where(Contract.number == (number or "").strip()))
     if contract is None or not sha256:
-        return False
-    return digest(contract.snapshot) == contract.sha256 == sha256.strip().lower()
+        return Verification(False)
+    if not digest(contract.snapshot) == contract.sha256 == sha256.strip().lower():
+        return Verification(False)
+    return Verification(True, contract.booking.status, False)
 
 
 def snapshot_of(contract: Contract) -> dict[str, Any]:

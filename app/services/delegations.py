@@ -9,12 +9,14 @@ from typing import Optional
 from flask_babel import gettext as _
 
 from app.extensions import db
-from app.models import Delegation, Member
+from sqlalchemy import select, update
+
+from app.models import BedNight, Booking, Delegation, Member
 from app.services import audit
 from app.services.accounts import normalise_email
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.booking import owned_delegation
-from app.services.errors import Forbidden, ValidationFailed
+from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 ORGANISATION_NUMBER = re.compile(r"^\d{6}-?\d{4}$")
 
@@ -68,3 +70,63 @@ def add_member(actor: Actor, delegation_id: int, name: str, email: str, *,
         audit.record(actor, "member.added", "delegation", delegation_id, after={"member_id": member.id,
                                                                              "name": name}, now=now)
     return member
+
+
+def _member_of(delegation_id: int, member_id: int) -> Member:
+    member = db.session.get(Member, member_id)
+    if member is None or member.delegation_id != delegation_id:
+        raise NotFound(_("Deltagaren finns inte."))
+    return member
+
+
+def update_member(actor: Actor, delegation_id: int, member_id: int, *, name: Optional[str] = None,
+                  email: Optional[str] = None, now: Optional[datetime] = None) -> Member:
+    """Rename a member or change the e-mail; the rooming list follows (it refers to the member)."""
+    now = now_or(now)
+    owned_delegation(actor, delegation_id)
+    errors: dict[str, list[str]] = {}
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            errors["name"] = [_("Deltagarens namn, högst %(max)s tecken.", max=200)]
+    if email is not None:
+        try:
+            email = normalise_email(email)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        member = _member_of(delegation_id, member_id)
+        before = {"name": member.name, "email": member.email}
+        if name is not None:
+            member.name = name
+        if email is not None:
+            member.email = email
+        audit.record(actor, "member.updated", "delegation", delegation_id,
+                     before={"member_id": member_id, **before},
+                     after={"member_id": member_id, "name": member.name, "email": member.email}, now=now)
+    return member
+
+
+LIVE_STATUSES = ("awaiting_payment", "confirmed", "completed")
+
+
+def remove_member(actor: Actor, delegation_id: int, member_id: int, *, now: Optional[datetime] = None) -> None:
+    """Remove a member who has no bed in a live booking (409 member_has_beds otherwise)."""
+    now = now_or(now)
+    owned_delegation(actor, delegation_id)
+    with unit_of_work():
+        db.session.execute(select(Delegation.id).where(Delegation.id == delegation_id).with_for_update())
+        member = _member_of(delegation_id, member_id)
+        beds = db.session.scalar(select(BedNight.id).join(Booking, Booking.id == BedNight.booking_id).where(
+            BedNight.member_id == member_id, BedNight.state.in_(("booked", "held")),
+            Booking.status.in_(LIVE_STATUSES)).limit(1))
+        if beds is not None:
+            raise Conflict(_("%(name)s har en bädd i en bokning. Ta bort personen ur rumsfördelningen först.",
+                             name=member.name), code="member_has_beds")
+        # Bed-nights of cancelled or expired bookings only remember the name; they let go of the member.
+        db.session.execute(update(BedNight).where(BedNight.member_id == member_id).values(member_id=None))
+        db.session.delete(member)
+        audit.record(actor, "member.removed", "delegation", delegation_id,
+                     before={"member_id": member_id, "name": member.name}, now=now)

@@ -17,6 +17,7 @@ BOOKING_CANCELLED_BY_GUEST = "booking.cancelled_by_guest"
 BOOKING_CANCELLED_BY_HOST = "booking.cancelled_by_host"
 BOOKING_EXPIRED = "booking.expired"
 HOST_DECIDED = "host.decided"
+HOST_SUSPENDED = "host.suspended"  # by an admin or by strikes; the coordinators of its live contracts hear
 FLAG_RESOLVED = "flag.resolved"
 
 

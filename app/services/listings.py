@@ -5,14 +5,14 @@ from datetime import date, datetime
 from typing import Optional
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.extensions import db
-from app.models import Bed, BED_KINDS, BedPrice, Listing, OfferAcceptance, Room
+from app.models import Bed, BED_KINDS, BedNight, BedPrice, Listing, OfferAcceptance, PriceChange, Room, Season
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
-from app.services.errors import DomainError, Forbidden, NotFound, ValidationFailed
-from app.services.seasons import latest_season
+from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.seasons import current_season
 from app.services.vetting import is_host_approved, normalise_gotland_postal_code
 
 
@@ -132,6 +132,95 @@ def add_bed(actor: Actor, room_id: int, label: str, kind: str, *, now: Optional[
     return bed
 
 
+def rename_room(actor: Actor, room_id: int, name: str, *, now: Optional[datetime] = None) -> Room:
+    now = now_or(now)
+    _require_host(actor)
+    errors: dict = {}
+    name = _text(errors, "name", name, 120)
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        room = owned_room(actor, room_id)
+        before, room.name = room.name, name
+        audit.record(actor, "room.renamed", "room", room_id, before={"name": before}, after={"name": name}, now=now)
+    return room
+
+
+def rename_bed(actor: Actor, bed_id: int, label: Optional[str] = None, kind: Optional[str] = None, *,
+               now: Optional[datetime] = None) -> Bed:
+    now = now_or(now)
+    _require_host(actor)
+    errors: dict = {}
+    if label is not None:
+        label = _text(errors, "label", label, 120)
+    if kind is not None and kind not in BED_KINDS:
+        errors["kind"] = [_("Typen ska vara en av: %(choices)s.", choices=", ".join(BED_KINDS))]
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        bed = owned_bed(actor, bed_id)
+        before = {"label": bed.label, "kind": bed.kind}
+        bed.label = label if label is not None else bed.label
+        bed.kind = kind if kind is not None else bed.kind
+        audit.record(actor, "bed.renamed", "bed", bed_id, before=before,
+                     after={"label": bed.label, "kind": bed.kind}, now=now)
+    return bed
+
+
+def _check_removable(bed: Bed) -> None:
+    """A bed goes only while nothing refers to it: never booked or held (now or before), never priced for a
+    season before this one (that price is the year-over-year reference)."""
+    booked = db.session.scalar(select(BedNight.id).where(BedNight.bed_id == bed.id,
+                                                          BedNight.booking_id.is_not(None)).limit(1))
+    if booked is not None:
+        raise Conflict(_("Bädden %(label)s har eller har haft bokningar och kan inte tas bort.", label=bed.label),
+                       code="bed_has_bookings", bed_id=bed.id)
+    season = current_season()
+    earlier = db.session.scalar(select(BedPrice.id).join(Season, Season.id == BedPrice.season_id).where(
+        BedPrice.bed_id == bed.id, Season.year < (season.year if season else 0)).limit(1))
+    if earlier is not None:
+        raise Conflict(_("Bädden %(label)s har prishistorik från en tidigare säsong och kan inte tas bort.",
+                         label=bed.label), code="bed_has_history", bed_id=bed.id)
+
+
+def _delete_bed(bed: Bed) -> None:
+    db.session.execute(delete(BedNight).where(BedNight.bed_id == bed.id))  # the host's own blocks
+    db.session.execute(delete(PriceChange).where(PriceChange.bed_id == bed.id))
+    db.session.execute(delete(BedPrice).where(BedPrice.bed_id == bed.id))
+    db.session.delete(bed)
+
+
+def remove_bed(actor: Actor, bed_id: int, *, now: Optional[datetime] = None) -> None:
+    """Remove a bed that no booking or hold refers to (409 bed_has_bookings otherwise)."""
+    now = now_or(now)
+    _require_host(actor)
+    with unit_of_work():
+        bed = owned_bed(actor, bed_id)
+        db.session.execute(select(Bed.id).where(Bed.id == bed_id).with_for_update())
+        _check_removable(bed)
+        facts = {"room_id": bed.room_id, "label": bed.label}
+        _delete_bed(bed)
+        audit.record(actor, "bed.removed", "bed", bed_id, before=facts, now=now)
+
+
+def remove_room(actor: Actor, room_id: int, *, now: Optional[datetime] = None) -> None:
+    """Remove a room with its beds, when none of them may be refused removal (the first refusal is answered)."""
+    now = now_or(now)
+    _require_host(actor)
+    with unit_of_work():
+        room = owned_room(actor, room_id)
+        beds = list(room.beds)
+        if beds:
+            db.session.execute(select(Bed.id).where(Bed.id.in_([b.id for b in beds])).with_for_update())
+        for bed in beds:
+            _check_removable(bed)
+        for bed in beds:
+            _delete_bed(bed)
+        facts = {"listing_id": room.listing_id, "name": room.name, "beds": [b.id for b in beds]}
+        db.session.delete(room)
+        audit.record(actor, "room.removed", "room", room_id, before=facts, now=now)
+
+
 def publish(actor: Actor, listing_id: int, accept_terms_version: Optional[str], *, now: Optional[datetime] = None
             ) -> Listing:
     """Publish a listing: the host accepts the latest season's terms, a binding standing offer."""
@@ -142,7 +231,7 @@ def publish(actor: Actor, listing_id: int, accept_terms_version: Optional[str], 
         raise Forbidden(_("Bara värdar som Sängplats har godkänt kan publicera. Skicka in dina uppgifter och vänta "
                           "på granskningen."),
                         code="host_not_approved")
-    season = latest_season()
+    season = current_season(now)
     if season is None:
         raise DomainError(_("Det finns ännu ingen säsong att publicera för."), code="no_season")
     beds = listing.beds()

@@ -372,6 +372,29 @@ def on_host_decided(profile: HostProfile, decision: str, reason: str, now: datet
         _queue(host, build, now=now)
 
 
+def on_host_suspended(profile: HostProfile, now: datetime, **_ignored) -> None:
+    """A suspended host's confirmed bookings stand: each coordinator hears so, once per booking."""
+    from app.services.vetting import live_bookings
+    for booking in live_bookings(profile.user_id, now=now):
+        if booking.status != "confirmed":
+            continue
+        coordinator = _user(booking.coordinator_id)
+        if coordinator is None:
+            continue
+        facts = _stay_facts(booking)
+
+        def build(booking=booking, facts=facts):
+            s = _stay(booking, facts)
+            return _("Värden för %(title)s är avstängd — er bokning gäller", title=s["title"]), [
+                _("Sängplats har stängt av värden för %(title)s, %(check_in)s – %(check_out)s (avtal %(number)s).",
+                  title=s["title"], check_in=s["check_in"], check_out=s["check_out"], number=s["number"]),
+                _("Ert avtal gäller oförändrat och bokningen står kvar. Kontakta oss om något inte blir som "
+                  "avtalat; avbokar värden får ni hela beloppet tillbaka."),
+            ]
+
+        _queue(coordinator, build, now=now)
+
+
 def _category(category: str) -> str:
     names = {"overcharging": _("överpris"), "double_selling": _("dubbelförsäljning"),
              "cancellation": _("avbokning"), "misrepresentation": _("vilseledande uppgifter"), "other": _("annat")}
@@ -418,5 +441,6 @@ def register() -> None:
     events.subscribe(events.BOOKING_CANCELLED_BY_HOST, on_cancelled_by_host)
     events.subscribe(events.BOOKING_EXPIRED, on_booking_expired)
     events.subscribe(events.HOST_DECIDED, on_host_decided)
+    events.subscribe(events.HOST_SUSPENDED, on_host_suspended)
     events.subscribe(events.FLAG_RESOLVED, on_flag_resolved)
     events.subscribe(WAITLIST_OFFERED, on_waitlist_offered)

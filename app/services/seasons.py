@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any, Optional
+from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, select
@@ -13,6 +14,8 @@ from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.terms import STANDARD_TERMS_TEXT, STANDARD_TERMS_VERSION
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 SEASON_FIELDS = (
     "year", "name", "first_night", "last_night", "bookings_open_at", "price_cap_ore", "max_increase_pct",
@@ -113,8 +116,26 @@ def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: Opti
     return season
 
 
-def latest_season() -> Optional[Season]:
-    return db.session.scalar(select(Season).order_by(Season.year.desc()).limit(1))
+def stockholm_today(now: Optional[datetime] = None) -> date:
+    """Today's date in Sweden by the (injectable) clock."""
+    return now_or(now).astimezone(STOCKHOLM).date()
+
+
+def current_season(now: Optional[datetime] = None) -> Optional[Season]:
+    """The current season (API.md): the earliest whose last night is today or later, Stockholm time,
+    else the latest when every season is over. Every page, search default, publish, strike limit and
+    public figure uses this one rule, so creating next year's season changes nothing for this one."""
+    today = stockholm_today(now)
+    season = db.session.scalar(select(Season).where(Season.last_night >= today)
+                               .order_by(Season.last_night, Season.year).limit(1))
+    if season is None:
+        season = db.session.scalar(select(Season).order_by(Season.year.desc()).limit(1))
+    return season
+
+
+def latest_season(now: Optional[datetime] = None) -> Optional[Season]:
+    """Older name, kept so callers on other branches keep working: the current season, never the newest."""
+    return current_season(now)
 
 
 _SEASON_FOR_YEAR = select(Season).where(Season.year == bindparam("year"))

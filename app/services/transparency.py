@@ -43,7 +43,8 @@ def _flags_upheld(season: Season) -> int:
 def figures(year: Optional[int] = None) -> dict:
     """Everything the transparency page shows, for one season."""
     if year is None:
-        season = db.session.scalar(select(Season).order_by(Season.year.desc()).limit(1))
+        from app.services.seasons import current_season
+        season = current_season()
         if season is None:
             raise NotFound(_("Det finns ingen säsong än."))
     else:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import vetting_decision, vetting_status
-from app.models import HostProfile, Season, User
+from app.models import HostProfile, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
@@ -116,12 +116,27 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
         audit.record(actor, f"host.{decision}", "host", host_user_id, before=before,
                      after={**_profile_facts(profile), "reason": reason}, now=now)
         events.emit(events.HOST_DECIDED, profile=profile, decision=decision, reason=reason, now=now)
+        if new_status == "suspended":
+            events.emit(events.HOST_SUSPENDED, profile=profile, now=now)
     return profile
 
 
-def strike_limit() -> Optional[int]:
-    """The strike limit of the latest season."""
-    return db.session.scalar(select(Season.strike_limit).order_by(Season.year.desc()).limit(1))
+def live_bookings(host_user_id: int, *, now: Optional[datetime] = None) -> list:
+    """The host's live bookings (awaiting payment or confirmed, last night not passed), oldest stay first:
+    what a suspension leaves standing, counted for the admin before deciding."""
+    from app.models import Booking
+    from app.services.seasons import stockholm_today
+    today = stockholm_today(now)
+    return list(db.session.scalars(select(Booking).where(
+        Booking.host_id == host_user_id, Booking.status.in_(("awaiting_payment", "confirmed")),
+        Booking.check_out > today).order_by(Booking.check_in, Booking.id)))
+
+
+def strike_limit(now: Optional[datetime] = None) -> Optional[int]:
+    """The strike limit of the current season."""
+    from app.services.seasons import current_season
+    season = current_season(now)
+    return season.strike_limit if season is not None else None
 
 
 def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> HostProfile:
@@ -131,7 +146,7 @@ def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> H
         raise NotFound(_no_profile())
     profile.strikes += 1
     audit.record(actor, "host.strike", "host", host_user_id, after={"strikes": profile.strikes, "why": why}, now=now)
-    limit = strike_limit()
+    limit = strike_limit(now)
     if limit is not None and profile.strikes >= limit and profile.vetting_status != "suspended":
         before = _profile_facts(profile)
         profile.vetting_status = "suspended"
@@ -140,7 +155,13 @@ def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> H
                                     strikes=profile.strikes, limit=limit)
         audit.record(Actor.system(), "host.suspend", "host", host_user_id, before=before,
                      after=_profile_facts(profile), now=now)
+        events.emit(events.HOST_SUSPENDED, profile=profile, now=now)
     return profile
+
+
+def is_host_suspended(host_user_id: int) -> bool:
+    status = db.session.scalar(select(HostProfile.vetting_status).where(HostProfile.user_id == host_user_id))
+    return status == "suspended"
 
 
 def is_host_approved(host_user_id: int) -> bool:

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.models import Booking, Delegation, Listing
 from app.services import waitlist
 from app.services.errors import DomainError
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.converters import Int32Field
 
@@ -58,14 +58,14 @@ def _render(form: JoinForm, status: int = 200):
     offers = {e.id: db.session.get(Booking, e.offer_booking_id) for e in entries if e.offer_booking_id}
     listings = {b.listing_id: db.session.get(Listing, b.listing_id) for b in offers.values()}
     return render_template("waitlist/index.html", form=form, entries=entries, offers=offers, listings=listings,
-                           accept_form=AcceptForm(), cancel_form=CancelForm(), season=latest_season()), status
+                           accept_form=AcceptForm(), cancel_form=CancelForm(), season=current_season()), status
 
 
 @bp.get("/")
 def index():
     """Show the delegation's waiting-list entries, their offers, and the form to join."""
     form = _join_form(request.args) if request.args else _join_form()  # prefilled from a fruitless search
-    season = latest_season()
+    season = current_season()
     if not request.args and season is not None:
         form.check_in.data, form.check_out.data, form.beds.data = season.first_night, season.check_out_day, 1
     return _render(form)

@@ -7,7 +7,7 @@ from app.extensions import db
 from app.models import VETTING_STATUSES, Booking, Flag, HostProfile, Listing, Season, User
 from app.services import vetting
 from app.services.errors import DomainError
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 from app.web.admin.forms import VETTING_LABELS, DecisionForm
 from app.web.common import actor, flash_error, role_required
 
@@ -29,7 +29,7 @@ def dashboard():
         "published_listings": db.session.scalar(select(func.count(Listing.id)).where(Listing.published.is_(True))),
         "seasons": db.session.scalar(select(func.count(Season.id))),
     }
-    return render_template("admin/dashboard.html", counts=counts, season=latest_season())
+    return render_template("admin/dashboard.html", counts=counts, season=current_season())
 
 
 def render_queue(status_filter: str, status: int = 200, failed: tuple[int, DecisionForm] | None = None):
@@ -46,7 +46,9 @@ def render_queue(status_filter: str, status: int = 200, failed: tuple[int, Decis
         forms[profile.user_id] = form
     if failed:
         forms[failed[0]] = failed[1]
-    return render_template("admin/hosts.html", rows=rows, forms=forms, status_filter=status_filter,
+    live = {profile.user_id: len(vetting.live_bookings(profile.user_id)) for profile, _user in rows
+            if profile.vetting_status in vetting.DECISIONS["suspend"][0]}
+    return render_template("admin/hosts.html", rows=rows, forms=forms, status_filter=status_filter, live=live,
                            statuses=VETTING_STATUSES, counts=_counts(HostProfile.vetting_status)), status
 
 

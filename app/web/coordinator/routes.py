@@ -9,11 +9,11 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Booking, Contract, Delegation
 from app.models.types import utcnow
-from app.services import availability, delegations, exports, flags
+from app.services import availability, delegations, exports, flags, vetting
 from app.services import booking as booking_service
 from app.services.contract_pdf import render_pdf
 from app.services.errors import DomainError, NotFound
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.coordinator import presenters
 from app.web.coordinator.forms import (
@@ -65,7 +65,7 @@ def dashboard():
     live = [b for b in bookings if b.status in booking_service.CANCELLABLE]
     return render_template("coordinator/dashboard.html", delegations=mine, bookings=bookings[:10],
                            has_members=any(d.members for d in mine), has_booking=bool(live),
-                           season=latest_season())
+                           season=current_season())
 
 
 @bp.route("/delegations/new", methods=["GET", "POST"])
@@ -110,6 +110,51 @@ def add_member(delegation_id):
     return render_template("coordinator/delegation.html", delegation=item, form=form), status
 
 
+def _member_or_404(item, member_id: int):
+    member = next((m for m in item.members if m.id == member_id), None)
+    if member is None:
+        raise NotFound(_("Deltagaren finns inte."))
+    return member
+
+
+@bp.route("/delegations/<int:delegation_id>/members/<int:member_id>", methods=["GET", "POST"])
+def member(delegation_id, member_id):
+    """Rename a member or change the e-mail (the rooming list follows)."""
+    item = booking_service.owned_delegation(actor(), delegation_id)
+    person = _member_or_404(item, member_id)
+    form = MemberForm(obj=person) if request.method == "GET" else MemberForm()
+    status = 200 if request.method == "GET" else 422
+    if form.validate_on_submit():
+        try:
+            delegations.update_member(actor(), delegation_id, member_id, name=form.name.data, email=form.email.data)
+        except DomainError as error:
+            flash_error(error, form)
+            status = error.status
+        else:
+            flash(_("Uppgifterna för %(name)s är sparade.", name=form.name.data.strip()), "success")
+            return redirect(url_for("coordinator.delegation", delegation_id=delegation_id))
+    return render_template("coordinator/member.html", delegation=item, member=person, form=form,
+                           remove_form=ConfirmForm(formdata=None)), status
+
+
+@bp.post("/delegations/<int:delegation_id>/members/<int:member_id>/remove")
+def remove_member(delegation_id, member_id):
+    """Remove a member who has no bed."""
+    item = booking_service.owned_delegation(actor(), delegation_id)
+    person = _member_or_404(item, member_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            delegations.remove_member(actor(), delegation_id, member_id)
+        except DomainError as error:
+            flash(error.message, "error")
+            return render_template("coordinator/member.html", delegation=item, member=person,
+                                   form=MemberForm(obj=person), remove_form=form), error.status
+        flash(_("%(name)s är borttagen ur delegationen.", name=person.name), "success")
+        return redirect(url_for("coordinator.delegation", delegation_id=delegation_id))
+    return redirect(url_for("coordinator.member", delegation_id=delegation_id, member_id=member_id))
+
+
 @bp.get("/delegations/<int:delegation_id>/rooming.csv")
 def rooming_csv(delegation_id):
     """Download the rooming list as CSV (the same bytes as the API's)."""
@@ -129,7 +174,7 @@ def block(delegation_id):
 @bp.get("/search")
 def search():
     """Search free beds for a stay in the latest season, cheapest first."""
-    season = latest_season()
+    season = current_season()
     form, results, status = SearchForm(request.args), None, 200
     if season is not None and not request.args:
         form.check_in.data, form.check_out.data, form.beds.data = season.first_night, season.check_out_day, 1
@@ -208,6 +253,8 @@ def booking(booking_id):
     """Show a booking: status, lines, total, invoice and contract."""
     item = _own_booking(booking_id)
     return render_template("coordinator/booking.html", booking=item, contract=item.contract,
+                           contacts=booking_service.party_contacts(actor(), item),
+                           host_suspended=vetting.is_host_suspended(item.host_id),
                            can_pay="payments.pay" in current_app.view_functions,
                            cancellable=item.status in booking_service.CANCELLABLE)
 

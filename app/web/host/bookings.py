@@ -14,7 +14,7 @@ from app.models import Bed, BedNight, Booking, Delegation, Listing, Room, Season
 from app.services import availability
 from app.services import booking as bookings
 from app.services.errors import DomainError
-from app.services.seasons import latest_season, season_for_year
+from app.services.seasons import current_season, season_for_year
 from app.web.common import actor, flash_error, role_required
 from app.web.converters import int32
 from app.web.host.forms import BlockForm, HostCancelForm
@@ -59,7 +59,7 @@ def render_calendar(season: Season | None, status: int = 200, **forms):
 
 def _season_from_args() -> Season | None:
     year = request.args.get("year", type=int32)
-    season = season_for_year(year) if year else latest_season()
+    season = season_for_year(year) if year else current_season()
     if year and season is None:
         abort(404)
     return season
@@ -89,12 +89,12 @@ def unblock():
 def _change_block(prefix: str, service, done: str):
     form = _block_form(prefix, host_beds(current_user.id), submitted=True)
     if not form.validate_on_submit():
-        return render_calendar(latest_season(), 422, **{f"{prefix}_form": form})
+        return render_calendar(current_season(), 422, **{f"{prefix}_form": form})
     try:
         service(actor(), form.bed_id.data, form.check_in.data, form.check_out.data)
     except DomainError as error:
         flash_error(error, form)
-        return render_calendar(season_for_year(form.check_in.data.year) or latest_season(), error.status,
+        return render_calendar(season_for_year(form.check_in.data.year) or current_season(), error.status,
                                **{f"{prefix}_form": form})
     flash(done, "success")
     return redirect(url_for("host.calendar", year=form.check_in.data.year))
@@ -107,6 +107,30 @@ def bookings_index():
     rows = db.session.scalars(select(Booking).where(Booking.host_id == current_user.id)
                               .order_by(Booking.check_in, Booking.id)).all()
     return render_template("host/bookings.html", bookings=rows, cancellable=bookings.CANCELLABLE)
+
+
+@bp.get("/bookings/<int:booking_id>")
+@role_required("host")
+def booking_page(booking_id):
+    """One of the host's bookings: the contract (PDF), the guests, the coordinator's contact, and cancelling."""
+    item = bookings.visible_booking(actor(), booking_id)
+    return render_template("host/booking.html", booking=item, contract=item.contract,
+                           contacts=bookings.party_contacts(actor(), item),
+                           cancellable=item.status in bookings.CANCELLABLE)
+
+
+@bp.get("/contracts/<int:contract_id>.pdf")
+@role_required("host")
+def contract_pdf(contract_id):
+    """The contract of one of the host's bookings as PDF, the same document the coordinator reads."""
+    from app.models import Contract
+    from app.services.contract_pdf import render_pdf
+    contract = db.session.get(Contract, contract_id)
+    if contract is None:
+        abort(404)
+    bookings.visible_booking(actor(), contract.booking_id)
+    return Response(render_pdf(contract), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{contract.number}.pdf"'})
 
 
 @bp.get("/guests.csv")

@@ -8,7 +8,7 @@ from app.extensions import db
 from app.models import BedPrice, Listing, utcnow
 from app.services import listings, pricing
 from app.services.errors import DomainError
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.formatting import kr
 from app.web.host.forms import (
@@ -46,7 +46,7 @@ def _bed_prices(listing: Listing, season) -> dict[int, dict]:
 def render_listing(listing: Listing, status: int = 200, *, room_form=None, bed_forms=None, price_forms=None,
                    publish_form=None):
     """The listing's management page; a failed form is passed in to show its errors."""
-    season = latest_season()
+    season = current_season()
     prices = _bed_prices(listing, season)
     beds_forms = {room.id: BedForm(formdata=None, prefix=f"room-{room.id}") for room in listing.rooms}
     beds_forms.update(bed_forms or {})
@@ -151,7 +151,7 @@ def add_bed(room_id):
 def set_price(bed_id):
     """Set a bed's price for the latest season; a refusal shows the highest allowed price."""
     bed = listings.owned_bed(actor(), bed_id)
-    form, season = PriceForm(prefix=f"bed-{bed_id}"), latest_season()
+    form, season = PriceForm(prefix=f"bed-{bed_id}"), current_season()
     if not form.validate_on_submit() or season is None:
         form.price.errors = list(form.price.errors) or [_("Det finns ingen säsong att sätta pris för ännu.")]
         return render_listing(bed.room.listing, 422, price_forms={bed_id: form})
@@ -201,3 +201,76 @@ def unpublish(listing_id):
         return render_listing(listing, error.status)
     flash(_("Boendet är avpublicerat. Befintliga avtal gäller fortfarande."), "info")
     return redirect(url_for("host.listing_page", listing_id=listing_id))
+
+
+@bp.route("/rooms/<int:room_id>", methods=["GET", "POST"])
+@role_required("host")
+def room(room_id):
+    """Rename a room, rename or remove its beds, or remove the room."""
+    item = listings.owned_room(actor(), room_id)
+    form = RoomForm(obj=item, prefix="room") if request.method == "GET" else RoomForm(prefix="room")
+    status = 200 if request.method == "GET" else 422
+    if form.validate_on_submit():
+        try:
+            listings.rename_room(actor(), room_id, form.name.data)
+        except DomainError as error:
+            flash_error(error, form)
+            status = error.status
+        else:
+            flash(_("Rummet heter nu %(name)s.", name=form.name.data.strip()), "success")
+            return redirect(url_for("host.listing_page", listing_id=item.listing_id))
+    return _render_room(item, form, status)
+
+
+def _render_room(item, form=None, status=200, bed_forms=None):
+    forms = {b.id: BedForm(formdata=None, obj=b, prefix=f"bed-{b.id}") for b in item.beds}
+    forms.update(bed_forms or {})
+    return render_template("host/room.html", room=item, form=form or RoomForm(formdata=None, obj=item, prefix="room"),
+                           bed_forms=forms, confirm_form=ConfirmForm(formdata=None), kinds=BED_KIND_LABELS), status
+
+
+@bp.post("/beds/<int:bed_id>/rename")
+@role_required("host")
+def rename_bed(bed_id):
+    bed = listings.owned_bed(actor(), bed_id)
+    form = BedForm(prefix=f"bed-{bed_id}")
+    if form.validate_on_submit():
+        try:
+            listings.rename_bed(actor(), bed_id, form.label.data, form.kind.data)
+        except DomainError as error:
+            flash_error(error, form)
+            return _render_room(bed.room, status=error.status, bed_forms={bed_id: form})
+        flash(_("Bädden är sparad."), "success")
+        return redirect(url_for("host.room", room_id=bed.room_id))
+    return _render_room(bed.room, status=422, bed_forms={bed_id: form})
+
+
+@bp.post("/beds/<int:bed_id>/remove")
+@role_required("host")
+def remove_bed(bed_id):
+    bed = listings.owned_bed(actor(), bed_id)
+    room_id = bed.room_id
+    if ConfirmForm().validate_on_submit():
+        try:
+            listings.remove_bed(actor(), bed_id)
+        except DomainError as error:
+            flash(error.message, "error")
+            return _render_room(bed.room, status=error.status)
+        flash(_("Bädden är borttagen."), "success")
+    return redirect(url_for("host.room", room_id=room_id))
+
+
+@bp.post("/rooms/<int:room_id>/remove")
+@role_required("host")
+def remove_room(room_id):
+    item = listings.owned_room(actor(), room_id)
+    listing_id = item.listing_id
+    if ConfirmForm().validate_on_submit():
+        try:
+            listings.remove_room(actor(), room_id)
+        except DomainError as error:
+            flash(error.message, "error")
+            return _render_room(item, status=error.status)
+        flash(_("Rummet är borttaget."), "success")
+        return redirect(url_for("host.listing_page", listing_id=listing_id))
+    return redirect(url_for("host.room", room_id=room_id))

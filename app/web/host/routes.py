@@ -9,7 +9,7 @@ from app.extensions import db
 from app.models import HostProfile, Listing
 from app.services import vetting
 from app.services.errors import DomainError
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.host.forms import ProfileForm
 
@@ -29,7 +29,7 @@ def dashboard():
                                       .order_by(Listing.created_at, Listing.id)).all()
     feed_url = external_url("public.host_calendar", token=profile.calendar_token) if profile else None
     return render_template("host/dashboard.html", profile=profile, listings=own_listings, feed_url=feed_url,
-                           season=latest_season(), strike_limit=vetting.strike_limit())
+                           season=current_season(), strike_limit=vetting.strike_limit())
 
 
 @bp.route("/profile", methods=["GET", "POST"])

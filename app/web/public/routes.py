@@ -5,7 +5,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Listing
 from app.services import availability, contracts, listings
-from app.services.seasons import latest_season
+from app.services.seasons import current_season
 
 bp = Blueprint("public", __name__)
 
@@ -13,7 +13,7 @@ bp = Blueprint("public", __name__)
 @bp.get("/")
 def home():
     """Explain the promise and show the season."""
-    return render_template("public/home.html", season=latest_season())
+    return render_template("public/home.html", season=current_season())
 
 
 @bp.get("/listings/<int:listing_id>")
@@ -24,7 +24,7 @@ def listing(listing_id):
     item = db.session.get(Listing, listing_id)
     if item is None or not listings.is_publicly_visible(item):
         abort(404)
-    season = latest_season()
+    season = current_season()
     data = public_listing_json(item, season, host_record(item.host_id))
     return render_template("public/listing.html", listing=item, data=data, season=season)
 
@@ -55,7 +55,7 @@ def delegation_calendar(token):
 def browse():
     """Every published listing."""
     rows = db.session.scalars(select(Listing).where(Listing.published.is_(True)).order_by(Listing.walking_minutes))
-    visible, season = [r for r in rows if listings.is_publicly_visible(r)], latest_season()
+    visible, season = [r for r in rows if listings.is_publicly_visible(r)], current_season()
     return render_template("public/browse.html", listings=visible, season=season,
                            summaries=availability.listing_summaries(season, [r.id for r in visible]))
 

@@ -1,0 +1,67 @@
+"""Issue 10: suspending a host with live contracts warns the admin and tells the coordinators."""
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Booking, HostProfile, OutboxEmail
+from app.services import vetting
+from app.services.base import Actor
+from tests.conftest import YEAR, csrf_from
+
+
+@pytest.fixture
+def live_booking(make_listing, make_user, make_delegation, api_as):
+    listing = make_listing(beds=2)
+    coordinator = make_user("coordinator")
+    delegation = make_delegation(coordinator)
+    response = api_as(coordinator).post("/bookings", {
+        "delegation_id": delegation.id, "bed_ids": [b.id for b in listing.beds()], "check_in": f"{YEAR}-06-21",
+        "check_out": f"{YEAR}-06-23", "accept_contract": True, "payment_method": "invoice"})
+    assert response.status_code == 201, response.get_json()
+    host = db.session.get(HostProfile, listing.host_id)
+    return {"booking_id": response.get_json()["id"], "coordinator": coordinator, "host_id": host.user_id}
+
+
+def _suspension_mail(coordinator):
+    return db.session.scalars(select(OutboxEmail).where(OutboxEmail.to_address == coordinator.email,
+                                                        OutboxEmail.subject.contains("avstängd"))).all()
+
+
+def test_admin_page_warns_then_coordinators_are_told(live_booking, client, login, make_admin):
+    secret = pyotp.random_base32()
+    admin = make_admin(totp_secret=secret)
+    assert login(admin, otp=pyotp.TOTP(secret).now()).status_code == 302
+    host_id = live_booking["host_id"]
+    queue = client.get("/admin/hosts?status=approved")
+    html = queue.get_data(as_text=True)
+    assert "1 pågående bokning" in html
+    response = client.post(f"/admin/hosts/{host_id}/decision?status=approved", data={
+        f"host-{host_id}-decision": "suspend", f"host-{host_id}-reason": "Upprepade klagomål från gäster.",
+        "csrf_token": csrf_from(queue)})
+    assert response.status_code == 302
+    assert db.session.get(Booking, live_booking["booking_id"]).status == "confirmed"
+    mails = _suspension_mail(live_booking["coordinator"])
+    assert len(mails) == 1 and "gäller oförändrat" in mails[0].body_text
+    client.post("/logout", data={"csrf_token": csrf_from(client.get("/"))})
+    login(live_booking["coordinator"])
+    page = client.get(f"/coordinator/bookings/{live_booking['booking_id']}").get_data(as_text=True)
+    assert "Sängplats har stängt av värden." in page
+
+
+def test_api_and_strike_suspensions_tell_the_coordinators(live_booking, api_as, admin_actor, make_admin):
+    admin = make_admin()
+    response = api_as(admin).post(f"/admin/hosts/{live_booking['host_id']}/decision",
+                                  {"decision": "suspend", "reason": "Upprepade klagomål från gäster."})
+    assert response.status_code == 200, response.get_json()
+    assert len(_suspension_mail(live_booking["coordinator"])) == 1
+    assert db.session.get(Booking, live_booking["booking_id"]).status == "confirmed"
+    # Reinstated, then suspended by strikes: told again.
+    vetting.decide(admin_actor, live_booking["host_id"], "reinstate", "ok")
+    from app.services.base import unit_of_work
+    from tests.conftest import NOW
+    with unit_of_work():
+        for _ in range(3):
+            vetting.add_strike(Actor.system(), live_booking["host_id"], "test", now=NOW)
+    assert db.session.get(HostProfile, live_booking["host_id"]).vetting_status == "suspended"
+    assert len(_suspension_mail(live_booking["coordinator"])) == 2
