@@ -192,7 +192,8 @@ def _release_expired_holds(bed_ids: list[int], check_in: date, check_out: date, 
         return taken
     # Locked, so that a payment confirming one of these holds at this moment is not overwritten.
     for booking in db.session.scalars(select(Booking).where(
-            Booking.id.in_(stale), Booking.status == "awaiting_payment").with_for_update()):
+            Booking.id.in_(stale), Booking.status == "awaiting_payment", Booking.expires_at <= now)
+            .with_for_update().execution_options(populate_existing=True)):
         _expire_booking(booking, now, Actor.system())
     db.session.flush()
     return _occupants(bed_ids, check_in, check_out, now)[0]
@@ -335,6 +336,12 @@ def _after_cancellation(booking_id: int) -> None:
     payments.after_cancellation(booking_id)
 
 
+def _locked(booking_id: int) -> Booking:
+    """The booking row, re-read and locked for this unit of work (PostgreSQL; SQLite is already serialised)."""
+    return db.session.scalars(select(Booking).where(Booking.id == booking_id).with_for_update()
+                              .execution_options(populate_existing=True)).one()
+
+
 def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = None) -> Booking:
     """The coordinator cancels under the contract's terms; the bed-nights are freed."""
     now = now_or(now)
@@ -342,7 +349,7 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
     if booking.coordinator_id != actor.user_id:
         raise Forbidden(_("Bara bokningens samordnare kan avboka den på det här sättet."))
     with unit_of_work():
-        booking = db.session.get(Booking, booking_id)
+        booking = _locked(booking_id)
         if booking.status not in CANCELLABLE:
             raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
@@ -372,9 +379,12 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
     if len(reason) > 1000:
         raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
     with unit_of_work():
-        booking = db.session.get(Booking, booking_id)
+        booking = _locked(booking_id)
         if booking.status not in CANCELLABLE:
             raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
+                           code="not_cancellable", status_now=booking.status)
+        if is_offer(booking) and booking.status == "awaiting_payment":
+            raise Conflict(_("Ett erbjudande från väntelistan som ingen har tagit emot kan inte avbokas."),
                            code="not_cancellable", status_now=booking.status)
         if booking.payment_method == "card":
             refund = paid_ore(booking.id) if booking.status == "confirmed" else 0
@@ -500,8 +510,10 @@ def expire_holds(*, now: Optional[datetime] = None) -> list[int]:
     """Expire every unpaid hold past its time; return the booking ids."""
     now = now_or(now)
     with unit_of_work():
+        # Locked and re-checked: a hold being paid right now is skipped, and one paid meanwhile no longer matches.
         stale = db.session.scalars(select(Booking).where(
-            Booking.status == "awaiting_payment", Booking.expires_at <= now)).all()
+            Booking.status == "awaiting_payment", Booking.expires_at <= now).order_by(Booking.id)
+            .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
         for booking in stale:
             _expire_booking(booking, now, Actor.system())
         ids = [b.id for b in stale]

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Optional
 
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Booking, FLAG_CATEGORIES, Flag, User
@@ -58,7 +59,8 @@ def resolve_flag(actor: Actor, flag_id: int, decision: str, note: str, *, now: O
     if len(note) > 5000:
         raise ValidationFailed({"note": [_("Högst %(max)s tecken.", max=5000)]})
     with unit_of_work():
-        flag = db.session.get(Flag, flag_id)
+        flag = db.session.scalars(select(Flag).where(Flag.id == flag_id).with_for_update()
+                                  .execution_options(populate_existing=True)).one_or_none()
         if flag is None:
             raise NotFound(_("Anmälan finns inte."))
         if flag.status != "open":

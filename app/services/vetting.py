@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Optional
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.extensions import db
 from app.i18n import vetting_decision, vetting_status
@@ -100,7 +100,8 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
         raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
     allowed_from, new_status = DECISIONS[decision]
     with unit_of_work():
-        profile = db.session.get(HostProfile, host_user_id)
+        profile = db.session.scalars(select(HostProfile).where(HostProfile.user_id == host_user_id)
+                                     .with_for_update().execution_options(populate_existing=True)).one_or_none()
         if profile is None:
             raise NotFound(_no_profile())
         if profile.vetting_status not in allowed_from:
@@ -141,18 +142,23 @@ def strike_limit(now: Optional[datetime] = None) -> Optional[int]:
 
 def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> HostProfile:
     """Give a strike inside the caller's unit of work; suspend at the latest season's limit."""
-    profile = db.session.get(HostProfile, host_user_id)
-    if profile is None:
+    # The counter moves in SQL: the UPDATE's row lock serialises parallel strikes of one host.
+    strikes = db.session.execute(
+        update(HostProfile).where(HostProfile.user_id == host_user_id)
+        .values(strikes=HostProfile.strikes + 1).returning(HostProfile.strikes)
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
+    if strikes is None:
         raise NotFound(_no_profile())
-    profile.strikes += 1
-    audit.record(actor, "host.strike", "host", host_user_id, after={"strikes": profile.strikes, "why": why}, now=now)
+    profile = db.session.scalars(select(HostProfile).where(HostProfile.user_id == host_user_id)
+                                 .execution_options(populate_existing=True)).one()
+    audit.record(actor, "host.strike", "host", host_user_id, after={"strikes": strikes, "why": why}, now=now)
     limit = strike_limit(now)
-    if limit is not None and profile.strikes >= limit and profile.vetting_status != "suspended":
+    if limit is not None and strikes >= limit and profile.vetting_status != "suspended":
         before = _profile_facts(profile)
         profile.vetting_status = "suspended"
         profile.decided_at = now
         profile.decision_reason = _("Automatisk avstängning: %(strikes)s prickningar (gränsen är %(limit)s).",
-                                    strikes=profile.strikes, limit=limit)
+                                    strikes=strikes, limit=limit)
         audit.record(Actor.system(), "host.suspend", "host", host_user_id, before=before,
                      after=_profile_facts(profile), now=now)
         events.emit(events.HOST_SUSPENDED, profile=profile, now=now)
