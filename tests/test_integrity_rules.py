@@ -63,3 +63,11 @@ def test_api_refuses_a_booking_for_a_night_already_over(world, api_as, monkeypat
         "delegation_id": world["delegation"].id, "bed_ids": world["bed_ids"][:1], "check_in": "2027-06-21",
         "check_out": "2027-06-24", "accept_contract": True, "payment_method": "invoice"})
     assert response.status_code == 422 and response.get_json()["code"] == "night_in_past", response.get_json()
+
+
+def test_price_for_a_finished_season_is_refused(world):
+    from app.services import pricing
+    after = datetime(2027, 6, 26, 10, 0, tzinfo=timezone.utc)  # the last night, 25 June, has passed
+    with pytest.raises(DomainError) as refused:
+        pricing.set_price(world["host"], world["bed_ids"][0], 2027, 40000, now=after)
+    assert refused.value.code == "season_over"
