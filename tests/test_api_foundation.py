@@ -157,15 +157,16 @@ def test_unapproved_host_cannot_publish(api_as, make_host, make_season):
 
 
 def test_year_over_year_limit(api_as, make_host, make_season, admin_actor):
-    make_season(year=YEAR - 1, bookings_open_at=NOW + timedelta(days=1))
-    make_season(year=YEAR, bookings_open_at=NOW + timedelta(days=30))
+    # Two seasons still ahead: a finished season's prices are refused (season_over).
+    make_season(year=YEAR, bookings_open_at=NOW + timedelta(days=1))
+    make_season(year=YEAR + 1, bookings_open_at=NOW + timedelta(days=30))
     host = api_as(make_host())
     _, bed_id = _listing_with_bed(host)
-    assert host.put(f"/beds/{bed_id}/prices/{YEAR - 1}", {"price_ore": 60000}).status_code == 200
-    response = host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 66001})
+    assert host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 60000}).status_code == 200
+    response = host.put(f"/beds/{bed_id}/prices/{YEAR + 1}", {"price_ore": 66001})
     assert response.status_code == 422
     assert response.get_json()["code"] == "increase_above_limit" and response.get_json()["max_allowed_ore"] == 66000
-    assert host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 66000}).status_code == 200
+    assert host.put(f"/beds/{bed_id}/prices/{YEAR + 1}", {"price_ore": 66000}).status_code == 200
 
 
 def test_price_frozen_after_booking_opens(api_as, make_host, make_season):

@@ -42,7 +42,8 @@ def test_price_rule_is_exactly_min_of_cap_and_yearly_limit(priced_world, previou
     actor, new_bed, previous, season = priced_world
     bed_id = new_bed()
     if previous_ore <= previous.price_cap_ore:
-        pricing.set_price(actor, bed_id, YEAR - 1, previous_ore)
+        # Priced while last year's season was still ahead (before it opened): its prices are now final.
+        pricing.set_price(actor, bed_id, YEAR - 1, previous_ore, now=previous.bookings_open_at - timedelta(days=1))
         ceiling = min(season.price_cap_ore, previous_ore * (100 + season.max_increase_pct) // 100)
     else:
         ceiling = season.price_cap_ore

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select
 
 from app.extensions import db
+from app.i18n import STOCKHOLM as STOCKHOLM_TZ
 from app.i18n import local_date
 from app.models import Bed, BedNight, BedPrice, Booking, HostProfile, Listing, OCCUPYING_STATES, Room, Season
 from app.services.base import now_or
@@ -46,6 +47,17 @@ def check_stay(season: Season, check_in: date, check_out: date) -> int:
             last_night=season.last_night.isoformat(),
         )
     return (check_out - check_in).days
+
+
+def check_not_past(check_in: date, now: datetime) -> None:
+    """Refuse a stay whose first night is before today in Stockholm (tonight is still on sale)."""
+    today = now.astimezone(STOCKHOLM_TZ).date()
+    if check_in < today:
+        raise DomainError(
+            _("Natten %(night)s är redan förbi; välj nätter från och med i dag.",
+              night=local_date(check_in, "d MMM y")),
+            code="night_in_past", today=today.isoformat(),
+        )
 
 
 def occupies(now: datetime):

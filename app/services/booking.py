@@ -19,7 +19,7 @@ from app.models import (
     Season, User,
 )
 from app.services import audit, events
-from app.services.availability import check_stay, taken_bed_nights
+from app.services.availability import check_not_past, check_stay, taken_bed_nights
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.contracts import form_contract, next_number, prepare_contract
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
@@ -211,6 +211,7 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
     if season is None:
         raise no_season_error(check_in.year)
     check_stay(season, check_in, check_out)
+    check_not_past(check_in, now)
     if accept_contract is not True:
         raise DomainError(_("Du måste godkänna det bindande avtalet för att boka."), code="contract_not_accepted")
     listing, prices = _bookable_listing(bed_ids, season, now)
@@ -421,6 +422,7 @@ def block_nights(actor: Actor, bed_id: int, check_in: date, check_out: date, *,
     if season is None:
         raise no_season_error(check_in.year)
     check_stay(season, check_in, check_out)
+    check_not_past(check_in, now)
     nights = stay_nights(check_in, check_out)
     try:
         with unit_of_work():

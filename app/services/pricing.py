@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
-from app.i18n import kr
+from app.i18n import STOCKHOLM, kr
 from app.models import BedPrice, PriceChange, Season
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
@@ -75,6 +75,9 @@ def set_price(actor: Actor, bed_id: int, year: int, price_ore: int, *, now: Opti
     season = db.session.scalar(select(Season).where(Season.year == year))
     if season is None:
         raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+    if season.last_night < now.astimezone(STOCKHOLM).date():
+        raise DomainError(_("Säsongen %(year)s är över; dess priser ändras inte längre.", year=year),
+                          code="season_over")
     with unit_of_work():
         decision = check_price(bed_id, season, price_ore, now)
         row = db.session.scalar(select(BedPrice).where(BedPrice.bed_id == bed_id, BedPrice.season_id == season.id))

@@ -73,6 +73,7 @@ def join(actor: Actor, *, delegation_id: int, year: int, check_in: date, check_o
     if season is None:
         raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     availability.check_stay(season, check_in, check_out)
+    availability.check_not_past(check_in, now)
     if check_in <= booking_service.local_date(now):
         raise DomainError(_("Vistelsen har redan börjat; välj en senare incheckning."), code="stay_started")
     if not season.is_open(now):
