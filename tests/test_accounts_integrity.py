@@ -87,3 +87,13 @@ def test_a_sign_up_losing_the_unique_index_race_is_email_taken(app, make_user, m
     with pytest.raises(Conflict) as raised:
         accounts.register_user("twice@example.se", PASSWORD, "Två", "coordinator")
     assert raised.value.code == "email_taken"
+
+
+def test_the_widened_audit_log_stays_append_only(app, make_user):
+    """Migration 0006 rebuilds the table on SQLite: its UPDATE/DELETE triggers must come back."""
+    from sqlalchemy import text
+    make_user("coordinator")
+    for statement in ("UPDATE audit_entries SET action = 'x'", "DELETE FROM audit_entries"):
+        with pytest.raises(Exception, match="immutable"):
+            with db.engine.begin() as connection:
+                connection.execute(text(statement))
