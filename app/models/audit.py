@@ -20,7 +20,8 @@ class AuditEntry(db.Model):
     actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"), index=True)
     action: Mapped[str] = mapped_column(String(60), index=True)
     object_type: Mapped[Optional[str]] = mapped_column(String(40))
-    object_id: Mapped[Optional[str]] = mapped_column(String(40))
+    # Holds an e-mail address for sign-in failures and reset requests: up to 254 characters (RFC 5321).
+    object_id: Mapped[Optional[str]] = mapped_column(String(255))
     before: Mapped[Optional[str]] = mapped_column(Text)
     after: Mapped[Optional[str]] = mapped_column(Text)
     ip: Mapped[Optional[str]] = mapped_column(String(64))

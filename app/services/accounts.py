@@ -11,7 +11,8 @@ import pyotp
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import ApiToken, AuditEntry, User
@@ -78,15 +79,19 @@ def create_admin(email: str, password: str, name: str, *, totp_secret: Optional[
 
 def _create_user(email, password, name, role, *, locale="sv", totp_secret=None, ip=None, now=None) -> User:
     now = now_or(now)
-    with unit_of_work():
-        if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-            raise Conflict(_("Det finns redan ett konto med den här e-postadressen."), code="email_taken")
-        user = User(email=email, password_hash=hash_password(password), name=name, role=role,
-                    locale=locale if locale in ("sv", "en") else "sv", totp_secret=totp_secret, created_at=now)
-        db.session.add(user)
-        db.session.flush()
-        audit.record(Actor(user.id, role, ip), "user.created", "user", user.id,
-                     after={"email": email, "role": role}, now=now)
+    taken = Conflict(_("Det finns redan ett konto med den här e-postadressen."), code="email_taken")
+    try:
+        with unit_of_work():
+            if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+                raise taken
+            user = User(email=email, password_hash=hash_password(password), name=name, role=role,
+                        locale=locale if locale in ("sv", "en") else "sv", totp_secret=totp_secret, created_at=now)
+            db.session.add(user)
+            db.session.flush()  # a parallel sign-up that committed first makes the unique index refuse here
+            audit.record(Actor(user.id, role, ip), "user.created", "user", user.id,
+                         after={"email": email, "role": role}, now=now)
+    except IntegrityError:
+        raise taken from None
     return user
 
 
@@ -105,7 +110,7 @@ def authenticate(email: str, password: str, *, otp: Optional[str] = None, ip: Op
                  now: Optional[datetime] = None, require_otp_for_admin: bool = True) -> User:
     """Check a sign-in. Ten failures for one account in 15 minutes lock it until the window passes."""
     now = now_or(now)
-    email = (email or "").strip().lower()
+    email = (email or "").strip().lower()[:254]  # no account has a longer address (users.email is 254)
     failures = _failed_logins(email, now)
     if len(failures) >= FAILED_LOGIN_LIMIT:
         retry_after = int((failures[-FAILED_LOGIN_LIMIT] + FAILED_LOGIN_WINDOW - now).total_seconds()) + 1
@@ -117,7 +122,13 @@ def authenticate(email: str, password: str, *, otp: Optional[str] = None, ip: Op
                          object_type="account", object_id=email, now=now)
         raise Unauthorized(_("Fel e-postadress eller lösenord."), code="invalid_credentials")
     if user.role == "admin" and require_otp_for_admin:
-        check_otp(user, otp, ip=ip, now=now)
+        try:
+            check_otp(user, otp, ip=ip, now=now)
+        except Unauthorized as error:
+            if error.code == "invalid_otp":  # a wrong or replayed code counts toward the lock-out
+                audit.record_now(Actor(user.id, user.role, ip), "auth.login_failed",
+                                 object_type="account", object_id=email, now=now)
+            raise
     audit.record_now(Actor(user.id, user.role, ip), "auth.login", object_type="user", object_id=user.id, now=now)
     return user
 
@@ -144,14 +155,16 @@ def check_otp(user: User, otp: Optional[str], *, ip: Optional[str] = None, now: 
                 counter = candidate
                 break
     with unit_of_work():
-        fresh = db.session.get(User, user.id)
-        if counter is None or (fresh.totp_last_counter is not None and counter <= fresh.totp_last_counter):
-            audit.record(Actor(user.id, user.role, ip), "auth.otp_failed", "user", user.id, now=now)
-            failed = True
-        else:
-            fresh.totp_last_counter = counter
-            audit.record(Actor(user.id, user.role, ip), "auth.otp_ok", "user", user.id, now=now)
-            failed = False
+        # One atomic step: the row count of this conditional UPDATE decides, so of two requests with one
+        # code (even at the same instant, on two workers) exactly one records the step and wins.
+        won = counter is not None and db.session.execute(
+            update(User).where(User.id == user.id,
+                               (User.totp_last_counter.is_(None)) | (User.totp_last_counter < counter))
+            .values(totp_last_counter=counter).execution_options(synchronize_session=False)
+        ).rowcount == 1
+        audit.record(Actor(user.id, user.role, ip), "auth.otp_ok" if won else "auth.otp_failed", "user", user.id,
+                     now=now)
+        failed = not won
     if failed:
         raise Unauthorized(_("Koden är fel eller redan använd. Vänta på nästa kod."), code="invalid_otp")
 
@@ -311,7 +324,7 @@ def request_password_reset(email: str, *, reset_url: Callable[[str], str], ip: O
                            now: Optional[datetime] = None) -> None:
     """E-mail a reset link if the account exists (the answer is the same either way)."""
     now = now_or(now)
-    address = (email or "").strip().lower()
+    address = (email or "").strip().lower()[:254]  # as long as users.email can be
     user = db.session.scalar(select(User).where(User.email == address))
     with unit_of_work():
         audit.record(Actor(user.id if user else None, "public", ip), "auth.password_reset_requested",
