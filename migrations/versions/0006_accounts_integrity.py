@@ -3,14 +3,14 @@ failures and reset requests; at 40 characters a longer address gave a 500 on Pos
 locked out or reset.
 
 Revision ID: 0006_accounts_integrity
-Revises: 0003_outbox_index
+Revises: 0005_deploy_guards
 Create Date: 2026-12-01 23:40:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0006_accounts_integrity"
-down_revision = "0003_outbox_index"
+down_revision = "0005_deploy_guards"
 branch_labels = None
 depends_on = None
 
