@@ -20,6 +20,7 @@ from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, Unauthorized, ValidationFailed
 from app.services.passwords import hash_password, password_problems, verify_password
+from app.services.text import clean_text
 
 SELF_SERVICE_ROLES = ("host", "coordinator")
 FAILED_LOGIN_LIMIT = 10
@@ -50,6 +51,7 @@ def _check_new_account(email: str, password: str, name: str) -> tuple[str, str]:
     name = (name or "").strip()
     if not name or len(name) > 120:
         errors["name"] = [_("Ange ditt namn (högst 120 tecken).")]
+    clean_text(name, "name", errors=errors)
     if errors:
         raise ValidationFailed(errors)
     return email, name

@@ -25,6 +25,7 @@ from app.services.contracts import form_contract, next_number, prepare_contract
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.listings import owned_bed, stay_nights
 from app.services.seasons import season_for_stay
+from app.services.text import clean_text
 from app.services.vetting import add_strike
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -379,6 +380,7 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
     reason = (reason or "").strip()
     if len(reason) > 1000:
         raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
+    clean_text(reason, "reason", multiline=True)
     with unit_of_work():
         booking = _locked(booking_id)
         if booking.status not in CANCELLABLE:

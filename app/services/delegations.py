@@ -17,6 +17,7 @@ from app.services.accounts import normalise_email
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.booking import owned_delegation
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.services.text import clean_text
 
 ORGANISATION_NUMBER = re.compile(r"^\d{6}-?\d{4}$")
 
@@ -31,6 +32,7 @@ def create_delegation(actor: Actor, name: str, organisation_number: str, *,
     name = (name or "").strip()
     if not name or len(name) > 200:
         errors["name"] = [_("Organisationens namn, högst %(max)s tecken.", max=200)]
+    clean_text(name, "name", errors=errors)
     number = (organisation_number or "").strip()
     if not ORGANISATION_NUMBER.match(number):
         errors["organisation_number"] = [_("Ett svenskt organisationsnummer, till exempel 802000-1234.")]
@@ -57,6 +59,7 @@ def add_member(actor: Actor, delegation_id: int, name: str, email: str, *,
     name = (name or "").strip()
     if not name or len(name) > 200:
         errors["name"] = [_("Deltagarens namn, högst %(max)s tecken.", max=200)]
+    clean_text(name, "name", errors=errors)
     try:
         email = normalise_email(email or "")
     except ValidationFailed as exc:
@@ -89,6 +92,7 @@ def update_member(actor: Actor, delegation_id: int, member_id: int, *, name: Opt
         name = name.strip()
         if not name or len(name) > 200:
             errors["name"] = [_("Deltagarens namn, högst %(max)s tecken.", max=200)]
+        clean_text(name, "name", errors=errors)
     if email is not None:
         try:
             email = normalise_email(email)

@@ -12,6 +12,7 @@ from app.models import Booking, FLAG_CATEGORIES, Flag, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.services.text import clean_text
 from app.services.vetting import add_strike
 
 
@@ -27,6 +28,7 @@ def create_flag(actor: Actor, *, host_id: int, category: str, description: str, 
     description = (description or "").strip()
     if not description or len(description) > 5000:
         errors["description"] = [_("Beskriv vad som hände (högst %(max)s tecken).", max=5000)]
+    clean_text(description, "description", multiline=True, errors=errors)
     if errors:
         raise ValidationFailed(errors)
     host = db.session.get(User, host_id)
@@ -58,6 +60,7 @@ def resolve_flag(actor: Actor, flag_id: int, decision: str, note: str, *, now: O
     note = (note or "").strip()
     if len(note) > 5000:
         raise ValidationFailed({"note": [_("Högst %(max)s tecken.", max=5000)]})
+    clean_text(note, "note", multiline=True)
     with unit_of_work():
         flag = db.session.scalars(select(Flag).where(Flag.id == flag_id).with_for_update()
                                   .execution_options(populate_existing=True)).one_or_none()

@@ -13,22 +13,23 @@ from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.seasons import current_season
+from app.services.text import clean_text
 from app.services.vetting import is_host_approved, normalise_gotland_postal_code
 
 
-def _text(errors, field, value, limit, required=True):
+def _text(errors, field, value, limit, required=True, multiline=False):
     value = (value or "").strip()
     if (required and not value) or len(value) > limit:
         errors[field] = [_("Obligatoriskt, högst %(max)s tecken.", max=limit) if required
                          else _("Högst %(max)s tecken.", max=limit)]
-    return value
+    return clean_text(value, field, multiline=multiline, errors=errors)
 
 
 def _listing_values(title, description, address, postal_code, walking_minutes) -> dict:
     errors: dict[str, list[str]] = {}
     values = {
         "title": _text(errors, "title", title, 200),
-        "description": _text(errors, "description", description, 5000, required=False),
+        "description": _text(errors, "description", description, 5000, required=False, multiline=True),
         "address": _text(errors, "address", address, 300),
     }
     if not isinstance(walking_minutes, int) or isinstance(walking_minutes, bool) or not 0 <= walking_minutes <= 600:

@@ -20,6 +20,7 @@ from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.payments import COUNTED_REFUND_STATUSES
+from app.services.text import clean_text
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 CHECK_IN_HOUR = 15
@@ -41,7 +42,7 @@ class ManualTransfer:
         if not reference or len(reference) > 255:
             raise ValidationFailed({"reference": [_("Ange banköverföringens referens (högst %(max)s tecken).",
                                                     max=255)]})
-        return reference
+        return clean_text(reference, "reference")
 
 
 def due_at_for(check_in: date) -> datetime:

@@ -15,6 +15,7 @@ from app.models import HostProfile, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.text import clean_text
 
 GOTLAND_POSTAL_CODE = re.compile(r"^62\d ?\d\d$")
 DECISIONS = {
@@ -52,6 +53,7 @@ def submit_profile(actor: Actor, *, legal_name: str, phone: str, address: str, p
     for field, value, limit in (("legal_name", legal_name, 200), ("phone", phone, 40), ("address", address, 300)):
         if not (value or "").strip() or len(value) > limit:
             errors[field] = [_("Obligatoriskt, högst %(max)s tecken.", max=limit)]
+        clean_text(value, field, errors=errors)
     if phone and not re.fullmatch(r"[+0-9 ()-]{6,40}", phone.strip()):
         errors["phone"] = [_("Ange ett telefonnummer, till exempel +46 70 123 45 67.")]
     if right_to_rent is not True:
@@ -98,6 +100,7 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
     reason = (reason or "").strip()
     if len(reason) > 1000:
         raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
+    clean_text(reason, "reason", multiline=True)
     allowed_from, new_status = DECISIONS[decision]
     with unit_of_work():
         profile = db.session.scalars(select(HostProfile).where(HostProfile.user_id == host_user_id)
