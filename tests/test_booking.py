@@ -155,7 +155,9 @@ def test_guest_cancellation_frees_beds_and_refunds_by_terms(world):
     response = world["coord"].post(f"/bookings/{booking_id}/cancel")
     assert response.status_code == 200
     assert response.get_json()["status"] == "cancelled_by_guest"
-    assert response.get_json()["refund_ore"] == 2 * 50000  # before the free-cancellation date
+    assert response.get_json()["refund_ore"] == 0  # an unpaid invoice: nothing to refund...
+    credited = world["coord"].get(f"/bookings/{booking_id}").get_json()["invoice"]["credited_ore"]
+    assert credited == 2 * 50000  # ...it is credited in full before the free-cancellation date
     again = world["coord"].post(f"/bookings/{booking_id}/cancel")
     assert again.status_code == 409 and again.get_json()["code"] == "not_cancellable"
     assert book(world["coord"], world["delegation"].id, world["bed_ids"][:1]).status_code == 201  # freed
@@ -172,9 +174,9 @@ def test_guest_refund_boundary(world, today, refund):
         accept_contract=True, payment_method="invoice")
     # Noon in Stockholm on that date.
     now = datetime(today.year, today.month, today.day, 10, tzinfo=timezone.utc)
-    assert booking_service.guest_refund_ore(booking, booking_service.local_date(now)) == refund
+    assert booking_service.guest_cancellation_ore(booking, booking_service.local_date(now)) == (0, refund)
     cancelled = booking_service.cancel_by_guest(Actor(world["coordinator"].id, "coordinator"), booking.id, now=now)
-    assert cancelled.refund_ore == refund
+    assert cancelled.refund_ore == 0 and cancelled.invoice_credited_ore == refund  # an unpaid invoice
 
 
 def test_host_cancellation_locks_beds_strikes_and_flags(world, make_user, make_delegation, api_as):

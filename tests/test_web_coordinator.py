@@ -185,7 +185,8 @@ def test_cancel_shows_todays_refund_and_frees_the_beds(app, make_user, make_seas
     page = browser.get(f"/coordinator/bookings/{booking.id}/cancel")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert '<dd class="refund"><strong>1\u00a0000 kr</strong></dd>' in html  # the late 50 %
+    assert '<dd class="refund"><strong>0 kr</strong></dd>' in html  # an unpaid invoice refunds nothing
+    assert '<dd class="credit"><strong>1\u00a0000 kr</strong></dd>' in html  # it is credited the late 50 %
     db.session.expire_all()  # read the database, not the object this test made
     unchanged = db.session.get(Booking, booking.id)
     assert unchanged.status == "confirmed" and unchanged.refund_ore in (None, 0)  # a GET changed nothing
@@ -195,7 +196,8 @@ def test_cancel_shows_todays_refund_and_frees_the_beds(app, make_user, make_seas
     assert response.status_code == 302
     db.session.expire_all()
     cancelled = db.session.get(Booking, booking.id)
-    assert cancelled.status == "cancelled_by_guest" and cancelled.refund_ore == 100000
+    assert cancelled.status == "cancelled_by_guest" and cancelled.refund_ore == 0
+    assert cancelled.invoice_credited_ore == 100000
     states = db.session.scalars(select(BedNight.state).where(BedNight.booking_id == booking.id)).all()
     assert states and set(states) == {"released"}
     other = make_user("coordinator")

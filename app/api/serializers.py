@@ -95,7 +95,8 @@ def booking_json(booking: Booking) -> dict:
         "lines": [{"bed_id": line.bed_id, "night": iso(line.night), "price_ore": line.price_ore,
                    "member_id": line.member_id, "state": line.state} for line in booking.lines],
         "contract": contract_summary(booking.contract),
-        "invoice": ({"number": booking.invoice_number, "due_on": iso(booking.invoice_due_on)}
+        "invoice": ({"number": booking.invoice_number, "due_on": iso(booking.invoice_due_on),
+                     "credited_ore": booking.invoice_credited_ore or 0}
                     if booking.invoice_number else None),
         "payments": [payment_json(p) for p in payments],
     }

@@ -68,6 +68,8 @@ class Booking(db.Model):
     payment_method: Mapped[str] = mapped_column(String(8))
     total_ore: Mapped[int] = mapped_column()
     refund_ore: Mapped[int] = mapped_column(default=0)
+    # What a guest cancellation took off an unpaid invoice (the terms' share); the rest stays due.
+    invoice_credited_ore: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     check_in: Mapped[date] = mapped_column(Date)
     check_out: Mapped[date] = mapped_column(Date)
     expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())

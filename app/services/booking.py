@@ -312,15 +312,28 @@ def paid_ore(booking_id: int) -> int:
     return captured - refunded
 
 
-def guest_refund_ore(booking: Booking, today: date) -> int:
-    """What a guest cancellation refunds under the contract: all until the free date, the late share after."""
-    season = booking.season
+def guest_cancellation_ore(booking: Booking, today: date) -> tuple[int, int]:
+    """(refund, invoice credit) of a guest cancellation today: the contract's terms' share (all of it until
+    the free-cancellation date, the late percentage after) of what the booking is worth, but money is
+    refunded only where it was received: a card's captured payment. An invoice the app has not been
+    paid is credited by that share instead, and the rest stays due."""
     if booking.status == "awaiting_payment":
-        return 0  # an unpaid card hold or an unaccepted waiting-list offer: nothing was paid or invoiced
-    base = paid_ore(booking.id) if booking.payment_method == "card" else booking.total_ore
-    if today <= season.free_cancellation_until:
-        return base
-    return base * season.late_cancellation_refund_pct // 100
+        return 0, 0  # an unpaid card hold or an unaccepted waiting-list offer: nothing was paid or invoiced
+    season = booking.season
+
+    def share(base: int) -> int:
+        if today <= season.free_cancellation_until:
+            return base
+        return base * season.late_cancellation_refund_pct // 100
+
+    if booking.payment_method == "card":
+        return share(paid_ore(booking.id)), 0
+    return 0, share(booking.total_ore)
+
+
+def guest_refund_ore(booking: Booking, today: date) -> int:
+    """The money a guest cancellation today gives back (see guest_cancellation_ore)."""
+    return guest_cancellation_ore(booking, today)[0]
 
 
 def _queue_refund(booking: Booking, amount_ore: int, reason: str, now: datetime) -> None:
@@ -355,17 +368,19 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
         if booking.status not in CANCELLABLE:
             raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
-        refund = guest_refund_ore(booking, local_date(now))
+        refund, credit = guest_cancellation_ore(booking, local_date(now))
         _queue_refund(booking, refund, "guest_cancellation", now)
         before = booking.status
         booking.status = "cancelled_by_guest"
         booking.cancelled_at = now
         booking.refund_ore = refund
+        booking.invoice_credited_ore = credit
         db.session.execute(update(BedNight).where(
             BedNight.booking_id == booking.id, BedNight.state.in_(("held", "booked")))
             .values(state="released", released_at=now))
         audit.record(actor, "booking.cancelled_by_guest", "booking", booking.id, before={"status": before},
-                     after={"status": booking.status, "refund_ore": refund}, now=now)
+                     after={"status": booking.status, "refund_ore": refund, "invoice_credited_ore": credit},
+                     now=now)
         events.emit(events.BOOKING_CANCELLED_BY_GUEST, booking=booking, now=now)
     _after_cancellation(booking_id)
     return booking

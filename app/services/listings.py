@@ -82,6 +82,18 @@ def create_listing(actor: Actor, *, title, description, address, postal_code, wa
     return listing
 
 
+PLACE_FIELDS = ("address", "postal_code", "walking_minutes")
+
+
+def _has_live_booking(listing_id: int, now: datetime) -> bool:
+    """A booking awaiting payment or confirmed whose last night has not passed (Stockholm time)."""
+    from app.models import Booking
+    from app.services.booking import local_date
+    return db.session.scalar(select(Booking.id).where(
+        Booking.listing_id == listing_id, Booking.status.in_(("awaiting_payment", "confirmed")),
+        Booking.check_out > local_date(now)).limit(1)) is not None
+
+
 def update_listing(actor: Actor, listing_id: int, *, title, description, address, postal_code, walking_minutes,
                    now: Optional[datetime] = None) -> Listing:
     """Edit a listing's description; prices and contracts are untouched."""
@@ -90,8 +102,13 @@ def update_listing(actor: Actor, listing_id: int, *, title, description, address
     owned_listing(actor, listing_id)
     values = _listing_values(title, description, address, postal_code, walking_minutes)
     with unit_of_work():
+        db.session.execute(select(Listing.id).where(Listing.id == listing_id).with_for_update())
         listing = owned_listing(actor, listing_id)
         before = {k: getattr(listing, k) for k in values}
+        moved = [k for k in PLACE_FIELDS if values[k] != before[k]]
+        if moved and _has_live_booking(listing_id, now):
+            raise Conflict(_("Adressen, postnumret och gångtiden kan inte ändras medan annonsen har en "
+                             "pågående bokning."), code="listing_has_bookings", fields=moved)
         for key, value in values.items():
             setattr(listing, key, value)
         audit.record(actor, "listing.updated", "listing", listing.id, before=before, after=values, now=now)

@@ -169,7 +169,7 @@ def on_cancelled_by_guest(booking: Booking, now: datetime, **_ignored) -> None:
     """The host hears of every cancellation of a booking they were told about; the coordinator gets a receipt."""
     if booking.confirmed_at is None:
         return  # an unpaid hold or an unaccepted offer: no one was told of a booking
-    s_refund = booking.refund_ore
+    s_refund, s_credit = booking.refund_ore, booking.invoice_credited_ore or 0
     host, coordinator = _user(booking.host_id), _user(booking.coordinator_id)
 
     def build_host():
@@ -187,7 +187,9 @@ def on_cancelled_by_guest(booking: Booking, now: datetime, **_ignored) -> None:
         return _("Avbokningen är registrerad: %(title)s", title=s["title"]), [
             _("Ni har avbokat bokningen med avtal %(number)s.", number=s["number"]),
             _stay_line(s),
-            _("Återbetalning enligt avtalet: %(refund)s.", refund=kr(s_refund)),
+            (_("Fakturan krediteras enligt avtalet med %(credit)s; resten ska betalas.", credit=kr(s_credit))
+             if booking.payment_method == "invoice" else
+             _("Återbetalning enligt avtalet: %(refund)s.", refund=kr(s_refund))),
         ]
 
     if host is not None:

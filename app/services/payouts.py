@@ -56,7 +56,7 @@ def host_share_ore(booking: Booking) -> int:
     if booking.status not in EARNING_STATUSES:
         return 0
     if booking.payment_method == "invoice":
-        return max(booking.total_ore - booking.refund_ore, 0)
+        return max(booking.total_ore - booking.refund_ore - (booking.invoice_credited_ore or 0), 0)
     captured = db.session.scalar(select(func.coalesce(func.sum(Payment.amount_ore), 0)).where(
         Payment.booking_id == booking.id, Payment.status == "succeeded")) or 0
     refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(

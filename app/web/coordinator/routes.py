@@ -281,13 +281,17 @@ def cancel(booking_id):
             flash_error(error)
             status = error.status
         else:
-            flash(_("Bokningen är avbokad. Återbetalning: %(amount)s.", amount=kr(item.refund_ore)), "success")
+            if item.invoice_credited_ore:
+                flash(_("Bokningen är avbokad. Fakturan krediteras med %(amount)s.",
+                        amount=kr(item.invoice_credited_ore)), "success")
+            else:
+                flash(_("Bokningen är avbokad. Återbetalning: %(amount)s.", amount=kr(item.refund_ore)), "success")
             return redirect(url_for("coordinator.booking", booking_id=booking_id))
     elif form.is_submitted():
         flash(_("Formuläret hade gått ut. Försök igen."), "error")
         status = 400
-    refund = booking_service.guest_refund_ore(item, booking_service.local_date(utcnow()))
-    return render_template("coordinator/cancel.html", booking=item, form=form, refund_ore=refund,
+    refund, credit = booking_service.guest_cancellation_ore(item, booking_service.local_date(utcnow()))
+    return render_template("coordinator/cancel.html", booking=item, form=form, refund_ore=refund, credit_ore=credit,
                            cancellable=item.status in booking_service.CANCELLABLE), status
 
 
