@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Iterator, Optional
+from zoneinfo import ZoneInfo
 
 from app.db_setup import WRITE_OPTION
 from app.extensions import db
@@ -50,6 +51,14 @@ def unit_of_work() -> Iterator[None]:
     except BaseException:
         session.rollback()
         raise
+
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar date in Visby (Stockholm time) of a moment."""
+    return moment.astimezone(STOCKHOLM).date()
 
 
 def now_or(now: Optional[datetime]) -> datetime:

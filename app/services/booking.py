@@ -20,7 +20,7 @@ from app.models import (
 )
 from app.services import audit, events
 from app.services.availability import check_not_past, check_stay, taken_bed_nights
-from app.services.base import Actor, now_or, unit_of_work
+from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.contracts import form_contract, next_number, prepare_contract
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.listings import owned_bed, stay_nights
@@ -34,10 +34,6 @@ MAX_BEDS_PER_BOOKING = 100
 INVOICE_DAYS = 30
 CANCELLABLE = ("awaiting_payment", "confirmed")
 LIVE_STATUSES = ("awaiting_payment", "confirmed", "completed")  # bookings whose beds a member sleeps in
-
-
-def local_date(moment: datetime) -> date:
-    return moment.astimezone(STOCKHOLM).date()
 
 
 def conflict_error(pairs: list[tuple[int, date]]) -> Conflict:

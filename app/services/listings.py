@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from app.extensions import db
 from app.models import Bed, BED_KINDS, BedNight, BedPrice, Listing, OfferAcceptance, PriceChange, Room, Season
 from app.services import audit
-from app.services.base import Actor, now_or, unit_of_work
+from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.seasons import current_season
 from app.services.text import clean_text
@@ -88,7 +88,6 @@ PLACE_FIELDS = ("address", "postal_code", "walking_minutes")
 def _has_live_booking(listing_id: int, now: datetime) -> bool:
     """A booking awaiting payment or confirmed whose last night has not passed (Stockholm time)."""
     from app.models import Booking
-    from app.services.booking import local_date
     return db.session.scalar(select(Booking.id).where(
         Booking.listing_id == listing_id, Booking.status.in_(("awaiting_payment", "confirmed")),
         Booking.check_out > local_date(now)).limit(1)) is not None
