@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Optional
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, func, select, update
@@ -28,7 +27,6 @@ from app.services.seasons import season_for_stay
 from app.services.text import clean_text
 from app.services.vetting import add_strike
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 PAYMENT_METHODS = ("invoice", "card")
 MAX_BEDS_PER_BOOKING = 100
 INVOICE_DAYS = 30
