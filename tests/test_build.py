@@ -36,8 +36,7 @@ def make(directory, *targets):
 
 
 def test_make_translations_writes_each_catalogue(project_copy):
-    if not (ROOT / ".venv" / ".installed").exists():
-        pytest.skip("the virtualenv was not made by `make install`")
+    assert (ROOT / ".venv" / ".installed").exists(), "run the suite through `make test` (it runs `make install` first)"
     result = make(project_copy, "translations")
     assert result.returncode == 0, result.stderr
     mo = project_copy / "app" / "translations" / "en" / "LC_MESSAGES" / "messages.mo"
@@ -48,8 +47,7 @@ def test_make_translations_writes_each_catalogue(project_copy):
 
 
 def test_make_translations_rebuilds_when_a_po_changes_and_fails_loudly(project_copy):
-    if not (ROOT / ".venv" / ".installed").exists():
-        pytest.skip("the virtualenv was not made by `make install`")
+    assert (ROOT / ".venv" / ".installed").exists(), "run the suite through `make test` (it runs `make install` first)"
     assert make(project_copy, "translations").returncode == 0
     po = project_copy / "app" / "translations" / "en" / "LC_MESSAGES" / "messages.po"
     mo = po.with_suffix(".mo")
