@@ -345,7 +345,7 @@ def _after_cancellation(booking_id: int) -> None:
     payments.after_cancellation(booking_id)
 
 
-def _locked(booking_id: int) -> Booking:
+def locked(booking_id: int) -> Booking:
     """The booking row, re-read and locked for this unit of work (PostgreSQL; SQLite is already serialised)."""
     return db.session.scalars(select(Booking).where(Booking.id == booking_id).with_for_update()
                               .execution_options(populate_existing=True)).one()
@@ -358,7 +358,7 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
     if booking.coordinator_id != actor.user_id:
         raise Forbidden(_("Bara bokningens samordnare kan avboka den på det här sättet."))
     with unit_of_work():
-        booking = _locked(booking_id)
+        booking = locked(booking_id)
         if booking.status not in CANCELLABLE:
             raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
@@ -391,7 +391,7 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
         raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
     clean_text(reason, "reason", multiline=True)
     with unit_of_work():
-        booking = _locked(booking_id)
+        booking = locked(booking_id)
         if booking.status not in CANCELLABLE:
             raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
@@ -595,13 +595,17 @@ def hold_beds_for_offer(delegation: Delegation, listing_id: int, season, prices:
 
 
 def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Booking:
-    """The coordinator accepts a held offer, inside the caller's unit of work (flush only).
+    """The coordinator accepts a held offer, inside the caller's unit of work (flush only), on the booking
+    row the caller has locked (`locked`) and re-checked here.
 
     The beds are booked on invoice at today's prices (which can only have gone down since the
     offer), the invoice is numbered and the binding contract is formed, as in `create_booking`.
     """
-    if booking.status != "awaiting_payment" or not is_offer(booking) or (
-            booking.expires_at is not None and booking.expires_at <= now):
+    if booking.status != "awaiting_payment" or not is_offer(booking):
+        # The offer lapsed or was withdrawn by a change the caller did not see (the caller holds the lock).
+        raise Conflict(_("Erbjudandet har gått ut eller dragits tillbaka; bäddarna är åter lediga för alla."),
+                       code="state_changed", status_now=booking.status)
+    if booking.expires_at is not None and booking.expires_at <= now:
         raise Conflict(_("Erbjudandet har gått ut eller dragits tillbaka; bäddarna är åter lediga för alla."),
                        code="offer_expired")
     season = booking.season
@@ -632,6 +636,7 @@ def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Bo
 
 
 def release_hold(booking: Booking, *, now: datetime, actor: Actor) -> None:
-    """End an unpaid hold or an unaccepted offer now, inside the caller's unit of work (flush only)."""
+    """End an unpaid hold or an unaccepted offer now, inside the caller's unit of work (flush only), on the
+    booking row the caller has locked (`locked`): a hold confirmed meanwhile is left alone."""
     if booking.status == "awaiting_payment":
         _expire_booking(booking, now, actor)
