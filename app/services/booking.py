@@ -325,6 +325,17 @@ def guest_cancellation_ore(booking: Booking, today: date) -> tuple[int, int]:
     return 0, share(booking.total_ore)
 
 
+def host_cancellation_ore(booking: Booking) -> tuple[int, int]:
+    """(refund, invoice credit) of a host cancellation: the guest gets back all the money actually received (a
+    card's captured payment) and owes nothing more, so an invoice the app has not been paid is credited in full
+    rather than "refunded". Sängplats records no invoice payments, so every invoice counts as unpaid."""
+    if booking.status == "awaiting_payment":
+        return 0, 0  # an unpaid card hold: nothing was paid or invoiced
+    if booking.payment_method == "card":
+        return paid_ore(booking.id), 0
+    return 0, booking.total_ore
+
+
 def guest_refund_ore(booking: Booking, today: date) -> int:
     """The money a guest cancellation today gives back (see guest_cancellation_ore)."""
     return guest_cancellation_ore(booking, today)[0]
@@ -381,7 +392,8 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
 
 
 def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[datetime] = None) -> Booking:
-    """A host breaks the contract: full refund, the beds stay locked for the stay, a strike and a flag."""
+    """A host breaks the contract: the money received is refunded in full and an unpaid invoice credited in full
+    (host_cancellation_ore), the beds stay locked for the stay, a strike and a flag."""
     now = now_or(now)
     booking = visible_booking(actor, booking_id)
     if booking.host_id != actor.user_id:
@@ -398,21 +410,20 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
         if is_offer(booking) and booking.status == "awaiting_payment":
             raise Conflict(_("Ett erbjudande från väntelistan som ingen har tagit emot kan inte avbokas."),
                            code="not_cancellable", status_now=booking.status)
-        if booking.payment_method == "card":
-            refund = paid_ore(booking.id) if booking.status == "confirmed" else 0
-        else:
-            refund = booking.total_ore
+        refund, credit = host_cancellation_ore(booking)
         _queue_refund(booking, refund, "host_cancellation", now)
         before = booking.status
         booking.status = "cancelled_by_host"
         booking.cancelled_at = now
         booking.cancel_reason = reason
         booking.refund_ore = refund
+        booking.invoice_credited_ore = credit
         db.session.execute(update(BedNight).where(
             BedNight.booking_id == booking.id, BedNight.state.in_(("held", "booked")))
             .values(state="host_cancelled"))
         audit.record(actor, "booking.cancelled_by_host", "booking", booking.id, before={"status": before},
-                     after={"status": booking.status, "refund_ore": refund, "reason": reason}, now=now)
+                     after={"status": booking.status, "refund_ore": refund, "invoice_credited_ore": credit,
+                            "reason": reason}, now=now)
         add_strike(actor, booking.host_id, f"host cancelled booking {booking.id}", now=now)
         db.session.add(Flag(host_id=booking.host_id, reporter_id=None, source="system", booking_id=booking.id,
                             category="cancellation", description=f"The host cancelled booking {booking.id}: {reason}",
