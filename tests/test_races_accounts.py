@@ -14,7 +14,6 @@ SQLite serialises writers, so these races only exist on PostgreSQL; without it t
 from __future__ import annotations
 
 import re
-import threading
 from collections import Counter as Tally
 from typing import Callable
 
@@ -23,7 +22,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
+from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race
 
 ROUNDS = 10
 SIGNUP_RACERS = 6
@@ -63,30 +62,6 @@ def world(tmp_path_factory):
             w.engine.dispose()
         with app.app_context():
             db.engine.dispose()
-
-
-def race(racers: list[tuple[Callable, Callable]]) -> list[tuple[int, object]]:
-    """Each racer is (prepare(session), send(session, prepared) -> (status, body)); every racer prepares
-    on its own connection, then all send at once, released by a barrier."""
-    barrier = threading.Barrier(len(racers))
-    results: list = [None] * len(racers)
-
-    def run(i: int, prepare: Callable, send: Callable) -> None:
-        with requests.Session() as session:
-            prepared = prepare(session)
-            barrier.wait(timeout=60)
-            try:
-                results[i] = send(session, prepared)
-            except requests.RequestException as error:
-                results[i] = (0, repr(error))
-
-    threads = [threading.Thread(target=run, args=(i, *r), daemon=True) for i, r in enumerate(racers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a racer never finished"
-    return results
 
 
 def _json(response) -> tuple[int, object]:
