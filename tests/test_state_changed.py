@@ -169,3 +169,25 @@ def test_two_admins_resolving_one_flag_at_once_one_wins(app, make_host, make_adm
     assert len(results) == 1 and list(lost.values()) == ["state_changed"], facts
     winner = next(iter(results.values()))
     assert flag.status == winner and strikes == (1 if winner == "upheld" else 0), facts
+
+
+def _user_read(sql: str) -> bool:
+    return sql.startswith("SELECT") and "FROM users WHERE users.id =" in sql
+
+
+def test_one_recovery_code_used_twice_at_once_is_accepted_once(app, make_admin):
+    from app.services import accounts
+    admin_id = make_admin().id
+    code = _enrolled(admin_id)[0]
+    sides = {name: (lambda: accounts.use_recovery_code(admin_id, code)) for name in ("first", "second")}
+    results, errors, how = interleave(app, ("first", sides["first"]), ("second", sides["second"]), _user_read)
+    facts = f"{how}: results {results}, errors {errors}"
+    print(facts)
+    assert not errors and sorted(results.values()) == [False, True], facts
+
+
+def _enrolled(user_id: int) -> list[str]:
+    import pyotp
+    from app.services import accounts
+    secret = accounts.new_totp_secret()
+    return accounts.enrol_totp(user_id, secret, pyotp.TOTP(secret).at(NOW), now=NOW)
