@@ -11,11 +11,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from sqlalchemy import create_engine, text
 
@@ -150,3 +151,29 @@ class GunicornServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def race(racers: list[tuple[Callable, Callable]]) -> list[tuple[int, object]]:
+    """Release racers together: each is (prepare(session), send(session, prepared) -> result), run in its own
+    thread with its own requests.Session; all prepare (connect, fetch a form), then a barrier lets all send
+    at once. A send that raises a requests error gives (0, repr(error))."""
+    import requests
+    barrier = threading.Barrier(len(racers))
+    results: list = [None] * len(racers)
+
+    def run(i: int, prepare: Callable, send: Callable) -> None:
+        with requests.Session() as session:
+            prepared = prepare(session)
+            barrier.wait(timeout=60)
+            try:
+                results[i] = send(session, prepared)
+            except requests.RequestException as error:
+                results[i] = (0, repr(error))
+
+    threads = [threading.Thread(target=run, args=(i, *r), daemon=True) for i, r in enumerate(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a racer never finished"
+    return results

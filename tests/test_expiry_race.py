@@ -17,13 +17,14 @@ from types import SimpleNamespace
 
 import pytest
 import stripe
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import BedNight, Booking, Payment, Refund
 from app.services import payments
 from app.services.base import Actor
 from app.services.booking import expire_holds
+from pause import Pause, waiting_on_lock
 from stripe_fixtures import (  # noqa: F401  (fixtures)
     card_booking, localstripe_base, no_stripe_webhooks, stripe_app,
 )
@@ -41,27 +42,6 @@ def world(make_listing, make_delegation, make_user):
             "delegation": SimpleNamespace(id=delegation.id)}
 
 
-class Pause:
-    """Hold one thread after its first statement that matches, until released."""
-
-    def __init__(self, engine, matches):
-        self.engine, self.matches = engine, matches
-        self.thread_name = None
-        self.reached, self.release = threading.Event(), threading.Event()
-        event.listen(engine, "after_cursor_execute", self._after)
-
-    def _after(self, conn, cursor, statement, parameters, context, executemany):
-        if threading.current_thread().name != self.thread_name or self.reached.is_set():
-            return
-        if self.matches(" ".join(statement.split())):
-            self.reached.set()
-            assert self.release.wait(30), "the paused side was never released"
-
-    def remove(self):
-        self.release.set()
-        event.remove(self.engine, "after_cursor_execute", self._after)
-
-
 def _stale_holds_select(sql: str) -> bool:
     return sql.startswith("SELECT") and "FROM bookings" in sql and "bookings.expires_at <=" in sql
 
@@ -69,19 +49,6 @@ def _stale_holds_select(sql: str) -> bool:
 def _payment_locks_booking(sql: str) -> bool:
     # `_locked_booking`: FOR UPDATE on PostgreSQL; SQLite renders none (its BEGIN IMMEDIATE already holds the lock).
     return sql.startswith("SELECT") and "FROM bookings WHERE bookings.id =" in sql
-
-
-def _waiting_on_lock(url: str, backend: str) -> bool:
-    if backend != "postgresql":
-        return False
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return bool(conn.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'")))
-    finally:
-        engine.dispose()
 
 
 def _run(app, name, errors, fn):
@@ -122,7 +89,7 @@ def _race(app, world, paused_side: str, round_no: int):
         threads.append(_run(app, second, errors, sides[second]))
         # Let the paused side go once the other has finished, or waits on a lock the paused side holds.
         deadline = time.monotonic() + 30
-        while threads[1].is_alive() and not _waiting_on_lock(url, backend):
+        while threads[1].is_alive() and not waiting_on_lock(url, backend):
             assert time.monotonic() < deadline, f"the {second} side neither finished nor waited on a lock"
             time.sleep(0.05 if backend == "postgresql" else 0.3)
             if backend == "sqlite":

@@ -224,8 +224,8 @@ def test_three_admins_upholding_one_flag_give_one_strike(world):
         problems = []
         if statuses != [200, 409, 409]:
             problems.append(f"answers {statuses}: {results}")
-        elif any(body.get("code") != "flag_resolved" for status, body in results if status == 409):
-            problems.append(f"409 without code flag_resolved: {results}")
+        elif any(body.get("code") != "state_changed" for status, body in results if status == 409):
+            problems.append(f"409 without code state_changed: {results}")
         if after[0] - before[0] != 1 or after[2] - before[2] != 1:
             problems.append(f"strikes {before[0]} -> {after[0]}, host.strike records {before[2]} -> {after[2]}")
         if problems:

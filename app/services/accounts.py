@@ -275,7 +275,9 @@ def use_recovery_code(user_id: int, code: str, *, ip: Optional[str] = None, now:
     """Accept a recovery code once in place of a TOTP code."""
     digest = hash_token(code.strip().lower())
     with unit_of_work():
-        user = db.session.get(User, user_id)
+        # Locked and re-read: of two sign-ins with one recovery code at once, exactly one uses it.
+        user = db.session.scalars(select(User).where(User.id == user_id).with_for_update()
+                                  .execution_options(populate_existing=True)).one()
         remaining = json.loads(user.recovery_codes or "[]")
         if digest not in remaining:
             return False

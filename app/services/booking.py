@@ -325,6 +325,17 @@ def guest_cancellation_ore(booking: Booking, today: date) -> tuple[int, int]:
     return 0, share(booking.total_ore)
 
 
+def host_cancellation_ore(booking: Booking) -> tuple[int, int]:
+    """(refund, invoice credit) of a host cancellation: the guest gets back all the money actually received (a
+    card's captured payment) and owes nothing more, so an invoice the app has not been paid is credited in full
+    rather than "refunded". Sängplats records no invoice payments, so every invoice counts as unpaid."""
+    if booking.status == "awaiting_payment":
+        return 0, 0  # an unpaid card hold: nothing was paid or invoiced
+    if booking.payment_method == "card":
+        return paid_ore(booking.id), 0
+    return 0, booking.total_ore
+
+
 def guest_refund_ore(booking: Booking, today: date) -> int:
     """The money a guest cancellation today gives back (see guest_cancellation_ore)."""
     return guest_cancellation_ore(booking, today)[0]
@@ -345,7 +356,7 @@ def _after_cancellation(booking_id: int) -> None:
     payments.after_cancellation(booking_id)
 
 
-def _locked(booking_id: int) -> Booking:
+def locked(booking_id: int) -> Booking:
     """The booking row, re-read and locked for this unit of work (PostgreSQL; SQLite is already serialised)."""
     return db.session.scalars(select(Booking).where(Booking.id == booking_id).with_for_update()
                               .execution_options(populate_existing=True)).one()
@@ -358,7 +369,7 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
     if booking.coordinator_id != actor.user_id:
         raise Forbidden(_("Bara bokningens samordnare kan avboka den på det här sättet."))
     with unit_of_work():
-        booking = _locked(booking_id)
+        booking = locked(booking_id)
         if booking.status not in CANCELLABLE:
             raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
@@ -381,7 +392,8 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
 
 
 def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[datetime] = None) -> Booking:
-    """A host breaks the contract: full refund, the beds stay locked for the stay, a strike and a flag."""
+    """A host breaks the contract: the money received is refunded in full and an unpaid invoice credited in full
+    (host_cancellation_ore), the beds stay locked for the stay, a strike and a flag."""
     now = now_or(now)
     booking = visible_booking(actor, booking_id)
     if booking.host_id != actor.user_id:
@@ -391,28 +403,27 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
         raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
     clean_text(reason, "reason", multiline=True)
     with unit_of_work():
-        booking = _locked(booking_id)
+        booking = locked(booking_id)
         if booking.status not in CANCELLABLE:
             raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
         if is_offer(booking) and booking.status == "awaiting_payment":
             raise Conflict(_("Ett erbjudande från väntelistan som ingen har tagit emot kan inte avbokas."),
                            code="not_cancellable", status_now=booking.status)
-        if booking.payment_method == "card":
-            refund = paid_ore(booking.id) if booking.status == "confirmed" else 0
-        else:
-            refund = booking.total_ore
+        refund, credit = host_cancellation_ore(booking)
         _queue_refund(booking, refund, "host_cancellation", now)
         before = booking.status
         booking.status = "cancelled_by_host"
         booking.cancelled_at = now
         booking.cancel_reason = reason
         booking.refund_ore = refund
+        booking.invoice_credited_ore = credit
         db.session.execute(update(BedNight).where(
             BedNight.booking_id == booking.id, BedNight.state.in_(("held", "booked")))
             .values(state="host_cancelled"))
         audit.record(actor, "booking.cancelled_by_host", "booking", booking.id, before={"status": before},
-                     after={"status": booking.status, "refund_ore": refund, "reason": reason}, now=now)
+                     after={"status": booking.status, "refund_ore": refund, "invoice_credited_ore": credit,
+                            "reason": reason}, now=now)
         add_strike(actor, booking.host_id, f"host cancelled booking {booking.id}", now=now)
         db.session.add(Flag(host_id=booking.host_id, reporter_id=None, source="system", booking_id=booking.id,
                             category="cancellation", description=f"The host cancelled booking {booking.id}: {reason}",
@@ -595,13 +606,17 @@ def hold_beds_for_offer(delegation: Delegation, listing_id: int, season, prices:
 
 
 def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Booking:
-    """The coordinator accepts a held offer, inside the caller's unit of work (flush only).
+    """The coordinator accepts a held offer, inside the caller's unit of work (flush only), on the booking
+    row the caller has locked (`locked`) and re-checked here.
 
     The beds are booked on invoice at today's prices (which can only have gone down since the
     offer), the invoice is numbered and the binding contract is formed, as in `create_booking`.
     """
-    if booking.status != "awaiting_payment" or not is_offer(booking) or (
-            booking.expires_at is not None and booking.expires_at <= now):
+    if booking.status != "awaiting_payment" or not is_offer(booking):
+        # The offer lapsed or was withdrawn by a change the caller did not see (the caller holds the lock).
+        raise Conflict(_("Erbjudandet har gått ut eller dragits tillbaka; bäddarna är åter lediga för alla."),
+                       code="state_changed", status_now=booking.status)
+    if booking.expires_at is not None and booking.expires_at <= now:
         raise Conflict(_("Erbjudandet har gått ut eller dragits tillbaka; bäddarna är åter lediga för alla."),
                        code="offer_expired")
     season = booking.season
@@ -632,6 +647,7 @@ def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Bo
 
 
 def release_hold(booking: Booking, *, now: datetime, actor: Actor) -> None:
-    """End an unpaid hold or an unaccepted offer now, inside the caller's unit of work (flush only)."""
+    """End an unpaid hold or an unaccepted offer now, inside the caller's unit of work (flush only), on the
+    booking row the caller has locked (`locked`): a hold confirmed meanwhile is left alone."""
     if booking.status == "awaiting_payment":
         _expire_booking(booking, now, actor)

@@ -67,8 +67,9 @@ def resolve_flag(actor: Actor, flag_id: int, decision: str, note: str, *, now: O
         if flag is None:
             raise NotFound(_("Anmälan finns inte."))
         if flag.status != "open":
+            # Someone else resolved it first (a flag is resolved once): the loser of that race.
             raise Conflict(_("Anmälan är redan %(outcome)s.", outcome=_("fastställd") if flag.status == "upheld"
-                             else _("avskriven")), code="flag_resolved")
+                             else _("avskriven")), code="state_changed", status_now=flag.status)
         flag.status = decision
         flag.resolution = note
         flag.resolved_by_id = actor.user_id

@@ -206,6 +206,10 @@ def on_cancelled_by_host(booking: Booking, now: datetime, **_ignored) -> None:
     def build_coordinator():
         s = _stay(booking)
         return _("Värden har avbokat: %(title)s", title=s["title"]), [
+            _("Värden har avbokat er bokning (avtal %(number)s). Det är ett avtalsbrott: fakturan på %(credit)s "
+              "krediteras i sin helhet och värden får en prickning.", number=s["number"],
+              credit=kr(booking.invoice_credited_ore))
+            if booking.invoice_credited_ore else
             _("Värden har avbokat er bokning (avtal %(number)s). Det är ett avtalsbrott: ni får tillbaka "
               "%(refund)s och värden får en prickning.", number=s["number"], refund=kr(booking.refund_ore)),
             _stay_line(s),
@@ -216,6 +220,10 @@ def on_cancelled_by_host(booking: Booking, now: datetime, **_ignored) -> None:
     def build_host():
         s = _stay(booking)
         return _("Du har avbokat: %(title)s", title=s["title"]), [
+            _("Du har avbokat bokningen med avtal %(number)s. Gästens faktura på %(credit)s krediteras, bäddarna "
+              "är spärrade för vistelsen och du har fått en prickning.", number=s["number"],
+              credit=kr(booking.invoice_credited_ore))
+            if booking.invoice_credited_ore else
             _("Du har avbokat bokningen med avtal %(number)s. Gästen återbetalas %(refund)s, bäddarna är spärrade "
               "för vistelsen och du har fått en prickning.", number=s["number"], refund=kr(booking.refund_ore)),
             _stay_line(s),

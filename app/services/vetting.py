@@ -102,11 +102,18 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
         raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
     clean_text(reason, "reason", multiline=True)
     allowed_from, new_status = DECISIONS[decision]
+    # The status this decision was taken on: if another decision or a strike changes it before this one
+    # holds the row, this one lost the race (state_changed), even where the new status would allow it.
+    seen = db.session.scalar(select(HostProfile.vetting_status).where(HostProfile.user_id == host_user_id))
     with unit_of_work():
         profile = db.session.scalars(select(HostProfile).where(HostProfile.user_id == host_user_id)
                                      .with_for_update().execution_options(populate_existing=True)).one_or_none()
         if profile is None:
             raise NotFound(_no_profile())
+        if seen is not None and profile.vetting_status != seen:
+            raise Conflict(_("Någon annan ändrade värdens status till %(status)s medan du beslutade; se över "
+                             "beslutet igen.", status=vetting_status(profile.vetting_status)),
+                           code="state_changed", vetting_status=profile.vetting_status)
         if profile.vetting_status not in allowed_from:
             raise Conflict(_("En värd som är %(status)s kan inte få beslutet ”%(decision)s”.",
                              status=vetting_status(profile.vetting_status), decision=vetting_decision(decision)),

@@ -106,22 +106,46 @@ def join(actor: Actor, *, delegation_id: int, year: int, check_in: date, check_o
     return entry
 
 
+def _locked_entry(entry_id: int) -> WaitlistEntry:
+    """The entry row, re-read and locked for this unit of work (PostgreSQL; SQLite is already serialised)."""
+    return db.session.scalars(select(WaitlistEntry).where(WaitlistEntry.id == entry_id).with_for_update()
+                              .execution_options(populate_existing=True)).one()
+
+
+def _lock_entry_and_offer(entry_id: int, offer_booking_id: Optional[int]) -> tuple[WaitlistEntry, Optional[Booking]]:
+    """Lock the offer's booking, then the entry: the order the expiry job and a cancellation of the booking
+    take them in (booking, then its entry), so that no two of them deadlock. The entry's offer is the one
+    read before the lock; an offer made meanwhile is a change of state the caller did not see."""
+    booking = booking_service.locked(offer_booking_id) if offer_booking_id is not None else None
+    entry = _locked_entry(entry_id)
+    if entry.offer_booking_id != offer_booking_id:
+        raise _state_changed(entry)
+    return entry, booking
+
+
+def _state_changed(entry: WaitlistEntry) -> Conflict:
+    return Conflict(_("Anmälan ändrades nyss och är nu %(status)s; ladda om sidan.",
+                      status=waitlist_status(entry.status)), code="state_changed", status_now=entry.status)
+
+
 def cancel(actor: Actor, entry_id: int, *, now: Optional[datetime] = None) -> WaitlistEntry:
-    """Leave the waiting list; a pending offer is declined and its beds go to the next entry."""
+    """Leave the waiting list; a pending offer is declined and its beds go to the next entry.
+
+    One atomic step under the row locks: of a cancel racing an acceptance or the offer's lapse exactly
+    one wins; a cancel that loses answers 409 `state_changed` (a second cancel `not_cancellable`)."""
     now = now_or(now)
-    own_entry(actor, entry_id)
+    offer_booking_id = own_entry(actor, entry_id).offer_booking_id
     with unit_of_work():
-        entry = db.session.get(WaitlistEntry, entry_id)
+        entry, booking = _lock_entry_and_offer(entry_id, offer_booking_id)
+        if entry.status == "cancelled":
+            raise Conflict(_("Anmälan är redan avbruten."), code="not_cancellable", status_now=entry.status)
         if entry.status not in ACTIVE:
-            raise Conflict(_("Anmälan är %(status)s och kan inte längre avbrytas.",
-                             status=waitlist_status(entry.status)), code="not_active",
-                           status_now=entry.status)
+            raise _state_changed(entry)
         before = entry.status
         entry.status = "cancelled"
         audit.record(actor, "waitlist.cancelled", "waitlist_entry", entry.id, before={"status": before},
                      after={"status": "cancelled"}, now=now)
-        if entry.offer_booking_id is not None and before == "offered":
-            booking = db.session.get(Booking, entry.offer_booking_id)
+        if booking is not None and before == "offered":
             booking_service.release_hold(booking, now=now, actor=actor)  # emits booking.expired: next entry
     return entry
 
@@ -132,16 +156,19 @@ def accept_offer(actor: Actor, entry_id: int, *, accept_contract: bool,
     now = now_or(now)
     if actor.role != "coordinator":
         raise Forbidden(_("Bara delegationers samordnare tar emot erbjudanden."))
-    own_entry(actor, entry_id)
+    offer_booking_id = own_entry(actor, entry_id).offer_booking_id
     if accept_contract is not True:
         raise DomainError(_("Du måste godkänna det bindande avtalet för att boka."), code="contract_not_accepted")
     with unit_of_work():
-        entry = db.session.get(WaitlistEntry, entry_id)
-        if entry.status != "offered" or entry.offer_booking_id is None:
+        # Under the row locks, so that the offer's lapse or a cancel racing this acceptance either
+        # waits for it or has already won (then this one answers 409 state_changed).
+        entry, booking = _lock_entry_and_offer(entry_id, offer_booking_id)
+        if entry.status == "waiting":
             raise Conflict(_("Anmälan är %(status)s; det finns inget erbjudande att ta emot.",
                              status=waitlist_status(entry.status)), code="no_offer",
                            status_now=entry.status)
-        booking = db.session.get(Booking, entry.offer_booking_id)
+        if entry.status != "offered" or booking is None:
+            raise _state_changed(entry)
         booking_service.confirm_offered_hold(actor, booking, now=now)
         entry.status = "booked"
         audit.record(actor, "waitlist.booked", "waitlist_entry", entry.id, after={"booking_id": booking.id},
@@ -155,8 +182,10 @@ def accept_offer(actor: Actor, entry_id: int, *, accept_contract: bool,
 
 
 def _close_offer_of(booking: Booking, status: str, now: datetime) -> None:
-    entry = db.session.scalar(select(WaitlistEntry).where(
-        WaitlistEntry.offer_booking_id == booking.id, WaitlistEntry.status == "offered"))
+    # The caller holds the booking's lock; the entry is locked after it (see _lock_entry_and_offer).
+    entry = db.session.scalars(select(WaitlistEntry).where(
+        WaitlistEntry.offer_booking_id == booking.id, WaitlistEntry.status == "offered")
+        .with_for_update().execution_options(populate_existing=True)).one_or_none()
     if entry is not None:
         entry.status = status
         audit.record(Actor.system(), f"waitlist.offer_{status}", "waitlist_entry", entry.id,
@@ -205,10 +234,12 @@ def offer_freed_beds(booking: Booking, now: datetime) -> list[int]:
     """Offer the beds this booking freed to the waiting entries it can now serve, oldest first."""
     today = booking_service.local_date(now)
     offered = []
+    # Locked (in one order: oldest first) and re-checked, so that an entry cancelled meanwhile gets no offer.
     entries = db.session.scalars(select(WaitlistEntry).where(
         WaitlistEntry.status == "waiting", WaitlistEntry.season_id == booking.season_id,
         WaitlistEntry.check_in < booking.check_out, WaitlistEntry.check_out > booking.check_in,
-    ).order_by(WaitlistEntry.created_at, WaitlistEntry.id)).all()
+    ).order_by(WaitlistEntry.created_at, WaitlistEntry.id).with_for_update()
+        .execution_options(populate_existing=True)).all()
     for entry in entries:
         if entry.check_in <= today:
             entry.status = "expired"  # the stay has begun: nothing can be offered any more

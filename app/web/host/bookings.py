@@ -10,6 +10,7 @@ from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
 from app.extensions import db
+from app.i18n import kr
 from app.models import Bed, BedNight, Booking, Delegation, Listing, Room, Season, utcnow
 from app.services import availability
 from app.services import booking as bookings
@@ -151,13 +152,18 @@ def cancel_booking(booking_id):
     status = 422 if request.method == "POST" else 200
     if form.validate_on_submit():
         try:
-            bookings.cancel_by_host(actor(), booking_id, form.reason.data)
+            cancelled = bookings.cancel_by_host(actor(), booking_id, form.reason.data)
         except DomainError as error:
             flash_error(error, form)
             status = error.status
         else:
-            flash(_("Bokningen är avbokad. Gästen får hela beloppet tillbaka och du har fått en prickning."),
-                  "info")
+            if cancelled.invoice_credited_ore:
+                flash(_("Bokningen är avbokad. Fakturan på %(amount)s krediteras i sin helhet och du har fått en "
+                        "prickning.", amount=kr(cancelled.invoice_credited_ore)), "info")
+            else:
+                flash(_("Bokningen är avbokad. Gästen får tillbaka allt som betalats, %(amount)s, och du har fått "
+                        "en prickning.", amount=kr(cancelled.refund_ore)), "info")
             return redirect(url_for("host.bookings_index"))
-    return render_template("host/cancel.html", booking=item, form=form,
-                           cancellable=item.status in bookings.CANCELLABLE), status
+    refund_ore, credit_ore = bookings.host_cancellation_ore(item)
+    return render_template("host/cancel.html", booking=item, form=form, refund_ore=refund_ore,
+                           credit_ore=credit_ore, cancellable=item.status in bookings.CANCELLABLE), status

@@ -112,5 +112,6 @@ class BlockForm(FlaskForm):
 class HostCancelForm(FlaskForm):
     reason = TextAreaField(_l("Skäl till avbokningen"), validators=[REQUIRED, Length(max=1000)])
     understand = BooleanField(_l("Jag förstår att avbokningen är ett avtalsbrott: jag får en prickning, "
-                                 "gästen får hela beloppet tillbaka och bäddarna låses för vistelsen."),
+                                 "gästen får tillbaka allt som betalats (en obetald faktura krediteras) och "
+                                 "bäddarna låses för vistelsen."),
                               validators=[DataRequired(message=_l("Bekräfta att du förstår följderna."))])
