@@ -170,10 +170,13 @@ def test_year_over_year_limit(api_as, make_host, make_season, admin_actor):
 
 
 def test_price_frozen_after_booking_opens(api_as, make_host, make_season):
-    make_season(bookings_open_at=NOW - timedelta(days=1))
+    season = make_season(bookings_open_at=NOW - timedelta(days=1))
     host = api_as(make_host())
-    _, bed_id = _listing_with_bed(host)
+    listing_id, bed_id = _listing_with_bed(host)
     assert host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 50000}).status_code == 200  # first price: allowed
+    # On offer (published) since opening: from now on the price may only fall.
+    assert host.post(f"/listings/{listing_id}/publish",
+                     {"accept_terms_version": season.terms_version}).status_code == 200
     raised = host.put(f"/beds/{bed_id}/prices/{YEAR}", {"price_ore": 50100})
     assert raised.status_code == 409
     assert raised.get_json()["code"] == "price_frozen" and raised.get_json()["max_allowed_ore"] == 50000

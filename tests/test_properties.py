@@ -26,11 +26,14 @@ def priced_world(make_season, make_host):
                          max_increase_pct=10)
     host = make_host()
     actor = Actor(host.id, "host")
-    listing = listings.create_listing(actor, title="T", description="", address="A", postal_code="621 56",
-                                      walking_minutes=3)
-    room = listings.add_room(actor, listing.id, "R")
+    addresses = iter(range(1, 1_000_000))
 
     def new_bed():
+        # A property of its own each time: the year-over-year reference follows the property (its listing and
+        # the host's listings at its address), so a bed beside an earlier example's would inherit its price.
+        listing = listings.create_listing(actor, title="T", description="", address=f"Gatan {next(addresses)}",
+                                          postal_code="621 56", walking_minutes=3)
+        room = listings.add_room(actor, listing.id, "R")
         return listings.add_bed(actor, room.id, "B", "single").id
 
     return actor, new_bed, previous, closed
@@ -68,6 +71,7 @@ def test_after_opening_prices_only_go_down(make_season, make_host, first_ore, se
                                       walking_minutes=3)
     bed_id = listings.add_bed(actor, listings.add_room(actor, listing.id, "R").id, "B", "single").id
     pricing.set_price(actor, bed_id, season.year, first_ore)
+    listings.publish(actor, listing.id, season.terms_version)  # on offer since opening: frozen from here
     try:
         pricing.set_price(actor, bed_id, season.year, second_ore)
         accepted = True

@@ -86,6 +86,10 @@ class BedPrice(db.Model):
     season_id: Mapped[int] = mapped_column(ForeignKey("seasons.id"), index=True)
     price_ore: Mapped[int] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the bed was last seen on offer (its listing published) after this season's booking opened,
+    # recorded when the listing is unpublished; while the listing is published the flag itself says so.
+    # Such a bed's price may only fall for the rest of the season (API.md).
+    offered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
 
 class PriceChange(db.Model):

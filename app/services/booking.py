@@ -1,7 +1,7 @@
 """Bookings: all-or-nothing bed-night inventory, contracts, cancellations, rooming and holds."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Optional
 
@@ -130,6 +130,27 @@ _OCCUPANTS = (
 )
 
 
+def _not_bookable_reason(published, vetting_status, accepted_terms_version, season, now, all_priced
+                         ) -> Optional[str]:
+    """Why a listing cannot be booked now, or None (the same words before and under the lock)."""
+    if not published:
+        return _("Boendet är inte publicerat.")
+    if vetting_status != "approved":
+        return _("Värden kan inte ta emot bokningar just nu.")
+    if accepted_terms_version != season.terms_version:
+        return _("Värden har ännu inte godkänt villkoren för %(year)s.", year=season.year)
+    if not season.is_open(now):
+        return _("Bokningen för %(year)s öppnar %(opens)s.", year=season.year,
+                 opens=local_dt(season.bookings_open_at, "d MMM y HH:mm"))
+    if not all_priced:
+        return _("Några av bäddarna saknar pris den här säsongen.")
+    return None
+
+
+def _not_bookable(reason: str) -> DomainError:
+    return DomainError(_("%(reason)s Ingenting bokades.", reason=reason), code="not_bookable")
+
+
 def _bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listing, dict[int, int]]:
     """The single listing these beds belong to, checked bookable, and each bed's price (one query)."""
     rows = db.session.execute(_BEDS_FOR_BOOKING, {"season_id": season.id, "bed_ids": bed_ids}).all()
@@ -140,22 +161,66 @@ def _bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listin
         raise DomainError(_("Alla bäddar i en bokning måste höra till samma boende (en värd, ett avtal). "
                             "Gör en bokning per boende."), code="beds_span_listings")
     listing, status = rows[0][1], rows[0][2]
-    prices = {bed_id: price for bed_id, _, _, price in rows if price is not None}
-    reason = None
-    if not listing.published:
-        reason = _("Boendet är inte publicerat.")
-    elif status != "approved":
-        reason = _("Värden kan inte ta emot bokningar just nu.")
-    elif listing.accepted_terms_version != season.terms_version:
-        reason = _("Värden har ännu inte godkänt villkoren för %(year)s.", year=season.year)
-    elif not season.is_open(now):
-        reason = _("Bokningen för %(year)s öppnar %(opens)s.", year=season.year,
-                   opens=local_dt(season.bookings_open_at, "d MMM y HH:mm"))
-    elif len(prices) != len(bed_ids):
-        reason = _("Några av bäddarna saknar pris den här säsongen.")
+    # Never above the cap in force (a lowered cap has lowered the prices above it; this is the guard).
+    prices = {bed_id: min(price, season.price_cap_ore) for bed_id, _, _, price in rows if price is not None}
+    reason = _not_bookable_reason(listing.published, status, listing.accepted_terms_version, season, now,
+                                  len(prices) == len(bed_ids))
     if reason:
-        raise DomainError(_("%(reason)s Ingenting bokades.", reason=reason), code="not_bookable")
+        raise _not_bookable(reason)
     return listing, prices
+
+
+# Read under the booking's write lock (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers):
+# the season's row and the listing's FOR SHARE, then the beds' prices FOR SHARE. A cap change
+# (`seasons.update_season`) locks the season FOR UPDATE, a price change (`pricing.set_price`) the price
+# FOR UPDATE, an address change (`listings.update_listing`) and unpublishing the listing FOR UPDATE: each
+# is wholly before this booking (it sees the new values) or waits until the booking has committed. Every
+# writer takes these rows in the same order (season, listing, bed, price), so none deadlocks.
+_LOCKED_SEASON_AND_LISTING = (
+    select(Season.price_cap_ore, Season.terms_version, Season.bookings_open_at, Listing.published,
+           Listing.accepted_terms_version, Listing.title, Listing.address, Listing.postal_code,
+           Listing.walking_minutes, HostProfile.vetting_status)
+    .select_from(Season).join(Listing, Listing.id == bindparam("listing_id"))
+    .outerjoin(HostProfile, HostProfile.user_id == Listing.host_id)
+    .where(Season.id == bindparam("season_id"))
+    .with_for_update(read=True, of=[Season, Listing])
+)
+_LOCKED_PRICES = (
+    select(BedPrice.bed_id, BedPrice.price_ore)
+    .where(BedPrice.season_id == bindparam("season_id"), BedPrice.bed_id.in_(bindparam("bed_ids", expanding=True)))
+    .order_by(BedPrice.bed_id)
+    .with_for_update(read=True)
+)
+
+
+def _terms_in_force(season_id: int, year: int, listing_id: int, bed_ids: list[int], now: datetime
+                    ) -> tuple[dict[int, int], dict]:
+    """Inside the booking's unit of work: re-check the listing is bookable and read each bed's price and the
+    property as they are in force now, locked until commit (two queries; plain values in, so that no expired
+    object is reloaded). Returns (prices, property)."""
+    row = db.session.execute(_LOCKED_SEASON_AND_LISTING, {"season_id": season_id, "listing_id": listing_id}).one()
+    (cap, terms_version, open_at, published, accepted_terms, title, address, postal_code, walking_minutes,
+     status) = row
+    prices = {bed_id: min(price, cap) for bed_id, price in db.session.execute(
+        _LOCKED_PRICES, {"season_id": season_id, "bed_ids": bed_ids})}
+    locked_season = _SeasonTerms(year, terms_version, open_at)
+    reason = _not_bookable_reason(published, status, accepted_terms, locked_season, now, len(prices) == len(bed_ids))
+    if reason:
+        raise _not_bookable(reason)
+    place = {"title": title, "address": address, "postal_code": postal_code, "walking_minutes": walking_minutes}
+    return prices, place
+
+
+@dataclass(frozen=True)
+class _SeasonTerms:
+    """The season's fields the bookable check reads, as read under the lock."""
+
+    year: int
+    terms_version: str
+    bookings_open_at: datetime
+
+    def is_open(self, now: datetime) -> bool:
+        return now >= self.bookings_open_at
 
 
 def _occupants(bed_ids: list[int], check_in: date, check_out: date, now: datetime) -> tuple[list, list[int]]:
@@ -225,6 +290,13 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
     expires_at = now + timedelta(minutes=season.hold_minutes) if is_card else None
     try:
         with unit_of_work():
+            # The price a booking copies is the price in force when it commits (API.md): read again under lock.
+            locked_prices, place = _terms_in_force(season_id, year, listing_id, bed_ids, now)
+            if locked_prices != prices or any(draft.parts["property"][k] != v for k, v in place.items()):
+                prices = locked_prices
+                draft = replace(draft, parts={
+                    **draft.parts, "property": {**draft.parts["property"], **place},
+                    "lines": [{**line, "price_ore": prices[line["bed_id"]]} for line in draft.parts["lines"]]})
             taken = _release_expired_holds(bed_ids, check_in, check_out, now)
             if taken:
                 raise conflict_error(taken)
@@ -622,7 +694,8 @@ def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Bo
     season = booking.season
     held = [line for line in booking.lines if line.state == "held"]
     bed_ids = sorted({line.bed_id for line in held})
-    listing, prices = _bookable_listing(bed_ids, season, now)
+    listing, _prices = _bookable_listing(bed_ids, season, now)
+    prices, _place = _terms_in_force(season.id, season.year, listing.id, bed_ids, now)  # in force at commit
     nights = stay_nights(booking.check_in, booking.check_out)
     db.session.execute(update(BedNight).where(BedNight.booking_id == booking.id, BedNight.state == "held")
                        .values(state="booked"))

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from typing import Optional
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from app.extensions import db
 from app.models import Bed, BED_KINDS, BedNight, BedPrice, Listing, OfferAcceptance, PriceChange, Room, Season
@@ -283,10 +283,23 @@ def unpublish(actor: Actor, listing_id: int, *, now: Optional[datetime] = None) 
     _require_host(actor)
     owned_listing(actor, listing_id)
     with unit_of_work():
+        db.session.execute(select(Listing.id).where(Listing.id == listing_id).with_for_update(key_share=True))
         listing = owned_listing(actor, listing_id)
+        if listing.published:
+            _record_offered(listing_id, now)
         listing.published = False
         audit.record(actor, "listing.unpublished", "listing", listing.id, now=now)
     return listing
+
+
+def _record_offered(listing_id: int, now: datetime) -> None:
+    """The listing goes off the market: its priced beds of every season whose booking has opened have been
+    on offer since the opening, so their prices stay frozen (may only fall) after it (flush only)."""
+    opened = select(Season.id).where(Season.bookings_open_at <= now)
+    beds = select(Bed.id).join(Room, Room.id == Bed.room_id).where(Room.listing_id == listing_id)
+    db.session.execute(update(BedPrice).where(
+        BedPrice.bed_id.in_(beds), BedPrice.season_id.in_(opened), BedPrice.offered_at.is_(None))
+        .values(offered_at=now))
 
 
 def is_publicly_visible(listing: Listing) -> bool:

@@ -6,10 +6,10 @@ from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, insert, select, update
 
 from app.extensions import db
-from app.models import Counter, Season
+from app.models import BedPrice, Counter, PriceChange, Season
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -104,7 +104,10 @@ def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: Opti
         raise Forbidden(_admins_only())
     changes = {k: v for k, v in changes.items() if k in SEASON_FIELDS and k != "year" and v is not None}
     with unit_of_work():
-        season = db.session.scalar(select(Season).where(Season.year == year))
+        # Locked: a booking or a price change reads the cap under FOR SHARE of this row, so each one is
+        # wholly before or wholly after this change (a price above the cap in force is never sold).
+        season = db.session.scalar(select(Season).where(Season.year == year).with_for_update(key_share=True)
+                                   .execution_options(populate_existing=True))
         if season is None:
             raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
         before = season_facts(season)
@@ -113,7 +116,28 @@ def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: Opti
         for key, value in changes.items():
             setattr(season, key, value)
         audit.record(actor, "season.updated", "season", year, before=before, after=season_facts(season), now=now)
+        if season.price_cap_ore < before["price_cap_ore"]:
+            _lower_prices_to_cap(season, now)
     return season
+
+
+def _lower_prices_to_cap(season: Season, now: datetime) -> None:
+    """A lowered cap lowers every price above it to the cap, in SQL, each logged as a price change by the
+    system, with one audit entry (flush only; the caller holds the season row locked)."""
+    cap = season.price_cap_ore
+    above = and_(BedPrice.season_id == season.id, BedPrice.price_ore > cap)
+    lowered = db.session.execute(select(BedPrice.bed_id, BedPrice.price_ore).where(above)
+                                 .order_by(BedPrice.bed_id).with_for_update(key_share=True)).all()
+    if not lowered:
+        return
+    db.session.execute(update(BedPrice).where(above).values(price_ore=cap, updated_at=now))
+    db.session.execute(insert(PriceChange), [
+        {"bed_id": bed_id, "season_id": season.id, "actor_id": None, "old_price_ore": old,
+         "requested_price_ore": cap, "accepted": True, "refusal_code": None, "max_allowed_ore": cap, "at": now}
+        for bed_id, old in lowered])
+    audit.record(Actor.system(), "price.capped", "season", season.year,
+                 after={"price_cap_ore": cap, "lowered": [{"bed_id": b, "old_price_ore": o} for b, o in lowered]},
+                 now=now)
 
 
 def stockholm_today(now: Optional[datetime] = None) -> date:

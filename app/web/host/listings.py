@@ -55,7 +55,8 @@ def render_listing(listing: Listing, status: int = 200, *, room_form=None, bed_f
     prices_forms.update(price_forms or {})
     publish = publish_form or PublishForm(formdata=None, terms_version=season.terms_version if season else "")
     return render_template(
-        "host/listing.html", listing=listing, season=season, prices=prices, kinds=BED_KIND_LABELS,
+        "host/listing.html", listing=listing, season=season, season_open=bool(season and season.is_open(utcnow())),
+        prices=prices, kinds=BED_KIND_LABELS,
         room_form=room_form or RoomForm(formdata=None, prefix="room"), bed_forms=beds_forms,
         price_forms=prices_forms, publish_form=publish, confirm_form=ConfirmForm(formdata=None),
     ), status
