@@ -6,7 +6,7 @@ Existing rows are filled from the recorded facts: the listing was published (off
 unpublished (audit log) at or after the season's opening. A listing published now needs no mark: the
 flag itself says the bed is on offer.
 
-Revision ID: 0010
+Revision ID: 0010_price_offered_at
 Revises: 0007_invoice_credit
 Create Date: 2026-12-03 00:00:00
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 import app.models.types
 
-revision = "0010"
+revision = "0010_price_offered_at"
 down_revision = "0007_invoice_credit"
 branch_labels = None
 depends_on = None
