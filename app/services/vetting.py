@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
@@ -134,6 +135,27 @@ def live_bookings(host_user_id: int, *, now: Optional[datetime] = None) -> list:
     return list(db.session.scalars(select(Booking).where(
         Booking.host_id == host_user_id, Booking.status.in_(("awaiting_payment", "confirmed")),
         Booking.check_out > today).order_by(Booking.check_in, Booking.id)))
+
+
+@dataclass(frozen=True)
+class SuspensionImpact:
+    """What suspending a host leaves standing: its live bookings, and the coordinators who are told."""
+
+    bookings: list  # live bookings, oldest stay first; their contracts stand, status unchanged
+    told: list  # (booking, coordinator, delegation) for each confirmed one: that coordinator gets an e-mail
+
+
+def suspension_impact(host_user_id: int, *, now: Optional[datetime] = None) -> SuspensionImpact:
+    """The live bookings a suspension of this host leaves standing, and who hears of it (one rule for the
+    admin's confirmation page and the e-mails)."""
+    from app.models import Delegation
+    bookings = live_bookings(host_user_id, now=now)
+    told = []
+    for booking in bookings:
+        coordinator = db.session.get(User, booking.coordinator_id)
+        if booking.status == "confirmed" and coordinator is not None:
+            told.append((booking, coordinator, db.session.get(Delegation, booking.delegation_id)))
+    return SuspensionImpact(bookings, told)
 
 
 def strike_limit(now: Optional[datetime] = None) -> Optional[int]:
