@@ -16,7 +16,7 @@ from app.models import HostProfile, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
-from app.services.text import clean_text
+from app.services.text import clean_text, phone_number
 
 GOTLAND_POSTAL_CODE = re.compile(r"^62\d ?\d\d$")
 DECISIONS = {
@@ -55,8 +55,8 @@ def submit_profile(actor: Actor, *, legal_name: str, phone: str, address: str, p
         if not (value or "").strip() or len(value) > limit:
             errors[field] = [_("Obligatoriskt, högst %(max)s tecken.", max=limit)]
         clean_text(value, field, errors=errors)
-    if phone and not re.fullmatch(r"[+0-9 ()-]{6,40}", phone.strip()):
-        errors["phone"] = [_("Ange ett telefonnummer, till exempel +46 70 123 45 67.")]
+    if "phone" not in errors:
+        phone_number(phone, errors=errors)
     if right_to_rent is not True:
         errors["right_to_rent"] = [_("Du måste intyga att du har rätt att hyra ut bostaden.")]
     if errors:
