@@ -253,8 +253,13 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
                                 "total_ore": booking.total_ore, "status": booking.status}, now=now)
             events.emit(events.BOOKING_CREATED, booking=booking, now=now)
     except IntegrityError:
-        # Another transaction took some of these bed-nights between our check and our insert.
-        raise conflict_error(taken_bed_nights(bed_ids, check_in, check_out)) from None
+        # Another transaction took some of these bed-nights between our check and our insert, or (nothing
+        # taken) the host deleted one of the beds, which had no history yet.
+        taken = taken_bed_nights(bed_ids, check_in, check_out)
+        if not taken:
+            raise Conflict(_("Värden har tagit bort en av bäddarna medan du bokade. Ingenting bokades; sök igen."),
+                           code="state_changed", bed_ids=bed_ids) from None
+        raise conflict_error(taken) from None
     return booking
 
 
