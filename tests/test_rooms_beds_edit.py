@@ -48,7 +48,7 @@ def test_host_pages_rename_and_remove(world, client, login):
     saved = client.post(url, data={"csrf_token": csrf_from(page), "room-name": "Vindsrummet"})
     assert saved.status_code == 302 and db.session.get(Room, world["rooms"][0]).name == "Vindsrummet"
     refused = client.post(f"/host/beds/{world['booked_bed']}/remove", data={"csrf_token": csrf_from(client.get(url))})
-    assert refused.status_code == 409 and "har haft bokningar" in refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "har en pågående bokning" in refused.get_data(as_text=True)
     removed = client.post(f"/host/beds/{world['free_bed']}/remove", data={"csrf_token": csrf_from(client.get(url))})
     assert removed.status_code == 302
     db.session.expire_all()

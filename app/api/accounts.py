@@ -1,5 +1,6 @@
 """Accounts: sign-up, tokens, who am I."""
 from flask import request
+from flask_babel import gettext as _
 
 from app.services.links import external_url
 from app.api import api
@@ -46,9 +47,23 @@ def me():
     user = db.session.get(User, actor.user_id)
     data = user_json(user)
     data["locale"] = user.locale
+    data["phone"] = user.phone
     profile = db.session.get(HostProfile, user.id) if user.role == "host" else None
     data["host"] = None if profile is None else {
         "vetting_status": profile.vetting_status, "strikes": profile.strikes,
         "calendar_url": external_url("public.host_calendar", token=profile.calendar_token),
     }
     return data
+
+
+@api.patch("/me")
+@roles("coordinator")
+def update_me():
+    """Set (or with null or "" clear) the coordinator's phone, shown to the host of a confirmed booking."""
+    body = Body(json_body())
+    if "phone" not in body.data:
+        body.errors["phone"] = [_("Obligatoriskt (null tar bort numret).")]
+    phone = body.str("phone", required=False, max_length=100)
+    body.done()
+    accounts.set_phone(current_actor(), phone)
+    return me()

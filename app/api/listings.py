@@ -82,10 +82,10 @@ def rename_room(room_id):
 @api.delete("/rooms/<int:room_id>")
 @roles("host")
 def remove_room(room_id):
-    """Remove a room and its beds, when no booking refers to them."""
+    """Remove a room and its beds, when no live booking occupies them (history stays)."""
     listings.owned_room(current_actor(), room_id)
-    listings.remove_room(current_actor(), room_id)
-    return {"id": room_id, "removed": True}
+    kept = listings.remove_room(current_actor(), room_id)
+    return {"id": room_id, "removed": True, "kept_for_history": kept}
 
 
 @api.patch("/beds/<int:bed_id>")
@@ -102,10 +102,10 @@ def rename_bed(bed_id):
 @api.delete("/beds/<int:bed_id>")
 @roles("host")
 def remove_bed(bed_id):
-    """Remove a bed that no booking refers to."""
+    """Remove a bed that no live booking occupies (a bed with history is kept out of sight)."""
     listings.owned_bed(current_actor(), bed_id)
-    listings.remove_bed(current_actor(), bed_id)
-    return {"id": bed_id, "removed": True}
+    kept = listings.remove_bed(current_actor(), bed_id)
+    return {"id": bed_id, "removed": True, "kept_for_history": kept}
 
 
 @api.put("/beds/<int:bed_id>/prices/<int:year>")

@@ -72,7 +72,9 @@ PATHS = {
     "/tokens": {"post": op("Get an API token", tag="accounts", auth=False, ok=201, errors=[401, 403, 429],
                            request=body({"email": _str(), "password": _str(), "otp": _str(pattern="^[0-9]{6}$")},
                                         ["email", "password"]))},
-    "/me": {"get": op("The signed-in user", tag="accounts")},
+    "/me": {"get": op("The signed-in user", tag="accounts"),
+            "patch": op("Set the coordinator's phone (null clears it)", tag="accounts",
+                        request=body({"phone": {"type": ["string", "null"], "maxLength": 40}}, ["phone"]))},
     "/host/profile": {
         "put": op("Submit vetting details", tag="hosts", request=body(
             {"legal_name": _str(), "phone": _str(), "address": _str(), "postal_code": _str(), "right_to_rent": BOOL},

@@ -30,8 +30,10 @@ class Listing(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     host: Mapped["User"] = relationship()
+    # The rooms on offer: a removed room keeps its row for the bookings it has had, and is left out here.
     rooms: Mapped[list["Room"]] = relationship(
-        back_populates="listing", order_by="Room.id", cascade="all, delete-orphan"
+        primaryjoin="and_(Room.listing_id == Listing.id, Room.removed_at.is_(None))", order_by="Room.id",
+        viewonly=True,
     )
 
     def beds(self) -> list["Bed"]:
@@ -57,9 +59,13 @@ class Room(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), index=True)
     name: Mapped[str] = mapped_column(String(120))
+    removed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
-    listing: Mapped[Listing] = relationship(back_populates="rooms")
-    beds: Mapped[list["Bed"]] = relationship(back_populates="room", order_by="Bed.id")
+    listing: Mapped[Listing] = relationship()
+    # The beds on offer: a removed bed keeps its row for its history (bed-nights, prices), left out here.
+    beds: Mapped[list["Bed"]] = relationship(
+        primaryjoin="and_(Bed.room_id == Room.id, Bed.removed_at.is_(None))", order_by="Bed.id", viewonly=True,
+    )
 
 
 class Bed(db.Model):
@@ -70,8 +76,11 @@ class Bed(db.Model):
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), index=True)
     label: Mapped[str] = mapped_column(String(120))
     kind: Mapped[str] = mapped_column(String(16))
+    # Set when the host removes a bed that has history: it leaves the listing, search, booking and pricing,
+    # while its bed-nights, contracts and prices stay as they were.
+    removed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
-    room: Mapped[Room] = relationship(back_populates="beds")
+    room: Mapped[Room] = relationship()
 
 
 class BedPrice(db.Model):

@@ -27,6 +27,8 @@ class User(UserMixin, db.Model):
     name: Mapped[str] = mapped_column(String(120))
     role: Mapped[str] = mapped_column(String(16))
     locale: Mapped[str] = mapped_column(String(2), default="sv")
+    # A coordinator's phone, shown to the host of a confirmed booking (a host's is on the vetting profile).
+    phone: Mapped[Optional[str]] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Bumped on sign-out and password change: every older session cookie stops working.
     session_version: Mapped[int] = mapped_column(default=1)

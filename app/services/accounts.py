@@ -20,7 +20,7 @@ from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, Unauthorized, ValidationFailed
 from app.services.passwords import hash_password, password_problems, verify_password
-from app.services.text import clean_text
+from app.services.text import clean_text, phone_number
 
 SELF_SERVICE_ROLES = ("host", "coordinator")
 FAILED_LOGIN_LIMIT = 10
@@ -233,6 +233,20 @@ def set_locale(user_id: int, locale: str) -> None:
         raise ValidationFailed({"locale": [_("Välj 'sv' (svenska) eller 'en' (engelska).")]})
     with unit_of_work():
         db.session.get(User, user_id).locale = locale
+
+
+def set_phone(actor: Actor, phone: Optional[str], *, now: Optional[datetime] = None) -> User:
+    """A coordinator sets (or with an empty value clears) the phone the host of a confirmed booking sees."""
+    now = now_or(now)
+    if actor.role != "coordinator":
+        raise Forbidden(_("Bara samordnare anger sitt telefonnummer här; en värds nummer står i värdprofilen."))
+    phone = phone_number(phone)
+    with unit_of_work():
+        user = db.session.get(User, actor.user_id)
+        before, user.phone = user.phone, phone
+        audit.record(actor, "user.phone_set", "user", user.id, before={"phone": before}, after={"phone": phone},
+                     now=now)
+    return user
 
 
 def count_users() -> int:

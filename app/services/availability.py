@@ -103,7 +103,7 @@ def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking
         .join(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == season.id))
         .join(HostProfile, HostProfile.user_id == Listing.host_id)
         .where(Listing.published.is_(True), HostProfile.vetting_status == "approved",
-               Listing.accepted_terms_version == season.terms_version,
+               Listing.accepted_terms_version == season.terms_version, Bed.removed_at.is_(None),
                Bed.id.not_in(occupied_bed_ids(check_in, check_out, now)))
     )
     if max_walking_minutes is not None:
@@ -148,7 +148,7 @@ def listing_summaries(season: Optional[Season], listing_ids: list[int], *,
                func.count(Bed.id).filter(Bed.id.not_in(occupied)))
         .join(Bed, Bed.room_id == Room.id)
         .join(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == season.id))
-        .where(Room.listing_id.in_(listing_ids))
+        .where(Room.listing_id.in_(listing_ids), Bed.removed_at.is_(None))
         .group_by(Room.listing_id))
     return {lid: ListingSummary(low, free or 0) for lid, low, free in rows}
 

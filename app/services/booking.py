@@ -84,7 +84,8 @@ def party_contacts(actor: Actor, booking: Booking) -> dict:
                                   "email": host.email, "phone": profile.phone if profile else None}
     if actor.is_admin or booking.host_id == actor.user_id:
         coordinator = db.session.get(User, booking.coordinator_id)
-        result["coordinator_contact"] = {"name": coordinator.name, "email": coordinator.email, "phone": None}
+        result["coordinator_contact"] = {"name": coordinator.name, "email": coordinator.email,
+                                         "phone": coordinator.phone}
     return result
 
 
@@ -119,7 +120,7 @@ _BEDS_FOR_BOOKING = (
     .join(Room, Room.id == Bed.room_id).join(Listing, Listing.id == Room.listing_id)
     .outerjoin(HostProfile, HostProfile.user_id == Listing.host_id)
     .outerjoin(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == bindparam("season_id")))
-    .where(Bed.id.in_(bindparam("bed_ids", expanding=True)))
+    .where(Bed.id.in_(bindparam("bed_ids", expanding=True)), Bed.removed_at.is_(None))
 )
 _OCCUPANTS = (
     select(BedNight.bed_id, BedNight.night, BedNight.state, Booking.id, Booking.status, Booking.expires_at)
@@ -315,6 +316,7 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
                 for night in nights for bed_id in bed_ids
             ])
             db.session.flush()  # the UNIQUE index on occupied bed-nights decides here
+            check_beds_still_offered(bed_ids)
             if not is_card:
                 _issue_invoice(booking, year, now)
             form_contract(booking, draft)
@@ -323,9 +325,24 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
                                 "total_ore": booking.total_ore, "status": booking.status}, now=now)
             events.emit(events.BOOKING_CREATED, booking=booking, now=now)
     except IntegrityError:
-        # Another transaction took some of these bed-nights between our check and our insert.
-        raise conflict_error(taken_bed_nights(bed_ids, check_in, check_out)) from None
+        # Another transaction took some of these bed-nights between our check and our insert, or (nothing
+        # taken) the host deleted one of the beds, which had no history yet.
+        taken = taken_bed_nights(bed_ids, check_in, check_out)
+        if not taken:
+            raise Conflict(_("Värden har tagit bort en av bäddarna medan du bokade. Ingenting bokades; sök igen."),
+                           code="state_changed", bed_ids=bed_ids) from None
+        raise conflict_error(taken) from None
     return booking
+
+
+def check_beds_still_offered(bed_ids: list[int]) -> None:
+    """After inserting bed-nights (flush only): 409 state_changed if the host removed one of these beds since
+    they were read. The inserts hold a key-share lock on each bed, so a removal not yet committed waits for
+    this transaction and then sees its bed-nights; one committed before is seen here."""
+    removed = sorted(db.session.scalars(select(Bed.id).where(Bed.id.in_(bed_ids), Bed.removed_at.is_not(None))))
+    if removed:
+        raise Conflict(_("Värden har tagit bort en av bäddarna medan du bokade. Ingenting bokades; sök igen."),
+                       code="state_changed", bed_ids=removed)
 
 
 def _issue_invoice(booking: Booking, year: int, now: datetime) -> None:
@@ -671,6 +688,7 @@ def hold_beds_for_offer(delegation: Delegation, listing_id: int, season, prices:
         for night in nights for bed_id in bed_ids
     ])
     db.session.flush()  # the UNIQUE index on occupied bed-nights decides here
+    check_beds_still_offered(bed_ids)
     audit.record(Actor.system(), "booking.offer_held", "booking", booking.id,
                  after={"bed_ids": bed_ids, "check_in": check_in, "check_out": check_out,
                         "total_ore": booking.total_ore, "expires_at": expires_at}, now=now)

@@ -8,8 +8,9 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
 
 from app.extensions import db
-from app.models import Bed, BED_KINDS, BedNight, BedPrice, Listing, OfferAcceptance, PriceChange, Room, Season
+from app.models import Bed, BED_KINDS, BedNight, BedPrice, Booking, Listing, OfferAcceptance, PriceChange, Room, Season
 from app.services import audit
+from app.services.availability import occupies
 from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.seasons import current_season
@@ -50,15 +51,18 @@ def owned_listing(actor: Actor, listing_id: int) -> Listing:
 
 
 def owned_room(actor: Actor, room_id: int) -> Room:
+    """The host's own room on offer, or 404 (a removed room is gone for every action)."""
     room = db.session.get(Room, room_id)
-    if room is None or (room.listing.host_id != actor.user_id and not actor.is_admin):
+    if room is None or room.removed_at is not None or (room.listing.host_id != actor.user_id and not actor.is_admin):
         raise NotFound(_("Rummet finns inte."))
     return room
 
 
 def owned_bed(actor: Actor, bed_id: int) -> Bed:
+    """The host's own bed on offer, or 404 (a removed bed cannot be priced, blocked, renamed or removed)."""
     bed = db.session.get(Bed, bed_id)
-    if bed is None or (bed.room.listing.host_id != actor.user_id and not actor.is_admin):
+    if bed is None or bed.removed_at is not None or (bed.room.listing.host_id != actor.user_id
+                                                     and not actor.is_admin):
         raise NotFound(_("Bädden finns inte."))
     return bed
 
@@ -87,7 +91,6 @@ PLACE_FIELDS = ("address", "postal_code", "walking_minutes")
 
 def _has_live_booking(listing_id: int, now: datetime) -> bool:
     """A booking awaiting payment or confirmed whose last night has not passed (Stockholm time)."""
-    from app.models import Booking
     return db.session.scalar(select(Booking.id).where(
         Booking.listing_id == listing_id, Booking.status.in_(("awaiting_payment", "confirmed")),
         Booking.check_out > local_date(now)).limit(1)) is not None
@@ -184,58 +187,95 @@ def rename_bed(actor: Actor, bed_id: int, label: Optional[str] = None, kind: Opt
     return bed
 
 
-def _check_removable(bed: Bed) -> None:
-    """A bed goes only while nothing refers to it: never booked or held (now or before), never priced for a
-    season before this one (that price is the year-over-year reference)."""
-    booked = db.session.scalar(select(BedNight.id).where(BedNight.bed_id == bed.id,
-                                                          BedNight.booking_id.is_not(None)).limit(1))
-    if booked is not None:
-        raise Conflict(_("Bädden %(label)s har eller har haft bokningar och kan inte tas bort.", label=bed.label),
-                       code="bed_has_bookings", bed_id=bed.id)
-    season = current_season()
-    earlier = db.session.scalar(select(BedPrice.id).join(Season, Season.id == BedPrice.season_id).where(
-        BedPrice.bed_id == bed.id, Season.year < (season.year if season else 0)).limit(1))
-    if earlier is not None:
-        raise Conflict(_("Bädden %(label)s har prishistorik från en tidigare säsong och kan inte tas bort.",
-                         label=bed.label), code="bed_has_history", bed_id=bed.id)
+def _lock_beds(bed_ids: list[int]) -> list[Bed]:
+    """The beds on offer among these, locked: a booking inserting bed-nights for one of them holds a key-share
+    lock on it (the foreign key), so a removal waits for it and then sees its bed-nights."""
+    if not bed_ids:
+        return []
+    return list(db.session.scalars(select(Bed).where(Bed.id.in_(bed_ids), Bed.removed_at.is_(None))
+                                   .order_by(Bed.id).with_for_update().execution_options(populate_existing=True)))
 
 
-def _delete_bed(bed: Bed) -> None:
-    db.session.execute(delete(BedNight).where(BedNight.bed_id == bed.id))  # the host's own blocks
+def _check_no_live_bookings(beds: list[Bed], now: datetime) -> None:
+    """409 bed_has_bookings while a booking or hold still occupies one of these beds tonight or later."""
+    if not beds:
+        return
+    bed_id = db.session.scalar(
+        select(BedNight.bed_id).outerjoin(Booking, Booking.id == BedNight.booking_id).where(
+            BedNight.bed_id.in_([b.id for b in beds]), BedNight.state.in_(("held", "booked")),
+            BedNight.night >= local_date(now), occupies(now)).order_by(BedNight.bed_id).limit(1))
+    if bed_id is not None:
+        label = next(b.label for b in beds if b.id == bed_id)
+        raise Conflict(_("Bädden %(label)s har en pågående bokning och kan inte tas bort förrän vistelsen är "
+                         "över eller bokningen avbokad.", label=label), code="bed_has_bookings", bed_id=bed_id)
+
+
+def _has_history(bed: Bed, now: datetime) -> bool:
+    """Something refers to the bed: a bed-night of any kind (bookings, holds, blocks), or a price of a season
+    before the current one (the year-over-year reference)."""
+    if db.session.scalar(select(BedNight.id).where(BedNight.bed_id == bed.id).limit(1)) is not None:
+        return True
+    season = current_season(now)
+    return db.session.scalar(select(BedPrice.id).join(Season, Season.id == BedPrice.season_id).where(
+        BedPrice.bed_id == bed.id, Season.year < (season.year if season else 0)).limit(1)) is not None
+
+
+def _remove_bed(bed: Bed, now: datetime) -> bool:
+    """Remove one locked bed (flush only): softly when it has history, which then stays as it was; return
+    whether it was kept for its history."""
+    if _has_history(bed, now):
+        bed.removed_at = now
+        return True
     db.session.execute(delete(PriceChange).where(PriceChange.bed_id == bed.id))
     db.session.execute(delete(BedPrice).where(BedPrice.bed_id == bed.id))
     db.session.delete(bed)
+    return False
 
 
-def remove_bed(actor: Actor, bed_id: int, *, now: Optional[datetime] = None) -> None:
-    """Remove a bed that no booking or hold refers to (409 bed_has_bookings otherwise)."""
+def remove_bed(actor: Actor, bed_id: int, *, now: Optional[datetime] = None) -> bool:
+    """Take a bed off the listing; one with history is kept out of sight (its bed-nights, contracts and prices
+    stay). 409 bed_has_bookings while a booking or hold occupies it tonight or later. Returns whether the bed
+    was kept for its history."""
     now = now_or(now)
     _require_host(actor)
     with unit_of_work():
-        bed = owned_bed(actor, bed_id)
-        db.session.execute(select(Bed.id).where(Bed.id == bed_id).with_for_update())
-        _check_removable(bed)
+        owned_bed(actor, bed_id)
+        beds = _lock_beds([bed_id])
+        if not beds:
+            raise Conflict(_("Bädden är redan borttagen."), code="state_changed", bed_id=bed_id)
+        bed = beds[0]
+        _check_no_live_bookings(beds, now)
         facts = {"room_id": bed.room_id, "label": bed.label}
-        _delete_bed(bed)
-        audit.record(actor, "bed.removed", "bed", bed_id, before=facts, now=now)
+        kept = _remove_bed(bed, now)
+        audit.record(actor, "bed.removed", "bed", bed_id, before=facts, after={"kept_for_history": kept}, now=now)
+    return kept
 
 
-def remove_room(actor: Actor, room_id: int, *, now: Optional[datetime] = None) -> None:
-    """Remove a room with its beds, when none of them may be refused removal (the first refusal is answered)."""
+def remove_room(actor: Actor, room_id: int, *, now: Optional[datetime] = None) -> bool:
+    """Take a room and its beds off the listing, each bed as remove_bed does; the room is kept out of sight
+    when a bed of it is kept. 409 bed_has_bookings (the first such bed) and nothing changes. Returns whether
+    the room was kept for its history."""
     now = now_or(now)
     _require_host(actor)
     with unit_of_work():
-        room = owned_room(actor, room_id)
-        beds = list(room.beds)
-        if beds:
-            db.session.execute(select(Bed.id).where(Bed.id.in_([b.id for b in beds])).with_for_update())
-        for bed in beds:
-            _check_removable(bed)
-        for bed in beds:
-            _delete_bed(bed)
-        facts = {"listing_id": room.listing_id, "name": room.name, "beds": [b.id for b in beds]}
-        db.session.delete(room)
-        audit.record(actor, "room.removed", "room", room_id, before=facts, now=now)
+        owned_room(actor, room_id)
+        room = db.session.scalars(select(Room).where(Room.id == room_id).with_for_update()
+                                  .execution_options(populate_existing=True)).one_or_none()
+        if room is None or room.removed_at is not None:
+            raise Conflict(_("Rummet är redan borttaget."), code="state_changed", room_id=room_id)
+        beds = _lock_beds(list(db.session.scalars(select(Bed.id).where(Bed.room_id == room_id))))
+        _check_no_live_bookings(beds, now)
+        removed = {bed.id: _remove_bed(bed, now) for bed in beds}
+        db.session.flush()
+        kept = db.session.scalar(select(Bed.id).where(Bed.room_id == room_id).limit(1)) is not None
+        facts = {"listing_id": room.listing_id, "name": room.name, "beds": sorted(removed)}
+        if kept:
+            room.removed_at = now
+        else:
+            db.session.delete(room)
+        audit.record(actor, "room.removed", "room", room_id, before=facts, after={"kept_for_history": kept},
+                     now=now)
+    return kept
 
 
 def publish(actor: Actor, listing_id: int, accept_terms_version: Optional[str], *, now: Optional[datetime] = None

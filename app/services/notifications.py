@@ -20,6 +20,7 @@ from app.models import AuditEntry, Booking, Contract, Delegation, Flag, HostProf
 from app.services import audit, events, mail
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.booking import is_offer
+from app.services.vetting import suspension_impact
 
 HOLD_REMINDER_MINUTES = 5
 HOLD_REMINDED = "booking.hold_reminder_queued"
@@ -384,13 +385,7 @@ def on_host_decided(profile: HostProfile, decision: str, reason: str, now: datet
 
 def on_host_suspended(profile: HostProfile, now: datetime, **_ignored) -> None:
     """A suspended host's confirmed bookings stand: each coordinator hears so, once per booking."""
-    from app.services.vetting import live_bookings
-    for booking in live_bookings(profile.user_id, now=now):
-        if booking.status != "confirmed":
-            continue
-        coordinator = _user(booking.coordinator_id)
-        if coordinator is None:
-            continue
+    for booking, coordinator, _delegation in suspension_impact(profile.user_id, now=now).told:
         facts = _stay_facts(booking)
 
         def build(booking=booking, facts=facts):

@@ -44,3 +44,23 @@ def clean_text(value, field: str, *, multiline: bool = False, errors: Optional[d
             raise ValidationFailed({field: [problem]})
         errors.setdefault(field, []).append(problem)
     return value
+
+
+# A phone number as people write it: an optional leading +, then digits, spaces, hyphens and parentheses,
+# at least six digits and at most 40 characters in all.
+_PHONE = re.compile(r"\+?[0-9 ()-]+")
+
+
+def phone_number(value, field: str = "phone", *, errors: Optional[dict] = None) -> Optional[str]:
+    """The phone number stripped, None for an empty one; a refused character or shape is `field`'s error."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    problem = text_problem(value)
+    if problem is None and (len(value) > 40 or not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 6):
+        problem = _("Ange ett telefonnummer, till exempel +46 70 123 45 67.")
+    if problem is not None:
+        if errors is None:
+            raise ValidationFailed({field: [problem]})
+        errors.setdefault(field, []).append(problem)
+    return value

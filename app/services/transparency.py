@@ -57,7 +57,7 @@ def figures(year: Optional[int] = None) -> dict:
     beds = db.session.scalar(
         select(func.count(distinct(BedPrice.bed_id))).join(Bed, Bed.id == BedPrice.bed_id)
         .join(Room, Room.id == Bed.room_id).join(Listing, Listing.id == Room.listing_id)
-        .where(BedPrice.season_id == season.id, Listing.published.is_(True))) or 0
+        .where(BedPrice.season_id == season.id, Listing.published.is_(True), Bed.removed_at.is_(None))) or 0
     nights = len(season.nights())
     sold = db.session.scalar(select(func.count(BedNight.id)).where(
         BedNight.state == "booked", BedNight.night >= season.first_night,

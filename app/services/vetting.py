@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
@@ -15,7 +16,7 @@ from app.models import HostProfile, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
-from app.services.text import clean_text
+from app.services.text import clean_text, phone_number
 
 GOTLAND_POSTAL_CODE = re.compile(r"^62\d ?\d\d$")
 DECISIONS = {
@@ -54,8 +55,8 @@ def submit_profile(actor: Actor, *, legal_name: str, phone: str, address: str, p
         if not (value or "").strip() or len(value) > limit:
             errors[field] = [_("Obligatoriskt, högst %(max)s tecken.", max=limit)]
         clean_text(value, field, errors=errors)
-    if phone and not re.fullmatch(r"[+0-9 ()-]{6,40}", phone.strip()):
-        errors["phone"] = [_("Ange ett telefonnummer, till exempel +46 70 123 45 67.")]
+    if "phone" not in errors:
+        phone_number(phone, errors=errors)
     if right_to_rent is not True:
         errors["right_to_rent"] = [_("Du måste intyga att du har rätt att hyra ut bostaden.")]
     if errors:
@@ -141,6 +142,27 @@ def live_bookings(host_user_id: int, *, now: Optional[datetime] = None) -> list:
     return list(db.session.scalars(select(Booking).where(
         Booking.host_id == host_user_id, Booking.status.in_(("awaiting_payment", "confirmed")),
         Booking.check_out > today).order_by(Booking.check_in, Booking.id)))
+
+
+@dataclass(frozen=True)
+class SuspensionImpact:
+    """What suspending a host leaves standing: its live bookings, and the coordinators who are told."""
+
+    bookings: list  # live bookings, oldest stay first; their contracts stand, status unchanged
+    told: list  # (booking, coordinator, delegation) for each confirmed one: that coordinator gets an e-mail
+
+
+def suspension_impact(host_user_id: int, *, now: Optional[datetime] = None) -> SuspensionImpact:
+    """The live bookings a suspension of this host leaves standing, and who hears of it (one rule for the
+    admin's confirmation page and the e-mails)."""
+    from app.models import Delegation
+    bookings = live_bookings(host_user_id, now=now)
+    told = []
+    for booking in bookings:
+        coordinator = db.session.get(User, booking.coordinator_id)
+        if booking.status == "confirmed" and coordinator is not None:
+            told.append((booking, coordinator, db.session.get(Delegation, booking.delegation_id)))
+    return SuspensionImpact(bookings, told)
 
 
 def strike_limit(now: Optional[datetime] = None) -> Optional[int]:

@@ -219,7 +219,7 @@ def _make_offer(entry: WaitlistEntry, listing_id: int, prices: dict[int, int], n
         with db.session.begin_nested():
             booking = booking_service.hold_beds_for_offer(delegation, listing_id, season, prices, entry.check_in,
                                                           entry.check_out, expires_at=expires_at, now=now)
-    except IntegrityError:
+    except (IntegrityError, Conflict):  # a bed taken, or removed by its host, since the search
         return False
     entry.status = "offered"
     entry.offer_booking_id = booking.id

@@ -7,7 +7,7 @@ unpublished (audit log) at or after the season's opening. A listing published no
 flag itself says the bed is on offer.
 
 Revision ID: 0010_price_offered_at
-Revises: 0007_invoice_credit
+Revises: 0009_removal_and_phone
 Create Date: 2026-12-03 00:00:00
 """
 from alembic import op
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import app.models.types
 
 revision = "0010_price_offered_at"
-down_revision = "0007_invoice_credit"
+down_revision = "0009_removal_and_phone"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, RadioField, SelectField, StringField, TextAreaField, TimeField
+from wtforms import DateField, HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField, TimeField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
@@ -34,6 +34,10 @@ def choices(labels: dict) -> list[SelectChoice]:
 class DecisionForm(FlaskForm):
     decision = SelectField(_l("Beslut"), choices=choices(DECISION_LABELS), validators=[InputRequired()])
     reason = TextAreaField(_l("Motivering"), validators=[Optional(), Length(max=1000)])
+    # A suspension from the page takes a second POST: "yes" once the admin has seen what it leaves standing,
+    # and how many live bookings that page showed (a different number now shows the page again).
+    confirmed = HiddenField()
+    live_seen = HiddenField()
 
 
 class SeasonForm(FlaskForm):

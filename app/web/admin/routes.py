@@ -71,6 +71,12 @@ def decide(user_id):
     form = DecisionForm(prefix=f"host-{user_id}")
     if not form.validate_on_submit():
         return render_queue(_status_filter(), 422, failed=(user_id, form))
+    if form.decision.data == "suspend":
+        profile = db.session.get(HostProfile, user_id)
+        if profile is not None and profile.vetting_status in vetting.DECISIONS["suspend"][0]:
+            impact = vetting.suspension_impact(user_id)
+            if form.confirmed.data != "yes" or form.live_seen.data != str(len(impact.bookings)):
+                return _confirm_suspension(profile, impact, form)
     try:
         profile = vetting.decide(actor(), user_id, form.decision.data, form.reason.data or "")
     except DomainError as error:
@@ -79,6 +85,14 @@ def decide(user_id):
     flash(_("Beslutet är sparat: %(name)s är nu %(status)s.", name=profile.legal_name,
             status=VETTING_LABELS[profile.vetting_status]), "success")
     return redirect(url_for("admin.hosts", status=_status_filter()))
+
+
+def _confirm_suspension(profile: HostProfile, impact: vetting.SuspensionImpact, form: DecisionForm):
+    """The page between the admin's suspend and the suspension: the live bookings that stand, who is told."""
+    changed = form.confirmed.data == "yes"  # confirmed, but the live bookings are no longer those shown
+    form.confirmed.data, form.live_seen.data = "yes", str(len(impact.bookings))
+    return render_template("admin/suspend_confirm.html", profile=profile, impact=impact, form=form,
+                           changed=changed, status_filter=_status_filter())
 
 
 from app.web.admin import audit, flags, seasons  # noqa: F401  (their views register on bp)

@@ -23,6 +23,10 @@ class DelegationForm(FlaskForm):
     organisation_number = StringField(_l("Organisationsnummer"), validators=[DataRequired(), Length(max=20)])
 
 
+class ContactForm(FlaskForm):
+    phone = StringField(_l("Telefon"), validators=[Optional(), Length(max=40)])
+
+
 class MemberForm(FlaskForm):
     name = StringField(_l("Namn"), validators=[DataRequired(), Length(max=200)])
     email = EmailField(_l("E-post"), validators=[DataRequired(), Length(max=254)])

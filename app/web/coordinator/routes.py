@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Booking, Contract, Delegation
 from app.models.types import utcnow
-from app.services import availability, delegations, exports, flags, vetting
+from app.services import accounts, availability, delegations, exports, flags, vetting
 from app.services import booking as booking_service
 from app.services.contract_pdf import render_pdf
 from app.services.errors import DomainError, NotFound
@@ -17,7 +17,7 @@ from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.coordinator import presenters
 from app.web.coordinator.forms import (
-    BookForm, ConfirmForm, DelegationForm, FlagForm, MemberForm, SearchForm, StayForm, rooming_form,
+    BookForm, ConfirmForm, ContactForm, DelegationForm, FlagForm, MemberForm, SearchForm, StayForm, rooming_form,
 )
 from app.web.formatting import kr
 
@@ -66,6 +66,23 @@ def dashboard():
     return render_template("coordinator/dashboard.html", delegations=mine, bookings=bookings[:10],
                            has_members=any(d.members for d in mine), has_booking=bool(live),
                            season=current_season())
+
+
+@bp.route("/contact", methods=["GET", "POST"])
+def contact():
+    """The coordinator's phone, which the host of a confirmed booking sees."""
+    form = ContactForm(data={"phone": current_user.phone}) if request.method == "GET" else ContactForm()
+    status = 422 if request.method == "POST" else 200
+    if form.validate_on_submit():
+        try:
+            accounts.set_phone(actor(), form.phone.data)
+        except DomainError as error:
+            flash_error(error, form)
+            status = error.status
+        else:
+            flash(_("Dina kontaktuppgifter är sparade."), "success")
+            return redirect(url_for("coordinator.dashboard"))
+    return render_template("coordinator/contact.html", form=form), status
 
 
 @bp.route("/delegations/new", methods=["GET", "POST"])

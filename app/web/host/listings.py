@@ -253,11 +253,12 @@ def remove_bed(bed_id):
     room_id = bed.room_id
     if ConfirmForm().validate_on_submit():
         try:
-            listings.remove_bed(actor(), bed_id)
+            kept = listings.remove_bed(actor(), bed_id)
         except DomainError as error:
             flash(error.message, "error")
             return _render_room(bed.room, status=error.status)
-        flash(_("Bädden är borttagen."), "success")
+        flash(_("Bädden är borttagen. Dess tidigare bokningar och avtal finns kvar.") if kept
+              else _("Bädden är borttagen."), "success")
     return redirect(url_for("host.room", room_id=room_id))
 
 
@@ -268,10 +269,11 @@ def remove_room(room_id):
     listing_id = item.listing_id
     if ConfirmForm().validate_on_submit():
         try:
-            listings.remove_room(actor(), room_id)
+            kept = listings.remove_room(actor(), room_id)
         except DomainError as error:
             flash(error.message, "error")
             return _render_room(item, status=error.status)
-        flash(_("Rummet är borttaget."), "success")
+        flash(_("Rummet är borttaget. Dess tidigare bokningar och avtal finns kvar.") if kept
+              else _("Rummet är borttaget."), "success")
         return redirect(url_for("host.listing_page", listing_id=listing_id))
     return redirect(url_for("host.room", room_id=room_id))
