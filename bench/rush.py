@@ -60,6 +60,13 @@ TARGETS = {"ratio": 0.40, "rush_p99_ms": 300.0, "sellout_s": 1.0, "search_p95_ms
 # ---------------------------------------------------------------------------------------------
 
 
+def organisation_number(i: int) -> str:
+    """A valid organisation number of its own for coordinator i: the hoarding limits count per number."""
+    from stdnum import luhn
+    base = f"{802100000 + i:09d}"
+    return f"{base[:6]}-{base[6:]}{luhn.calc_check_digit(base)}"
+
+
 def _bed_counts(rng: random.Random) -> list[int]:
     """Beds per listing: the scarce listing has 10, the 50 block listings 8, the rest 1-9 (10,000 in all)."""
     rest = LISTINGS - 1 - BLOCK_LISTINGS
@@ -168,7 +175,8 @@ def seed(database_url: str, rng: random.Random) -> dict:
         db.session.commit()
         coordinators = []
         for i, uid in enumerate(coordinator_ids):
-            delegation = delegations.create_delegation(Actor(uid, "coordinator"), f"Förening {i}", "802000-1234")
+            delegation = delegations.create_delegation(Actor(uid, "coordinator"), f"Förening {i}",
+                                                       organisation_number(i))
             coordinators.append((accounts.issue_token(db.session.get(User, uid)), delegation.id))
         db.session.commit()
         db.session.execute(text("ANALYZE"))  # fresh statistics after a bulk load, as any operator would

@@ -284,7 +284,7 @@ def make_coordinator(email: str = "samordnare@example.se", name: str = "Sara Sam
 
 def make_delegation(coordinator, members: int = 2):
     actor = Actor(coordinator.id, "coordinator")
-    delegation = delegations.create_delegation(actor, "Föreningen Framtid", "802000-1234")
+    delegation = delegations.create_delegation(actor, "Föreningen Framtid", "802000-1239")
     for n in range(members):
         delegations.add_member(actor, delegation.id, f"Medlem {n + 1}", f"medlem{n + 1}@example.se")
     return delegation

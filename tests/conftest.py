@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from flask import g
 from sqlalchemy import create_engine, text
+from stdnum import luhn
 
 from app import create_app
 from app.extensions import db
@@ -221,12 +222,22 @@ def make_listing(make_host, make_season):
     return make
 
 
+def valid_organisation_number(n: int) -> str:
+    """The n-th valid Swedish organisation number (Luhn check digit, third digit 2) for tests: each
+    delegation a number of its own, since the hoarding limits count all delegations of one number together."""
+    base = f"{802000000 + n:09d}"
+    return f"{base[:6]}-{base[6:]}{luhn.calc_check_digit(base)}"
+
+
 @pytest.fixture
 def make_delegation(make_user):
-    def make(coordinator=None, members=2):
+    counter = iter(range(1, 100_000))
+
+    def make(coordinator=None, members=2, organisation_number=None):
         coordinator = coordinator or make_user("coordinator")
         actor = Actor(coordinator.id, "coordinator")
-        delegation = delegations.create_delegation(actor, "Föreningen Framtid", "802000-1234")
+        number = organisation_number or valid_organisation_number(next(counter))
+        delegation = delegations.create_delegation(actor, "Föreningen Framtid", number)
         for i in range(members):
             delegations.add_member(actor, delegation.id, f"Medlem {i + 1}", f"medlem{i + 1}@example.se")
         return delegation

@@ -45,7 +45,7 @@ def fuzz_app(sqlite_template, tmp_path_factory):
             bed = listings.add_bed(host_actor, room.id, f"B{i}", "single")
             pricing.set_price(host_actor, bed.id, YEAR, 50000)
         coordinator = accounts.register_user("fuzz-coord@example.se", "correct-horse-battery", "C", "coordinator")
-        delegations.create_delegation(Actor(coordinator.id, "coordinator"), "Org", "802000-1234")
+        delegations.create_delegation(Actor(coordinator.id, "coordinator"), "Org", "802000-1239")
         app.config["FUZZ_TOKENS"] = {role: accounts.issue_token(user) for role, user in
                                      (("admin", admin), ("host", host), ("coordinator", coordinator))}
         db.session.remove()

@@ -29,7 +29,7 @@ import requests
 from sqlalchemy import create_engine, func, select, text
 
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, migrate, postgres_reachable
-from conftest import YEAR
+from conftest import YEAR, valid_organisation_number
 
 CLIENTS = 64
 BEDS = 10
@@ -92,7 +92,7 @@ def seed_world(database_url: str) -> World:
         for i in range(CLIENTS):
             user = accounts.register_user(f"samordnare{i}@example.se", PASSWORD, f"Samordnare {i}", "coordinator")
             delegation = delegations.create_delegation(Actor(user.id, "coordinator"), f"Förening {i}",
-                                                       "802000-1234")
+                                                       valid_organisation_number(i))
             coordinators.append((accounts.issue_token(user), delegation.id))
         db.session.remove()
         db.engine.dispose()

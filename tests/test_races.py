@@ -78,7 +78,7 @@ def world(tmp_path_factory):
                 "free_cancellation_until": FIRST_NIGHT - timedelta(days=60), "late_cancellation_refund_pct": 50,
             })
             coordinator = accounts.register_user("samordnare@example.se", PASSWORD, "Samordnare", "coordinator")
-            delegation = delegations.create_delegation(Actor(coordinator.id, "coordinator"), "Förening", "802000-1234")
+            delegation = delegations.create_delegation(Actor(coordinator.id, "coordinator"), "Förening", "802000-1239")
             state = {
                 "admin_id": admin.id, "coordinator_id": coordinator.id, "delegation_id": delegation.id,
                 "admin_tokens": [accounts.issue_token(admin) for _ in range(3)],

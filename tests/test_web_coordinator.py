@@ -63,10 +63,10 @@ def test_journey_delegation_search_review_book(app, make_user, make_listing):
     browser = signed_in(app, coordinator)
 
     created = post_form(browser, "/coordinator/delegations/new", "/coordinator/delegations/new",
-                        {"name": "Föreningen Framtid", "organisation_number": "8020001234"})
+                        {"name": "Föreningen Framtid", "organisation_number": "8020001239"})
     assert created.status_code == 302
     delegation = db.session.scalar(select(Delegation).where(Delegation.coordinator_id == coordinator.id))
-    assert delegation.organisation_number == "802000-1234"
+    assert delegation.organisation_number == "802000-1239"
     assert created.location.endswith(f"/coordinator/delegations/{delegation.id}")
 
     added = post_form(browser, created.location, f"/coordinator/delegations/{delegation.id}/members",
@@ -89,7 +89,7 @@ def test_journey_delegation_search_review_book(app, make_user, make_listing):
     html = review.get_data(as_text=True)
     assert review.status_code == 200
     assert f"{listing.host.name} AB" in html                   # the host's legal name
-    assert "Föreningen Framtid (802000-1234)" in html           # the delegation to choose
+    assert "Föreningen Framtid (802000-1239)" in html           # the delegation to choose
     assert html.count('class="num">500 kr</td>') == 4      # 2 beds x 2 nights, each priced
     assert "2\u00a0000 kr" in html                         # the total
     assert "50 %" in html and "Sängplats standardvillkor" in html

@@ -28,6 +28,8 @@ SEASON_FIELDS = {
     "free_cancellation_until": DATE,
     "late_cancellation_refund_pct": {"type": "integer", "minimum": 0, "maximum": 100},
     "terms_version": _str(maxLength=40), "terms_text": _str(),
+    "max_beds_per_organisation": {"type": ["integer", "null"], "minimum": 1, "maximum": 100000},
+    "max_open_holds": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 3},
 }
 
 
@@ -89,7 +91,9 @@ PATHS = {
                       "reason": _str()}, ["decision"]))},
     "/admin/seasons": {"post": op("Create a season", tag="seasons", ok=201, errors=[409],
                                   request=body(SEASON_FIELDS, [k for k in SEASON_FIELDS
-                                                               if k not in ("terms_version", "terms_text")]))},
+                                                               if k not in ("terms_version", "terms_text",
+                                                                             "max_beds_per_organisation",
+                                                                             "max_open_holds")]))},
     "/admin/seasons/{year}": {"patch": op("Change a season", tag="seasons", params=[path_id("year")],
                                           request=body({k: v for k, v in SEASON_FIELDS.items() if k != "year"}))},
     "/seasons": {"get": op("Every season", tag="seasons", auth=False)},

@@ -26,9 +26,13 @@ def _season_values(body: Body, required: bool) -> dict:
         "late_cancellation_refund_pct": body.int("late_cancellation_refund_pct", required, 0, 100),
         "terms_version": body.str("terms_version", False, 40),
         "terms_text": body.str("terms_text", False, 100_000),
+        "max_beds_per_organisation": body.int("max_beds_per_organisation", False, 1, 100_000),
+        "max_open_holds": body.int("max_open_holds", False, 1, 1000),
     }
     body.done()
-    return {k: v for k, v in values.items() if v is not None}
+    # null is a value for the bed-night limit (20 x the season's nights); left out, it stays as it is.
+    return {k: v for k, v in values.items()
+            if v is not None or (k in seasons.NULLABLE_FIELDS and k in body.data)}
 
 
 @api.post("/admin/seasons")

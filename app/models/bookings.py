@@ -25,7 +25,8 @@ class Delegation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     coordinator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    organisation_number: Mapped[str] = mapped_column(String(20))
+    # Normalised NNNNNN-NNNN; the delegations of one number share the season's hoarding limits.
+    organisation_number: Mapped[str] = mapped_column(String(20), index=True)
     calendar_token: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

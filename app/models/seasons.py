@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import CheckConstraint, Date, String, Text
+from typing import Optional
+
+from sqlalchemy import CheckConstraint, Date, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -21,6 +23,9 @@ class Season(db.Model):
         CheckConstraint(
             "late_cancellation_refund_pct >= 0 AND late_cancellation_refund_pct <= 100", name="late_refund_pct"
         ),
+        CheckConstraint("max_beds_per_organisation IS NULL OR max_beds_per_organisation >= 1",
+                        name="max_beds_positive"),
+        CheckConstraint("max_open_holds >= 1", name="max_open_holds_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,6 +42,10 @@ class Season(db.Model):
     late_cancellation_refund_pct: Mapped[int] = mapped_column()
     terms_version: Mapped[str] = mapped_column(String(40))
     terms_text: Mapped[str] = mapped_column(Text)
+    # Hoarding limits per organisation number: bed-nights held and booked at once (null: 20 x the
+    # season's nights), and unpaid card holds at once.
+    max_beds_per_organisation: Mapped[Optional[int]] = mapped_column()
+    max_open_holds: Mapped[int] = mapped_column(default=3, server_default=text("3"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property

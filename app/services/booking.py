@@ -22,6 +22,7 @@ from app.services.availability import check_not_past, check_stay, taken_bed_nigh
 from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.contracts import form_contract, next_number, prepare_contract
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.hoarding import enforce_organisation_limits
 from app.services.listings import owned_bed, stay_nights
 from app.services.seasons import season_for_stay
 from app.services.text import clean_text
@@ -301,6 +302,8 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
             taken = _release_expired_holds(bed_ids, check_in, check_out, now)
             if taken:
                 raise conflict_error(taken)
+            enforce_organisation_limits(delegation_id, season_id, bed_nights=len(bed_ids) * len(nights),
+                                        card_hold=is_card, now=now)
             booking = Booking(
                 delegation_id=delegation_id, season_id=season_id, listing_id=listing_id, host_id=host_id,
                 coordinator_id=actor.user_id, status="awaiting_payment" if is_card else "confirmed",
@@ -669,11 +672,15 @@ def hold_beds_for_offer(delegation: Delegation, listing_id: int, season, prices:
 
     The hold is an `awaiting_payment` invoice booking without a contract: no one has accepted
     anything yet. `expire_holds` ends it at `expires_at` like any unpaid hold; accepting it
-    (`confirm_offered_hold`) forms the contract. Raises IntegrityError when a bed-night was taken.
+    (`confirm_offered_hold`) forms the contract. Raises IntegrityError when a bed-night was taken, and
+    DomainError `organisation_limit` when the offer would take the organisation above its bed-night limit.
     """
     listing = db.session.get(Listing, listing_id)
     bed_ids = sorted(prices)
     nights = stay_nights(check_in, check_out)
+    # An unaccepted offer holds bed-nights for the organisation like a booking: the same limit applies.
+    enforce_organisation_limits(delegation.id, season.id, bed_nights=len(bed_ids) * len(nights), card_hold=False,
+                                now=now)
     booking = Booking(
         delegation_id=delegation.id, season_id=season.id, listing_id=listing.id, host_id=listing.host_id,
         coordinator_id=delegation.coordinator_id, status="awaiting_payment", payment_method="invoice",

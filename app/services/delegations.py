@@ -1,16 +1,15 @@
 """Delegations and their members."""
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import datetime
 from typing import Optional
 
 from flask_babel import gettext as _
+from sqlalchemy import select, update
+from stdnum.se import orgnr, personnummer
 
 from app.extensions import db
-from sqlalchemy import select, update
-
 from app.models import BedNight, Booking, Delegation, Member
 from app.services import audit
 from app.services.accounts import normalise_email
@@ -19,7 +18,26 @@ from app.services.booking import owned_delegation
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.text import clean_text
 
-ORGANISATION_NUMBER = re.compile(r"^\d{6}-?\d{4}$")
+
+def normalise_organisation_number(value) -> str:
+    """A valid Swedish organisation number or personal identity number as NNNNNN-NNNN, else 422 `invalid`.
+
+    An organisation number is 10 digits with a Luhn check digit and a third digit of at least 2
+    (python-stdnum's orgnr checks the digits and the Luhn digit only); a personal identity number
+    (a sole trader's) has a real date of birth and a Luhn check digit, and may be given with its century.
+    """
+    number = "".join(value.split()) if isinstance(value, str) else ""
+    if orgnr.is_valid(number) and orgnr.compact(number)[2] >= "2":
+        digits = orgnr.compact(number)
+    elif personnummer.is_valid(number):
+        compact = personnummer.compact(number)  # [YY]YYMMDD-NNNN or ...+NNNN
+        digits = compact[-11:-5] + compact[-4:]
+    else:
+        raise ValidationFailed({"organisation_number": [_(
+            "Ange ett giltigt svenskt organisationsnummer, tio siffror som 802000-1239 (den sista är en "
+            "kontrollsiffra och den tredje minst 2), eller för en enskild firma personnumret (ÅÅMMDD-NNNN). "
+            "Kontrollera siffrorna mot registreringsbeviset.")]})
+    return f"{digits[:6]}-{digits[6:]}"
 
 
 def create_delegation(actor: Actor, name: str, organisation_number: str, *,
@@ -33,15 +51,15 @@ def create_delegation(actor: Actor, name: str, organisation_number: str, *,
     if not name or len(name) > 200:
         errors["name"] = [_("Organisationens namn, högst %(max)s tecken.", max=200)]
     clean_text(name, "name", errors=errors)
-    number = (organisation_number or "").strip()
-    if not ORGANISATION_NUMBER.match(number):
-        errors["organisation_number"] = [_("Ett svenskt organisationsnummer, till exempel 802000-1234.")]
+    number = None
+    try:
+        number = normalise_organisation_number(organisation_number)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
     if errors:
         raise ValidationFailed(errors)
-    digits = number.replace("-", "")
     with unit_of_work():
-        delegation = Delegation(coordinator_id=actor.user_id, name=name,
-                                organisation_number=f"{digits[:6]}-{digits[6:]}",
+        delegation = Delegation(coordinator_id=actor.user_id, name=name, organisation_number=number,
                                 calendar_token=secrets.token_urlsafe(24), created_at=now)
         db.session.add(delegation)
         db.session.flush()

@@ -70,7 +70,7 @@ def seed_demo(now: datetime | None = None) -> list[tuple[str, str, str, str]]:
     coordinator = accounts.register_user("samordnare@example.se", DEMO_PASSWORD, "Maja Samordnare", "coordinator",
                                          now=now)
     coord = Actor(coordinator.id, "coordinator")
-    delegation = delegations.create_delegation(coord, "Föreningen Framtid Gotland", "802000-1234", now=now)
+    delegation = delegations.create_delegation(coord, "Föreningen Framtid Gotland", "802000-1239", now=now)
     for member_name in ("Lisa Andersson", "Erik Johansson", "Fatima Ali", "Jonas Berg"):
         delegations.add_member(coord, delegation.id, member_name,
                                member_name.lower().replace(" ", ".") + "@example.se", now=now)

@@ -20,9 +20,12 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 SEASON_FIELDS = (
     "year", "name", "first_night", "last_night", "bookings_open_at", "price_cap_ore", "max_increase_pct",
     "strike_limit", "hold_minutes", "free_cancellation_until", "late_cancellation_refund_pct",
-    "terms_version", "terms_text",
+    "terms_version", "terms_text", "max_beds_per_organisation", "max_open_holds",
 )
-REQUIRED_FIELDS = SEASON_FIELDS[:-2]
+REQUIRED_FIELDS = SEASON_FIELDS[:-4]
+# Optional settings that null sets back to their default; a PATCH that leaves them out keeps them.
+NULLABLE_FIELDS = ("max_beds_per_organisation",)
+DEFAULT_MAX_OPEN_HOLDS = 3
 
 
 def season_facts(season: Season) -> dict[str, Any]:
@@ -61,6 +64,11 @@ def _check(values: dict[str, Any]) -> None:
         errors["hold_minutes"] = [_("Mellan 1 och 1440 minuter.")]
     if not 0 <= values["late_cancellation_refund_pct"] <= 100:
         errors["late_cancellation_refund_pct"] = [_percent()]
+    if values.get("max_beds_per_organisation") is not None and not 1 <= values["max_beds_per_organisation"] <= 100_000:
+        errors["max_beds_per_organisation"] = [_("Mellan 1 och 100000 bäddnätter, eller tomt för 20 gånger "
+                                                 "säsongens antal nätter.")]
+    if not 1 <= values["max_open_holds"] <= 1000:
+        errors["max_open_holds"] = [_("Mellan 1 och 1000 obetalda kortreservationer.")]
     if not (values.get("terms_version") or "").strip() or len(values["terms_version"]) > 40:
         errors["terms_version"] = [_("Ge villkoren en version (högst 40 tecken).")]
     if not (values.get("terms_text") or "").strip():
@@ -83,6 +91,8 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: Optional[datetim
         values["terms_text"] = STANDARD_TERMS_TEXT
     elif not values.get("terms_text"):
         values["terms_text"] = STANDARD_TERMS_TEXT
+    if values.get("max_open_holds") is None:
+        values["max_open_holds"] = DEFAULT_MAX_OPEN_HOLDS
     _check(values)
     with unit_of_work():
         if db.session.scalar(select(Season.id).where(Season.year == values["year"])) is not None:
@@ -102,7 +112,8 @@ def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: Opti
     now = now_or(now)
     if not actor.is_admin:
         raise Forbidden(_admins_only())
-    changes = {k: v for k, v in changes.items() if k in SEASON_FIELDS and k != "year" and v is not None}
+    changes = {k: v for k, v in changes.items()
+               if k in SEASON_FIELDS and k != "year" and (v is not None or k in NULLABLE_FIELDS)}
     with unit_of_work():
         # Locked: a booking or a price change reads the cap under FOR SHARE of this row, so each one is
         # wholly before or wholly after this change (a price above the cap in force is never sold).

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.i18n import waitlist_status
 from app.models import Booking, Delegation, Season, WaitlistEntry
-from app.services import audit, availability, events
+from app.services import audit, availability, events, hoarding
 from app.services import booking as booking_service
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
@@ -221,6 +221,10 @@ def _make_offer(entry: WaitlistEntry, listing_id: int, prices: dict[int, int], n
                                                           entry.check_out, expires_at=expires_at, now=now)
     except (IntegrityError, Conflict):  # a bed taken, or removed by its host, since the search
         return False
+    except DomainError as refusal:
+        if refusal.code != hoarding.LIMIT_CODE:
+            raise
+        return False  # the organisation holds all it may: the beds go to the next entry, this one keeps waiting
     entry.status = "offered"
     entry.offer_booking_id = booking.id
     entry.offer_expires_at = expires_at

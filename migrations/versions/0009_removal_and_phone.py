@@ -3,7 +3,7 @@ contracts and prices stay); users.phone: a coordinator's phone for the host of a
 (issue 10).
 
 Revision ID: 0009_removal_and_phone
-Revises: 0007_invoice_credit
+Revises: 0008_organisation_limits
 Create Date: 2026-12-03 00:00:00
 """
 from alembic import op
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from app.models.types import UTCDateTime
 
 revision = "0009_removal_and_phone"
-down_revision = "0007_invoice_credit"
+down_revision = "0008_organisation_limits"
 branch_labels = None
 depends_on = None
 

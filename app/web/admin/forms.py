@@ -56,6 +56,9 @@ class SeasonForm(FlaskForm):
     free_cancellation_until = DateField(_l("Kostnadsfri avbokning till och med"), validators=[DATE])
     late_cancellation_refund_pct = IntegerField(_l("Återbetalning vid senare avbokning (procent)"),
                                                 validators=[NUMBER])
+    max_beds_per_organisation = Int32Field(_l("Högst antal bäddnätter per organisation"), validators=[Optional()])
+    max_open_holds = Int32Field(_l("Högst antal obetalda kortreservationer per organisation"),
+                                validators=[Optional()])
     terms_version = StringField(_l("Villkorsversion"), validators=[Optional(), Length(max=40)])
     terms_text = TextAreaField(_l("Villkorstext"), validators=[Optional()])
 
@@ -78,7 +81,8 @@ class SeasonForm(FlaskForm):
         local_open = season.bookings_open_at.astimezone(STOCKHOLM)
         data = {name: getattr(season, name) for name in (
             "year", "name", "first_night", "last_night", "max_increase_pct", "strike_limit", "hold_minutes",
-            "free_cancellation_until", "late_cancellation_refund_pct", "terms_version", "terms_text")}
+            "free_cancellation_until", "late_cancellation_refund_pct", "terms_version", "terms_text",
+            "max_beds_per_organisation", "max_open_holds")}
         return {**data, "bookings_open_on": local_open.date(), "bookings_open_time": local_open.time(),
                 "price_cap": ore_to_kronor(season.price_cap_ore)}
 
