@@ -28,7 +28,12 @@ from app.services import listings, pricing, seasons
 from app.services.base import Actor
 from app.services.errors import DomainError
 from tests.conftest import YEAR
-from tests.test_expiry_race import Pause, _run, _waiting_on_lock
+from tests.pause import Pause, run_side
+from tests.pause import waiting_on_lock as _waiting_on_lock
+
+
+def _run(app, name, errors, fn):
+    return run_side(app, name, {}, errors, fn)
 
 OLD, LOWER, CAP = 80000, 50000, 60000
 CHECK_IN, CHECK_OUT = date(YEAR, 6, 21), date(YEAR, 6, 23)
