@@ -47,8 +47,10 @@ def _event_object(event_type, intent):
 
 
 @pytest.fixture
-def world(make_listing, make_delegation, make_user):
-    listing = make_listing(beds=PAYMENTS, price_ore=40000)
+def world(make_season, make_listing, make_delegation, make_user):
+    # One delegation holds every one of these card holds at once: lift the organisation's hold limit, which
+    # is not what these tests are about.
+    listing = make_listing(beds=PAYMENTS, price_ore=40000, season=make_season(max_open_holds=PAYMENTS))
     coordinator = make_user("coordinator")
     return {"bed_ids": [b.id for b in listing.beds()], "coordinator": coordinator,
             "delegation": make_delegation(coordinator=coordinator)}
