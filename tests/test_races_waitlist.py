@@ -65,9 +65,9 @@ def world(tmp_path_factory):
             state = {
                 "admin_id": admin.id, "owner_id": owner.id, "waiter_id": waiter.id,
                 "owner_delegation": delegations.create_delegation(Actor(owner.id, "coordinator"), "Först",
-                                                                  "802000-1234").id,
+                                                                  "802000-1239").id,
                 "waiter_delegation": delegations.create_delegation(Actor(waiter.id, "coordinator"), "Sen",
-                                                                   "802000-1234").id,
+                                                                   "802000-2476").id,
                 "waiter_token": accounts.issue_token(waiter),
             }
             db.session.remove()
