@@ -19,7 +19,7 @@ def _fail(error: DomainError) -> None:
 @payments_cli.command("reconcile")
 def reconcile():
     """Compare open payments with Stripe, expire lapsed holds, retry failed events and refunds."""
-    from app.services.payments import reconcile as run
+    from app.services.jobs import reconcile as run
     report = run()
     for line in report.lines():
         click.echo(line)

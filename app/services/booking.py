@@ -14,15 +14,18 @@ from app.i18n import booking_status
 from app.i18n import local_date as local_date_text
 from app.i18n import local_dt
 from app.models import (
-    OCCUPYING_STATES, Bed, BedNight, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Payment, Refund, Room,
+    OCCUPYING_STATES, Bed, BedNight, BedPrice, Booking, Delegation, Flag, HostProfile, Listing, Room,
     Season, User,
 )
 from app.services import audit, events
+from app.services import payments
+from app.services.access import locked_booking, own_booking, owned_delegation, visible_booking
 from app.services.availability import check_not_past, check_stay, taken_bed_nights
 from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.contracts import form_contract, next_number, prepare_contract
-from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from app.services.hoarding import enforce_organisation_limits
+from app.services.ledger import add_refund, guest_cancellation_ore, host_cancellation_ore, latest_captured_payment
 from app.services.listings import owned_bed, stay_nights
 from app.services.seasons import season_for_stay
 from app.services.text import clean_text
@@ -52,23 +55,6 @@ def no_season_error(year: int) -> DomainError:
     return DomainError(_("Det finns ingen säsong för %(year)s.", year=year), code="outside_season")
 
 
-def owned_delegation(actor: Actor, delegation_id: int) -> Delegation:
-    delegation = db.session.get(Delegation, delegation_id)
-    if delegation is None or (delegation.coordinator_id != actor.user_id and not actor.is_admin):
-        raise NotFound(_("Delegationen finns inte."))
-    return delegation
-
-
-def visible_booking(actor: Actor, booking_id: int) -> Booking:
-    """A booking its coordinator, its host or an admin may see; anyone else gets 404."""
-    booking = db.session.get(Booking, booking_id)
-    if booking is None or not (
-        actor.is_admin or booking.coordinator_id == actor.user_id or booking.host_id == actor.user_id
-    ):
-        raise NotFound(_("Bokningen finns inte."))
-    return booking
-
-
 CONTACT_STATUSES = ("confirmed", "completed")
 
 
@@ -88,14 +74,6 @@ def party_contacts(actor: Actor, booking: Booking) -> dict:
         result["coordinator_contact"] = {"name": coordinator.name, "email": coordinator.email,
                                          "phone": coordinator.phone}
     return result
-
-
-def own_booking(actor: Actor, booking_id: int) -> Booking:
-    """A booking of the acting coordinator; anyone else (its host and admins included) gets 404."""
-    booking = visible_booking(actor, booking_id)
-    if booking.coordinator_id != actor.user_id:
-        raise NotFound(_("Bokningen finns inte."))
-    return booking
 
 
 def _check_request(bed_ids, payment_method) -> list[int]:
@@ -234,7 +212,7 @@ def _occupants(bed_ids: list[int], check_in: date, check_out: date, now: datetim
     return [(bed_id, night) for bed_id, night, *_ in rows], stale
 
 
-def _expire_booking(booking: Booking, now: datetime, actor: Actor) -> None:
+def expire_booking(booking: Booking, now: datetime, actor: Actor) -> None:
     """Turn an unpaid hold into `expired` and free its bed-nights (flush only)."""
     booking.status = "expired"
     booking.cancelled_at = now
@@ -256,7 +234,7 @@ def _release_expired_holds(bed_ids: list[int], check_in: date, check_out: date, 
     for booking in db.session.scalars(select(Booking).where(
             Booking.id.in_(stale), Booking.status == "awaiting_payment", Booking.expires_at <= now)
             .with_for_update().execution_options(populate_existing=True)):
-        _expire_booking(booking, now, Actor.system())
+        expire_booking(booking, now, Actor.system())
     db.session.flush()
     return _occupants(bed_ids, check_in, check_out, now)[0]
 
@@ -388,70 +366,12 @@ def quote_booking(bed_ids: list[int], check_in: date, check_out: date, *, now: O
     return Quote(season, listing, lines, sum(prices.values()) * len(nights))
 
 
-def paid_ore(booking_id: int) -> int:
-    """Card money captured for a booking, less what was already refunded or is being refunded."""
-    captured = db.session.scalar(select(func.coalesce(func.sum(Payment.amount_ore), 0)).where(
-        Payment.booking_id == booking_id, Payment.status == "succeeded")) or 0
-    from app.services.payments import COUNTED_REFUND_STATUSES
-    refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(
-        Refund.booking_id == booking_id, Refund.status.in_(COUNTED_REFUND_STATUSES))) or 0
-    return captured - refunded
-
-
-def guest_cancellation_ore(booking: Booking, today: date) -> tuple[int, int]:
-    """(refund, invoice credit) of a guest cancellation today: the contract's terms' share (all of it until
-    the free-cancellation date, the late percentage after) of what the booking is worth, but money is
-    refunded only where it was received: a card's captured payment. An invoice the app has not been
-    paid is credited by that share instead, and the rest stays due."""
-    if booking.status == "awaiting_payment":
-        return 0, 0  # an unpaid card hold or an unaccepted waiting-list offer: nothing was paid or invoiced
-    season = booking.season
-
-    def share(base: int) -> int:
-        if today <= season.free_cancellation_until:
-            return base
-        return base * season.late_cancellation_refund_pct // 100
-
-    if booking.payment_method == "card":
-        return share(paid_ore(booking.id)), 0
-    return 0, share(booking.total_ore)
-
-
-def host_cancellation_ore(booking: Booking) -> tuple[int, int]:
-    """(refund, invoice credit) of a host cancellation: the guest gets back all the money actually received (a
-    card's captured payment) and owes nothing more, so an invoice the app has not been paid is credited in full
-    rather than "refunded". Sängplats records no invoice payments, so every invoice counts as unpaid."""
-    if booking.status == "awaiting_payment":
-        return 0, 0  # an unpaid card hold: nothing was paid or invoiced
-    if booking.payment_method == "card":
-        return paid_ore(booking.id), 0
-    return 0, booking.total_ore
-
-
-def guest_refund_ore(booking: Booking, today: date) -> int:
-    """The money a guest cancellation today gives back (see guest_cancellation_ore)."""
-    return guest_cancellation_ore(booking, today)[0]
-
-
 def _queue_refund(booking: Booking, amount_ore: int, reason: str, now: datetime) -> None:
     """Record a card refund to be sent to Stripe after commit (the refunds table is its outbox)."""
     if booking.payment_method != "card" or amount_ore <= 0:
         return
-    payment = db.session.scalar(select(Payment).where(
-        Payment.booking_id == booking.id, Payment.status == "succeeded").order_by(Payment.id.desc()).limit(1))
-    db.session.add(Refund(booking_id=booking.id, payment_id=payment.id if payment else None, amount_ore=amount_ore,
-                          reason=reason, status="pending", created_at=now, updated_at=now))
-
-
-def _after_cancellation(booking_id: int) -> None:
-    from app.services import payments
-    payments.after_cancellation(booking_id)
-
-
-def locked(booking_id: int) -> Booking:
-    """The booking row, re-read and locked for this unit of work (PostgreSQL; SQLite is already serialised)."""
-    return db.session.scalars(select(Booking).where(Booking.id == booking_id).with_for_update()
-                              .execution_options(populate_existing=True)).one()
+    payment = latest_captured_payment(booking.id)
+    add_refund(booking.id, payment.id if payment else None, amount_ore, reason, now)
 
 
 def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = None) -> Booking:
@@ -461,7 +381,7 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
     if booking.coordinator_id != actor.user_id:
         raise Forbidden(_("Bara bokningens samordnare kan avboka den på det här sättet."))
     with unit_of_work():
-        booking = locked(booking_id)
+        booking = locked_booking(booking_id)
         if booking.status not in CANCELLABLE:
             raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
@@ -479,7 +399,7 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
                      after={"status": booking.status, "refund_ore": refund, "invoice_credited_ore": credit},
                      now=now)
         events.emit(events.BOOKING_CANCELLED_BY_GUEST, booking=booking, now=now)
-    _after_cancellation(booking_id)
+    payments.after_cancellation(booking_id)
     return booking
 
 
@@ -495,7 +415,7 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
         raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
     clean_text(reason, "reason", multiline=True)
     with unit_of_work():
-        booking = locked(booking_id)
+        booking = locked_booking(booking_id)
         if booking.status not in CANCELLABLE:
             raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
                            code="not_cancellable", status_now=booking.status)
@@ -521,7 +441,7 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
                             category="cancellation", description=f"The host cancelled booking {booking.id}: {reason}",
                             status="open", strike_given=True, created_at=now))
         events.emit(events.BOOKING_CANCELLED_BY_HOST, booking=booking, now=now)
-    _after_cancellation(booking_id)
+    payments.after_cancellation(booking_id)
     return booking
 
 
@@ -620,20 +540,6 @@ def member_double_bookings(delegation_id: int) -> list[dict]:
         .join(doubled, and_(doubled.c.member_id == BedNight.member_id, doubled.c.night == BedNight.night))
         .where(live).order_by(BedNight.night, BedNight.member_id, BedNight.booking_id))
     return [{"member_id": m, "night": n.isoformat(), "booking_id": b} for m, n, b in rows]
-
-
-def expire_holds(*, now: Optional[datetime] = None) -> list[int]:
-    """Expire every unpaid hold past its time; return the booking ids."""
-    now = now_or(now)
-    with unit_of_work():
-        # Locked and re-checked: a hold being paid right now is skipped, and one paid meanwhile no longer matches.
-        stale = db.session.scalars(select(Booking).where(
-            Booking.status == "awaiting_payment", Booking.expires_at <= now).order_by(Booking.id)
-            .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
-        for booking in stale:
-            _expire_booking(booking, now, Actor.system())
-        ids = [b.id for b in stale]
-    return ids
 
 
 def host_record(host_id: int, *, now: Optional[datetime] = None) -> dict:
@@ -748,4 +654,4 @@ def release_hold(booking: Booking, *, now: datetime, actor: Actor) -> None:
     """End an unpaid hold or an unaccepted offer now, inside the caller's unit of work (flush only), on the
     booking row the caller has locked (`locked`): a hold confirmed meanwhile is left alone."""
     if booking.status == "awaiting_payment":
-        _expire_booking(booking, now, actor)
+        expire_booking(booking, now, actor)

@@ -22,13 +22,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.i18n import N_, booking_status, current_locale, kr
+from app.i18n import booking_status, current_locale, kr
 from app.models import BedNight, Booking, Payment, Refund, StripeEvent
 from app.services import audit, events
+from app.services.access import locked_booking, visible_booking
 from app.services.availability import taken_bed_nights
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import (
     Conflict, DomainError, Forbidden, NotFound, PaymentFailed, ValidationFailed,
+)
+from app.services.ledger import (
+    REFUND_REASONS, add_refund, captured_payment, left_to_send_ore, refundable_ore,
 )
 
 log = logging.getLogger(__name__)
@@ -37,24 +41,10 @@ CURRENCY = "sek"
 OPEN_STATUSES = ("created", "requires_payment_method", "requires_confirmation", "requires_action", "processing",
                  "requires_capture")
 FINAL_STATUSES = ("succeeded", "canceled")
-# A refund that still counts against the captured amount (a failed one is retried, so it counts too).
-COUNTED_REFUND_STATUSES = ("pending", "sending", "succeeded", "failed")
 MAX_REFUND_ATTEMPTS = 10
 IN_PROGRESS_WINDOW = timedelta(seconds=60)
 STALE_SENDING = timedelta(minutes=10)
 PAYMENT_METHOD_ID = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
-
-# Swedish msgids (marked for extraction); pages and e-mails translate them when shown.
-REFUND_REASONS = {
-    "guest_cancellation": N_("Avbokad av delegationen enligt avtalets villkor."),
-    "host_cancellation": N_("Värden avbokade: hela beloppet återbetalas."),
-    "late_payment_beds_taken": N_("Betalningen kom efter att reservationen löpt ut och sängarna hade hunnit bokas av "
-                                  "någon annan. Hela beloppet återbetalas."),
-    "payment_after_cancellation": N_("Betalningen kom efter att bokningen avbokats. Hela beloppet återbetalas."),
-    "duplicate_payment": N_("Bokningen var redan betald. Den extra betalningen återbetalas."),
-    "admin": N_("Återbetalning gjord av Sängplats administration."),
-}
-
 
 def _coordinator_pays() -> str:
     return _("Bara bokningens samordnare betalar för den.")
@@ -121,40 +111,8 @@ def fetch_intent(intent_id: str) -> IntentView:
 
 
 # ---------------------------------------------------------------------------------------------
-# Amounts
-# ---------------------------------------------------------------------------------------------
-
-
-def refunded_ore_for_payment(payment_id: int) -> int:
-    """What Stripe has paid back of this payment."""
-    return db.session.scalar(select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(
-        Refund.payment_id == payment_id, Refund.status == "succeeded")) or 0
-
-
-def refundable_ore(payment_id: int) -> int:
-    """Captured minus everything refunded or on its way: no refund request may exceed it."""
-    payment = db.session.get(Payment, payment_id)
-    if payment is None or payment.status != "succeeded":
-        return 0
-    counted = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(
-        Refund.payment_id == payment_id, Refund.status.in_(COUNTED_REFUND_STATUSES))) or 0
-    return max(payment.amount_ore - counted, 0)
-
-
-def captured_payment(booking_id: int) -> Optional[Payment]:
-    return db.session.scalar(select(Payment).where(
-        Payment.booking_id == booking_id, Payment.status == "succeeded").order_by(Payment.id).limit(1))
-
-
-# ---------------------------------------------------------------------------------------------
 # Paying: one attempt per card submission
 # ---------------------------------------------------------------------------------------------
-
-
-def _locked_booking(booking_id: int) -> Booking:
-    """The booking row, re-read and locked for this unit of work (PostgreSQL; SQLite is already serialised)."""
-    return db.session.scalars(select(Booking).where(Booking.id == booking_id).with_for_update()
-                              .execution_options(populate_existing=True)).one()
 
 
 def _others_on_beds(booking: Booking) -> list:
@@ -180,7 +138,7 @@ def check_payable(booking: Booking, now: datetime) -> None:
 
 def _begin_attempt(actor: Actor, booking_id: int, payment_method_id: str, now: datetime) -> tuple[int, str, int]:
     with unit_of_work():
-        booking = _locked_booking(booking_id)
+        booking = locked_booking(booking_id)
         check_payable(booking, now)
         busy = db.session.scalar(select(func.count(Payment.id)).where(
             Payment.booking_id == booking_id, Payment.status.in_(("created", "processing")),
@@ -231,7 +189,6 @@ def _record_failure(payment_id: int, status: str, message: str, intent_id: Optio
 def pay_booking(actor: Actor, booking_id: int, payment_method_id, *, now: Optional[datetime] = None) -> PaymentResult:
     """Charge the booking's total to a card PaymentMethod made by Stripe.js; confirm the booking if Stripe says paid."""
     now = now_or(now)
-    from app.services.booking import visible_booking
     booking = visible_booking(actor, booking_id)
     if booking.coordinator_id != actor.user_id:
         raise Forbidden(_coordinator_pays())
@@ -280,7 +237,6 @@ def pay_booking(actor: Actor, booking_id: int, payment_method_id, *, now: Option
 def setup_card_entry(actor: Actor, booking_id: int, *, now: Optional[datetime] = None) -> str:
     """A SetupIntent for the pay page: Stripe.js turns the card element into a PaymentMethod with it."""
     now = now_or(now)
-    from app.services.booking import visible_booking
     booking = visible_booking(actor, booking_id)
     if booking.coordinator_id != actor.user_id:
         raise Forbidden(_coordinator_pays())
@@ -313,11 +269,10 @@ def _payment_for(intent: IntentView) -> Optional[Payment]:
 
 
 def _queue_full_refund(booking: Booking, payment: Payment, reason: str, now: datetime) -> None:
-    db.session.add(Refund(booking_id=booking.id, payment_id=payment.id, amount_ore=payment.amount_ore, reason=reason,
-                          status="pending", created_at=now, updated_at=now))
+    add_refund(booking.id, payment.id, payment.amount_ore, reason, now)
     booking.note = REFUND_REASONS[reason]
-    from app.services.notifications import queue_refund_notice
-    queue_refund_notice(booking, REFUND_REASONS[reason], payment.amount_ore, now=now)
+    events.emit(events.REFUND_QUEUED, booking=booking, reason=REFUND_REASONS[reason], amount_ore=payment.amount_ore,
+                now=now)
     audit.record(Actor.system(), "payment.refund_queued", "booking", booking.id,
                  after={"payment_id": payment.id, "amount_ore": payment.amount_ore, "reason": reason}, now=now)
 
@@ -387,7 +342,7 @@ def _apply_intent(intent: IntentView, now: datetime) -> tuple[Optional[int], boo
     found = _payment_for(intent)
     if found is None:
         return None, False
-    booking = _locked_booking(found.booking_id)
+    booking = locked_booking(found.booking_id)
     payment = db.session.scalars(select(Payment).where(Payment.id == found.id).with_for_update()
                                  .execution_options(populate_existing=True)).one()
     if payment.stripe_payment_intent_id is None:
@@ -609,57 +564,6 @@ def cancel_open_intents(booking_id: int, *, now: Optional[datetime] = None) -> N
         apply_intent(intent, now=now)
 
 
-def expire_and_cancel(*, now: Optional[datetime] = None) -> list[int]:
-    """Expire unpaid holds past their time and cancel their PaymentIntents."""
-    from app.services.booking import expire_holds
-    ids = expire_holds(now=now)
-    after_holds_expired(ids)
-    return ids
-
-
-@dataclass
-class ReconcileReport:
-    expired: int = 0
-    checked: int = 0
-    changed: int = 0
-    unreachable: int = 0
-    events_retried: int = 0
-    refunds_sent: int = 0
-    payouts_scheduled: int = 0
-
-    def lines(self) -> list[str]:
-        return [f"holds expired: {self.expired}", f"payment intents checked: {self.checked}",
-                f"payments changed: {self.changed}", f"unreachable at Stripe: {self.unreachable}",
-                f"failed events handled: {self.events_retried}", f"refunds sent: {self.refunds_sent}",
-                f"payouts scheduled: {self.payouts_scheduled}"]
-
-
-def reconcile(*, now: Optional[datetime] = None) -> ReconcileReport:
-    """Compare open payments with Stripe's PaymentIntents and repair what a missed event left behind."""
-    now = now_or(now)
-    report = ReconcileReport()
-    report.expired = len(expire_and_cancel(now=now))
-    rows = db.session.execute(select(Payment.id, Payment.stripe_payment_intent_id, Payment.status).where(
-        Payment.status.in_(OPEN_STATUSES), Payment.stripe_payment_intent_id.is_not(None))).all()
-    db.session.commit()
-    for payment_id, intent_id, status in rows:
-        report.checked += 1
-        try:
-            intent = fetch_intent(intent_id)
-        except stripe.StripeError:
-            report.unreachable += 1
-            continue
-        apply_intent(intent, now=now)
-        if db.session.get(Payment, payment_id).status != status:
-            report.changed += 1
-        db.session.commit()
-    report.events_retried = retry_failed_events(now=now)
-    report.refunds_sent = len(process_pending_refunds(now=now))
-    from app.services import payouts
-    report.payouts_scheduled = payouts.sync_payouts(now=now)
-    return report
-
-
 # ---------------------------------------------------------------------------------------------
 # Refunds: the refunds table is the outbox; amounts are checked here, never left to Stripe
 # ---------------------------------------------------------------------------------------------
@@ -675,15 +579,13 @@ def request_refund(actor: Actor, booking_id: int, amount_ore, *, now: Optional[d
     if db.session.get(Booking, booking_id) is None:
         raise NotFound(_("Bokningen finns inte."))
     with unit_of_work():
-        _locked_booking(booking_id)
+        locked_booking(booking_id)
         payment = captured_payment(booking_id)
         left = refundable_ore(payment.id) if payment else 0
         if amount_ore > left:
             raise DomainError(_("Högst %(left)s återstår att återbetala av bokningens kortbetalning.", left=kr(left)),
                               code="refund_exceeds_remaining", remaining_ore=left, field="amount_ore")
-        refund = Refund(booking_id=booking_id, payment_id=payment.id, amount_ore=amount_ore, reason="admin",
-                        status="pending", created_at=now, updated_at=now)
-        db.session.add(refund)
+        refund = add_refund(booking_id, payment.id, amount_ore, "admin", now)
         db.session.flush()
         audit.record(actor, "refund.requested", "refund", refund.id,
                      after={"booking_id": booking_id, "amount_ore": amount_ore}, now=now)
@@ -696,7 +598,7 @@ def _claim_refund(refund_id: int, now: datetime) -> Optional[tuple[str, int, str
     """Check the amount against what is left and mark the refund `sending` (one sender at a time)."""
     with unit_of_work():
         refund = db.session.get(Refund, refund_id)
-        _locked_booking(refund.booking_id)
+        locked_booking(refund.booking_id)
         refund = db.session.scalars(select(Refund).where(Refund.id == refund_id)
                                     .execution_options(populate_existing=True)).one()
         stale = refund.status == "sending" and refund.updated_at <= now - STALE_SENDING
@@ -709,14 +611,13 @@ def _claim_refund(refund_id: int, now: datetime) -> Optional[tuple[str, int, str
         if payment is None or payment.status != "succeeded" or not payment.stripe_payment_intent_id:
             refund.status, refund.last_error, refund.updated_at = "rejected", "No captured card payment.", now
             return None
-        sent = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(
-            Refund.payment_id == payment.id, Refund.status.in_(("sending", "succeeded")), Refund.id != refund_id)) or 0
-        if refund.amount_ore > payment.amount_ore - sent:
+        left = left_to_send_ore(payment, refund_id)
+        if refund.amount_ore > left:
             refund.status, refund.updated_at = "rejected", now
-            refund.last_error = (f"Refund of {refund.amount_ore} öre is more than the {payment.amount_ore - sent} öre "
+            refund.last_error = (f"Refund of {refund.amount_ore} öre is more than the {left} öre "
                                  "left of the captured payment.")
             audit.record(Actor.system(), "refund.rejected", "refund", refund_id,
-                         after={"amount_ore": refund.amount_ore, "left_ore": payment.amount_ore - sent}, now=now)
+                         after={"amount_ore": refund.amount_ore, "left_ore": left}, now=now)
             return None
         refund.status, refund.updated_at = "sending", now
         refund.attempts += 1

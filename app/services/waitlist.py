@@ -23,12 +23,12 @@ from app.i18n import waitlist_status
 from app.models import Booking, Delegation, Season, WaitlistEntry
 from app.services import audit, availability, events, hoarding
 from app.services import booking as booking_service
-from app.services.base import Actor, now_or, unit_of_work
+from app.services.access import locked_booking, owned_delegation
+from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 
 OFFER_HOURS = 48
 ACTIVE = ("waiting", "offered")
-WAITLIST_OFFERED = "waitlist.offered"  # payload: entry, booking, now
 
 
 def own_entry(actor: Actor, entry_id: int) -> WaitlistEntry:
@@ -67,14 +67,14 @@ def join(actor: Actor, *, delegation_id: int, year: int, check_in: date, check_o
     now = now_or(now)
     if actor.role != "coordinator":
         raise Forbidden(_("Bara delegationers samordnare ställer sig i väntelistan."))
-    booking_service.owned_delegation(actor, delegation_id)
+    owned_delegation(actor, delegation_id)
     _check_limits(beds, max_walking_minutes, max_price_ore)
     season = db.session.scalar(select(Season).where(Season.year == year))
     if season is None:
         raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     availability.check_stay(season, check_in, check_out)
     availability.check_not_past(check_in, now)
-    if check_in <= booking_service.local_date(now):
+    if check_in <= local_date(now):
         raise DomainError(_("Vistelsen har redan börjat; välj en senare incheckning."), code="stay_started")
     if not season.is_open(now):
         raise DomainError(_("Bokningen för %(year)s har inte öppnat än; väntelistan är till för när bäddarna är "
@@ -116,7 +116,7 @@ def _lock_entry_and_offer(entry_id: int, offer_booking_id: Optional[int]) -> tup
     """Lock the offer's booking, then the entry: the order the expiry job and a cancellation of the booking
     take them in (booking, then its entry), so that no two of them deadlock. The entry's offer is the one
     read before the lock; an offer made meanwhile is a change of state the caller did not see."""
-    booking = booking_service.locked(offer_booking_id) if offer_booking_id is not None else None
+    booking = locked_booking(offer_booking_id) if offer_booking_id is not None else None
     entry = _locked_entry(entry_id)
     if entry.offer_booking_id != offer_booking_id:
         raise _state_changed(entry)
@@ -230,13 +230,13 @@ def _make_offer(entry: WaitlistEntry, listing_id: int, prices: dict[int, int], n
     entry.offer_expires_at = expires_at
     audit.record(Actor.system(), "waitlist.offered", "waitlist_entry", entry.id,
                  after={"booking_id": booking.id, "expires_at": expires_at}, now=now)
-    events.emit(WAITLIST_OFFERED, entry=entry, booking=booking, now=now)
+    events.emit(events.WAITLIST_OFFERED, entry=entry, booking=booking, now=now)
     return True
 
 
 def offer_freed_beds(booking: Booking, now: datetime) -> list[int]:
     """Offer the beds this booking freed to the waiting entries it can now serve, oldest first."""
-    today = booking_service.local_date(now)
+    today = local_date(now)
     offered = []
     # Locked (in one order: oldest first) and re-checked, so that an entry cancelled meanwhile gets no offer.
     entries = db.session.scalars(select(WaitlistEntry).where(
