@@ -28,7 +28,7 @@ def reconcile():
 @payments_cli.command("retry-refunds")
 def retry_refunds():
     """Send pending refunds and retry failed ones."""
-    from app.services.payments import process_pending_refunds
+    from app.services.refunds import process_pending_refunds
     done = process_pending_refunds()
     click.echo(f"Refunds accepted by Stripe: {len(done)}{': ' + ', '.join(map(str, done)) if done else ''}.")
 

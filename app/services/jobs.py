@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Optional
 
-import stripe
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, Booking, Payment
-from app.services import audit, notifications, payments, payouts
+from app.services import audit, notifications, payments, payouts, refunds, settlement, stripe_gateway, webhooks
 from app.services.base import Actor, now_or, unit_of_work
-from app.services.booking import expire_booking
+from app.services.inventory import expire_booking
 
 HOLD_REMINDER_MINUTES = 5
 
@@ -47,7 +46,7 @@ def expire_and_cancel(*, now: Optional[datetime] = None) -> list[int]:
 
 def send_pending_refunds(*, now: Optional[datetime] = None) -> list[int]:
     """Send pending refunds, retry failed ones and any stuck mid-send (each claimed under its booking's lock)."""
-    return payments.process_pending_refunds(now=now)
+    return refunds.process_pending_refunds(now=now)
 
 
 def schedule_payouts(*, now: Optional[datetime] = None) -> int:
@@ -107,15 +106,15 @@ def reconcile(*, now: Optional[datetime] = None) -> ReconcileReport:
     for payment_id, intent_id, status in rows:
         report.checked += 1
         try:
-            intent = payments.fetch_intent(intent_id)
-        except stripe.StripeError:
+            intent = stripe_gateway.fetch_intent(intent_id)
+        except stripe_gateway.StripeError:
             report.unreachable += 1
             continue
-        payments.apply_intent(intent, now=now)  # locks the payment and its booking and re-checks both
+        settlement.apply_intent(intent, now=now)  # locks the payment and its booking and re-checks both
         if db.session.get(Payment, payment_id).status != status:
             report.changed += 1
         db.session.commit()
-    report.events_retried = payments.retry_failed_events(now=now)
+    report.events_retried = webhooks.retry_failed_events(now=now)
     report.refunds_sent = len(send_pending_refunds(now=now))
     report.payouts_scheduled = schedule_payouts(now=now)
     return report

@@ -19,7 +19,7 @@ from app.i18n import kr
 from app.models import Booking, Contract, Delegation, Flag, HostProfile, Listing, OutboxEmail, User
 from app.services import events, mail
 from app.services.base import now_or
-from app.services.booking import is_offer
+from app.services.offers import is_offer
 from app.services.links import external_url
 from app.services.vetting import suspension_impact
 

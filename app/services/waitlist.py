@@ -3,7 +3,7 @@
 When a guest cancellation or an expired hold frees bed-nights of a listing, the waiting entries
 whose stay overlaps them are tried oldest first: an entry that the listing can now serve (enough
 beds free every night, within its walking and price limits) gets a reserved offer. The beds are
-held for 48 hours by a contract-less `awaiting_payment` booking (booking.hold_beds_for_offer),
+held for 48 hours by a contract-less `awaiting_payment` booking (offers.hold_beds_for_offer),
 in the same transaction as the cancellation that freed them. Accepting forms the contract; an
 offer left alone expires with `flask holds expire`, which frees the beds again and so offers them
 to the next entry.
@@ -22,10 +22,11 @@ from app.extensions import db
 from app.i18n import waitlist_status
 from app.models import Booking, Delegation, Season, WaitlistEntry
 from app.services import audit, availability, events, hoarding
-from app.services import booking as booking_service
 from app.services.access import locked_booking, owned_delegation
 from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.inventory import MAX_BEDS_PER_BOOKING
+from app.services.offers import confirm_offered_hold, hold_beds_for_offer, release_hold
 
 OFFER_HOURS = 48
 ACTIVE = ("waiting", "offered")
@@ -49,9 +50,9 @@ def entries_for(actor: Actor) -> list[WaitlistEntry]:
 
 def _check_limits(beds, max_walking_minutes, max_price_ore) -> None:
     errors: dict[str, list[str]] = {}
-    if not isinstance(beds, int) or isinstance(beds, bool) or not 1 <= beds <= booking_service.MAX_BEDS_PER_BOOKING:
+    if not isinstance(beds, int) or isinstance(beds, bool) or not 1 <= beds <= MAX_BEDS_PER_BOOKING:
         errors["beds"] = [_("Mellan 1 och %(max)s bäddar (ett boende, en bokning).",
-                            max=booking_service.MAX_BEDS_PER_BOOKING)]
+                            max=MAX_BEDS_PER_BOOKING)]
     if max_walking_minutes is not None and not 0 <= max_walking_minutes <= 600:
         errors["max_walking_minutes"] = [_("Mellan 0 och 600 minuter, eller lämna tomt.")]
     if max_price_ore is not None and max_price_ore < 1:
@@ -146,7 +147,7 @@ def cancel(actor: Actor, entry_id: int, *, now: Optional[datetime] = None) -> Wa
         audit.record(actor, "waitlist.cancelled", "waitlist_entry", entry.id, before={"status": before},
                      after={"status": "cancelled"}, now=now)
         if booking is not None and before == "offered":
-            booking_service.release_hold(booking, now=now, actor=actor)  # emits booking.expired: next entry
+            release_hold(booking, now=now, actor=actor)  # emits booking.expired: next entry
     return entry
 
 
@@ -169,7 +170,7 @@ def accept_offer(actor: Actor, entry_id: int, *, accept_contract: bool,
                            status_now=entry.status)
         if entry.status != "offered" or booking is None:
             raise _state_changed(entry)
-        booking_service.confirm_offered_hold(actor, booking, now=now)
+        confirm_offered_hold(actor, booking, now=now)
         entry.status = "booked"
         audit.record(actor, "waitlist.booked", "waitlist_entry", entry.id, after={"booking_id": booking.id},
                      now=now)
@@ -217,7 +218,7 @@ def _make_offer(entry: WaitlistEntry, listing_id: int, prices: dict[int, int], n
     try:
         # A savepoint: losing a race for a bed must not undo the cancellation that freed the beds.
         with db.session.begin_nested():
-            booking = booking_service.hold_beds_for_offer(delegation, listing_id, season, prices, entry.check_in,
+            booking = hold_beds_for_offer(delegation, listing_id, season, prices, entry.check_in,
                                                           entry.check_out, expires_at=expires_at, now=now)
     except (IntegrityError, Conflict):  # a bed taken, or removed by its host, since the search
         return False
