@@ -54,10 +54,8 @@ def seed():
 @holds_cli.command("expire")
 def expire():
     """Expire unpaid holds past their time."""
-    from app.services.booking import expire_holds
-    ids = expire_holds()
-    from app.services import payments
-    payments.after_holds_expired(ids)
+    from app.services.jobs import expire_and_cancel
+    ids = expire_and_cancel()
     click.echo(f"Expired {len(ids)} hold(s){': ' + ', '.join(map(str, ids)) if ids else ''}.")
 
 

@@ -18,7 +18,7 @@ def send():
 @mail_cli.command("remind-holds")
 def remind_holds():
     """Queue a reminder for each hold or waiting-list offer that expires within five minutes."""
-    from app.services.notifications import remind_expiring_holds
+    from app.services.jobs import remind_expiring_holds
     ids = remind_expiring_holds()
     click.echo(f"Queued {len(ids)} reminder(s){': ' + ', '.join(map(str, ids)) if ids else ''}.")
 

@@ -19,7 +19,7 @@ def _fail(error: DomainError) -> None:
 @payments_cli.command("reconcile")
 def reconcile():
     """Compare open payments with Stripe, expire lapsed holds, retry failed events and refunds."""
-    from app.services.payments import reconcile as run
+    from app.services.jobs import reconcile as run
     report = run()
     for line in report.lines():
         click.echo(line)
@@ -28,7 +28,7 @@ def reconcile():
 @payments_cli.command("retry-refunds")
 def retry_refunds():
     """Send pending refunds and retry failed ones."""
-    from app.services.payments import process_pending_refunds
+    from app.services.refunds import process_pending_refunds
     done = process_pending_refunds()
     click.echo(f"Refunds accepted by Stripe: {len(done)}{': ' + ', '.join(map(str, done)) if done else ''}.")
 

@@ -54,7 +54,7 @@ def stripe_app(app, localstripe_base):
         STRIPE_PUBLISHABLE_KEY="pk_test_sangplats",
         STRIPE_WEBHOOK_SECRET=f"whsec_test_{uuid.uuid4().hex}",
     )
-    from app.services.payments import configure_stripe
+    from app.services.stripe_gateway import configure_stripe
     configure_stripe()
     return app
 

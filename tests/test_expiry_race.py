@@ -21,9 +21,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import BedNight, Booking, Payment, Refund
-from app.services import payments
+from app.services import payments, stripe_gateway
 from app.services.base import Actor
-from app.services.booking import expire_holds
+from app.services.jobs import expire_holds
 from pause import Pause, waiting_on_lock
 from stripe_fixtures import (  # noqa: F401  (fixtures)
     card_booking, localstripe_base, no_stripe_webhooks, stripe_app,
@@ -72,7 +72,7 @@ def _race(app, world, paused_side: str, round_no: int):
     actor = Actor(world["coordinator"].id, "coordinator")
     payment_id, attempt_key, amount = payments._begin_attempt(actor, booking_id, "pm_card_visa", booking.created_at)
     # The money is taken at Stripe; what the webhook would apply is fetched back from localstripe.
-    created = payments._create_intent(booking_id, payment_id, attempt_key, amount, "pm_card_visa")
+    created = stripe_gateway.create_intent(booking_id, payment_id, attempt_key, amount, "pm_card_visa")
     intent = payments.fetch_intent(created.id)
     assert intent.status == "succeeded"
     db.session.remove()  # the main thread holds nothing while the two sides run

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import BedNight, Booking, User, WaitlistEntry
 from app.services import booking as booking_service
-from app.services import waitlist
+from app.services import jobs, waitlist
 from app.services.base import Actor
 from tests.conftest import NOW, YEAR, csrf_from, valid_organisation_number
 from tests.test_web_coordinator import review_data, review_url, signed_in
@@ -163,7 +163,7 @@ def test_a_lapsed_hold_counts_for_hold_minutes_after_it_lapsed(make_season, make
     clock["now"] = NOW + timedelta(minutes=16)
     refusal(api.post("/bookings", book_body(delegation, [bed_b], method="card")), "holds", 1, 1)
     # The job expires it: it keeps counting until 15 minutes after it lapsed...
-    assert booking_service.expire_holds(now=clock["now"])
+    assert jobs.expire_holds(now=clock["now"])
     clock["now"] = NOW + timedelta(minutes=29)
     refusal(api.post("/bookings", book_body(delegation, [bed_a], method="card")), "holds", 1, 1)
     # ... and then no longer.

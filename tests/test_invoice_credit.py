@@ -28,7 +28,7 @@ def test_api_cancel_of_unpaid_invoice_refunds_nothing_and_credits_all(world):  #
 
 
 def test_late_cancel_credits_the_terms_share_and_the_rest_stays_due(world):  # noqa: F811
-    from app.services.payouts import host_share_ore
+    from app.services.ledger import host_share_ore
     actor = Actor(world["coordinator"].id, "coordinator")
     booking = booking_service.create_booking(
         actor, delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][:2], check_in=date(YEAR, 6, 21),

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import OutboxEmail
-from app.services import accounts, flags, mail, notifications, vetting
+from app.services import accounts, flags, jobs, mail, vetting
 from app.services import booking as booking_service
 from app.services.base import Actor
 from app.services.errors import Conflict
@@ -255,8 +255,8 @@ def test_vetting_decisions_and_flag_outcomes(world, make_host, admin_actor):
 
 def test_hold_reminder_is_sent_once(world):
     hold = book(world, method="card")
-    assert notifications.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=10)) == []
-    assert notifications.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=4)) == [hold.id]
-    assert notifications.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=2)) == []
+    assert jobs.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=10)) == []
+    assert jobs.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=4)) == [hold.id]
+    assert jobs.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=2)) == []
     [reminder] = outbox(world["coordinator"].email)
     assert reminder.subject.startswith("Er reservation går ut")

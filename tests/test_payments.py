@@ -18,7 +18,8 @@ from app.extensions import db
 from app.models import AuditEntry, BedNight, Booking, OutboxEmail, Payment, Refund, StripeEvent
 from app.services import payments
 from app.services.base import Actor
-from app.services.booking import cancel_by_guest, cancel_by_host, expire_holds
+from app.services.booking import cancel_by_guest, cancel_by_host
+from app.services.jobs import expire_and_cancel, expire_holds
 from app.services.errors import DomainError
 from conftest import YEAR, csrf_from
 from stripe_fixtures import (  # noqa: F401  (fixtures)
@@ -150,7 +151,7 @@ def test_expired_hold_releases_bed_nights_and_cancels_the_intent(world, api_as, 
     assert stripe.PaymentIntent.retrieve(intent_id).status == "requires_action"
 
     later = booking.expires_at + timedelta(seconds=1)
-    expired = payments.expire_and_cancel(now=later)
+    expired = expire_and_cancel(now=later)
 
     assert expired == [booking.id]
     assert booking_status(booking.id) == "expired"

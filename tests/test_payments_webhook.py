@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Payment, Refund, StripeEvent
-from app.services import payments
+from app.services import payments, stripe_gateway
 from app.services.base import Actor
 from stripe_fixtures import (  # noqa: F401  (fixtures)
     booking_status, card_booking, confirmations, event_payload, live_server, localstripe_base,
@@ -34,7 +34,7 @@ def _paid_behind_our_back(booking, coordinator):
     """Our server asked Stripe for the money and died before hearing the answer: only an event can tell us."""
     payment_id, key, amount = payments._begin_attempt(Actor(coordinator.id, "coordinator"), booking.id,
                                                       "pm_card_visa", datetime.now(timezone.utc))
-    intent = payments._create_intent(booking.id, payment_id, key, amount, "pm_card_visa")
+    intent = stripe_gateway.create_intent(booking.id, payment_id, key, amount, "pm_card_visa")
     assert intent.status == "succeeded"
     return intent.to_dict()
 
@@ -145,7 +145,7 @@ def test_a_payment_for_an_already_confirmed_booking_is_refunded(world, client, s
     row = Payment(booking_id=booking.id, amount_ore=booking.total_ore, status="created")
     db.session.add(row)
     db.session.commit()
-    second = payments._create_intent(booking.id, row.id, row.attempt_key, row.amount_ore, "pm_card_visa")
+    second = stripe_gateway.create_intent(booking.id, row.id, row.attempt_key, row.amount_ore, "pm_card_visa")
     secret = stripe_app.config["STRIPE_WEBHOOK_SECRET"]
     payload = event_payload("payment_intent.succeeded", second.to_dict())
 

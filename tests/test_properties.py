@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import BedNight, Booking, OCCUPYING_STATES
 from app.services import booking as booking_service
-from app.services import listings, pricing
+from app.services import jobs, listings, pricing
 from app.services.base import Actor
 from app.services.errors import DomainError
 from tests.conftest import NOW, YEAR
@@ -152,7 +152,7 @@ def test_inventory_invariants_hold_for_any_sequence(make_season, make_listing, m
 
         @rule()
         def time_passes(self):
-            booking_service.expire_holds(now=NOW + timedelta(hours=1))
+            jobs.expire_holds(now=NOW + timedelta(hours=1))
 
         @invariant()
         def inventory_is_consistent(self):

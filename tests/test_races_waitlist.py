@@ -205,7 +205,7 @@ def test_accept_racing_cancel_of_one_offer_has_one_winner(world):
 
 def test_accept_racing_the_expiry_job_has_one_winner(world):
     from app.extensions import db
-    from app.services.booking import expire_holds
+    from app.services.jobs import expire_holds
     base = world.server.base_url + "/api/v1/waitlist/"
     failures = []
     for round_ in range(ROUNDS):

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEntry, BedNight, Booking, Flag, HostProfile, WaitlistEntry
 from app.services import booking as booking_service
-from app.services import flags, vetting, waitlist
+from app.services import flags, jobs, vetting, waitlist
 from app.services.base import Actor
 from app.services.errors import DomainError
 from pause import interleave
@@ -83,7 +83,7 @@ def _code(error) -> str:
 SIDES = {
     "accept": lambda o: (lambda: waitlist.accept_offer(o["coordinator"], o["entry_id"], accept_contract=True,
                                                         now=T0).id),
-    "lapse": lambda o: (lambda: booking_service.expire_holds(now=o["lapsed_at"])),
+    "lapse": lambda o: (lambda: jobs.expire_holds(now=o["lapsed_at"])),
     "cancel": lambda o: (lambda: waitlist.cancel(o["coordinator"], o["entry_id"], now=T0).status),
 }
 READS = {"accept": _first_read_of_a_booking_by_id, "cancel": _first_read_of_a_booking_by_id,

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import BedNight, Booking, Contract, OutboxEmail, WaitlistEntry
 from app.services import booking as booking_service
-from app.services import waitlist
+from app.services import jobs, waitlist
 from app.services.base import Actor
 from app.services.errors import Conflict
 from tests.conftest import NOW, YEAR, csrf_from
@@ -107,9 +107,9 @@ def test_an_offer_not_accepted_in_48_hours_goes_to_the_next_entry(full):
     cancel_owner_booking(full)
     first_hold = entry(first_id).offer_booking_id
 
-    assert booking_service.expire_holds(now=T0 + timedelta(hours=47)) == []
+    assert jobs.expire_holds(now=T0 + timedelta(hours=47)) == []
     assert entry(first_id).status == "offered"
-    expired = booking_service.expire_holds(now=T0 + timedelta(hours=48, seconds=1))
+    expired = jobs.expire_holds(now=T0 + timedelta(hours=48, seconds=1))
     assert expired == [first_hold]
 
     first, second = entry(first_id), entry(second_id)

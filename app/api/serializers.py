@@ -73,7 +73,7 @@ def public_listing_json(listing: Listing, season: Season | None, host_record: di
 
 
 def payment_json(payment: Payment) -> dict:
-    from app.services.payments import refunded_ore_for_payment
+    from app.services.ledger import refunded_ore_for_payment
     return {"payment_intent_id": payment.stripe_payment_intent_id, "status": payment.status,
             "amount_ore": payment.amount_ore, "refunded_ore": refunded_ore_for_payment(payment.id)}
 

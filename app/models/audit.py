@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
+    from app.models.users import User
 
 
 class AuditEntry(db.Model):
@@ -28,6 +31,3 @@ class AuditEntry(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
     actor: Mapped[Optional["User"]] = relationship()
-
-
-from app.models.users import User  # noqa: E402,F401

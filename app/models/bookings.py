@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
+    from app.models.contracts import Contract
+    from app.models.listings import Bed, Listing
+    from app.models.seasons import Season
+    from app.models.users import User
 
 BOOKING_STATUSES = (
     "awaiting_payment", "confirmed", "cancelled_by_guest", "cancelled_by_host", "expired", "completed",
@@ -150,9 +156,3 @@ class Counter(db.Model):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[int] = mapped_column(default=0)
-
-
-from app.models.contracts import Contract  # noqa: E402,F401
-from app.models.listings import Bed, Listing  # noqa: E402,F401
-from app.models.seasons import Season  # noqa: E402,F401
-from app.models.users import User  # noqa: E402,F401

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
+    from app.models.bookings import Booking
 
 
 class Contract(db.Model):
@@ -33,6 +36,3 @@ class Contract(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     booking: Mapped["Booking"] = relationship(back_populates="contract")
-
-
-from app.models.bookings import Booking  # noqa: E402,F401

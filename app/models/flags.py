@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
+    from app.models.users import User
 
 FLAG_CATEGORIES = ("overcharging", "double_selling", "cancellation", "misrepresentation", "other")
 
@@ -40,6 +43,3 @@ class Flag(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     host: Mapped["User"] = relationship(foreign_keys=[host_id])
-
-
-from app.models.users import User  # noqa: E402,F401

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
+    from app.models.users import User
 
 VETTING_STATUSES = ("pending", "approved", "rejected", "suspended")
 
@@ -44,6 +47,3 @@ class HostProfile(db.Model):
     @property
     def is_approved(self) -> bool:
         return self.vetting_status == "approved"
-
-
-from app.models.users import User  # noqa: E402,F401

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
+    from app.models.users import User
 
 BED_KINDS = ("single", "double_half", "bunk", "sofa")
 
@@ -116,6 +119,3 @@ class PriceChange(db.Model):
     refusal_code: Mapped[Optional[str]] = mapped_column(String(40))
     max_allowed_ore: Mapped[Optional[int]] = mapped_column()
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-from app.models.users import User  # noqa: E402,F401

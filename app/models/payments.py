@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from uuid import uuid4
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, text
@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
+    from app.models.bookings import Booking
 
 
 class Payment(db.Model):
@@ -87,6 +90,3 @@ class Payout(db.Model):
     paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     paid_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
     transfer_reference: Mapped[Optional[str]] = mapped_column(String(255))
-
-
-from app.models.bookings import Booking  # noqa: E402,F401

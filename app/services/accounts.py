@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import ApiToken, AuditEntry, User
-from app.services import audit
+from app.services import audit, notifications
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, Unauthorized, ValidationFailed
 from app.services.passwords import hash_password, password_problems, verify_password
@@ -348,5 +348,4 @@ def request_password_reset(email: str, *, reset_url: Callable[[str], str], ip: O
         audit.record(Actor(user.id if user else None, "public", ip), "auth.password_reset_requested",
                      "account", address, now=now)
         if user is not None:
-            from app.services import notifications
             notifications.queue_password_reset(user, reset_url(password_reset_token(user)), now=now)

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from app.extensions import db
 from app.models import AuditEntry, utcnow
-from app.services.base import Actor
+from app.services.base import Actor, unit_of_work
 
 
 def _json(value: Any) -> Optional[str]:
@@ -48,7 +48,5 @@ def record(
 
 def record_now(actor: Actor, action: str, **kwargs: Any) -> None:
     """Write one audit entry in its own transaction (e.g. a failed login, which changes nothing else)."""
-    from app.services.base import unit_of_work
-
     with unit_of_work():
         record(actor, action, **kwargs)

@@ -12,9 +12,9 @@ from stdnum.se import orgnr, personnummer
 from app.extensions import db
 from app.models import BedNight, Booking, Delegation, Member
 from app.services import audit
+from app.services.access import owned_delegation
 from app.services.accounts import normalise_email
 from app.services.base import Actor, now_or, unit_of_work
-from app.services.booking import owned_delegation
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.text import clean_text
 

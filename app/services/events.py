@@ -1,8 +1,9 @@
 """Domain events, emitted inside a service's unit of work.
 
-Handlers (e-mail outbox, waiting list) only add rows to the same session: they commit with the
-change that caused them or not at all, so nothing is lost and nothing is half-written. They
-never call the network and never commit.
+Services never call one another's listeners: a service that has news emits it here, and the
+e-mail outbox (notifications) and the waiting list subscribe. Handlers only add rows to the same
+session: they commit with the change that caused them or not at all, so nothing is lost and
+nothing is half-written. They never call the network and never commit.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ BOOKING_EXPIRED = "booking.expired"
 HOST_DECIDED = "host.decided"
 HOST_SUSPENDED = "host.suspended"  # by an admin or by strikes; the coordinators of its live contracts hear
 FLAG_RESOLVED = "flag.resolved"
+WAITLIST_OFFERED = "waitlist.offered"  # payload: entry, booking, now
+REFUND_QUEUED = "refund.queued"  # payload: booking, reason (a Swedish msgid), amount_ore, now
 
 
 def subscribe(name: str, handler: Callable[..., None]) -> None:

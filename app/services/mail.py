@@ -28,6 +28,7 @@ from sqlalchemy import and_, or_, select, update
 from app.extensions import db
 from app.models import Contract, OutboxEmail
 from app.services.base import now_or, unit_of_work
+from app.services.contract_pdf import render_pdf
 from app.services.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,6 @@ def _with_attachment(item: _Outgoing) -> _Outgoing:
     """The message with its contract PDF rendered, when it refers to a contract by number."""
     if item.attachment is not None or item.attachment_name is None:
         return item
-    from app.services.contract_pdf import render_pdf
     number = item.attachment_name.removesuffix(CONTRACT_SUFFIX)
     contract = db.session.scalar(select(Contract).where(Contract.number == number))
     pdf = render_pdf(contract) if contract is not None else None

@@ -6,7 +6,7 @@ the recipient's `locale` (Flask-Babel's force_locale); money and dates are forma
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Callable, Optional
 
 
@@ -16,13 +16,13 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import kr
-from app.models import AuditEntry, Booking, Contract, Delegation, Flag, HostProfile, Listing, OutboxEmail, User
-from app.services import audit, events, mail
-from app.services.base import Actor, now_or, unit_of_work
-from app.services.booking import is_offer
+from app.models import Booking, Contract, Delegation, Flag, HostProfile, Listing, OutboxEmail, User
+from app.services import events, mail
+from app.services.base import now_or
+from app.services.offers import is_offer
+from app.services.links import external_url
 from app.services.vetting import suspension_impact
 
-HOLD_REMINDER_MINUTES = 5
 HOLD_REMINDED = "booking.hold_reminder_queued"
 
 
@@ -41,7 +41,6 @@ def _moment(value: datetime) -> str:
 
 def _url(endpoint: str, **values) -> Optional[str]:
     """An absolute link on BASE_URL (never the request's Host)."""
-    from app.services.links import external_url
     return external_url(endpoint, **values)
 
 
@@ -259,28 +258,13 @@ def on_booking_expired(booking: Booking, now: datetime, **_ignored) -> None:
         _queue(coordinator, build, now=now)
 
 
-def remind_expiring_holds(now: Optional[datetime] = None) -> list[int]:
-    """Queue one reminder per hold or offer that expires within five minutes; return the booking ids."""
-    now = now_or(now)
-    reminded = []
-    with unit_of_work():
-        holds = db.session.scalars(select(Booking).where(
-            Booking.status == "awaiting_payment", Booking.expires_at > now,
-            Booking.expires_at <= now + timedelta(minutes=HOLD_REMINDER_MINUTES)).order_by(Booking.id)).all()
-        for booking in holds:
-            # The audit log records that a reminder went out, so each hold gets only one.
-            if db.session.scalar(select(AuditEntry.id).where(
-                    AuditEntry.action == HOLD_REMINDED, AuditEntry.object_type == "booking",
-                    AuditEntry.object_id == str(booking.id)).limit(1)) is not None:
-                continue
-            coordinator = _user(booking.coordinator_id)
-            if coordinator is None:
-                continue
-            _queue(coordinator, _reminder_builder(booking), now=now)
-            audit.record(Actor.system(), HOLD_REMINDED, "booking", booking.id,
-                         after={"expires_at": booking.expires_at}, now=now)
-            reminded.append(booking.id)
-    return reminded
+def queue_hold_reminder(booking: Booking, *, now: datetime) -> bool:
+    """Queue the reminder that a hold or offer expires soon (the job `jobs.remind_expiring_holds` picks them)."""
+    coordinator = _user(booking.coordinator_id)
+    if coordinator is None:
+        return False
+    _queue(coordinator, _reminder_builder(booking), now=now)
+    return True
 
 
 def _reminder_builder(booking: Booking):
@@ -325,7 +309,7 @@ def on_waitlist_offered(entry, booking: Booking, now: datetime, **_ignored) -> N
         _queue(coordinator, build, now=now)
 
 
-def queue_refund_notice(booking: Booking, reason: str, amount_ore: int, *, now: datetime) -> None:
+def on_refund_queued(booking: Booking, reason: str, amount_ore: int, now: datetime, **_ignored) -> None:
     """Tell the coordinator that a card payment is paid back, and why (`reason` is a Swedish msgid)."""
     coordinator = _user(booking.coordinator_id)
 
@@ -439,7 +423,6 @@ def on_flag_resolved(flag: Flag, now: datetime, **_ignored) -> None:
 
 def register() -> None:
     """Subscribe the mail handlers to the domain events (idempotent)."""
-    from app.services.waitlist import WAITLIST_OFFERED
     events.subscribe(events.BOOKING_CREATED, on_booking_created)
     events.subscribe(events.BOOKING_CONFIRMED, on_booking_confirmed)
     events.subscribe(events.BOOKING_CANCELLED_BY_GUEST, on_cancelled_by_guest)
@@ -448,4 +431,5 @@ def register() -> None:
     events.subscribe(events.HOST_DECIDED, on_host_decided)
     events.subscribe(events.HOST_SUSPENDED, on_host_suspended)
     events.subscribe(events.FLAG_RESOLVED, on_flag_resolved)
-    events.subscribe(WAITLIST_OFFERED, on_waitlist_offered)
+    events.subscribe(events.WAITLIST_OFFERED, on_waitlist_offered)
+    events.subscribe(events.REFUND_QUEUED, on_refund_queued)

@@ -11,21 +11,20 @@ from typing import Optional, Protocol
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import local_dt, payout_status
-from app.models import Booking, Payment, Payout, Refund
+from app.models import Booking, Payout
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from app.services.payments import COUNTED_REFUND_STATUSES
+from app.services.ledger import EARNING_STATUSES, host_share_ore
 from app.services.text import clean_text
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 CHECK_IN_HOUR = 15
 PAYABLE_AFTER = timedelta(hours=24)
-EARNING_STATUSES = ("confirmed", "completed", "cancelled_by_guest")
 
 
 class PayoutTransfer(Protocol):
@@ -49,19 +48,6 @@ def due_at_for(check_in: date) -> datetime:
     """24 hours after check-in (15:00 in Visby on the first night)."""
     start = datetime.combine(check_in, time(CHECK_IN_HOUR), STOCKHOLM)
     return (start + PAYABLE_AFTER).astimezone(timezone.utc)
-
-
-def host_share_ore(booking: Booking) -> int:
-    """What the host earns from a booking: the contract's amount minus every refund; nothing after a breach."""
-    if booking.status not in EARNING_STATUSES:
-        return 0
-    if booking.payment_method == "invoice":
-        return max(booking.total_ore - booking.refund_ore - (booking.invoice_credited_ore or 0), 0)
-    captured = db.session.scalar(select(func.coalesce(func.sum(Payment.amount_ore), 0)).where(
-        Payment.booking_id == booking.id, Payment.status == "succeeded")) or 0
-    refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(
-        Refund.booking_id == booking.id, Refund.status.in_(COUNTED_REFUND_STATUSES))) or 0
-    return max(min(captured, booking.total_ore) - refunded, 0)
 
 
 def sync_payouts(*, now: Optional[datetime] = None) -> int:

@@ -9,6 +9,7 @@ from sqlalchemy import and_, distinct, func, or_, select
 from app.extensions import db
 from app.models import Bed, BedNight, BedPrice, Booking, Flag, HostProfile, Listing, Room, Season
 from app.services.errors import NotFound
+from app.services.seasons import current_season
 
 
 def percentile(sorted_values: list[int], pct: int) -> Optional[int]:
@@ -43,7 +44,6 @@ def _flags_upheld(season: Season) -> int:
 def figures(year: Optional[int] = None) -> dict:
     """Everything the transparency page shows, for one season."""
     if year is None:
-        from app.services.seasons import current_season
         season = current_season()
         if season is None:
             raise NotFound(_("Det finns ingen säsong än."))

@@ -12,10 +12,11 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.i18n import vetting_decision, vetting_status
-from app.models import HostProfile, User
+from app.models import Booking, Delegation, HostProfile, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.seasons import current_season, stockholm_today
 from app.services.text import clean_text, phone_number
 
 GOTLAND_POSTAL_CODE = re.compile(r"^62\d ?\d\d$")
@@ -136,8 +137,6 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
 def live_bookings(host_user_id: int, *, now: Optional[datetime] = None) -> list:
     """The host's live bookings (awaiting payment or confirmed, last night not passed), oldest stay first:
     what a suspension leaves standing, counted for the admin before deciding."""
-    from app.models import Booking
-    from app.services.seasons import stockholm_today
     today = stockholm_today(now)
     return list(db.session.scalars(select(Booking).where(
         Booking.host_id == host_user_id, Booking.status.in_(("awaiting_payment", "confirmed")),
@@ -155,7 +154,6 @@ class SuspensionImpact:
 def suspension_impact(host_user_id: int, *, now: Optional[datetime] = None) -> SuspensionImpact:
     """The live bookings a suspension of this host leaves standing, and who hears of it (one rule for the
     admin's confirmation page and the e-mails)."""
-    from app.models import Delegation
     bookings = live_bookings(host_user_id, now=now)
     told = []
     for booking in bookings:
@@ -167,7 +165,6 @@ def suspension_impact(host_user_id: int, *, now: Optional[datetime] = None) -> S
 
 def strike_limit(now: Optional[datetime] = None) -> Optional[int]:
     """The strike limit of the current season."""
-    from app.services.seasons import current_season
     season = current_season(now)
     return season.strike_limit if season is not None else None
 

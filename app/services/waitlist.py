@@ -3,7 +3,7 @@
 When a guest cancellation or an expired hold frees bed-nights of a listing, the waiting entries
 whose stay overlaps them are tried oldest first: an entry that the listing can now serve (enough
 beds free every night, within its walking and price limits) gets a reserved offer. The beds are
-held for 48 hours by a contract-less `awaiting_payment` booking (booking.hold_beds_for_offer),
+held for 48 hours by a contract-less `awaiting_payment` booking (offers.hold_beds_for_offer),
 in the same transaction as the cancellation that freed them. Accepting forms the contract; an
 offer left alone expires with `flask holds expire`, which frees the beds again and so offers them
 to the next entry.
@@ -22,13 +22,14 @@ from app.extensions import db
 from app.i18n import waitlist_status
 from app.models import Booking, Delegation, Season, WaitlistEntry
 from app.services import audit, availability, events, hoarding
-from app.services import booking as booking_service
-from app.services.base import Actor, now_or, unit_of_work
+from app.services.access import locked_booking, owned_delegation
+from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.inventory import MAX_BEDS_PER_BOOKING
+from app.services.offers import confirm_offered_hold, hold_beds_for_offer, release_hold
 
 OFFER_HOURS = 48
 ACTIVE = ("waiting", "offered")
-WAITLIST_OFFERED = "waitlist.offered"  # payload: entry, booking, now
 
 
 def own_entry(actor: Actor, entry_id: int) -> WaitlistEntry:
@@ -49,9 +50,9 @@ def entries_for(actor: Actor) -> list[WaitlistEntry]:
 
 def _check_limits(beds, max_walking_minutes, max_price_ore) -> None:
     errors: dict[str, list[str]] = {}
-    if not isinstance(beds, int) or isinstance(beds, bool) or not 1 <= beds <= booking_service.MAX_BEDS_PER_BOOKING:
+    if not isinstance(beds, int) or isinstance(beds, bool) or not 1 <= beds <= MAX_BEDS_PER_BOOKING:
         errors["beds"] = [_("Mellan 1 och %(max)s bäddar (ett boende, en bokning).",
-                            max=booking_service.MAX_BEDS_PER_BOOKING)]
+                            max=MAX_BEDS_PER_BOOKING)]
     if max_walking_minutes is not None and not 0 <= max_walking_minutes <= 600:
         errors["max_walking_minutes"] = [_("Mellan 0 och 600 minuter, eller lämna tomt.")]
     if max_price_ore is not None and max_price_ore < 1:
@@ -67,14 +68,14 @@ def join(actor: Actor, *, delegation_id: int, year: int, check_in: date, check_o
     now = now_or(now)
     if actor.role != "coordinator":
         raise Forbidden(_("Bara delegationers samordnare ställer sig i väntelistan."))
-    booking_service.owned_delegation(actor, delegation_id)
+    owned_delegation(actor, delegation_id)
     _check_limits(beds, max_walking_minutes, max_price_ore)
     season = db.session.scalar(select(Season).where(Season.year == year))
     if season is None:
         raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     availability.check_stay(season, check_in, check_out)
     availability.check_not_past(check_in, now)
-    if check_in <= booking_service.local_date(now):
+    if check_in <= local_date(now):
         raise DomainError(_("Vistelsen har redan börjat; välj en senare incheckning."), code="stay_started")
     if not season.is_open(now):
         raise DomainError(_("Bokningen för %(year)s har inte öppnat än; väntelistan är till för när bäddarna är "
@@ -116,7 +117,7 @@ def _lock_entry_and_offer(entry_id: int, offer_booking_id: Optional[int]) -> tup
     """Lock the offer's booking, then the entry: the order the expiry job and a cancellation of the booking
     take them in (booking, then its entry), so that no two of them deadlock. The entry's offer is the one
     read before the lock; an offer made meanwhile is a change of state the caller did not see."""
-    booking = booking_service.locked(offer_booking_id) if offer_booking_id is not None else None
+    booking = locked_booking(offer_booking_id) if offer_booking_id is not None else None
     entry = _locked_entry(entry_id)
     if entry.offer_booking_id != offer_booking_id:
         raise _state_changed(entry)
@@ -146,7 +147,7 @@ def cancel(actor: Actor, entry_id: int, *, now: Optional[datetime] = None) -> Wa
         audit.record(actor, "waitlist.cancelled", "waitlist_entry", entry.id, before={"status": before},
                      after={"status": "cancelled"}, now=now)
         if booking is not None and before == "offered":
-            booking_service.release_hold(booking, now=now, actor=actor)  # emits booking.expired: next entry
+            release_hold(booking, now=now, actor=actor)  # emits booking.expired: next entry
     return entry
 
 
@@ -169,7 +170,7 @@ def accept_offer(actor: Actor, entry_id: int, *, accept_contract: bool,
                            status_now=entry.status)
         if entry.status != "offered" or booking is None:
             raise _state_changed(entry)
-        booking_service.confirm_offered_hold(actor, booking, now=now)
+        confirm_offered_hold(actor, booking, now=now)
         entry.status = "booked"
         audit.record(actor, "waitlist.booked", "waitlist_entry", entry.id, after={"booking_id": booking.id},
                      now=now)
@@ -217,7 +218,7 @@ def _make_offer(entry: WaitlistEntry, listing_id: int, prices: dict[int, int], n
     try:
         # A savepoint: losing a race for a bed must not undo the cancellation that freed the beds.
         with db.session.begin_nested():
-            booking = booking_service.hold_beds_for_offer(delegation, listing_id, season, prices, entry.check_in,
+            booking = hold_beds_for_offer(delegation, listing_id, season, prices, entry.check_in,
                                                           entry.check_out, expires_at=expires_at, now=now)
     except (IntegrityError, Conflict):  # a bed taken, or removed by its host, since the search
         return False
@@ -230,13 +231,13 @@ def _make_offer(entry: WaitlistEntry, listing_id: int, prices: dict[int, int], n
     entry.offer_expires_at = expires_at
     audit.record(Actor.system(), "waitlist.offered", "waitlist_entry", entry.id,
                  after={"booking_id": booking.id, "expires_at": expires_at}, now=now)
-    events.emit(WAITLIST_OFFERED, entry=entry, booking=booking, now=now)
+    events.emit(events.WAITLIST_OFFERED, entry=entry, booking=booking, now=now)
     return True
 
 
 def offer_freed_beds(booking: Booking, now: datetime) -> list[int]:
     """Offer the beds this booking freed to the waiting entries it can now serve, oldest first."""
-    today = booking_service.local_date(now)
+    today = local_date(now)
     offered = []
     # Locked (in one order: oldest first) and re-checked, so that an entry cancelled meanwhile gets no offer.
     entries = db.session.scalars(select(WaitlistEntry).where(

@@ -1,0 +1,144 @@
+"""The money ledger: what was captured, what is refunded or on its way back, what a cancellation pays back,
+what a host earns. Each figure is computed here and only here; the one function that writes a Refund row
+(the refunds table is the outbox that `refunds.process_pending_refunds` sends) lives here too.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.i18n import N_
+from app.models import Booking, Payment, Refund
+
+# A refund that still counts against the captured amount (a failed one is retried, so it counts too).
+COUNTED_REFUND_STATUSES = ("pending", "sending", "succeeded", "failed")
+# A refund that has left, or is leaving, for Stripe: what a sender checks its amount against.
+SENT_REFUND_STATUSES = ("sending", "succeeded")
+# Bookings that earn their host money (a guest cancellation keeps the contract's late share).
+EARNING_STATUSES = ("confirmed", "completed", "cancelled_by_guest")
+
+# Swedish msgids (marked for extraction); pages and e-mails translate them when shown.
+REFUND_REASONS = {
+    "guest_cancellation": N_("Avbokad av delegationen enligt avtalets villkor."),
+    "host_cancellation": N_("Värden avbokade: hela beloppet återbetalas."),
+    "late_payment_beds_taken": N_("Betalningen kom efter att reservationen löpt ut och sängarna hade hunnit bokas av "
+                                  "någon annan. Hela beloppet återbetalas."),
+    "payment_after_cancellation": N_("Betalningen kom efter att bokningen avbokats. Hela beloppet återbetalas."),
+    "duplicate_payment": N_("Bokningen var redan betald. Den extra betalningen återbetalas."),
+    "admin": N_("Återbetalning gjord av Sängplats administration."),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Captured and refunded
+# ---------------------------------------------------------------------------------------------
+
+
+def captured_ore(booking_id: int) -> int:
+    """Card money captured for a booking (every succeeded payment)."""
+    return db.session.scalar(select(func.coalesce(func.sum(Payment.amount_ore), 0)).where(
+        Payment.booking_id == booking_id, Payment.status == "succeeded")) or 0
+
+
+def refunds_ore(*, booking_id: Optional[int] = None, payment_id: Optional[int] = None,
+                statuses: tuple[str, ...] = COUNTED_REFUND_STATUSES, excluding: Optional[int] = None) -> int:
+    """The sum of a booking's or a payment's refunds in these statuses (less the refund `excluding`)."""
+    query = select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(Refund.status.in_(statuses))
+    if booking_id is not None:
+        query = query.where(Refund.booking_id == booking_id)
+    if payment_id is not None:
+        query = query.where(Refund.payment_id == payment_id)
+    if excluding is not None:
+        query = query.where(Refund.id != excluding)
+    return db.session.scalar(query) or 0
+
+
+def paid_ore(booking_id: int) -> int:
+    """Card money captured for a booking, less what was already refunded or is being refunded."""
+    return captured_ore(booking_id) - refunds_ore(booking_id=booking_id)
+
+
+def refunded_ore_for_payment(payment_id: int) -> int:
+    """What Stripe has paid back of this payment."""
+    return refunds_ore(payment_id=payment_id, statuses=("succeeded",))
+
+
+def refundable_ore(payment_id: int) -> int:
+    """Captured minus everything refunded or on its way: no refund request may exceed it."""
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.status != "succeeded":
+        return 0
+    return max(payment.amount_ore - refunds_ore(payment_id=payment_id), 0)
+
+
+def left_to_send_ore(payment: Payment, refund_id: int) -> int:
+    """What a sender may still pay back of `payment` besides refund `refund_id`: captured minus what has left."""
+    return payment.amount_ore - refunds_ore(payment_id=payment.id, statuses=SENT_REFUND_STATUSES,
+                                            excluding=refund_id)
+
+
+def captured_payment(booking_id: int) -> Optional[Payment]:
+    """The booking's first captured card payment, or None."""
+    return db.session.scalar(select(Payment).where(
+        Payment.booking_id == booking_id, Payment.status == "succeeded").order_by(Payment.id).limit(1))
+
+
+def latest_captured_payment(booking_id: int) -> Optional[Payment]:
+    """The booking's last captured card payment, or None (what a cancellation pays back from)."""
+    return db.session.scalar(select(Payment).where(
+        Payment.booking_id == booking_id, Payment.status == "succeeded").order_by(Payment.id.desc()).limit(1))
+
+
+def add_refund(booking_id: int, payment_id: Optional[int], amount_ore: int, reason: str, now: datetime) -> Refund:
+    """Write a pending refund, to be sent to Stripe after commit (the one place a Refund row is made; flush only)."""
+    refund = Refund(booking_id=booking_id, payment_id=payment_id, amount_ore=amount_ore, reason=reason,
+                    status="pending", created_at=now, updated_at=now)
+    db.session.add(refund)
+    return refund
+
+
+# ---------------------------------------------------------------------------------------------
+# What a cancellation pays back, and what a host earns
+# ---------------------------------------------------------------------------------------------
+
+
+def guest_cancellation_ore(booking: Booking, today: date) -> tuple[int, int]:
+    """(refund, invoice credit) of a guest cancellation today: the contract's terms' share (all of it until
+    the free-cancellation date, the late percentage after) of what the booking is worth, but money is
+    refunded only where it was received: a card's captured payment. An invoice the app has not been
+    paid is credited by that share instead, and the rest stays due."""
+    if booking.status == "awaiting_payment":
+        return 0, 0  # an unpaid card hold or an unaccepted waiting-list offer: nothing was paid or invoiced
+    season = booking.season
+
+    def share(base: int) -> int:
+        if today <= season.free_cancellation_until:
+            return base
+        return base * season.late_cancellation_refund_pct // 100
+
+    if booking.payment_method == "card":
+        return share(paid_ore(booking.id)), 0
+    return 0, share(booking.total_ore)
+
+
+def host_cancellation_ore(booking: Booking) -> tuple[int, int]:
+    """(refund, invoice credit) of a host cancellation: the guest gets back all the money actually received (a
+    card's captured payment) and owes nothing more, so an invoice the app has not been paid is credited in full
+    rather than "refunded". Sängplats records no invoice payments, so every invoice counts as unpaid."""
+    if booking.status == "awaiting_payment":
+        return 0, 0  # an unpaid card hold: nothing was paid or invoiced
+    if booking.payment_method == "card":
+        return paid_ore(booking.id), 0
+    return 0, booking.total_ore
+
+
+def host_share_ore(booking: Booking) -> int:
+    """What the host earns from a booking: the contract's amount minus every refund; nothing after a breach."""
+    if booking.status not in EARNING_STATUSES:
+        return 0
+    if booking.payment_method == "invoice":
+        return max(booking.total_ore - booking.refund_ore - (booking.invoice_credited_ore or 0), 0)
+    return max(min(captured_ore(booking.id), booking.total_ore) - refunds_ore(booking_id=booking.id), 0)
