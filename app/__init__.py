@@ -68,6 +68,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from app.services import notifications, waitlist
     notifications.register()  # e-mail and waiting-list reactions to domain events (idempotent)
     waitlist.register()
+    # Imported here, not at the top: importing any `app.*` module runs this package first, and the
+    # doors and the CLI import the services, which import `app.extensions` (the factory pattern).
     from app.cli import register_cli
     register_cli(app)
 
