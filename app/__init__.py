@@ -140,7 +140,7 @@ def _is_api() -> bool:
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from app.api.common import problem, problem_from_error
+    from app.http_problems import problem, problem_from_error
     from app.services.errors import DomainError
 
     @app.errorhandler(DomainError)
@@ -186,7 +186,7 @@ def _register_error_handlers(app: Flask) -> None:
 
 def _database_unavailable(error: Exception):
     """While the database cannot be reached: the API's 503 `unavailable`, a friendly page elsewhere."""
-    from app.api.common import problem
+    from app.http_problems import problem
     log.error("database unreachable on %s %s: %s", request.method, request.path,
               str(getattr(error, "orig", error)).strip().splitlines()[:1])
     try:

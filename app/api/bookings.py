@@ -5,7 +5,8 @@ from sqlalchemy import or_, select
 
 from app.services.links import external_url
 from app.api import api
-from app.api.common import Body, current_actor, json_body, problem, roles
+from app.api.common import Body, current_actor, json_body, roles
+from app.http_problems import problem
 from app.api.serializers import booking_json, contract_json
 from app.extensions import db
 from app.models import Booking, Contract

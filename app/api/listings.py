@@ -4,8 +4,9 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.api import api
-from app.api.common import Body, current_actor, iso, json_body, query_int, roles
-from app.api.serializers import bed_json, listing_json, public_listing_json, room_json
+from app.api.common import Body, current_actor, json_body, query_int, roles
+from app.presenters import iso, public_listing_json
+from app.api.serializers import bed_json, listing_json, room_json
 from app.extensions import db
 from app.models import Listing
 from app.services import booking, listings, pricing

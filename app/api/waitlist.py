@@ -1,6 +1,7 @@
 """The waiting list: join, list, accept a reserved offer, cancel."""
 from app.api import api
-from app.api.common import Body, current_actor, iso, json_body, roles
+from app.api.common import Body, current_actor, json_body, roles
+from app.presenters import iso
 from app.api.serializers import booking_json
 from app.extensions import db
 from app.models import Booking, Season, WaitlistEntry
