@@ -63,7 +63,7 @@ axe: $(AXE_JS)
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
-	$(PY) -m app.devtools.localstripe --port $(STRIPE_PORT) --webhook http://127.0.0.1:5000/stripe/webhook --background
+	$(PY) -m tools.localstripe --port $(STRIPE_PORT) --webhook http://127.0.0.1:5000/stripe/webhook --background
 	@echo "Sängplats at http://127.0.0.1:5000 (localstripe at $(STRIPE_API_BASE))"
 	SESSION_COOKIE_SECURE=0 $(FLASK) run --host 127.0.0.1 --port 5000
 

@@ -22,7 +22,7 @@ import stripe
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from app.devtools.localstripe import free_port, register_webhook, start
+from tools.localstripe import free_port, register_webhook, start
 from app.extensions import db
 from app.models import AuditEntry, Booking
 from app.services import booking as booking_service

@@ -1,4 +1,4 @@
-"""Static checks that run with the suite: bandit over app/ with no unreviewed finding."""
+"""Static checks that run with the suite: bandit over app/, and the import rules between the layers."""
 import ast
 import subprocess  # nosec B404 - runs the project's own checker
 import sys
@@ -40,3 +40,10 @@ def test_pages_and_api_do_not_import_each_other(door, other):
                 for path, names in _imported_modules(ROOT / "app" / door).items()}
     assert not {path: names for path, names in crossing.items() if names}
 
+
+def test_the_application_does_not_import_development_tools():
+    """localstripe and the other tools live in tools/, outside the package production runs."""
+    importing = {path: sorted(n for n in names if n == "tools" or n.startswith(("tools.", "app.devtools")))
+                 for path, names in _imported_modules(ROOT / "app").items()}
+    assert not {path: names for path, names in importing.items() if names}
+    assert not (ROOT / "app" / "devtools").exists()

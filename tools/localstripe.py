@@ -15,7 +15,7 @@ from typing import Optional
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def is_listening(port: int, host: str = "127.0.0.1") -> bool:
