@@ -85,7 +85,8 @@ def test_admin_vetting_queue_and_decision(api_as, make_user, make_admin):
 
 
 def _season_body(**overrides):
-    body = {"year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": f"{YEAR}-06-20", "last_night": f"{YEAR}-06-25",
+    body = {"year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": f"{YEAR}-06-20",
+            "last_night": f"{YEAR}-06-25",
             "bookings_open_at": f"{YEAR}-02-01T09:00:00+01:00", "price_cap_ore": 90000, "max_increase_pct": 10,
             "strike_limit": 3, "hold_minutes": 15, "free_cancellation_until": f"{YEAR}-04-21",
             "late_cancellation_refund_pct": 50}
@@ -105,7 +106,8 @@ def test_admin_creates_and_patches_season(api_as, make_admin, make_user):
     seasons = api_as().get("/seasons").get_json()["seasons"]
     assert seasons[0]["year"] == YEAR and "terms_version" in seasons[0]
     assert api_as(make_user("host")).post("/admin/seasons", _season_body(year=YEAR + 1)).status_code == 403
-    bad = admin.post("/admin/seasons", _season_body(year=YEAR + 2, first_night=f"{YEAR + 2}-06-25", last_night=f"{YEAR + 2}-06-20"))
+    bad = admin.post("/admin/seasons", _season_body(year=YEAR + 2, first_night=f"{YEAR + 2}-06-25",
+                                                    last_night=f"{YEAR + 2}-06-20"))
     assert bad.status_code == 422 and bad.get_json()["code"] == "invalid"
 
 

@@ -1,9 +1,10 @@
 """Shared pieces of the JSON API: body parsing, query parameters, token auth (problem+json is app.http_problems)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from flask import g, request
 from flask_babel import gettext as _

@@ -73,7 +73,8 @@ class RoomForm(FlaskForm):
 
 class BedForm(FlaskForm):
     label = StringField(_l("Bäddens namn"), validators=[REQUIRED, Length(max=120)])
-    kind = SelectField(_l("Typ av bädd"), choices=[SelectChoice(k, v) for k, v in BED_KIND_LABELS.items()], validators=[REQUIRED])
+    kind = SelectField(_l("Typ av bädd"), choices=[SelectChoice(k, v) for k, v in BED_KIND_LABELS.items()],
+                       validators=[REQUIRED])
 
 
 class PriceForm(FlaskForm):
