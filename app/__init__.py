@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from flask import Flask, abort, g, render_template, request, session
@@ -68,6 +67,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from app.services import notifications, waitlist
     notifications.register()  # e-mail and waiting-list reactions to domain events (idempotent)
     waitlist.register()
+    # Imported here, not at the top: importing any `app.*` module runs this package first, and the
+    # doors and the CLI import the services, which import `app.extensions` (the factory pattern).
     from app.cli import register_cli
     register_cli(app)
 
@@ -138,7 +139,7 @@ def _is_api() -> bool:
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from app.api.common import problem, problem_from_error
+    from app.http_problems import problem, problem_from_error
     from app.services.errors import DomainError
 
     @app.errorhandler(DomainError)
@@ -184,7 +185,7 @@ def _register_error_handlers(app: Flask) -> None:
 
 def _database_unavailable(error: Exception):
     """While the database cannot be reached: the API's 503 `unavailable`, a friendly page elsewhere."""
-    from app.api.common import problem
+    from app.http_problems import problem
     log.error("database unreachable on %s %s: %s", request.method, request.path,
               str(getattr(error, "orig", error)).strip().splitlines()[:1])
     try:

@@ -7,7 +7,7 @@ are shown in Europe/Stockholm. Swedish: "1 250 kr", "20 juni 2027"; English: "SE
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
@@ -56,6 +56,16 @@ def normalise_amount(typed: str) -> str:
     return text.removeprefix("sek").removesuffix("sek").removesuffix("kr")
 
 
+def kronor_to_ore(kronor: Decimal | int) -> int:
+    """Kronor (whole, or with up to two decimals) to whole öre, without floats: the one conversion every door uses."""
+    return int((Decimal(kronor) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def ore_to_kronor(ore: int | None) -> Decimal | None:
+    """Öre as kronor for a form field to show."""
+    return None if ore is None else Decimal(ore) / 100
+
+
 def parse_kronor(typed: str) -> int:
     """Whole öre from an amount in kronor typed for the current locale; ValueError when it is not one."""
     try:
@@ -64,7 +74,7 @@ def parse_kronor(typed: str) -> int:
             raise ValueError(typed)
     except InvalidOperation:  # not a number, or one too long to hold
         raise ValueError(typed) from None
-    return int(kronor * 100)
+    return kronor_to_ore(kronor)
 
 
 def _babel_locale() -> str:

@@ -14,9 +14,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 from sqlalchemy import create_engine, text
 
@@ -88,22 +88,22 @@ def _healthy(port: int) -> bool:
 class GunicornServer:
     """`gunicorn wsgi:app` with N sync workers on 127.0.0.1:<free port>, against `database_url`."""
 
-    def __init__(self, database_url: str, *, workers: int = 4, log_path: Optional[Path] = None,
-                 extra_env: Optional[dict] = None, startup_timeout: float = 60.0):
+    def __init__(self, database_url: str, *, workers: int = 4, log_path: Path | None = None,
+                 extra_env: dict | None = None, startup_timeout: float = 60.0):
         self.database_url = database_url
         self.workers = workers
         self.port = free_port()
         self.log_path = log_path
         self.extra_env = extra_env or {}
         self.startup_timeout = startup_timeout
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
         self._log = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "GunicornServer":
+    def start(self) -> GunicornServer:
         env = dict(os.environ)
         env.update({
             "DATABASE_URL": self.database_url, "APP_ENV": "testing", "SECRET_KEY": "live-server-" + uuid.uuid4().hex,
@@ -146,7 +146,7 @@ class GunicornServer:
             return Path(self.log_path).read_text("utf-8", errors="replace")[-chars:]
         return ""
 
-    def __enter__(self) -> "GunicornServer":
+    def __enter__(self) -> GunicornServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

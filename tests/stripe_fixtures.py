@@ -13,21 +13,21 @@ import json
 import threading
 import time
 import uuid
-from datetime import date, datetime, timezone
-from typing import Callable, Optional
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 
 import pytest
 import requests
 import stripe
+from conftest import YEAR
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from app.devtools.localstripe import free_port, register_webhook, start
 from app.extensions import db
 from app.models import AuditEntry, Booking
 from app.services import booking as booking_service
 from app.services.base import Actor
-from conftest import YEAR
+from tools.localstripe import free_port, register_webhook, start
 
 WEBHOOK_NAME = "sangplats"
 CHECK_IN = date(YEAR, 6, 20)
@@ -94,14 +94,14 @@ def no_stripe_webhooks(stripe_app, localstripe_base):
     yield
 
 
-def signed_headers(payload: bytes, secret: str, timestamp: Optional[int] = None) -> dict:
+def signed_headers(payload: bytes, secret: str, timestamp: int | None = None) -> dict:
     """A Stripe-Signature header made the way Stripe makes it."""
     timestamp = int(time.time()) if timestamp is None else timestamp
     signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
     return {"Stripe-Signature": f"t={timestamp},v1={signature}", "Content-Type": "application/json"}
 
 
-def event_payload(event_type: str, obj: dict, event_id: Optional[str] = None) -> bytes:
+def event_payload(event_type: str, obj: dict, event_id: str | None = None) -> bytes:
     return json.dumps({
         "id": event_id or f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": event_type,
         "api_version": "2024-06-20", "created": int(time.time()), "livemode": False,
@@ -135,7 +135,7 @@ def booking_status(booking_id: int) -> str:
     return db.session.scalar(select(Booking.status).where(Booking.id == booking_id))
 
 
-def card_booking(coordinator, delegation, bed_ids, *, now: Optional[datetime] = None,
+def card_booking(coordinator, delegation, bed_ids, *, now: datetime | None = None,
                  check_in: date = CHECK_IN, check_out: date = CHECK_OUT) -> Booking:
     """A card booking through the booking service: a hold awaiting payment."""
     return booking_service.create_booking(
@@ -159,4 +159,4 @@ def authenticate_3ds(base: str, intent_id: str, client_secret: str, success: boo
 
 
 def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)

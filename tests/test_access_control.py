@@ -9,7 +9,6 @@ from datetime import date
 
 import pytest
 
-from app.extensions import db
 from app.services import booking as booking_service
 from app.services import flags
 from app.services.base import Actor

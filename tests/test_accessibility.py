@@ -24,10 +24,10 @@ from browser import (
     sign_in,
     totp_now,
 )
+from conftest import YEAR
 
 from app.services import booking as booking_service
 from app.services.base import Actor
-from conftest import YEAR
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 BLOCKING = ("serious", "critical")

@@ -3,8 +3,8 @@ from datetime import timedelta
 
 import pytest
 
-from app.services.base import Actor
 from app.services import pricing
+from app.services.base import Actor
 from tests.conftest import NOW, PASSWORD, YEAR
 
 
@@ -85,7 +85,8 @@ def test_admin_vetting_queue_and_decision(api_as, make_user, make_admin):
 
 
 def _season_body(**overrides):
-    body = {"year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": f"{YEAR}-06-20", "last_night": f"{YEAR}-06-25",
+    body = {"year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": f"{YEAR}-06-20",
+            "last_night": f"{YEAR}-06-25",
             "bookings_open_at": f"{YEAR}-02-01T09:00:00+01:00", "price_cap_ore": 90000, "max_increase_pct": 10,
             "strike_limit": 3, "hold_minutes": 15, "free_cancellation_until": f"{YEAR}-04-21",
             "late_cancellation_refund_pct": 50}
@@ -105,7 +106,8 @@ def test_admin_creates_and_patches_season(api_as, make_admin, make_user):
     seasons = api_as().get("/seasons").get_json()["seasons"]
     assert seasons[0]["year"] == YEAR and "terms_version" in seasons[0]
     assert api_as(make_user("host")).post("/admin/seasons", _season_body(year=YEAR + 1)).status_code == 403
-    bad = admin.post("/admin/seasons", _season_body(year=YEAR + 2, first_night=f"{YEAR + 2}-06-25", last_night=f"{YEAR + 2}-06-20"))
+    bad = admin.post("/admin/seasons", _season_body(year=YEAR + 2, first_night=f"{YEAR + 2}-06-25",
+                                                    last_night=f"{YEAR + 2}-06-20"))
     assert bad.status_code == 422 and bad.get_json()["code"] == "invalid"
 
 
@@ -213,3 +215,19 @@ def test_api_errors_are_problem_json(api_as):
     for response in (anon.get("/nope"), anon.delete("/seasons"), anon.post("/users", None)):
         assert response.mimetype == "application/problem+json", response.status_code
         assert {"type", "title", "status", "detail", "code"} <= set(response.get_json())
+
+
+def test_the_api_answers_the_services_own_range_messages(api_as, make_admin, make_host):
+    """Each range rule lives once, in its service: the API shows the service's words, not a copy of its own."""
+    admin = api_as(make_admin())
+    season = admin.post("/admin/seasons", _season_body(year=YEAR + 3, first_night=f"{YEAR + 3}-06-20",
+                                                        last_night=f"{YEAR + 3}-06-27", hold_minutes=0,
+                                                        price_cap_ore=10_000_001))
+    assert season.status_code == 422
+    assert season.get_json()["errors"]["hold_minutes"] == ["Mellan 1 och 1440 minuter."]
+    assert season.get_json()["errors"]["price_cap_ore"] == ["Pristaket är högst 10000000 öre."]
+    listing = api_as(make_host()).post("/listings", {"title": "Rum", "address": "Strandgatan 1",
+                                                     "postal_code": "621 56", "walking_minutes": 601})
+    assert listing.status_code == 422
+    assert listing.get_json()["errors"] == {
+        "walking_minutes": ["Minuters promenad till Almedalen, ett heltal från 0 till 600."]}

@@ -1,7 +1,7 @@
 """Issue 10: a bed (or room) with history is removed softly: gone from the listing, search, booking, pricing,
 publishing and the host's pages; its bed-nights, contracts and rooming list stay. A live booking still
 refuses the removal (409 bed_has_bookings)."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +12,7 @@ from app.services import listings
 from app.services.base import Actor
 from tests.conftest import YEAR, csrf_from
 
-AFTER_THE_STAY = datetime(YEAR, 7, 1, 10, 0, tzinfo=timezone.utc)
+AFTER_THE_STAY = datetime(YEAR, 7, 1, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture

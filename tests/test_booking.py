@@ -1,5 +1,5 @@
 """Issue 3: the booking engine through the API and the services."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -77,7 +77,7 @@ def test_card_booking_is_a_hold_with_expiry(world):
     data = response.get_json()
     assert data["status"] == "awaiting_payment"
     expires = datetime.fromisoformat(data["expires_at"])
-    assert timedelta(minutes=14) < expires - datetime.now(timezone.utc) <= timedelta(minutes=15)
+    assert timedelta(minutes=14) < expires - datetime.now(UTC) <= timedelta(minutes=15)
     assert data["invoice"] is None
 
 
@@ -173,7 +173,7 @@ def test_guest_refund_boundary(world, today, refund):
         bed_ids=world["bed_ids"][:2], check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23),
         accept_contract=True, payment_method="invoice")
     # Noon in Stockholm on that date.
-    now = datetime(today.year, today.month, today.day, 10, tzinfo=timezone.utc)
+    now = datetime(today.year, today.month, today.day, 10, tzinfo=UTC)
     assert booking_service.guest_cancellation_ore(booking, booking_service.local_date(now)) == (0, refund)
     cancelled = booking_service.cancel_by_guest(Actor(world["coordinator"].id, "coordinator"), booking.id, now=now)
     assert cancelled.refund_ore == 0 and cancelled.invoice_credited_ore == refund  # an unpaid invoice
@@ -183,7 +183,8 @@ def test_host_cancellation_locks_beds_strikes_and_flags(world, make_user, make_d
     booking_id = book(world["coord"], world["delegation"].id, world["bed_ids"][:2]).get_json()["id"]
     response = world["host"].post(f"/bookings/{booking_id}/host-cancel", {"reason": "Sold to a higher bidder"})
     assert response.status_code == 200
-    assert response.get_json() == {"id": booking_id, "status": "cancelled_by_host", "refund_ore": 0}  # an unpaid invoice
+    # An unpaid invoice: nothing to refund.
+    assert response.get_json() == {"id": booking_id, "status": "cancelled_by_host", "refund_ore": 0}
     states = set(db.session.scalars(select(BedNight.state).where(BedNight.booking_id == booking_id)))
     assert states == {"host_cancelled"}
     other = make_user("coordinator")

@@ -26,13 +26,13 @@ from browser import (
     sign_in,
     totp_now,
 )
+from conftest import YEAR
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import BedNight, Booking, Flag, HostProfile, Listing, User
 from app.services import vetting
 from app.services.base import Actor
-from conftest import YEAR
 
 
 @pytest.fixture(scope="module")

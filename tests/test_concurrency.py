@@ -21,15 +21,14 @@ import threading
 import time
 from collections import Counter as Tally
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, func, select, text
-
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, migrate, postgres_reachable
 from conftest import YEAR, valid_organisation_number
+from live_server import IN_CI, GunicornServer, fresh_postgres_database, migrate, postgres_reachable
+from sqlalchemy import create_engine, func, select, text
 
 CLIENTS = 64
 BEDS = 10
@@ -62,7 +61,7 @@ def seed_world(database_url: str) -> World:
 
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url})
     with app.app_context():
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         admin = accounts.create_admin("admin@example.se", PASSWORD, "Admin")
         admin_actor = Actor(admin.id, "admin")
         season = seasons.create_season(admin_actor, {
@@ -219,7 +218,8 @@ def examine(database_url: str, attempts: list[Attempt], world: World) -> dict[st
         problems["db_duplicates"] = [tuple(row) for row in conn.execute(
             select(BedNight.bed_id, BedNight.night, func.count()).where(occupying)
             .group_by(BedNight.bed_id, BedNight.night).having(func.count() > 1))]
-        occupied = {(bed, night) for bed, night in conn.execute(select(BedNight.bed_id, BedNight.night).where(occupying))}
+        occupied = {(bed, night) for bed, night in
+                    conn.execute(select(BedNight.bed_id, BedNight.night).where(occupying))}
         problems["bad_totals"] = [tuple(row) for row in conn.execute(
             select(Booking.id, Booking.total_ore, func.coalesce(func.sum(BedNight.price_ore), 0))
             .outerjoin(BedNight, BedNight.booking_id == Booking.id)

@@ -1,5 +1,5 @@
 """Issue 10: the current season. Creating next year's season changes nothing for this year's."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -7,7 +7,7 @@ from app.extensions import db
 from app.models import HostProfile
 from app.services import listings, pricing, seasons, vetting
 from app.services.base import Actor
-from tests.conftest import YEAR, NOW, csrf_from
+from tests.conftest import NOW, YEAR, csrf_from
 
 
 @pytest.fixture
@@ -26,13 +26,13 @@ def test_current_season_rule_by_the_injected_clock(make_season):
     assert seasons.current_season() is None
     make_season(year=YEAR + 1)
     make_season(year=YEAR)
-    at = lambda y, m, d: datetime(y, m, d, 12, tzinfo=timezone.utc)  # noqa: E731
+    at = lambda y, m, d: datetime(y, m, d, 12, tzinfo=UTC)  # noqa: E731
     assert seasons.current_season(at(YEAR - 1, 12, 1)).year == YEAR
     assert seasons.current_season(at(YEAR, 6, 25)).year == YEAR   # its last night is today
     assert seasons.current_season(at(YEAR, 6, 26)).year == (YEAR + 1)
     assert seasons.current_season(at(YEAR + 2, 1, 1)).year == (YEAR + 1)    # all over: the latest
     # Stockholm time: 22:30 UTC on 25 June is already 26 June in Visby.
-    assert seasons.current_season(datetime(YEAR, 6, 25, 22, 30, tzinfo=timezone.utc)).year == (YEAR + 1)
+    assert seasons.current_season(datetime(YEAR, 6, 25, 22, 30, tzinfo=UTC)).year == (YEAR + 1)
 
 
 def test_get_seasons_marks_the_current_one(two_seasons, api_as):

@@ -3,10 +3,9 @@ client address, signed but unusable Stripe events, append-only tables, an unreac
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess  # nosec B404 - starts the project's own app
-import sys
 import time
 from pathlib import Path
 
@@ -171,7 +170,8 @@ def _post_raw(client, app, body: bytes, timestamp=None):
                 "data": {"object": {"object": "payment_intent", "id": {"nested": 1}}}}).encode(),
     json.dumps({"id": "evt_no_id", "object": "event", "type": "payment_intent.succeeded",
                 "data": {"object": {"object": "payment_intent"}}}).encode(),
-    json.dumps({"object": "event", "type": None, "data": {"object": {"object": "charge", "payment_intent": 7}}}).encode(),
+    json.dumps({"object": "event", "type": None,
+                "data": {"object": {"object": "charge", "payment_intent": 7}}}).encode(),
     json.dumps({"id": "e" * 400, "object": "event", "type": "t" * 300, "data": {"object": []}}).encode(),
 ], ids=["no_data", "string_object", "bad_id", "no_intent_id", "no_event_id", "oversized"])
 def test_a_signed_event_the_app_cannot_use_answers_2xx_and_is_recorded(app, client, body):
@@ -197,7 +197,8 @@ def test_a_signature_dated_in_the_future_is_refused(app, client):
 @pytest.mark.parametrize("table", ["contracts", "audit_entries"])
 def test_truncate_of_an_append_only_table_is_refused(app, backend, table):
     if backend != "postgresql":
-        pytest.skip("not applicable: SQLite has no TRUNCATE statement (its append-only row triggers are tested elsewhere)")
+        pytest.skip("not applicable: SQLite has no TRUNCATE statement "
+                    "(its append-only row triggers are tested elsewhere)")
     with pytest.raises(Exception, match="append-only"):
         with db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {table} CASCADE"))
@@ -224,7 +225,8 @@ def down_app(tmp_path):
 
 def test_an_unreachable_database_answers_503_unavailable(down_app):
     client = down_app.test_client()
-    for path in ("/api/v1/seasons", f"/api/v1/availability?year={YEAR}&check_in={YEAR}-06-20&check_out={YEAR}-06-21&beds=1",
+    for path in ("/api/v1/seasons",
+                 f"/api/v1/availability?year={YEAR}&check_in={YEAR}-06-20&check_out={YEAR}-06-21&beds=1",
                  "/api/v1/bookings/1"):
         response = client.get(path, headers={"Authorization": "Bearer tok_x"} if "bookings" in path else {})
         assert response.status_code == 503, (path, response.get_data(as_text=True)[:300])

@@ -181,7 +181,8 @@ INVALID = ["000000-0000", "802000-1234", "551399-0001", "8020001", "abcdef-ghij"
 
 @pytest.mark.parametrize("number", INVALID)
 def test_api_refuses_an_invalid_organisation_number(make_user, api_as, number):
-    response = api_as(make_user("coordinator")).post("/delegations", {"name": "Föreningen", "organisation_number": number})
+    response = api_as(make_user("coordinator")).post("/delegations",
+                                                     {"name": "Föreningen", "organisation_number": number})
     body = response.get_json()
     assert response.status_code == 422 and body["code"] == "invalid", body
     assert "kontrollsiffra" in body["errors"]["organisation_number"][0]
@@ -194,7 +195,8 @@ def test_api_refuses_an_invalid_organisation_number(make_user, api_as, number):
     ("19121212-1212", "121212-1212"),    # ... given with its century
 ])
 def test_api_accepts_and_normalises_valid_numbers(make_user, api_as, given, stored):
-    response = api_as(make_user("coordinator")).post("/delegations", {"name": "Föreningen", "organisation_number": given})
+    response = api_as(make_user("coordinator")).post("/delegations",
+                                                     {"name": "Föreningen", "organisation_number": given})
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["organisation_number"] == stored
 

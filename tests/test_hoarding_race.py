@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter as Tally
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
 from conftest import YEAR, valid_organisation_number
+from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
+from sqlalchemy import create_engine, text
 
 ROUNDS = 10
 RACERS = 8
@@ -46,7 +45,7 @@ def world(tmp_path_factory):
             admin = accounts.create_admin("admin@example.se", PASSWORD, "Admin")
             seasons.create_season(Actor(admin.id, "admin"), {
                 "year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": FIRST_NIGHT,
-                "last_night": date(YEAR, 6, 25), "bookings_open_at": datetime.now(timezone.utc) - timedelta(days=1),
+                "last_night": date(YEAR, 6, 25), "bookings_open_at": datetime.now(UTC) - timedelta(days=1),
                 "price_cap_ore": 90000, "max_increase_pct": 10, "strike_limit": 3, "hold_minutes": 15,
                 "free_cancellation_until": FIRST_NIGHT - timedelta(days=60), "late_cancellation_refund_pct": 50,
                 "max_beds_per_organisation": BED_LIMIT, "max_open_holds": HOLD_LIMIT,

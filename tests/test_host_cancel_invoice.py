@@ -3,7 +3,7 @@
 Before: `POST /bookings/{id}/host-cancel` of an unpaid invoice booking answered `refund_ore` = the total
 (money never received "refunded"), and the host's cancel page promised the delegation the whole amount back.
 """
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
 
@@ -16,7 +16,7 @@ from tests.conftest import YEAR, csrf_from
 from tests.test_booking import book, world  # noqa: F401  (fixture)
 from tests.test_web_coordinator import signed_in
 
-DUE = datetime(YEAR, 6, 21, 13, 0, tzinfo=timezone.utc)  # the stay's payout moment (24 hours after check-in)
+DUE = datetime(YEAR, 6, 21, 13, 0, tzinfo=UTC)  # the stay's payout moment (24 hours after check-in)
 
 
 def refunds_of(booking_id):

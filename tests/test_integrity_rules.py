@@ -1,5 +1,5 @@
 """Issue 9, integrity rules: nights already over are refused through every door (service, API)."""
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -12,7 +12,7 @@ from app.services.errors import DomainError
 from tests.conftest import YEAR
 
 # 23 June 2027, 08:00 in Stockholm: the nights of 20-22 June are over, the 23rd is today.
-LATE = datetime(YEAR, 6, 23, 6, 0, tzinfo=timezone.utc)
+LATE = datetime(YEAR, 6, 23, 6, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_api_refuses_a_booking_for_a_night_already_over(world, api_as, monkeypat
 
 def test_price_for_a_finished_season_is_refused(world):
     from app.services import pricing
-    after = datetime(YEAR, 6, 26, 10, 0, tzinfo=timezone.utc)  # the last night, 25 June, has passed
+    after = datetime(YEAR, 6, 26, 10, 0, tzinfo=UTC)  # the last night, 25 June, has passed
     with pytest.raises(DomainError) as refused:
         pricing.set_price(world["host"], world["bed_ids"][0], YEAR, 40000, now=after)
     assert refused.value.code == "season_over"

@@ -1,5 +1,5 @@
 """Issue 9: a guest cancellation of an unpaid invoice refunds nothing; the invoice is credited by the terms' share."""
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
 
@@ -33,7 +33,7 @@ def test_late_cancel_credits_the_terms_share_and_the_rest_stays_due(world):  # n
     booking = booking_service.create_booking(
         actor, delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][:2], check_in=date(YEAR, 6, 21),
         check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")
-    late = datetime(YEAR, 4, 22, 10, tzinfo=timezone.utc)  # the day after the free-cancellation date
+    late = datetime(YEAR, 4, 22, 10, tzinfo=UTC)  # the day after the free-cancellation date
     cancelled = booking_service.cancel_by_guest(actor, booking.id, now=late)
     print("late cancel: refund_ore", cancelled.refund_ore, "credited",
           getattr(cancelled, "invoice_credited_ore", "(no such column)"))

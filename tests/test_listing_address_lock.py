@@ -1,5 +1,5 @@
 """Issue 9: a listing's address, postal code and walking minutes stand while it has a live booking."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -53,7 +53,7 @@ def test_card_hold_counts_and_cancelled_or_finished_bookings_do_not(world):  # n
     with pytest.raises(DomainError):
         listings.update_listing(host, listing.id, **body(listing, address="Hamngatan 2"))
     # The morning after the last night (22 June) the stay is over: the listing may move.
-    after = datetime(YEAR, 6, 23, 8, tzinfo=timezone.utc)
+    after = datetime(YEAR, 6, 23, 8, tzinfo=UTC)
     moved = listings.update_listing(host, listing.id, **body(listing, address="Hamngatan 2"), now=after)
     assert moved.address == "Hamngatan 2" and invoice.id
     # ...but not on the last night itself.

@@ -6,26 +6,35 @@ webhooks reach the app served by a real HTTP server.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
 import requests
 import stripe
+from conftest import YEAR, csrf_from
 from sqlalchemy import func, select
+from stripe_fixtures import (  # noqa: F401  (fixtures)
+    authenticate_3ds,
+    booking_status,
+    card_booking,
+    card_method,
+    confirmations,
+    live_server,
+    localstripe_base,
+    no_stripe_webhooks,
+    stripe_app,
+    stripe_webhooks,
+    wait_for,
+)
 
 from app.extensions import db
 from app.models import AuditEntry, BedNight, Booking, OutboxEmail, Payment, Refund, StripeEvent
 from app.services import payments
 from app.services.base import Actor
 from app.services.booking import cancel_by_guest, cancel_by_host
-from app.services.jobs import expire_and_cancel, expire_holds
 from app.services.errors import DomainError
-from conftest import YEAR, csrf_from
-from stripe_fixtures import (  # noqa: F401  (fixtures)
-    authenticate_3ds, booking_status, card_booking, card_method, confirmations, live_server, localstripe_base,
-    no_stripe_webhooks, stripe_app, stripe_webhooks, wait_for,
-)
+from app.services.jobs import expire_and_cancel, expire_holds
 
 THREE_D_SECURE_CARD = "4000002760003184"
 
@@ -288,7 +297,7 @@ def test_host_cancellation_refunds_the_full_amount(world, api_as, stripe_app, no
 def test_guest_cancellation_refunds_by_the_terms_and_no_refund_exceeds_what_is_left(
         world, api_as, stripe_app, no_stripe_webhooks, admin_actor):
     booking, intent_id = _paid_booking(world, api_as)
-    late = datetime(YEAR, 6, 1, 12, tzinfo=timezone.utc)  # after free cancellation: 50 % back
+    late = datetime(YEAR, 6, 1, 12, tzinfo=UTC)  # after free cancellation: 50 % back
 
     cancelled = cancel_by_guest(Actor(world["coordinator"].id, "coordinator"), booking.id, now=late)
 

@@ -1,11 +1,20 @@
 """The payout ledger: payable 24 hours after check-in, minus refunds; host cancellations never pay out."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
+from conftest import YEAR
 from sqlalchemy import select
+from stripe_fixtures import (  # noqa: F401  (fixtures)
+    CHECK_IN,
+    CHECK_OUT,
+    card_booking,
+    localstripe_base,
+    no_stripe_webhooks,
+    stripe_app,
+)
 
 from app.extensions import db
 from app.models import Payout
@@ -13,12 +22,8 @@ from app.services import booking as booking_service
 from app.services import payouts
 from app.services.base import Actor
 from app.services.errors import DomainError, ValidationFailed
-from conftest import YEAR
-from stripe_fixtures import (  # noqa: F401  (fixtures)
-    CHECK_IN, CHECK_OUT, card_booking, localstripe_base, no_stripe_webhooks, stripe_app,
-)
 
-DUE = datetime(YEAR, 6, 21, 13, 0, tzinfo=timezone.utc)  # 15:00 in Visby on the first night, plus 24 hours
+DUE = datetime(YEAR, 6, 21, 13, 0, tzinfo=UTC)  # 15:00 in Visby on the first night, plus 24 hours
 
 
 @pytest.fixture
@@ -84,7 +89,7 @@ def test_card_payout_is_the_contract_minus_refunds(world, api_as, stripe_app, no
     assert api_as(world["coordinator"]).post(f"/bookings/{booking.id}/payment", json={
         "payment_method_id": "pm_card_visa"}).get_json()["status"] == "succeeded"
     booking_service.cancel_by_guest(Actor(world["coordinator"].id, "coordinator"), booking.id,
-                                     now=datetime(YEAR, 6, 1, tzinfo=timezone.utc))
+                                     now=datetime(YEAR, 6, 1, tzinfo=UTC))
 
     payouts.sync_payouts(now=DUE)
 
@@ -93,10 +98,10 @@ def test_card_payout_is_the_contract_minus_refunds(world, api_as, stripe_app, no
 
 
 def test_payout_pages(world, client, login, make_admin, make_user):
-    booking = _invoice_booking(world, world["bed_ids"][:1])
+    _invoice_booking(world, world["bed_ids"][:1])
     payouts.sync_payouts(now=DUE)
     payout = db.session.scalar(select(Payout))
-    payout.due_at = datetime.now(timezone.utc) - timedelta(hours=1)  # make it due today for the page
+    payout.due_at = datetime.now(UTC) - timedelta(hours=1)  # make it due today for the page
     db.session.commit()
     secret = pyotp.random_base32()
     login(make_admin(totp_secret=secret), otp=pyotp.TOTP(secret).now())

@@ -9,21 +9,28 @@ from __future__ import annotations
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
 import stripe
 from sqlalchemy import func, select
+from stripe_fixtures import (  # noqa: F401  (fixtures)
+    booking_status,
+    card_booking,
+    confirmations,
+    event_payload,
+    live_server,
+    localstripe_base,
+    no_stripe_webhooks,
+    signed_headers,
+    stripe_app,
+)
 
 from app.extensions import db
 from app.models import Payment, Refund, StripeEvent
 from app.services import payments, stripe_gateway
 from app.services.base import Actor
-from stripe_fixtures import (  # noqa: F401  (fixtures)
-    booking_status, card_booking, confirmations, event_payload, live_server, localstripe_base,
-    no_stripe_webhooks, signed_headers, stripe_app,
-)
 
 PAYMENTS = 25
 EVENT_TYPES = ("payment_intent.created", "payment_intent.processing", "charge.succeeded", "payment_intent.succeeded")
@@ -33,7 +40,7 @@ SENDERS = 8
 def _paid_behind_our_back(booking, coordinator):
     """Our server asked Stripe for the money and died before hearing the answer: only an event can tell us."""
     payment_id, key, amount = payments._begin_attempt(Actor(coordinator.id, "coordinator"), booking.id,
-                                                      "pm_card_visa", datetime.now(timezone.utc))
+                                                      "pm_card_visa", datetime.now(UTC))
     intent = stripe_gateway.create_intent(booking.id, payment_id, key, amount, "pm_card_visa")
     assert intent.status == "succeeded"
     return intent.to_dict()

@@ -10,11 +10,19 @@ from datetime import date
 
 import pytest
 from browser import (
-    bookable_world, chromium, live_app, make_coordinator, make_delegation, main_text, new_tab, sign_in, totp_now,
+    bookable_world,
+    chromium,
+    live_app,
+    main_text,
+    make_coordinator,
+    make_delegation,
+    new_tab,
+    sign_in,
+    totp_now,
 )
+from conftest import YEAR
 
 from app.extensions import db
-from conftest import YEAR
 from app.models import Payment, Refund, StripeEvent
 from app.services import booking as booking_service
 from app.services.base import Actor

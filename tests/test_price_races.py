@@ -20,10 +20,9 @@ from collections import Counter as Tally
 from datetime import timedelta
 
 import requests
-from sqlalchemy import text
-
-from test_races import FIRST_NIGHT, PASSWORD, ROUNDS, World, world  # noqa: F401  (fixture)
 from conftest import YEAR
+from sqlalchemy import text
+from test_races import FIRST_NIGHT, PASSWORD, ROUNDS, World, world  # noqa: F401  (fixture)
 
 OLD, LOWER, CAP = 80000, 50000, 60000
 

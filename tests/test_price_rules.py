@@ -1,7 +1,7 @@
 """Issue 9 and 10, price rules through every door (service, API, host page, admin season page/API), on SQLite and
 PostgreSQL: a lowered cap lowers the prices above it; a host's lowering is never refused; the year-over-year
 reference follows the property; only a bed on offer since booking opened is frozen."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +13,6 @@ from app.services.base import Actor
 from app.services.seasons import STOCKHOLM
 from tests.conftest import NOW, YEAR, csrf_from
 from tests.test_web_admin import _season_form, admin_login  # noqa: F401  (fixture)
-
 
 
 def _bed(host, listing=None, address="Strandgatan 1"):
@@ -113,7 +112,7 @@ def test_a_lowering_is_never_refused_even_above_a_later_reference(make_season, m
 @pytest.fixture
 def last_year(make_season, make_host):
     """Last season (over) priced a bed of a listing at 600 kr; this season has not opened yet."""
-    before = datetime(YEAR - 2, 1, 10, tzinfo=timezone.utc)
+    before = datetime(YEAR - 2, 1, 10, tzinfo=UTC)
     previous = make_season(year=YEAR - 2, bookings_open_at=before + timedelta(days=5))
     make_season(year=YEAR, bookings_open_at=NOW + timedelta(days=30))
     host = make_host()

@@ -8,7 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import BedNight, Booking, OCCUPYING_STATES
+from app.models import OCCUPYING_STATES, BedNight, Booking
 from app.services import booking as booking_service
 from app.services import jobs, listings, pricing
 from app.services.base import Actor

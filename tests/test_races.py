@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter as Tally
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
 from conftest import YEAR
+from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
+from sqlalchemy import create_engine, text
 
 ROUNDS = 10
 HOST_BOOKINGS = 8
@@ -69,7 +68,7 @@ def world(tmp_path_factory):
     with fresh_postgres_database("sangplats_races") as url:
         app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
         with app.app_context():
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             admin = accounts.create_admin("admin@example.se", PASSWORD, "Admin")
             seasons.create_season(Actor(admin.id, "admin"), {
                 "year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": FIRST_NIGHT,

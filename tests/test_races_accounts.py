@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter as Tally
-from typing import Callable
+from collections.abc import Callable
 
 import pyotp
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race
+from sqlalchemy import create_engine, text
 
 ROUNDS = 10
 SIGNUP_RACERS = 6

@@ -8,7 +8,6 @@ import threading
 from datetime import timedelta
 
 import requests
-
 from conftest import YEAR
 from test_races import FIRST_NIGHT, PASSWORD, ROUNDS, world  # noqa: F401  (the module's server fixture)
 
@@ -82,7 +81,7 @@ def test_removing_a_bed_while_it_is_booked_one_wins(world):  # noqa: F811
                  "payment_method": "invoice"})
         remove = ("DELETE", f"{api}/beds/{bed_id}", host_token, None)
         calls = [book, remove] if round_ % 4 < 2 else [remove, book]  # alternate who starts its thread first
-        answers = dict(zip((call[0] for call in calls), race(calls)))
+        answers = dict(zip((call[0] for call in calls), race(calls), strict=True))
         (book_status, book_body), (remove_status, remove_body) = answers["POST"], answers["DELETE"]
         rows = world.rows("SELECT removed_at IS NOT NULL FROM beds WHERE id = :id", id=bed_id)
         live = world.scalar("SELECT count(*) FROM bed_nights WHERE bed_id = :id AND state IN ('held', 'booked')",

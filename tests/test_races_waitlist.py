@@ -12,14 +12,13 @@ booking and its bed-nights agree with the winner, checked through the API and th
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-
 from conftest import YEAR
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race
+from sqlalchemy import create_engine, text
 
 ROUNDS = 10
 FIRST_NIGHT = date(YEAR, 6, 20)
@@ -52,7 +51,7 @@ def world(tmp_path_factory):
     with fresh_postgres_database("sangplats_races_waitlist") as url:
         app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
         with app.app_context():
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             admin = accounts.create_admin("admin@example.se", PASSWORD, "Admin")
             seasons.create_season(Actor(admin.id, "admin"), {
                 "year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": FIRST_NIGHT,
@@ -198,7 +197,7 @@ def test_accept_racing_cancel_of_one_offer_has_one_winner(world):
                  "cancel": (_connect(world.server.base_url),
                             _post(f"{base}{offer['entry_id']}/cancel", world.waiter_token, {}))}
         answers = race([calls[s] for s in sides])
-        _check(round_, dict(zip(sides, answers)), offer, world, failures, "accept/cancel")
+        _check(round_, dict(zip(sides, answers, strict=True)), offer, world, failures, "accept/cancel")
         retire(world, offer)
     assert failures == []
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEntry, HostProfile, User
 from app.services import accounts
+from app.services.errors import Unauthorized
 from tests.conftest import PASSWORD, YEAR, csrf_from
 
 
@@ -32,7 +33,7 @@ def test_lock_expires_after_fifteen_minutes(app, make_user):
     from tests.conftest import NOW
     user = make_user("coordinator")
     for i in range(10):
-        with pytest.raises(Exception):
+        with pytest.raises(Unauthorized):
             accounts.authenticate(user.email, "wrong-password-x", now=NOW + timedelta(seconds=i))
     with pytest.raises(RateLimited):
         accounts.authenticate(user.email, PASSWORD, now=NOW + timedelta(minutes=14))

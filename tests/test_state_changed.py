@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from pause import interleave
 from sqlalchemy import select
 
 from app.extensions import db
@@ -23,7 +24,6 @@ from app.services import booking as booking_service
 from app.services import flags, jobs, vetting, waitlist
 from app.services.base import Actor
 from app.services.errors import DomainError
-from pause import interleave
 from tests.conftest import NOW, YEAR
 
 CHECK_IN, CHECK_OUT = date(YEAR, 6, 21), date(YEAR, 6, 23)
@@ -188,6 +188,7 @@ def test_one_recovery_code_used_twice_at_once_is_accepted_once(app, make_admin):
 
 def _enrolled(user_id: int) -> list[str]:
     import pyotp
+
     from app.services import accounts
     secret = accounts.new_totp_secret()
     return accounts.enrol_totp(user_id, secret, pyotp.TOTP(secret).at(NOW), now=NOW)

@@ -6,8 +6,6 @@ calendar feed, on both databases.
 import re
 from datetime import date
 
-import pytest
-
 from app.extensions import db
 from app.models import HostProfile, Listing
 from app.services import booking as booking_service

@@ -89,7 +89,8 @@ def test_accepting_the_offer_forms_the_contract(full):
     assert data["entry"]["status"] == "booked"
     booking = data["booking"]
     assert booking["status"] == "confirmed" and booking["expires_at"] is None
-    assert booking["contract"]["number"].startswith(f"SP-{YEAR}-") and booking["invoice"]["number"].startswith(f"F-{YEAR}-")
+    assert booking["contract"]["number"].startswith(f"SP-{YEAR}-")
+    assert booking["invoice"]["number"].startswith(f"F-{YEAR}-")
     assert {line["state"] for line in booking["lines"]} == {"booked"}
     contract = db.session.get(Contract, booking["contract"]["id"])
     assert contract.coordinator_actor_id == full["first"]["user"].id

@@ -29,7 +29,8 @@ def admin_login(login, make_admin):
 
 
 def _season_form(**overrides):
-    data = {"year": f"{YEAR + 1}", "name": f"Almedalsveckan {YEAR + 1}", "first_night": f"{YEAR + 1}-06-18", "last_night": f"{YEAR + 1}-06-23",
+    data = {"year": f"{YEAR + 1}", "name": f"Almedalsveckan {YEAR + 1}", "first_night": f"{YEAR + 1}-06-18",
+            "last_night": f"{YEAR + 1}-06-23",
             "bookings_open_on": f"{YEAR + 1}-02-01", "bookings_open_time": "09:00", "price_cap": "950",
             "max_increase_pct": "10", "strike_limit": "3", "hold_minutes": "15",
             "free_cancellation_until": f"{YEAR + 1}-04-19", "late_cancellation_refund_pct": "50",

@@ -1,10 +1,11 @@
 """Pages people could not find or that changed data on GET, and small things people noticed (issue 10)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pyotp
 import pytest
+from conftest import YEAR, csrf_from
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -12,9 +13,8 @@ from app.models import AuditEntry, Bed, HostProfile, Payout, User
 from app.services import booking as booking_service
 from app.services import delegations, vetting
 from app.services.base import Actor
-from conftest import YEAR, csrf_from
 
-AFTER_CHECK_IN = datetime(YEAR, 6, 22, 12, 0, tzinfo=timezone.utc)  # the first night's payout is due
+AFTER_CHECK_IN = datetime(YEAR, 6, 22, 12, 0, tzinfo=UTC)  # the first night's payout is due
 
 
 @pytest.fixture
@@ -135,7 +135,8 @@ def _rooming_world(make_listing, make_user, make_delegation):
     coordinator = make_user("coordinator")
     delegation = make_delegation(coordinator, members=0)
     booking = _invoice_booking(listing, delegation)
-    member = delegations.add_member(Actor(coordinator.id, "coordinator"), delegation.id, "Greta Gäst", "greta@example.se")
+    member = delegations.add_member(Actor(coordinator.id, "coordinator"), delegation.id, "Greta Gäst",
+                                    "greta@example.se")
     booking_service.assign_rooming(Actor(coordinator.id, "coordinator"), booking.id,
                                    [{"bed_id": listing.beds()[0].id, "member_id": member.id}])
     return coordinator, delegation, booking

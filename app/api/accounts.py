@@ -2,13 +2,13 @@
 from flask import request
 from flask_babel import gettext as _
 
-from app.services.links import external_url
 from app.api import api
 from app.api.common import Body, current_actor, json_body, roles
 from app.api.serializers import user_json
 from app.extensions import db, limiter
 from app.models import HostProfile, User
 from app.services import accounts
+from app.services.links import external_url
 
 ACCOUNT_LIMIT = "120 per minute"
 

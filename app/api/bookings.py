@@ -3,15 +3,16 @@ from flask import Response, request
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
-from app.services.links import external_url
 from app.api import api
-from app.api.common import Body, current_actor, json_body, problem, roles
+from app.api.common import Body, current_actor, json_body, roles
 from app.api.serializers import booking_json, contract_json
 from app.extensions import db
+from app.http_problems import problem
 from app.models import Booking, Contract
 from app.services import booking as booking_service
 from app.services import contracts, delegations, exports, idempotency
 from app.services.errors import NotFound
+from app.services.links import external_url
 
 
 def delegation_json(delegation) -> dict:

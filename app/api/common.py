@@ -1,35 +1,19 @@
-"""Shared pieces of the JSON API: problem+json, body parsing, token auth."""
+"""Shared pieces of the JSON API: body parsing, query parameters, token auth (problem+json is app.http_problems)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
-from flask import g, jsonify, request
+from flask import g, request
 from flask_babel import gettext as _
 
 from app.services.base import Actor
-from app.services.errors import DomainError, Forbidden, Unauthorized, ValidationFailed
+from app.services.errors import Forbidden, Unauthorized, ValidationFailed
 
-PROBLEM_TYPE = "https://sangplats.se/problems/"
 # Ids and counts are 32-bit in the database; larger numbers are refused as invalid input, not a 500.
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
-
-
-def problem(status: int, code: str, title: str, detail: str, **extra: Any):
-    body = {"type": PROBLEM_TYPE + code, "title": title, "status": status, "detail": detail, "code": code, **extra}
-    response = jsonify(body)
-    response.status_code = status
-    response.mimetype = "application/problem+json"
-    return response
-
-
-def problem_from_error(error: DomainError):
-    facts = dict(error.facts)
-    response = problem(error.status, error.code, error.title, error.message, **facts)
-    if error.status == 429 and "retry_after" in facts:
-        response.headers["Retry-After"] = str(facts["retry_after"])
-    return response
 
 
 def json_body() -> dict[str, Any]:
@@ -185,7 +169,3 @@ def roles(*allowed: str) -> Callable:
         return wrapped
 
     return decorator
-
-
-def iso(value) -> str | None:
-    return value.isoformat() if value is not None else None

@@ -7,7 +7,7 @@ from app.api import api
 from app.api.common import Body, current_actor, json_body, roles
 from app.api.serializers import flag_json, host_json
 from app.extensions import db
-from app.models import Flag, HostProfile, VETTING_STATUSES
+from app.models import VETTING_STATUSES, Flag, HostProfile
 from app.services import flags, vetting
 from app.services.errors import ValidationFailed
 

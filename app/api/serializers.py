@@ -1,14 +1,13 @@
 """Turning models into the API's JSON shapes."""
 from __future__ import annotations
 
-
 from sqlalchemy import select
 
-from app.services.links import external_url
-from app.api.common import iso
 from app.extensions import db
-from app.models import Bed, BedPrice, Booking, Contract, Flag, HostProfile, Listing, Payment, Room, Season, User
+from app.models import Bed, Booking, Contract, Flag, HostProfile, Listing, Payment, Room, Season, User
+from app.presenters import iso
 from app.services.contracts import contract_status, snapshot_of
+from app.services.links import external_url
 from app.services.seasons import SEASON_FIELDS
 
 
@@ -50,26 +49,6 @@ def room_json(room: Room) -> dict:
 
 def bed_json(bed: Bed) -> dict:
     return {"id": bed.id, "room_id": bed.room_id, "label": bed.label, "kind": bed.kind}
-
-
-def public_listing_json(listing: Listing, season: Season | None, host_record: dict) -> dict:
-    prices = {}
-    if season is not None:
-        prices = dict(db.session.execute(select(BedPrice.bed_id, BedPrice.price_ore).where(
-            BedPrice.season_id == season.id, BedPrice.bed_id.in_([b.id for b in listing.beds()]))).all())
-    return {
-        "id": listing.id, "title": listing.title, "description": listing.description,
-        "walking_minutes": listing.walking_minutes, "postal_code": listing.postal_code,
-        "year": season.year if season else None,
-        "url": external_url("public.listing", listing_id=listing.id),
-        "host": host_record,
-        "rooms": [
-            {"id": room.id, "name": room.name,
-             "beds": [{"id": bed.id, "label": bed.label, "kind": bed.kind, "price_ore": prices.get(bed.id)}
-                      for bed in room.beds]}
-            for room in listing.rooms
-        ],
-    }
 
 
 def payment_json(payment: Payment) -> dict:

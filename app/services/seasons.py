@@ -26,6 +26,7 @@ REQUIRED_FIELDS = SEASON_FIELDS[:-4]
 # Optional settings that null sets back to their default; a PATCH that leaves them out keeps them.
 NULLABLE_FIELDS = ("max_beds_per_organisation",)
 DEFAULT_MAX_OPEN_HOLDS = 3
+MAX_PRICE_CAP_ORE = 10_000_000  # 100 000 kr a bed and night: beyond any real cap, inside a 32-bit column
 
 
 def season_facts(season: Season) -> dict[str, Any]:
@@ -56,6 +57,8 @@ def _check(values: dict[str, Any]) -> None:
         errors["bookings_open_at"] = [_("Ange tidszon, till exempel 2027-03-01T09:00:00+01:00.")]
     if values["price_cap_ore"] <= 0:
         errors["price_cap_ore"] = [_("Pristaket måste vara ett positivt antal öre.")]
+    elif values["price_cap_ore"] > MAX_PRICE_CAP_ORE:
+        errors["price_cap_ore"] = [_("Pristaket är högst %(max)s öre.", max=MAX_PRICE_CAP_ORE)]
     if not 0 <= values["max_increase_pct"] <= 100:
         errors["max_increase_pct"] = [_percent()]
     if not 1 <= values["strike_limit"] <= 100:

@@ -4,8 +4,8 @@ import hashlib
 import stripe
 from flask import Blueprint, current_app, request
 
-from app.api.common import problem
 from app.extensions import csrf
+from app.http_problems import problem
 from app.services import payments
 
 bp = Blueprint("stripe", __name__, url_prefix="/stripe")

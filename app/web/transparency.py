@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from flask import Blueprint, render_template, request
 from flask_babel import format_decimal
@@ -40,10 +39,10 @@ class Chart:
     bars: list[Bar]
     groups: list[tuple[float, str]]  # (centre x, label)
     ticks: list[tuple[float, int]]  # (y, öre)
-    cap_y: Optional[float]
+    cap_y: float | None
     cap_ore: int
     year: int
-    previous_year: Optional[int]
+    previous_year: int | None
 
 
 def _nice_step(top_ore: int) -> int:
@@ -84,10 +83,10 @@ def price_chart(figures: dict) -> Chart:
                  y_of(cap) if cap else None, cap, figures["year"], previous.get("year"))
 
 
-def price_changes(figures: dict) -> dict[str, Optional[str]]:
+def price_changes(figures: dict) -> dict[str, str | None]:
     """Each price measure's change against last season, as a signed percentage in the page's language."""
     previous = figures.get("previous_year") or {}
-    changes: dict[str, Optional[str]] = {}
+    changes: dict[str, str | None] = {}
     for key in ("median_price_ore", "p90_price_ore"):
         before, now = previous.get(key), figures.get(key)
         changes[key] = (format_decimal((now - before) * 100 / before, format="+#,##0.0;-#,##0.0") + " %"

@@ -11,6 +11,7 @@ from wtforms import BooleanField, DateField, SelectField
 from wtforms.validators import InputRequired, Optional
 
 from app.extensions import db
+from app.i18n import kronor_to_ore
 from app.models import Booking, Delegation, Listing
 from app.services import waitlist
 from app.services.errors import DomainError
@@ -81,7 +82,7 @@ def join():
         waitlist.join(actor(), delegation_id=form.delegation_id.data, year=form.check_in.data.year,
                       check_in=form.check_in.data, check_out=form.check_out.data, beds=form.beds.data,
                       max_walking_minutes=form.max_walking_minutes.data,
-                      max_price_ore=None if form.max_price_kr.data is None else form.max_price_kr.data * 100)
+                      max_price_ore=None if form.max_price_kr.data is None else kronor_to_ore(form.max_price_kr.data))
     except DomainError as error:
         flash_error(error, form)
         return _render(form, error.status)

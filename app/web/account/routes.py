@@ -1,18 +1,23 @@
 """Account pages: password change and reset, two-factor enrolment, vetting document, language."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import segno
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
-from app.services.links import external_url
 from app.extensions import db, limiter
 from app.models import User
 from app.services import accounts, vetting
 from app.services.errors import DomainError
+from app.services.links import external_url
 from app.web.account.forms import (
-    ChangePasswordForm, DocumentForm, EnrolTotpForm, ForgotPasswordForm, LocaleForm, ResetPasswordForm,
+    ChangePasswordForm,
+    DocumentForm,
+    EnrolTotpForm,
+    ForgotPasswordForm,
+    LocaleForm,
+    ResetPasswordForm,
 )
 from app.web.common import actor, flash_error, role_required
 
@@ -44,7 +49,7 @@ def _enrolling_user():
     if current_user.is_authenticated:
         return current_user
     uid, started = session.get("enrol_uid"), session.get("enrol_at", 0)
-    if uid and datetime.now(timezone.utc).timestamp() - started < ENROL_WINDOW_SECONDS:
+    if uid and datetime.now(UTC).timestamp() - started < ENROL_WINDOW_SECONDS:
         return db.session.get(User, uid)
     return None
 

@@ -11,9 +11,10 @@ from wtforms import DateField, HiddenField, IntegerField, RadioField, SelectFiel
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
+from app.i18n import kronor_to_ore, ore_to_kronor
 from app.models import Season
 from app.web.converters import Int32Field
-from app.web.host.forms import REQUIRED, KronorField, kronor_to_ore, ore_to_kronor
+from app.web.host.forms import REQUIRED, KronorField
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 DECISION_LABELS = {"approve": _l("Godkänn"), "reject": _l("Avslå"), "suspend": _l("Stäng av"),

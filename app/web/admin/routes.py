@@ -95,4 +95,5 @@ def _confirm_suspension(profile: HostProfile, impact: vetting.SuspensionImpact, 
                            changed=changed, status_filter=_status_filter())
 
 
-from app.web.admin import audit, flags, seasons  # noqa: F401  (their views register on bp)
+# At the bottom: these modules import `bp` from this one to register their views on it.
+from app.web.admin import audit, flags, seasons  # noqa: E402,F401

@@ -1,5 +1,5 @@
 """Session sign-in, sign-out and sign-up."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -33,7 +33,7 @@ def login():
         except DomainError as error:
             if error.code == "two_factor_enrolment_required":
                 session.clear()
-                session["enrol_uid"], session["enrol_at"] = error.user_id, datetime.now(timezone.utc).timestamp()
+                session["enrol_uid"], session["enrol_at"] = error.user_id, datetime.now(UTC).timestamp()
                 return redirect(url_for("account.two_factor"))
             flash_error(error)
             status = error.status if error.status in (401, 403, 429) else 422

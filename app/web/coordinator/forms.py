@@ -2,11 +2,18 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
-    BooleanField, DateField, EmailField, RadioField, SelectField, SelectMultipleField, StringField,
+    BooleanField,
+    DateField,
+    EmailField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from app.i18n import kronor_to_ore
 from app.web.converters import Int32Field, int32
 
 FLAG_CHOICES = [
@@ -46,7 +53,7 @@ class SearchForm(FlaskForm):
 
     @property
     def max_price_ore(self):
-        return None if self.max_price_kr.data is None else self.max_price_kr.data * 100
+        return None if self.max_price_kr.data is None else kronor_to_ore(self.max_price_kr.data)
 
 
 class StayForm(FlaskForm):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Optional
 
 from sqlalchemy import select
 
@@ -80,7 +79,7 @@ class BlockRow:
     bed_id: int
     listing: str
     bed: str
-    cells: dict[date, Optional[RoomingRow]] = field(default_factory=dict)
+    cells: dict[date, RoomingRow | None] = field(default_factory=dict)
 
 
 @dataclass

@@ -17,7 +17,15 @@ from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.coordinator import presenters
 from app.web.coordinator.forms import (
-    BookForm, ConfirmForm, ContactForm, DelegationForm, FlagForm, MemberForm, SearchForm, StayForm, rooming_form,
+    BookForm,
+    ConfirmForm,
+    ContactForm,
+    DelegationForm,
+    FlagForm,
+    MemberForm,
+    SearchForm,
+    StayForm,
+    rooming_form,
 )
 from app.web.formatting import kr
 

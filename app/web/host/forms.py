@@ -1,6 +1,4 @@
 """Host forms (shape only; the rules live in app/services/)."""
-from decimal import ROUND_HALF_UP, Decimal
-
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -26,15 +24,6 @@ BED_KIND_LABELS = {
     "bunk": _l("Våningssäng"),
     "sofa": _l("Bäddsoffa"),
 }
-
-
-def kronor_to_ore(kronor: Decimal) -> int:
-    """Kronor as typed (up to two decimals) to whole öre, without floats."""
-    return int((kronor * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def ore_to_kronor(ore: int | None) -> Decimal | None:
-    return None if ore is None else Decimal(ore) / 100
 
 
 class KronorField(DecimalField):
@@ -84,7 +73,8 @@ class RoomForm(FlaskForm):
 
 class BedForm(FlaskForm):
     label = StringField(_l("Bäddens namn"), validators=[REQUIRED, Length(max=120)])
-    kind = SelectField(_l("Typ av bädd"), choices=[SelectChoice(k, v) for k, v in BED_KIND_LABELS.items()], validators=[REQUIRED])
+    kind = SelectField(_l("Typ av bädd"), choices=[SelectChoice(k, v) for k, v in BED_KIND_LABELS.items()],
+                       validators=[REQUIRED])
 
 
 class PriceForm(FlaskForm):

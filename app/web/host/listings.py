@@ -5,6 +5,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.extensions import db
+from app.i18n import kronor_to_ore, ore_to_kronor
 from app.models import BedPrice, Listing, utcnow
 from app.services import listings, pricing
 from app.services.errors import DomainError
@@ -19,8 +20,6 @@ from app.web.host.forms import (
     PriceForm,
     PublishForm,
     RoomForm,
-    kronor_to_ore,
-    ore_to_kronor,
 )
 from app.web.host.routes import bp
 

@@ -4,11 +4,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.services.links import external_url
 from app.extensions import db
 from app.models import HostProfile, Listing
 from app.services import vetting
 from app.services.errors import DomainError
+from app.services.links import external_url
 from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.host.forms import ProfileForm
@@ -52,4 +52,5 @@ def profile():
     return render_template("host/profile.html", form=form, profile=existing), status
 
 
-from app.web.host import bookings, listings  # noqa: F401  (their views register on bp)
+# At the bottom: these modules import `bp` from this one to register their views on it.
+from app.web.host import bookings, listings  # noqa: E402,F401

@@ -4,7 +4,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Listing
+from app.presenters import public_listing_json
 from app.services import availability, contracts, listings
+from app.services.booking import host_record
 from app.services.seasons import current_season
 
 bp = Blueprint("public", __name__)
@@ -19,8 +21,6 @@ def home():
 @bp.get("/listings/<int:listing_id>")
 def listing(listing_id):
     """A published listing with rooms, beds, prices and the host's record."""
-    from app.services.booking import host_record
-    from app.api.serializers import public_listing_json
     item = db.session.get(Listing, listing_id)
     if item is None or not listings.is_publicly_visible(item):
         abort(404)

@@ -11,11 +11,10 @@ import subprocess  # nosec B404 - starts our own localstripe binary with a fixed
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def is_listening(port: int, host: str = "127.0.0.1") -> bool:
@@ -33,7 +32,7 @@ def free_port() -> int:
 def wait_until_ready(base: str, timeout: float = 30.0) -> None:
     """Poll until localstripe answers an authenticated API call (no fixed sleep)."""
     deadline = time.monotonic() + timeout
-    last_error: Optional[Exception] = None
+    last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
             response = requests.get(f"{base}/v1/customers", auth=("sk_test_ready", ""), timeout=1)
@@ -50,7 +49,7 @@ def register_webhook(base: str, url: str, secret: str, name: str = "sangplats") 
     response.raise_for_status()
 
 
-def start(port: int, *, background: bool = False, log_path: Optional[Path] = None) -> subprocess.Popen:
+def start(port: int, *, background: bool = False, log_path: Path | None = None) -> subprocess.Popen:
     """Start localstripe from this virtualenv on 127.0.0.1:port and wait until it answers."""
     binary = Path(sys.executable).with_name("localstripe")
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL

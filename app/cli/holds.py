@@ -1,0 +1,16 @@
+"""Command line for unpaid card holds: `flask holds expire` (e.g. from cron, every minute)."""
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from app.services.jobs import expire_and_cancel
+
+holds_cli = AppGroup("holds", help="Unpaid card holds.")
+
+
+@holds_cli.command("expire")
+def expire() -> None:
+    """Expire unpaid holds past their time."""
+    ids = expire_and_cancel()
+    click.echo(f"Expired {len(ids)} hold(s){': ' + ', '.join(map(str, ids)) if ids else ''}.")
