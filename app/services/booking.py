@@ -26,7 +26,7 @@ from app.services.contracts import form_contract, prepare_contract
 from app.services.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from app.services.hoarding import enforce_organisation_limits
 from app.services.inventory import (
-    CANCELLABLE, LIVE_STATUSES, MAX_BEDS_PER_BOOKING, block_nights, bookable_listing, check_beds_still_offered,
+    CANCELLABLE, LIVE_STATUSES, MAX_BEDS_PER_BOOKING, block_nights, bed_removed_error, bookable_listing,
     conflict_error, contract_lines, issue_invoice, no_season_error, occupants, release_expired_holds,
     terms_in_force, unblock_nights,
 )
@@ -159,7 +159,6 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
                 for night in nights for bed_id in bed_ids
             ])
             db.session.flush()  # the UNIQUE index on occupied bed-nights decides here
-            check_beds_still_offered(bed_ids)
             if not is_card:
                 issue_invoice(booking, year, now)
             form_contract(booking, draft)
@@ -172,8 +171,7 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
         # taken) the host deleted one of the beds, which had no history yet.
         taken = taken_bed_nights(bed_ids, check_in, check_out)
         if not taken:
-            raise Conflict(_("Värden har tagit bort en av bäddarna medan du bokade. Ingenting bokades; sök igen."),
-                           code="state_changed", bed_ids=bed_ids) from None
+            raise bed_removed_error(bed_ids) from None
         raise conflict_error(taken) from None
     return booking
 

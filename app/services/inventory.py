@@ -127,6 +127,16 @@ _LOCKED_SEASON_AND_LISTING = (
 )
 
 
+# The beds FOR KEY SHARE before their prices: the lock their bed-nights' foreign key takes anyway, taken first,
+# so that a host removing one of them (`listings.remove_bed`: the bed FOR UPDATE, then its prices) either
+# waits for this booking or is wholly before it, never holding the bed while this holds its price (deadlock).
+_LOCKED_BEDS = (
+    select(Bed.id).where(Bed.id.in_(bindparam("bed_ids", expanding=True)), Bed.removed_at.is_(None))
+    .order_by(Bed.id)
+    .with_for_update(read=True, key_share=True)
+)
+
+
 _LOCKED_PRICES = (
     select(BedPrice.bed_id, BedPrice.price_ore)
     .where(BedPrice.season_id == bindparam("season_id"), BedPrice.bed_id.in_(bindparam("bed_ids", expanding=True)))
@@ -138,11 +148,14 @@ _LOCKED_PRICES = (
 def terms_in_force(season_id: int, year: int, listing_id: int, bed_ids: list[int], now: datetime
                     ) -> tuple[dict[int, int], dict]:
     """Inside the booking's unit of work: re-check the listing is bookable and read each bed's price and the
-    property as they are in force now, locked until commit (two queries; plain values in, so that no expired
+    property as they are in force now, locked until commit (three queries; plain values in, so that no expired
     object is reloaded). Returns (prices, property)."""
     row = db.session.execute(_LOCKED_SEASON_AND_LISTING, {"season_id": season_id, "listing_id": listing_id}).one()
     (cap, terms_version, open_at, published, accepted_terms, title, address, postal_code, walking_minutes,
      status) = row
+    offered = list(db.session.scalars(_LOCKED_BEDS, {"bed_ids": bed_ids}))
+    if len(offered) != len(bed_ids):
+        raise bed_removed_error(sorted(set(bed_ids) - set(offered)))
     prices = {bed_id: min(price, cap) for bed_id, price in db.session.execute(
         _LOCKED_PRICES, {"season_id": season_id, "bed_ids": bed_ids})}
     locked_season = _SeasonTerms(year, terms_version, open_at)
@@ -207,8 +220,13 @@ def check_beds_still_offered(bed_ids: list[int]) -> None:
     this transaction and then sees its bed-nights; one committed before is seen here."""
     removed = sorted(db.session.scalars(select(Bed.id).where(Bed.id.in_(bed_ids), Bed.removed_at.is_not(None))))
     if removed:
-        raise Conflict(_("Värden har tagit bort en av bäddarna medan du bokade. Ingenting bokades; sök igen."),
-                       code="state_changed", bed_ids=removed)
+        raise bed_removed_error(removed)
+
+
+def bed_removed_error(bed_ids: list[int]) -> Conflict:
+    """409 state_changed: the host removed one of these beds while the booking was being made."""
+    return Conflict(_("Värden har tagit bort en av bäddarna medan du bokade. Ingenting bokades; sök igen."),
+                    code="state_changed", bed_ids=bed_ids)
 
 
 def issue_invoice(booking: Booking, year: int, now: datetime) -> None:
