@@ -90,6 +90,34 @@ def postgres_url():
         yield url
 
 
+# Empties the test database in one round trip. The append-only tables refuse DELETE and TRUNCATE by trigger; the
+# test superuser empties every table with DELETE as a replica (no triggers, foreign keys included) and restarts
+# the id sequences a test has used (an unused one still starts at 1).
+EMPTY_POSTGRES = """
+DO $$
+DECLARE
+    name text;
+BEGIN
+    SET LOCAL session_replication_role = replica;
+    FOR name IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' LOOP
+        EXECUTE format('DELETE FROM %I', name);
+    END LOOP;
+    FOR name IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL LOOP
+        EXECUTE format('ALTER SEQUENCE %I RESTART', name);
+    END LOOP;
+END
+$$
+"""
+
+
+@pytest.fixture(scope="session")
+def postgres_engine(postgres_url):
+    """One connection for the clean-ups of the whole session (not one per test)."""
+    engine = create_engine(postgres_url, pool_pre_ping=True)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     """A freshly migrated, empty database for one test."""
@@ -98,20 +126,9 @@ def database_url(request, tmp_path):
         path = tmp_path / "test.db"
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
-    url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))]
-        # The append-only tables refuse DELETE and TRUNCATE by trigger; the test superuser empties every table with
-        # DELETE as a replica (no triggers, foreign keys included) and restarts the id sequences.
-        conn.execute(text("SET LOCAL session_replication_role = replica"))
-        for table in tables:
-            conn.execute(text(f'DELETE FROM "{table}"'))
-        for (sequence,) in conn.execute(text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")):
-            conn.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
-    engine.dispose()
-    return url
+    with request.getfixturevalue("postgres_engine").begin() as conn:
+        conn.execute(text(EMPTY_POSTGRES))
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
