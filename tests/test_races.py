@@ -24,6 +24,9 @@ from sqlalchemy import create_engine, text
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
 from conftest import YEAR
 
+# gunicorn's 4 workers and the racing clients want the whole machine: `make test` runs these after the rest.
+pytestmark = pytest.mark.serial
+
 ROUNDS = 10
 HOST_BOOKINGS = 8
 STRIKE_LIMIT = 3
