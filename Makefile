@@ -75,8 +75,15 @@ run: install-dev
 	@echo "Sängplats at http://127.0.0.1:5000 (localstripe at $(STRIPE_API_BASE))"
 	SESSION_COOKIE_SECURE=0 $(FLASK) run --host 127.0.0.1 --port 5000
 
+# The whole suite in two parts: everything but the gunicorn races on TEST_WORKERS processes (pytest-xdist, one
+# test file per worker at a time, so module fixtures such as the browser's live app start once), then the races
+# alone, since their gunicorn workers want the whole machine. Both parts always run; either failing fails the target.
+TEST_WORKERS ?= auto
 test: install-dev chromium axe
-	$(PY) -m pytest
+	@status=0; \
+	  $(PY) -m pytest -m "not serial" -n $(TEST_WORKERS) --dist loadfile || status=$$?; \
+	  $(PY) -m pytest -m serial || status=$$?; \
+	  exit $$status
 
 # Style, imports, likely bugs and old idioms (settings in pyproject.toml).
 lint: $(VENV)/.installed-dev

@@ -30,6 +30,9 @@ from conftest import YEAR, valid_organisation_number
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, migrate, postgres_reachable
 from sqlalchemy import create_engine, func, select, text
 
+# gunicorn's 4 workers and the racing clients want the whole machine: `make test` runs these after the rest.
+pytestmark = pytest.mark.serial
+
 CLIENTS = 64
 BEDS = 10
 HOT_ROUNDS = 3  # first: every client goes for the same three beds and nights at the same instant

@@ -19,6 +19,8 @@ from conftest import YEAR, valid_organisation_number
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
 from sqlalchemy import create_engine, text
 
+pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
+
 ROUNDS = 10
 RACERS = 8
 NIGHTS = 2

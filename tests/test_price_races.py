@@ -19,6 +19,7 @@ import threading
 from collections import Counter as Tally
 from datetime import timedelta
 
+import pytest
 import requests
 from conftest import YEAR
 from sqlalchemy import text
@@ -43,6 +44,8 @@ CREATE CONSTRAINT TRIGGER test_seasons_commit AFTER UPDATE ON seasons DEFERRABLE
     FOR EACH ROW EXECUTE FUNCTION test_log_commit();
 """
 
+
+pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
 
 def _commit_order(world: World) -> None:
     with world.engine.begin() as conn:

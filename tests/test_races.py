@@ -23,6 +23,9 @@ from conftest import YEAR
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
 from sqlalchemy import create_engine, text
 
+# gunicorn's 4 workers and the racing clients want the whole machine: `make test` runs these after the rest.
+pytestmark = pytest.mark.serial
+
 ROUNDS = 10
 HOST_BOOKINGS = 8
 STRIKE_LIMIT = 3

@@ -23,6 +23,8 @@ import requests
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race
 from sqlalchemy import create_engine, text
 
+pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
+
 ROUNDS = 10
 SIGNUP_RACERS = 6
 PASSWORD = "correct-horse-battery"

@@ -7,12 +7,15 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 import requests
 from conftest import YEAR
 from test_races import FIRST_NIGHT, PASSWORD, ROUNDS, world  # noqa: F401  (the module's server fixture)
 
 STAY = {"check_in": FIRST_NIGHT.isoformat(), "check_out": (FIRST_NIGHT + timedelta(days=2)).isoformat()}
 
+
+pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
 
 def new_bed(world, with_history: bool) -> tuple[int, str]:
     """A fresh approved host's published one-bed listing; with history: a booking of it, cancelled."""

@@ -20,6 +20,8 @@ from conftest import YEAR
 from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race
 from sqlalchemy import create_engine, text
 
+pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
+
 ROUNDS = 10
 FIRST_NIGHT = date(YEAR, 6, 20)
 CHECK_IN, CHECK_OUT = date(YEAR, 6, 21), date(YEAR, 6, 23)

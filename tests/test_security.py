@@ -183,6 +183,26 @@ def test_production_cookies_are_secure_and_hsts():
     assert ProductionConfig.SESSION_COOKIE_SECURE is True and ProductionConfig.HSTS is True
 
 
+def test_only_the_tests_hash_passwords_cheaply(app):
+    """TestingConfig's cheap argon2 cost (PASSWORD_HASH_COST) never reaches production or development, and a hash
+    carries its own cost, so a production-strength hash still verifies under the testing app and vice versa."""
+    from flask import Flask
+
+    from app.services.passwords import hash_password, verify_password
+    from config import DevelopmentConfig, ProductionConfig
+    assert ProductionConfig.PASSWORD_HASH_COST is None and DevelopmentConfig.PASSWORD_HASH_COST is None
+    cheap = hash_password(PASSWORD)
+    assert cheap.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    production = Flask(__name__)
+    production.config.from_object(ProductionConfig)
+    with production.app_context():
+        strong = hash_password(PASSWORD)
+        assert strong.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+        assert verify_password(cheap, PASSWORD) and not verify_password(cheap, PASSWORD + "x")
+    assert verify_password(strong, PASSWORD) and not verify_password(strong, PASSWORD + "x")
+    assert not verify_password(None, PASSWORD)
+
+
 def test_security_headers(client):
     response = client.get("/")
     csp = response.headers["Content-Security-Policy"]

@@ -6,12 +6,26 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app, has_app_context
 from flask_babel import gettext as _
 
 MIN_LENGTH = 10
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Verified against when an account is unknown, so that both paths cost the same.
-_DUMMY_HASH = _hasher.hash("sängplats-dummy-password")
+
+
+@lru_cache(maxsize=4)
+def _hasher_for(cost: tuple[tuple[str, int], ...]) -> tuple[PasswordHasher, str]:
+    """The hasher for these argon2 cost parameters, and a dummy hash of the same cost: verified against when an
+    account is unknown, so that both paths cost the same."""
+    hasher = PasswordHasher(**dict(cost))
+    return hasher, hasher.hash("sängplats-dummy-password")
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    """argon2id with the library's current recommended parameters, unless the app's config names cheaper ones
+    (PASSWORD_HASH_COST, set only by TestingConfig: the tests hash thousands of passwords). A stored hash carries
+    its own parameters, so verifying never depends on this choice."""
+    cost = current_app.config.get("PASSWORD_HASH_COST") if has_app_context() else None
+    return _hasher_for(tuple(sorted((cost or {}).items())))
 
 
 @lru_cache(maxsize=1)
@@ -31,11 +45,12 @@ def password_problems(password: str) -> list[str]:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher()[0].hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    hasher, dummy_hash = _hasher()
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return hasher.verify(password_hash or dummy_hash, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
