@@ -15,6 +15,8 @@ import stripe
 from conftest import YEAR, csrf_from
 from sqlalchemy import func, select
 from stripe_fixtures import (  # noqa: F401  (fixtures)
+    CHECK_IN,
+    CHECK_OUT,
     authenticate_3ds,
     booking_status,
     card_booking,
@@ -30,9 +32,9 @@ from stripe_fixtures import (  # noqa: F401  (fixtures)
 
 from app.extensions import db
 from app.models import AuditEntry, BedNight, Booking, OutboxEmail, Payment, Refund, StripeEvent
-from app.services import payments
+from app.services import payments, seasons
 from app.services.base import Actor
-from app.services.booking import cancel_by_guest, cancel_by_host
+from app.services.booking import cancel_by_guest, cancel_by_host, create_booking
 from app.services.errors import DomainError
 from app.services.jobs import expire_and_cancel, expire_holds
 
@@ -195,6 +197,32 @@ def test_late_payment_on_taken_beds_is_refunded_in_full(world, api_as, stripe_we
     assert db.session.scalar(select(func.count(OutboxEmail.id)).where(
         OutboxEmail.to_address == world["coordinator"].email, OutboxEmail.subject.contains("återbetalning"))) == 1
     assert booking_status(taken.id) == "awaiting_payment"
+    assert confirmations(booking.id) == 0
+
+
+def test_late_payment_past_the_organisations_limit_is_refunded_not_booked(
+        world, api_as, stripe_webhooks, localstripe_base, admin_actor, make_listing):
+    """A lapsed hold's beds are free, but the organisation booked up to its limit meanwhile: the late money
+    cannot book them again (issue 9, hoarding), so it is refunded in full."""
+    seasons.update_season(admin_actor, YEAR, {"max_beds_per_organisation": 4})
+    booking = card_booking(world["coordinator"], world["delegation"], world["bed_ids"][:2])
+    body = api_as(world["coordinator"]).post(f"/bookings/{booking.id}/payment", json={
+        "payment_method_id": card_method(THREE_D_SECURE_CARD)}).get_json()
+    later = booking.expires_at + timedelta(minutes=1)
+    expire_holds(now=later)
+    # The same organisation takes its whole limit elsewhere on invoice (2 beds x 2 nights = 4 bed-nights).
+    other = make_listing(beds=2, price_ore=50000)
+    create_booking(Actor(world["coordinator"].id, "coordinator"), delegation_id=world["delegation"].id,
+                   bed_ids=[b.id for b in other.beds()], check_in=CHECK_IN, check_out=CHECK_OUT,
+                   accept_contract=True, payment_method="invoice", now=later)
+
+    authenticate_3ds(localstripe_base, body["payment_intent_id"], body["client_secret"])
+
+    refund = wait_for(lambda: db.session.scalar(select(Refund).where(
+        Refund.booking_id == booking.id, Refund.status == "succeeded")), what="the automatic refund")
+    assert refund.amount_ore == booking.total_ore and refund.reason == "late_payment_over_limit"
+    assert booking_status(booking.id) == "expired"
+    assert set(db.session.scalars(select(BedNight.state).where(BedNight.booking_id == booking.id))) == {"released"}
     assert confirmations(booking.id) == 0
 
 

@@ -26,6 +26,8 @@ REFUND_REASONS = {
     "host_cancellation": N_("Värden avbokade: hela beloppet återbetalas."),
     "late_payment_beds_taken": N_("Betalningen kom efter att reservationen löpt ut och sängarna hade hunnit bokas av "
                                   "någon annan. Hela beloppet återbetalas."),
+    "late_payment_over_limit": N_("Betalningen kom efter att reservationen löpt ut, och organisationen har sedan dess "
+                                  "nått sin gräns för bäddnätter. Hela beloppet återbetalas."),
     "payment_after_cancellation": N_("Betalningen kom efter att bokningen avbokats. Hela beloppet återbetalas."),
     "duplicate_payment": N_("Bokningen var redan betald. Den extra betalningen återbetalas."),
     "admin": N_("Återbetalning gjord av Sängplats administration."),

@@ -19,6 +19,8 @@ from app.services import audit, events
 from app.services.access import locked_booking
 from app.services.availability import taken_bed_nights
 from app.services.base import Actor, now_or, unit_of_work
+from app.services.errors import DomainError
+from app.services.hoarding import enforce_organisation_limits
 from app.services.ledger import REFUND_REASONS, add_refund
 from app.services.refunds import process_pending_refunds
 from app.services.stripe_gateway import CURRENCY, IntentView
@@ -72,24 +74,31 @@ def _announce(booking: Booking, now: datetime) -> None:
     events.emit(events.BOOKING_CONFIRMED, booking=booking, now=now)
 
 
-def _retake(booking: Booking, payment: Payment, now: datetime) -> bool:
-    """Take a lapsed hold's bed-nights back for a late payment, if nobody else has them."""
+def _retake(booking: Booking, payment: Payment, now: datetime) -> Optional[str]:
+    """Take a lapsed hold's bed-nights back for a late payment, if nobody else has them and the organisation
+    stays within its limits; else the refund's reason."""
     if others_on_beds(booking):
-        return False
+        return "late_payment_beds_taken"
+    try:
+        # Its lapsed bed-nights no longer count: booked again they must fit the organisation's limit like any.
+        enforce_organisation_limits(booking.delegation_id, booking.season_id, bed_nights=len(booking.lines),
+                                    card_hold=False, now=now)
+    except DomainError:
+        return "late_payment_over_limit"
     try:
         with db.session.begin_nested():
             db.session.execute(update(BedNight).where(BedNight.booking_id == booking.id,
                                                       BedNight.state.in_(("held", "released")))
                                .values(state="booked", released_at=None))
     except IntegrityError:  # someone took a bed-night between our look and our write
-        return False
+        return "late_payment_beds_taken"
     booking.status = "confirmed"
     booking.confirmed_at = now
     booking.cancelled_at = None
     audit.record(Actor.system(), "booking.confirmed_late", "booking", booking.id,
                  after={"payment_id": payment.id, "payment_intent_id": payment.stripe_payment_intent_id}, now=now)
     _announce(booking, now)
-    return True
+    return None
 
 
 def _settle(booking: Booking, payment: Payment, now: datetime) -> bool:
@@ -107,10 +116,11 @@ def _settle(booking: Booking, payment: Payment, now: datetime) -> bool:
     if booking.status in ("awaiting_payment", "expired"):
         if booking.status == "awaiting_payment":
             booking.status = "expired"
-        if _retake(booking, payment, now):
+        refusal = _retake(booking, payment, now)
+        if refusal is None:
             return False
         booking.refund_ore = payment.amount_ore
-        _queue_full_refund(booking, payment, "late_payment_beds_taken", now)
+        _queue_full_refund(booking, payment, refusal, now)
         return True
     _queue_full_refund(booking, payment, "payment_after_cancellation", now)
     return True
