@@ -1,5 +1,6 @@
 """Delegation-sized search: paged availability and group proposals (issue 12), through the API and the services."""
 import random
+import re
 from datetime import date
 from itertools import combinations
 
@@ -261,3 +262,52 @@ def test_candidates_keep_every_best_set(offers, beds):
         assert [len(s) for s in chosen] == sorted(len(s) for s in chosen)
         expected = brute_force(offers, beds, max_listings)[:5]
         assert len(chosen) == len(expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages: 20 listings a page with a pager of plain links, proposals on the coordinator's search
+# ---------------------------------------------------------------------------------------------
+
+
+def test_coordinator_search_pages_and_proposals(app, make_user, make_listing):
+    from tests.test_web_coordinator import signed_in
+    for i in range(21):
+        make_listing(beds=2, price_ore=10000 + 100 * i, title=f"Stuga {i + 1:02d}")
+    browser = signed_in(app, make_user("coordinator"))
+    query = f"check_in={YEAR}-06-21&check_out={YEAR}-06-23&beds=5"
+    first = browser.get(f"/coordinator/search?{query}")
+    html = first.get_data(as_text=True)
+    assert first.status_code == 200
+    assert "0 boenden med plats" in html, "no listing has 5 beds"
+    proposal = html.split('class="card proposal"')[1].split("</article>")[0]
+    assert "Förslag 1: 3 boenden" in proposal and "Stuga 01" in proposal and "Stuga 02" in proposal
+    assert "/coordinator/review?check_in=" in proposal and "bed_ids=" in proposal
+    review = browser.get(re.search(r'href="(/coordinator/review\?[^"]+)"', proposal).group(1).replace("&amp;", "&"))
+    assert review.status_code == 200 and "Stuga" in review.get_data(as_text=True)
+
+    paged = browser.get(f"/coordinator/search?check_in={YEAR}-06-21&check_out={YEAR}-06-23&beds=2")
+    html = paged.get_data(as_text=True)
+    assert "21 boenden med plats" in html and html.count('class="card result"') == 20
+    assert "2 lediga bäddar alla nätter" in html and "Stuga 01" in html and "Stuga 21" not in html
+    following = re.search(r'rel="next" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "page=2" in following and "beds=2" in following
+    second = browser.get(following).get_data(as_text=True)
+    assert second.count('class="card result"') == 1 and "Stuga 21" in second and 'rel="prev"' in second
+
+
+def test_public_listings_page_twenty_at_a_time_and_by_stay(client, make_listing):
+    for i in range(21):
+        make_listing(beds=2, price_ore=10000 + 100 * i, title=f"Stuga {i + 1:02d}", walking_minutes=i + 1)
+    html = client.get("/listings").get_data(as_text=True)
+    assert html.count('<li class="card">') == 20 and "Stuga 21" not in html
+    assert "Sida 1 av 2" in html
+    assert "Stuga 21" in client.get("/listings?page=2").get_data(as_text=True)
+    stay = client.get(f"/listings?check_in={YEAR}-06-21&check_out={YEAR}-06-23&beds=2")
+    html = stay.get_data(as_text=True).replace("\u00a0", " ")
+    assert stay.status_code == 200 and "21 boenden med plats" in html
+    card = html.split("Stuga 01")[1].split("</li>")[0]
+    assert "2 lediga sängar alla nätter" in card and "400 kr" in card and "för hela vistelsen" in card
+    following = re.search(r'rel="next" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "Stuga 21" in client.get(following).get_data(as_text=True)
+    outside = client.get(f"/listings?check_in={YEAR}-07-21&check_out={YEAR}-07-23&beds=2")
+    assert outside.status_code == 422 and f"Säsongen {YEAR} har nätterna" in outside.get_data(as_text=True)
