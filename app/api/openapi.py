@@ -128,7 +128,13 @@ PATHS = {
     "/availability": {"get": op("Free beds for a stay", tag="availability", auth=False, params=[
         query("year", INT, True), query("check_in", DATE, True), query("check_out", DATE, True),
         query("beds", {"type": "integer", "minimum": 1}, True), query("max_walking_minutes", INT),
-        query("max_price_ore", INT)])},
+        query("max_price_ore", INT), query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+        query("offset", {"type": "integer", "minimum": 0})])},
+    "/availability/groups": {"get": op("Proposals of N beds over at most K listings", tag="availability",
+                                       auth=False, params=[
+        query("year", INT, True), query("check_in", DATE, True), query("check_out", DATE, True),
+        query("beds", {"type": "integer", "minimum": 1}, True), query("max_walking_minutes", INT),
+        query("max_price_ore", INT), query("max_listings", {"type": "integer", "minimum": 1, "maximum": 5})])},
     "/delegations": {
         "post": op("Register a delegation", tag="delegations", ok=201, request=body(
             {"name": _str(), "organisation_number": _str()}, ["name", "organisation_number"])),

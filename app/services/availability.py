@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Optional
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from app.extensions import db
 from app.i18n import STOCKHOLM as STOCKHOLM_TZ
@@ -14,6 +14,9 @@ from app.i18n import local_date
 from app.models import Bed, BedNight, BedPrice, Booking, HostProfile, Listing, OCCUPYING_STATES, Room, Season
 from app.services.base import now_or
 from app.services.errors import DomainError, NotFound, ValidationFailed
+
+
+MAX_PAGE = 200  # listings per page of a search, at most
 
 
 @dataclass(slots=True)
@@ -83,21 +86,39 @@ def occupied_bed_ids(check_in: date, check_out: date, now: datetime):
     )
 
 
-def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking_minutes: Optional[int] = None,
-           max_price_ore: Optional[int] = None, now: Optional[datetime] = None,
-           listing_id: Optional[int] = None) -> list[ListingResult]:
-    """Published listings of approved hosts with at least `beds` beds free every night, cheapest first."""
-    now = now_or(now)
+@dataclass(frozen=True)
+class Page:
+    results: list[ListingResult]
+    total: int  # listings that match, on every page
+
+
+def checked_season(year: int, check_in: date, check_out: date, beds: int,
+                   now: Optional[datetime] = None) -> tuple[Season, int]:
+    """The season of a search and the stay's nights, or the refusal every search door answers.
+
+    With `now`, a stay whose first night has passed is refused too, as booking it would be.
+    """
     season = db.session.scalar(select(Season).where(Season.year == year))
     if season is None:
         raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
     if beds < 1 or beds > 500:
         raise ValidationFailed({"beds": [_("Mellan 1 och %(max)s bäddar.", max=500)]})
     nights = check_stay(season, check_in, check_out)
+    if now is not None:
+        check_not_past(check_in, now)
+    return season, nights
+
+
+def free_beds_query(season: Season, check_in: date, check_out: date, now: datetime, *,
+                    max_walking_minutes: Optional[int] = None, max_price_ore: Optional[int] = None,
+                    listing_id: Optional[int] = None):
+    """SQL: one row per bookable bed free every night of the stay, ranked by price within its listing."""
     free = (
         select(Listing.id.label("listing_id"), Listing.title, Listing.walking_minutes, Bed.id.label("bed_id"),
                Bed.label, Bed.kind, Room.name.label("room_name"), BedPrice.price_ore,
-               func.count().over(partition_by=Listing.id).label("free_count"))
+               func.count().over(partition_by=Listing.id).label("free_count"),
+               func.row_number().over(partition_by=Listing.id, order_by=(BedPrice.price_ore, Bed.id))
+               .label("price_rank"))
         .join(Room, Room.listing_id == Listing.id)
         .join(Bed, Bed.room_id == Room.id)
         .join(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == season.id))
@@ -112,23 +133,67 @@ def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking
         free = free.where(BedPrice.price_ore <= max_price_ore)
     if listing_id is not None:
         free = free.where(Listing.id == listing_id)
-    free = free.subquery()
-    # Listings with fewer than `beds` free beds are left out by the database, not shipped to Python;
-    # a Core result (plain tuples, no ORM row processing) keeps the thousands of rows cheap.
-    query = (select(free.c.listing_id, free.c.title, free.c.walking_minutes, free.c.bed_id, free.c.label,
-                    free.c.kind, free.c.room_name, free.c.price_ore).where(free.c.free_count >= beds))
+    return free.subquery()
+
+
+def search_page(year: int, check_in: date, check_out: date, beds: int, *, limit: Optional[int] = None,
+                offset: int = 0, max_walking_minutes: Optional[int] = None, max_price_ore: Optional[int] = None,
+                now: Optional[datetime] = None, listing_id: Optional[int] = None, refuse_past: bool = True) -> Page:
+    """One page of the listings with at least `beds` beds free every night, cheapest first (all with no limit).
+
+    The database ranks and counts the listings and cuts the page (a window count gives the total), then
+    sends only the page's beds, so the first page costs the same whatever the island's size.
+    """
+    now = now_or(now)
+    if limit is not None and not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed({"limit": [_("Mellan 1 och %(max)s.", max=MAX_PAGE)]})
+    if offset < 0:
+        raise ValidationFailed({"offset": [_("Minst 0.")]})
+    season, nights = checked_season(year, check_in, check_out, beds, now if refuse_past else None)
+    free = free_beds_query(season, check_in, check_out, now, max_walking_minutes=max_walking_minutes,
+                           max_price_ore=max_price_ore, listing_id=listing_id)
+    total_ore = (func.sum(case((free.c.price_rank <= beds, free.c.price_ore), else_=0)) * nights)
+    ranked = (select(free.c.listing_id, total_ore.label("total_ore"), func.count().over().label("matching"))
+              .where(free.c.free_count >= beds)
+              .group_by(free.c.listing_id, free.c.walking_minutes)
+              .order_by(total_ore, free.c.walking_minutes, free.c.listing_id)
+              .offset(offset))
+    if limit is not None:
+        ranked = ranked.limit(limit)
+    connection = db.session.connection()
+    page = connection.execute(ranked).all()
+    if page:
+        total = page[0].matching
+    else:  # past the last page the window has no row to carry the count
+        total = connection.execute(select(func.count(func.distinct(free.c.listing_id)))
+                                   .where(free.c.free_count >= beds)).scalar_one()
+    if not page:
+        return Page([], total)
+    order = {row.listing_id: i for i, row in enumerate(page)}
+    totals = {row.listing_id: row.total_ore for row in page}
+    beds_query = (select(free.c.listing_id, free.c.title, free.c.walking_minutes, free.c.bed_id, free.c.label,
+                         free.c.kind, free.c.room_name, free.c.price_ore)
+                  .where(free.c.listing_id.in_(list(order)))
+                  .order_by(free.c.listing_id, free.c.price_ore, free.c.bed_id))
     results: dict[int, ListingResult] = {}
-    for lid, title, walking, bed_id, label, kind, room_name, price in db.session.connection().execute(query).all():
+    # A Core result (plain tuples, no ORM row processing) keeps the thousands of rows cheap.
+    for lid, title, walking, bed_id, label, kind, room_name, price in connection.execute(beds_query).all():
         result = results.get(lid)
         if result is None:
-            result = results[lid] = ListingResult(lid, title, walking)
+            result = results[lid] = ListingResult(lid, title, walking, total_ore_for_n=int(totals[lid]))
         result.free_beds.append(FreeBed(bed_id, label, room_name, kind, price))
-    for result in results.values():
-        result.free_beds.sort(key=lambda b: (b.price_ore, b.bed_id))
-        result.total_ore_for_n = sum(b.price_ore for b in result.free_beds[:beds]) * nights
-    found = list(results.values())
-    found.sort(key=lambda r: (r.total_ore_for_n, r.walking_minutes, r.listing_id))
-    return found
+    return Page(sorted(results.values(), key=lambda r: order[r.listing_id]), total)
+
+
+def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking_minutes: Optional[int] = None,
+           max_price_ore: Optional[int] = None, now: Optional[datetime] = None,
+           listing_id: Optional[int] = None) -> list[ListingResult]:
+    """Every published listing of approved hosts with at least `beds` beds free every night, cheapest first.
+
+    For the waiting list, which may look at a stay that has begun; the search doors use `search_page`.
+    """
+    return search_page(year, check_in, check_out, beds, max_walking_minutes=max_walking_minutes,
+                       max_price_ore=max_price_ore, now=now, listing_id=listing_id, refuse_past=False).results
 
 
 @dataclass(frozen=True)

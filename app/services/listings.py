@@ -5,10 +5,10 @@ from datetime import date, datetime
 from typing import Optional
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from app.extensions import db
-from app.models import Bed, BED_KINDS, BedNight, BedPrice, Booking, Listing, OfferAcceptance, PriceChange, Room, Season
+from app.models import Bed, BED_KINDS, BedNight, BedPrice, Booking, HostProfile, Listing, OfferAcceptance, PriceChange, Room, Season
 from app.services import audit
 from app.services.availability import occupies
 from app.services.base import Actor, local_date, now_or, unit_of_work
@@ -344,6 +344,15 @@ def _record_offered(listing_id: int, now: datetime) -> None:
 
 def is_publicly_visible(listing: Listing) -> bool:
     return listing.published and is_host_approved(listing.host_id)
+
+
+def visible_page(offset: int, limit: int) -> tuple[list[Listing], int]:
+    """One page of the publicly visible listings (published, host approved), nearest Almedalen first, and their count."""
+    visible = (select(Listing).join(HostProfile, HostProfile.user_id == Listing.host_id)
+               .where(Listing.published.is_(True), HostProfile.vetting_status == "approved"))
+    total = db.session.scalar(select(func.count()).select_from(visible.subquery()))
+    items = db.session.scalars(visible.order_by(Listing.walking_minutes, Listing.id).offset(offset).limit(limit))
+    return list(items), total
 
 
 def stay_nights(check_in: date, check_out: date) -> list[date]:

@@ -1,6 +1,7 @@
 """Helpers shared by the HTML blueprints."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -59,3 +60,44 @@ def flash_error(error: DomainError, form=None) -> None:
         getattr(form, field_name).errors = list(getattr(form, field_name).errors) + [error.message]
         return
     flash(error.message, "error")
+
+
+SEARCH_PAGE_SIZE = 20  # listings per page of the search pages
+
+
+@dataclass(frozen=True)
+class ResultPages:
+    """Page numbers over a search's total, read by the `pager` macro like a Flask-SQLAlchemy pagination."""
+    page: int
+    total: int
+    per_page: int = SEARCH_PAGE_SIZE
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int:
+        return self.page - 1
+
+    @property
+    def next_num(self) -> int:
+        return self.page + 1
+
+
+def page_number() -> int:
+    """The `page` query argument: a whole number from 1, anything else is the first page."""
+    raw = request.args.get("page", "")
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= 100_000 else 1

@@ -9,9 +9,11 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Bed, BedNight, Booking, HostProfile, Listing, Room, Season
 from app.services import booking as booking_service
-from app.services.availability import taken_bed_nights
+from app.services.availability import ListingResult, search_page, taken_bed_nights
 from app.services.errors import DomainError
+from app.services.proposals import Proposal, propose
 from app.services.rooming import RoomingRow, rooming_rows
+from app.web.common import ResultPages
 
 
 @dataclass
@@ -102,3 +104,19 @@ def block_view(delegation_id: int) -> BlockView:
         row.cells[entry.night] = entry
     ordered = sorted(rows.values(), key=lambda r: (r.listing, r.bed, r.bed_id))
     return BlockView(nights, ordered, sum(1 for e in entries if e.member_id is None))
+
+
+@dataclass
+class SearchView:
+    results: list[ListingResult]
+    pages: ResultPages
+    proposals: list[Proposal]
+
+
+def search_view(year: int, form, page: int) -> SearchView:
+    """One page of listings with room for the group, and the proposals that spread it over several."""
+    check_in, check_out, beds = form.check_in.data, form.check_out.data, form.beds.data
+    limits = {"max_walking_minutes": form.max_walking_minutes.data, "max_price_ore": form.max_price_ore}
+    pages = ResultPages(page, 0)
+    found = search_page(year, check_in, check_out, beds, limit=pages.per_page, offset=pages.offset, **limits)
+    return SearchView(found.results, ResultPages(page, found.total), propose(year, check_in, check_out, beds, **limits))

@@ -14,7 +14,7 @@ from app.services import booking as booking_service
 from app.services.contract_pdf import render_pdf
 from app.services.errors import DomainError, NotFound
 from app.services.seasons import current_season
-from app.web.common import actor, flash_error, role_required
+from app.web.common import actor, flash_error, page_number, role_required
 from app.web.coordinator import presenters
 from app.web.coordinator.forms import (
     BookForm,
@@ -198,22 +198,20 @@ def block(delegation_id):
 
 @bp.get("/search")
 def search():
-    """Search free beds for a stay in the latest season, cheapest first."""
+    """Search free beds for a stay in the latest season, 20 listings a page, and proposals for the whole group."""
     season = current_season()
-    form, results, status = SearchForm(request.args), None, 200
+    form, found, status = SearchForm(request.args), None, 200
     if season is not None and not request.args:
         form.check_in.data, form.check_out.data, form.beds.data = season.first_night, season.check_out_day, 1
     elif season is not None and form.validate():
         try:
-            results = availability.search(season.year, form.check_in.data, form.check_out.data, form.beds.data,
-                                          max_walking_minutes=form.max_walking_minutes.data,
-                                          max_price_ore=form.max_price_ore)
+            found = presenters.search_view(season.year, form, page_number())
         except DomainError as error:
             flash_error(error, form)
             status = error.status
     elif season is not None:
         status = 422
-    return render_template("coordinator/search.html", form=form, season=season, results=results), status
+    return render_template("coordinator/search.html", form=form, season=season, found=found), status
 
 
 @bp.get("/review")

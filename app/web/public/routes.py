@@ -1,13 +1,15 @@
 """Public pages: home, listing pages, contract verification, calendars."""
 from flask import Blueprint, Response, abort, render_template, request
-from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Listing
 from app.presenters import public_listing_json
 from app.services import availability, contracts, listings
 from app.services.booking import host_record
+from app.services.errors import DomainError
 from app.services.seasons import current_season
+from app.web.common import ResultPages, flash_error, page_number
+from app.web.coordinator.forms import SearchForm
 
 bp = Blueprint("public", __name__)
 
@@ -53,11 +55,28 @@ def delegation_calendar(token):
 
 @bp.get("/listings")
 def browse():
-    """Every published listing."""
-    rows = db.session.scalars(select(Listing).where(Listing.published.is_(True)).order_by(Listing.walking_minutes))
-    visible, season = [r for r in rows if listings.is_publicly_visible(r)], current_season()
-    return render_template("public/browse.html", listings=visible, season=season,
-                           summaries=availability.listing_summaries(season, [r.id for r in visible]))
+    """Published listings, 20 a page; with a stay, those with room for it, with free beds and price for the stay."""
+    season, form, status = current_season(), SearchForm(request.args), 200
+    pages, found = ResultPages(page_number(), 0), None
+    if season is not None and request.args.get("check_in"):
+        if form.validate():
+            try:
+                found = availability.search_page(
+                    season.year, form.check_in.data, form.check_out.data, form.beds.data, limit=pages.per_page,
+                    offset=pages.offset, max_walking_minutes=form.max_walking_minutes.data,
+                    max_price_ore=form.max_price_ore)
+            except DomainError as error:
+                flash_error(error, form)
+                status = error.status
+        else:
+            status = 422
+    if found is not None:
+        return render_template("public/browse.html", season=season, form=form, found=found,
+                               pages=ResultPages(pages.page, found.total)), status
+    visible, total = listings.visible_page(pages.offset, pages.per_page)
+    return render_template("public/browse.html", listings=visible, season=season, form=form, found=None,
+                           pages=ResultPages(pages.page, total),
+                           summaries=availability.listing_summaries(season, [r.id for r in visible])), status
 
 
 def _ics(feed: bytes | None):

@@ -1,0 +1,214 @@
+"""Group proposals: N beds for a delegation's stay, spread over as few listings as possible, then cheapest.
+
+The database does the wide part (per listing: its beds free every night, ranked by price, only the
+cheapest N of each sent); a small branch and bound in Python chooses the sets of listings.
+"""
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left
+from dataclasses import dataclass
+from itertools import islice
+from datetime import date, datetime
+from typing import Optional
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.extensions import db
+from app.services.availability import checked_season, free_beds_query
+from app.services.base import now_or
+from app.services.errors import ValidationFailed
+
+MAX_PROPOSALS = 5
+MAX_LISTINGS = 5  # parts of one proposal, at most (the search is exponential in it)
+DEFAULT_LISTINGS = 3
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One listing's free beds for the stay: the cheapest first, at most N of them."""
+    listing_id: int
+    title: str
+    walking_minutes: int
+    bed_ids: tuple[int, ...]
+    prices: tuple[int, ...]  # per bed and night, ascending, matching bed_ids
+
+
+@dataclass(frozen=True)
+class Part:
+    listing_id: int
+    title: str
+    walking_minutes: int
+    bed_ids: list[int]
+    total_ore: int
+
+
+@dataclass(frozen=True)
+class Proposal:
+    parts: list[Part]
+    total_ore: int
+    max_walking_minutes: int
+
+
+def propose(year: int, check_in: date, check_out: date, beds: int, *, max_walking_minutes: Optional[int] = None,
+            max_price_ore: Optional[int] = None, max_listings: int = DEFAULT_LISTINGS,
+            now: Optional[datetime] = None) -> list[Proposal]:
+    """Up to five ways to take exactly `beds` free beds from at most `max_listings` listings, fewest listings first."""
+    if not 1 <= max_listings <= MAX_LISTINGS:
+        raise ValidationFailed({"max_listings": [_("Mellan 1 och %(max)s.", max=MAX_LISTINGS)]})
+    now = now_or(now)
+    season, nights = checked_season(year, check_in, check_out, beds, now)
+    free = free_beds_query(season, check_in, check_out, now, max_walking_minutes=max_walking_minutes,
+                           max_price_ore=max_price_ore)
+    rows = db.session.connection().execute(
+        select(free.c.listing_id, free.c.title, free.c.walking_minutes, free.c.bed_id, free.c.price_ore)
+        .where(free.c.price_rank <= beds)
+        .order_by(free.c.listing_id, free.c.price_rank)).all()
+    return proposals_from(offers_from_rows(rows), beds, max_listings, nights)
+
+
+def offers_from_rows(rows) -> list[Offer]:
+    """Group (listing_id, title, walking_minutes, bed_id, price_ore) rows, in price order, into offers."""
+    grouped: dict[int, tuple[str, int, list[int], list[int]]] = {}
+    for listing_id, title, walking, bed_id, price in rows:
+        entry = grouped.setdefault(listing_id, (title, walking, [], []))
+        entry[2].append(bed_id)
+        entry[3].append(price)
+    return [Offer(lid, title, walking, tuple(bed_ids), tuple(prices))
+            for lid, (title, walking, bed_ids, prices) in grouped.items()]
+
+
+def proposals_from(offers: list[Offer], beds: int, max_listings: int, nights: int) -> list[Proposal]:
+    """The best (fewest listings, then lowest total) distinct sets of listings holding exactly `beds` beds."""
+    chosen = best_sets(offers, beds, max_listings, MAX_PROPOSALS)
+    return [_proposal([offers[i] for i in indexes], beds, nights) for indexes in chosen]
+
+
+def best_sets(offers: list[Offer], beds: int, max_listings: int, wanted: int) -> list[tuple[int, ...]]:
+    """Indexes into `offers` of the `wanted` best sets, ordered by size, then total, then listing ids."""
+    found: list[tuple[int, int, tuple[int, ...]]] = []
+    for size in range(1, min(max_listings, beds) + 1):
+        if len(found) >= wanted:
+            break
+        pool = _candidates(offers, beds, wanted - len(found) + size - 1)
+        pool.sort(key=lambda i: (offers[i].prices[0], offers[i].listing_id))
+        for total, indexes in _cheapest_of_size([offers[i] for i in pool], beds, size, wanted - len(found)):
+            found.append((size, total, tuple(sorted(pool[i] for i in indexes))))
+    found.sort(key=lambda item: (item[0], item[1], sorted(offers[i].listing_id for i in item[2])))
+    return [indexes for _size, _total, indexes in found]
+
+
+def _candidates(offers: list[Offer], beds: int, rivals: int) -> list[int]:
+    """The offers that can be part of a best set: for some bed count k, among the `rivals` cheapest for k beds.
+
+    A listing giving k beds to a set, with `rivals` (wanted + size - 1) others cheaper for k beds, cannot
+    be in the wanted best sets: swapping it for each rival outside the set gives `wanted` distinct cheaper
+    sets of the same size. So the search looks only at these few offers, whatever the island's size.
+    """
+    picked: set[int] = set()
+    costs = [0] * len(offers)
+    for k in range(1, beds + 1):
+        able = [i for i in range(len(offers)) if len(offers[i].prices) >= k]
+        if not able:
+            break
+        for i in able:
+            costs[i] += offers[i].prices[k - 1]
+        if len(able) <= rivals:
+            picked.update(able)
+            continue
+        threshold = heapq.nsmallest(rivals, (costs[i] for i in able))[-1]
+        picked.update(i for i in able if costs[i] <= threshold)
+    return list(picked)
+
+
+def _cheapest_of_size(offers: list[Offer], beds: int, size: int, wanted: int) -> list[tuple[int, tuple[int, ...]]]:
+    """Branch and bound over offers sorted by their cheapest bed: the `wanted` cheapest sets of `size` listings.
+
+    A partial set is dropped when even its cheapest completion cannot beat the worst set kept: every bed
+    of a later listing costs at least that listing's cheapest bed, and the offers come cheapest-first,
+    so once one candidate is too dear, every later one is too.
+    """
+    count = len(offers)
+    caps = [min(len(o.prices), beds) for o in offers]
+    cheapest = [o.prices[0] for o in offers]
+    # top[i][r]: the r largest capacities among offers[i:], so a set that cannot reach `beds` stops early.
+    top = [[0] * (size + 1) for _ in range(count + 1)]
+    best: list[int] = []
+    for i in range(count - 1, -1, -1):
+        best = sorted(best + [caps[i]], reverse=True)[:size]
+        for r in range(1, size + 1):
+            top[i][r] = sum(best[:r])
+    # at_least[c]: ascending indexes of offers with capacity >= c, for the last pick of a set.
+    at_least = [[i for i in range(count) if caps[i] >= c] for c in range(beds + 1)]
+    kept: list[tuple[int, int, tuple[int, ...]]] = []  # a max-heap on total, as (-total, -sequence, set)
+    sequence = iter(range(10**9))
+
+    def worst() -> Optional[int]:
+        return -kept[0][0] if len(kept) >= wanted else None
+
+    def bound(base: int, extras: list[int], firsts: int, floor: int) -> int:
+        """The least total of a completion by `firsts` more listings, none with a bed cheaper than `floor`.
+
+        Each chosen listing gives its cheapest bed (`base`); the other beds come from the chosen
+        listings' further beds (`extras`, ascending) or at `floor` each from the listings still to come.
+        """
+        total, rest = base + firsts * floor, beds - size
+        for price in extras[:rest]:
+            if price >= floor:
+                break
+            total += price
+            rest -= 1
+        return total + rest * floor
+
+    def keep(total: int, chosen: tuple[int, ...]) -> None:
+        entry = (-total, -next(sequence), chosen)
+        if len(kept) < wanted:
+            heapq.heappush(kept, entry)
+        elif total < -kept[0][0]:
+            heapq.heapreplace(kept, entry)
+
+    def walk(start: int, chosen: tuple[int, ...], capacity: int, base: int, extras: list[int]) -> None:
+        remaining = size - len(chosen)
+        if remaining == 1:
+            need = max(beds - capacity, 1)
+            candidates = at_least[need] if need <= beds else []
+            for i in candidates[bisect_left(candidates, start):]:
+                limit = worst()
+                if limit is not None and bound(base, extras, 1, cheapest[i]) >= limit:
+                    break
+                more = heapq.merge(extras, offers[i].prices[1:caps[i]])
+                keep(base + cheapest[i] + sum(islice(more, beds - size)), chosen + (i,))
+            return
+        for i in range(start, count - remaining + 1):
+            if capacity + top[i][remaining] < beds:
+                break
+            limit = worst()
+            if limit is not None and bound(base, extras, remaining, cheapest[i]) >= limit:
+                break
+            walk(i + 1, chosen + (i,), capacity + caps[i], base + cheapest[i],
+                 list(heapq.merge(extras, offers[i].prices[1:caps[i]])))
+
+    walk(0, (), 0, 0, [])
+    return sorted(((-neg_total, chosen) for neg_total, _seq, chosen in kept))
+
+
+def allocation(offers: list[Offer], beds: int) -> list[int]:
+    """Beds per offer for the cheapest way to take exactly `beds` with at least one from each (prices ascend)."""
+    counts = [1] * len(offers)
+    extra = sorted((price, k, position) for k, offer in enumerate(offers)
+                   for position, price in enumerate(offer.prices[1:beds], start=1))
+    for _price, k, _position in extra[:beds - len(offers)]:
+        counts[k] += 1
+    return counts
+
+
+
+
+def _proposal(offers: list[Offer], beds: int, nights: int) -> Proposal:
+    parts = [Part(offer.listing_id, offer.title, offer.walking_minutes, list(offer.bed_ids[:n]),
+                  sum(offer.prices[:n]) * nights)
+             for offer, n in zip(offers, allocation(offers, beds))]
+    parts.sort(key=lambda part: (part.walking_minutes, part.listing_id))
+    return Proposal(parts, sum(part.total_ore for part in parts), max(part.walking_minutes for part in parts))
+
