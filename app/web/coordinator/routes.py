@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Booking, Contract, Delegation
 from app.models.types import utcnow
-from app.services import accounts, availability, delegations, exports, flags, vetting
+from app.services import accounts, delegations, exports, flags, vetting
 from app.services import booking as booking_service
 from app.services.contract_pdf import render_pdf
 from app.services.errors import DomainError, NotFound
