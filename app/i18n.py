@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 from flask_babel import get_locale
-from flask_babel import gettext as _
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 LOCALES = ("sv", "en")
@@ -34,13 +33,16 @@ def current_locale() -> str:
     return str(locale) if locale is not None and str(locale) in LOCALES else DEFAULT_LOCALE
 
 
-def kr(ore: int | None) -> str:
-    """1 250 kr (Swedish) or SEK 1,250 (English); öre shown only when there are any."""
+def kr(ore: int | None, locale: str | None = None) -> str:
+    """1 250 kr (Swedish) or SEK 1,250 (English); öre shown only when there are any.
+
+    `locale` fixes the language whatever the reader's (the contract PDF is written in Swedish kronor).
+    """
     if ore is None:
         return "–"
     negative = ore < 0
     kronor, rest = divmod(abs(int(ore)), 100)
-    english = current_locale() == "en"
+    english = (locale or current_locale()) == "en"
     grouped = f"{kronor:,}".replace(",", "," if english else "\u00a0")
     if rest:
         grouped += ("." if english else ",") + f"{rest:02d}"
@@ -101,40 +103,3 @@ def local_date(value: date | datetime | str | None, fmt: str = "medium") -> str:
         value = value.astimezone(STOCKHOLM).date()
     return format_date(value, fmt, locale=_babel_locale())
 
-
-def booking_status(status: str) -> str:
-    """A booking's status in words, for messages."""
-    return {
-        "awaiting_payment": _("väntar på betalning"), "confirmed": _("bekräftad"),
-        "cancelled_by_guest": _("avbokad av delegationen"), "cancelled_by_host": _("avbokad av värden"),
-        "expired": _("förfallen"), "completed": _("genomförd"),
-    }.get(status, status)
-
-
-def vetting_status(status: str) -> str:
-    """A host's vetting status in words, for messages."""
-    return {"pending": _("väntar på granskning"), "approved": _("godkänd"), "rejected": _("inte godkänd"),
-            "suspended": _("avstängd")}.get(status, status)
-
-
-def vetting_decision(decision: str) -> str:
-    """An admin's vetting decision in words, for messages."""
-    return {"approve": _("godkänn"), "reject": _("avslå"), "suspend": _("stäng av"),
-            "reinstate": _("återställ")}.get(decision, decision)
-
-
-def waitlist_status(status: str) -> str:
-    """A waiting-list entry's status in words, for messages."""
-    return {"waiting": _("väntande"), "offered": _("erbjuden"), "booked": _("bokad"), "expired": _("förfallen"),
-            "cancelled": _("avbruten")}.get(status, status)
-
-
-def payout_status(status: str) -> str:
-    """A payout's status in words, for messages."""
-    return {"scheduled": _("planerad"), "paid": _("betald"), "void": _("makulerad")}.get(status, status)
-
-
-def refund_status(status: str) -> str:
-    """A refund's status in words, for messages (the same words as the payment pages' badges)."""
-    return {"pending": _("Köad"), "sending": _("Skickas"), "succeeded": _("Återbetald"),
-            "failed": _("Misslyckades – försöks igen"), "rejected": _("Stoppad: för stort belopp")}.get(status, status)

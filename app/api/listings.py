@@ -11,7 +11,7 @@ from app.models import Listing
 from app.presenters import iso, public_listing_json
 from app.services import booking, listings, pricing
 from app.services.errors import NotFound, ValidationFailed
-from app.services.seasons import current_season, season_for_year
+from app.services.seasons import current_season, season_or_404
 
 
 def _listing_body() -> dict:
@@ -114,8 +114,7 @@ def remove_bed(bed_id):
 def set_price(bed_id, year):
     """Set a bed's price per night for a season, within the caps."""
     listings.owned_bed(current_actor(), bed_id)
-    if season_for_year(year) is None:
-        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+    season_or_404(year)
     body = Body(json_body())
     price_ore = body.int("price_ore", minimum=1, maximum=100_000_000)
     body.done()
@@ -157,9 +156,7 @@ def get_listing(listing_id):
     year = query_int("year", False, errors)
     if errors:
         raise ValidationFailed(errors)
-    season = current_season() if year is None else season_for_year(year)
-    if year is not None and season is None:
-        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+    season = current_season() if year is None else season_or_404(year)
     return public_listing_json(listing, season, booking.host_record(listing.host_id))
 
 

@@ -1,5 +1,4 @@
 """Seasons."""
-from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.api import api
@@ -8,7 +7,6 @@ from app.api.serializers import season_json
 from app.extensions import db
 from app.models import Season
 from app.services import seasons
-from app.services.errors import NotFound
 
 
 def _season_values(body: Body, required: bool) -> dict:
@@ -48,8 +46,7 @@ def create_season():
 @roles("admin")
 def update_season(year):
     """Change a season's settings."""
-    if seasons.season_for_year(year) is None:
-        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+    seasons.season_or_404(year)
     values = _season_values(Body(json_body()), required=False)
     return season_json(seasons.update_season(current_actor(), year, values))
 

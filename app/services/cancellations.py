@@ -11,12 +11,13 @@ from flask_babel import gettext as _
 from sqlalchemy import update
 
 from app.extensions import db
-from app.i18n import booking_status
-from app.models import BedNight, Booking, Flag
+from app.labels import in_sentence
+from app.models import BedNight, Booking
 from app.services import audit, events, refunds
 from app.services.access import locked_booking, visible_booking
 from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, ValidationFailed
+from app.services.flags import add_system_flag
 from app.services.inventory import CANCELLABLE
 from app.services.ledger import add_refund, guest_cancellation_ore, host_cancellation_ore, latest_captured_payment
 from app.services.offers import is_offer
@@ -41,7 +42,7 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
     with unit_of_work():
         booking = locked_booking(booking_id)
         if booking.status not in CANCELLABLE:
-            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
+            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=in_sentence("booking_status", booking.status)),
                            code="not_cancellable", status_now=booking.status)
         refund, credit = guest_cancellation_ore(booking, local_date(now))
         _queue_refund(booking, refund, "guest_cancellation", now)
@@ -75,7 +76,7 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
     with unit_of_work():
         booking = locked_booking(booking_id)
         if booking.status not in CANCELLABLE:
-            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=booking_status(booking.status)),
+            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=in_sentence("booking_status", booking.status)),
                            code="not_cancellable", status_now=booking.status)
         if is_offer(booking) and booking.status == "awaiting_payment":
             raise Conflict(_("Ett erbjudande från väntelistan som ingen har tagit emot kan inte avbokas."),
@@ -95,9 +96,8 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
                      after={"status": booking.status, "refund_ore": refund, "invoice_credited_ore": credit,
                             "reason": reason}, now=now)
         add_strike(actor, booking.host_id, f"host cancelled booking {booking.id}", now=now)
-        db.session.add(Flag(host_id=booking.host_id, reporter_id=None, source="system", booking_id=booking.id,
-                            category="cancellation", description=f"The host cancelled booking {booking.id}: {reason}",
-                            status="open", strike_given=True, created_at=now))
+        add_system_flag(actor, host_id=booking.host_id, booking_id=booking.id, category="cancellation",
+                        description=f"The host cancelled booking {booking.id}: {reason}", strike_given=True, now=now)
         events.emit(events.BOOKING_CANCELLED_BY_HOST, booking=booking, now=now)
     refunds.after_cancellation(booking_id)
     return booking

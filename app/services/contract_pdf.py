@@ -8,17 +8,13 @@ from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 
-from app.services.links import external_url
+from app.i18n import kr
+from app.labels import label
 from app.models import Contract
+from app.services.links import external_url
 from app.services.contracts import snapshot_of
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "static" / "fonts"
-
-
-def kr(ore: int) -> str:
-    kronor, rest = divmod(int(ore), 100)
-    text = f"{kronor:,}".replace(",", "\u00a0")
-    return f"{text} kr" if rest == 0 else f"{text},{rest:02d} kr"
 
 
 def local_time(iso: str | None) -> str:
@@ -81,18 +77,19 @@ def render_pdf(contract: Contract) -> bytes:
     for line in data["lines"]:
         pdf.cell(cols[0], 5, line["night"])
         pdf.cell(cols[1], 5, line["bed"][:60])
-        pdf.cell(cols[2], 5, kr(line["price_ore"]), align="R")
+        pdf.cell(cols[2], 5, kr(line["price_ore"], "sv"), align="R")
         pdf.ln()
     pdf.set_font("DejaVu", "B", 10)
     pdf.cell(cols[0] + cols[1], 7, "Totalt (slutpris) / Total (all-in)")
-    pdf.cell(cols[2], 7, kr(data["total_ore"]), align="R")
+    pdf.cell(cols[2], 7, kr(data["total_ore"], "sv"), align="R")
     pdf.ln(9)
     heading("Betalning / Payment")
     pay = data["payment"]
+    method = f"{label('payment_method', pay['method'], locale='sv')} / {label('payment_method', pay['method'], locale='en')}"
     if pay["method"] == "invoice":
-        para(f"Faktura / Invoice {pay['invoice_number']}, förfaller / due {pay['invoice_due_on']}.")
+        para(f"{method} {pay['invoice_number']}, förfaller / due {pay['invoice_due_on']}.")
     else:
-        para("Kort via Stripe / Card through Stripe.")
+        para(f"{method} (Stripe).")
     heading("Avbokning / Cancellation")
     cancel = data["cancellation"]
     para(f"Gästen: kostnadsfri avbokning till och med {cancel['guest_free_until']}, därefter återbetalas "

@@ -8,12 +8,15 @@ from flask_babel import pgettext
 from sqlalchemy import select
 
 from app.extensions import db
+from app.labels import label
 from app.models import Bed, BedNight, Booking, Contract, Delegation, Listing, Member, Room
 from app.services import rooming
 
 # API.md's column order: night, listing, room, bed, member name, booking id; words in the reader's language.
 ROOMING_HEADER = ["Natt", "Boende", "Rum", "Säng", "Gäst", "Bokning"]
-GUESTS_HEADER = ["night", "listing", "room", "bed", "organisation", "guest", "contract", "booking_id", "status"]
+# The status column holds the code; status_text the same in the reader's words (app.labels).
+GUESTS_HEADER = ["night", "listing", "room", "bed", "organisation", "guest", "contract", "booking_id", "status",
+                 "status_text"]
 
 
 def cell(value) -> str:
@@ -51,4 +54,5 @@ def host_guests_csv(host_id: int) -> bytes:
         .where(Booking.host_id == host_id, BedNight.state.in_(("booked", "held")))
         .order_by(BedNight.night, Listing.title, Room.name, Bed.label)
     )
-    return _csv(GUESTS_HEADER, ([night.isoformat(), *rest] for night, *rest in rows))
+    return _csv(GUESTS_HEADER, ([night.isoformat(), *rest, label("booking_status", rest[-1], "host")]
+                                for night, *rest in rows))

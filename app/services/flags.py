@@ -41,12 +41,28 @@ def create_flag(actor: Actor, *, host_id: int, category: str, description: str, 
         if booking.host_id != host_id:
             raise ValidationFailed({"booking_id": [_("Bokningen är inte hos den värden.")]})
     with unit_of_work():
-        flag = Flag(host_id=host_id, reporter_id=actor.user_id, source=actor.role, booking_id=booking_id,
-                    category=category, description=description, status="open", created_at=now)
-        db.session.add(flag)
-        db.session.flush()
-        audit.record(actor, "flag.created", "flag", flag.id,
-                     after={"host_id": host_id, "category": category, "booking_id": booking_id}, now=now)
+        flag = _add_flag(actor, host_id=host_id, reporter_id=actor.user_id, source=actor.role, booking_id=booking_id,
+                         category=category, description=description, now=now)
+    return flag
+
+
+def add_system_flag(actor: Actor, *, host_id: int, booking_id: int, category: str, description: str,
+                    strike_given: bool, now: datetime) -> Flag:
+    """A flag the system raises itself (a host's cancellation), inside the caller's unit of work: only flushes."""
+    return _add_flag(actor, host_id=host_id, reporter_id=None, source="system", booking_id=booking_id,
+                     category=category, description=description, strike_given=strike_given, now=now)
+
+
+def _add_flag(actor: Actor, *, host_id: int, reporter_id: Optional[int], source: str, booking_id: Optional[int],
+              category: str, description: str, now: datetime, strike_given: bool = False) -> Flag:
+    """The one place a flag row is written, always with its flag.created audit entry."""
+    flag = Flag(host_id=host_id, reporter_id=reporter_id, source=source, booking_id=booking_id, category=category,
+                description=description, status="open", strike_given=strike_given, created_at=now)
+    db.session.add(flag)
+    db.session.flush()
+    audit.record(actor, "flag.created", "flag", flag.id,
+                 after={"host_id": host_id, "category": category, "booking_id": booking_id, "source": source},
+                 now=now)
     return flag
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.i18n import kr
+from app.labels import in_sentence
 from app.models import Booking, Contract, Delegation, Flag, HostProfile, Listing, OutboxEmail, User
 from app.services import events, mail
 from app.services.base import now_or
@@ -385,9 +386,7 @@ def on_host_suspended(profile: HostProfile, now: datetime, **_ignored) -> None:
 
 
 def _category(category: str) -> str:
-    names = {"overcharging": _("överpris"), "double_selling": _("dubbelförsäljning"),
-             "cancellation": _("avbokning"), "misrepresentation": _("vilseledande uppgifter"), "other": _("annat")}
-    return names.get(category, category)
+    return in_sentence("flag_category", category)
 
 
 def on_flag_resolved(flag: Flag, now: datetime, **_ignored) -> None:

@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.i18n import booking_status
+from app.labels import in_sentence
 from app.models import Booking, Payment
 from app.services import audit, stripe_gateway
 from app.services.access import locked_booking, visible_booking
@@ -83,7 +83,7 @@ def check_payable(booking: Booking, now: datetime) -> None:
     if booking.status in ("confirmed", "completed") or captured_payment(booking.id) is not None:
         raise Conflict(_("Bokningen är redan betald."), code="already_paid", status_now=booking.status)
     if booking.status not in ("awaiting_payment", "expired"):
-        raise Conflict(_("Bokningen är %(status)s och kan inte betalas.", status=booking_status(booking.status)),
+        raise Conflict(_("Bokningen är %(status)s och kan inte betalas.", status=in_sentence("booking_status", booking.status)),
                        code="not_payable", status_now=booking.status)
     if (booking.status == "expired" or booking.expires_at <= now) and others_on_beds(booking):
         raise Conflict(_("Reservationen av bäddarna har gått ut och någon annan har bokat några av dem. Ingenting "

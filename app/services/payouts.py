@@ -14,7 +14,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
-from app.i18n import local_dt, payout_status
+from app.i18n import local_dt
+from app.labels import in_sentence
 from app.models import Booking, Payout
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
@@ -103,7 +104,7 @@ def mark_paid(actor: Actor, payout_id: int, reference: str, *, transfer: Optiona
     if payout is None:
         raise NotFound(_("Utbetalningen finns inte."))
     if payout.status != "scheduled":
-        raise Conflict(_("Utbetalningen är redan %(status)s.", status=payout_status(payout.status)),
+        raise Conflict(_("Utbetalningen är redan %(status)s.", status=in_sentence("payout_status", payout.status)),
                        code="payout_not_scheduled",
                        status_now=payout.status)
     if payout.due_at > now:

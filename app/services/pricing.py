@@ -15,6 +15,7 @@ from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from app.services.listings import owned_bed
+from app.services.seasons import season_or_404
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,7 @@ def set_price(actor: Actor, bed_id: int, year: int, price_ore: int, *, now: Opti
         raise DomainError(_("Bara värden sätter priser."), code="forbidden", status=403)
     if not isinstance(price_ore, int) or isinstance(price_ore, bool) or price_ore <= 0:
         raise ValidationFailed({"price_ore": [_("Ett positivt heltal i öre (100 öre = 1 kr).")]})
-    season = db.session.scalar(select(Season).where(Season.year == year))
-    if season is None:
-        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+    season = season_or_404(year)
     if season.last_night < now.astimezone(STOCKHOLM).date():
         raise DomainError(_("Säsongen %(year)s är över; dess priser ändras inte längre.", year=year),
                           code="season_over")

@@ -120,10 +120,7 @@ def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: Opti
     with unit_of_work():
         # Locked: a booking or a price change reads the cap under FOR SHARE of this row, so each one is
         # wholly before or wholly after this change (a price above the cap in force is never sold).
-        season = db.session.scalar(select(Season).where(Season.year == year).with_for_update(key_share=True)
-                                   .execution_options(populate_existing=True))
-        if season is None:
-            raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+        season = season_or_404(year, lock=True)
         before = season_facts(season)
         merged = {**before, **changes}
         _check(merged)
@@ -180,7 +177,22 @@ _SEASON_FOR_YEAR = select(Season).where(Season.year == bindparam("year"))
 
 
 def season_for_year(year: int) -> Optional[Season]:
+    """The season of a year, or None (for callers that fall back to another season)."""
     return db.session.scalar(_SEASON_FOR_YEAR, {"year": year})
+
+
+def season_or_404(year: int, *, lock: bool = False) -> Season:
+    """The season of a year, or NotFound ("Det finns ingen säsong 2027."): the one way every door asks.
+
+    `lock` takes the row FOR KEY SHARE, fresh from the database, as a change to the season's settings needs.
+    """
+    query = select(Season).where(Season.year == year)
+    if lock:
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+    season = db.session.scalar(query)
+    if season is None:
+        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+    return season
 
 
 def season_for_stay(check_in: date) -> Optional[Season]:

@@ -9,7 +9,7 @@ from sqlalchemy import and_, distinct, func, or_, select
 from app.extensions import db
 from app.models import Bed, BedNight, BedPrice, Booking, Flag, HostProfile, Listing, Room, Season
 from app.services.errors import NotFound
-from app.services.seasons import current_season
+from app.services.seasons import current_season, season_or_404
 
 
 def percentile(sorted_values: list[int], pct: int) -> Optional[int]:
@@ -48,9 +48,7 @@ def figures(year: Optional[int] = None) -> dict:
         if season is None:
             raise NotFound(_("Det finns ingen säsong än."))
     else:
-        season = db.session.scalar(select(Season).where(Season.year == year))
-        if season is None:
-            raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+        season = season_or_404(year)
     prices = _prices(season)
     previous = db.session.scalar(select(Season).where(Season.year < season.year).order_by(Season.year.desc()))
     prev_prices = _prices(previous) if previous else []

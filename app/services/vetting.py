@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.i18n import vetting_decision, vetting_status
+from app.labels import in_sentence
 from app.models import Booking, Delegation, HostProfile, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
@@ -114,11 +114,11 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
             raise NotFound(_no_profile())
         if seen is not None and profile.vetting_status != seen:
             raise Conflict(_("Någon annan ändrade värdens status till %(status)s medan du beslutade; se över "
-                             "beslutet igen.", status=vetting_status(profile.vetting_status)),
+                             "beslutet igen.", status=in_sentence("vetting_status", profile.vetting_status)),
                            code="state_changed", vetting_status=profile.vetting_status)
         if profile.vetting_status not in allowed_from:
             raise Conflict(_("En värd som är %(status)s kan inte få beslutet ”%(decision)s”.",
-                             status=vetting_status(profile.vetting_status), decision=vetting_decision(decision)),
+                             status=in_sentence("vetting_status", profile.vetting_status), decision=in_sentence("vetting_decision", decision)),
                            code="invalid_transition", vetting_status=profile.vetting_status)
         before = _profile_facts(profile)
         profile.vetting_status = new_status

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.i18n import waitlist_status
+from app.labels import in_sentence
 from app.models import Booking, Delegation, Season, WaitlistEntry
 from app.services import audit, availability, events, hoarding
 from app.services.access import locked_booking, owned_delegation
@@ -27,6 +27,7 @@ from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.inventory import MAX_BEDS_PER_BOOKING
 from app.services.offers import confirm_offered_hold, hold_beds_for_offer, release_hold
+from app.services.seasons import season_or_404
 
 OFFER_HOURS = 48
 ACTIVE = ("waiting", "offered")
@@ -70,9 +71,7 @@ def join(actor: Actor, *, delegation_id: int, year: int, check_in: date, check_o
         raise Forbidden(_("Bara delegationers samordnare ställer sig i väntelistan."))
     owned_delegation(actor, delegation_id)
     _check_limits(beds, max_walking_minutes, max_price_ore)
-    season = db.session.scalar(select(Season).where(Season.year == year))
-    if season is None:
-        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+    season = season_or_404(year)
     availability.check_stay(season, check_in, check_out)
     availability.check_not_past(check_in, now)
     if check_in <= local_date(now):
@@ -126,7 +125,7 @@ def _lock_entry_and_offer(entry_id: int, offer_booking_id: Optional[int]) -> tup
 
 def _state_changed(entry: WaitlistEntry) -> Conflict:
     return Conflict(_("Anmälan ändrades nyss och är nu %(status)s; ladda om sidan.",
-                      status=waitlist_status(entry.status)), code="state_changed", status_now=entry.status)
+                      status=in_sentence("waitlist_status", entry.status)), code="state_changed", status_now=entry.status)
 
 
 def cancel(actor: Actor, entry_id: int, *, now: Optional[datetime] = None) -> WaitlistEntry:
@@ -166,7 +165,7 @@ def accept_offer(actor: Actor, entry_id: int, *, accept_contract: bool,
         entry, booking = _lock_entry_and_offer(entry_id, offer_booking_id)
         if entry.status == "waiting":
             raise Conflict(_("Anmälan är %(status)s; det finns inget erbjudande att ta emot.",
-                             status=waitlist_status(entry.status)), code="no_offer",
+                             status=in_sentence("waitlist_status", entry.status)), code="no_offer",
                            status_now=entry.status)
         if entry.status != "offered" or booking is None:
             raise _state_changed(entry)

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Booking, Flag, HostProfile, User
 from app.services import flags
 from app.services.errors import DomainError
-from app.web.admin.forms import FLAG_CATEGORY_LABELS, NewFlagForm, ResolveFlagForm
+from app.web.admin.forms import NewFlagForm, ResolveFlagForm
 from app.web.admin.routes import bp
 from app.web.common import actor, flash_error, role_required
 
@@ -38,8 +38,7 @@ def render_flags(status_filter: str, status: int = 200, failed: tuple[int, Resol
     if failed:
         forms[failed[0]] = failed[1]
     return render_template("admin/flags.html", flags=rows, forms=forms, status_filter=status_filter,
-                           statuses=FLAG_STATUSES, history=host_history({f.host_id for f in rows}),
-                           categories=FLAG_CATEGORY_LABELS), status
+                           statuses=FLAG_STATUSES, history=host_history({f.host_id for f in rows})), status
 
 
 def _status_filter() -> str:

@@ -12,28 +12,23 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from app.i18n import kronor_to_ore, ore_to_kronor
+from app.labels import lazy_choices
 from app.models import Season
 from app.web.converters import Int32Field
 from app.web.host.forms import REQUIRED, KronorField
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
-DECISION_LABELS = {"approve": _l("Godkänn"), "reject": _l("Avslå"), "suspend": _l("Stäng av"),
-                   "reinstate": _l("Återinsätt")}
-VETTING_LABELS = {"pending": _l("väntar på granskning"), "approved": _l("godkänd"), "rejected": _l("avslagen"),
-                  "suspended": _l("avstängd")}
-FLAG_CATEGORY_LABELS = {"overcharging": _l("Överpris"), "double_selling": _l("Dubbelförsäljning"),
-                        "cancellation": _l("Avbokning"), "misrepresentation": _l("Vilseledande uppgifter"),
-                        "other": _l("Annat")}
 NUMBER = InputRequired(message=_l("Ange ett heltal."))
 DATE = InputRequired(message=_l("Välj ett datum."))
 
 
-def choices(labels: dict) -> list[SelectChoice]:
-    return [SelectChoice(value, label) for value, label in labels.items()]
+def choices(kind: str) -> list[SelectChoice]:
+    """A select field's options: an enum's values in the words of app.labels."""
+    return [SelectChoice(value, words) for value, words in lazy_choices(kind)]
 
 
 class DecisionForm(FlaskForm):
-    decision = SelectField(_l("Beslut"), choices=choices(DECISION_LABELS), validators=[InputRequired()])
+    decision = SelectField(_l("Beslut"), choices=choices("vetting_decision"), validators=[InputRequired()])
     reason = TextAreaField(_l("Motivering"), validators=[Optional(), Length(max=1000)])
     # A suspension from the page takes a second POST: "yes" once the admin has seen what it leaves standing,
     # and how many live bookings that page showed (a different number now shows the page again).
@@ -97,6 +92,6 @@ class ResolveFlagForm(FlaskForm):
 
 class NewFlagForm(FlaskForm):
     host_id = SelectField(_l("Värd"), coerce=int, validators=[InputRequired(message=_l("Välj en värd."))])
-    category = SelectField(_l("Kategori"), choices=choices(FLAG_CATEGORY_LABELS), validators=[InputRequired()])
+    category = SelectField(_l("Kategori"), choices=choices("flag_category"), validators=[InputRequired()])
     booking_id = Int32Field(_l("Bokningsnummer (valfritt)"), validators=[Optional()])
     description = TextAreaField(_l("Vad har hänt?"), validators=[REQUIRED, Length(max=5000)])

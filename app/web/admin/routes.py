@@ -4,11 +4,12 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.labels import in_sentence
 from app.models import VETTING_STATUSES, Booking, Flag, HostProfile, Listing, Season, User
 from app.services import vetting
 from app.services.errors import DomainError
 from app.services.seasons import current_season
-from app.web.admin.forms import VETTING_LABELS, DecisionForm
+from app.web.admin.forms import DecisionForm
 from app.web.common import actor, flash_error, role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -83,7 +84,7 @@ def decide(user_id):
         flash_error(error, form)
         return render_queue(_status_filter(), error.status, failed=(user_id, form))
     flash(_("Beslutet är sparat: %(name)s är nu %(status)s.", name=profile.legal_name,
-            status=VETTING_LABELS[profile.vetting_status]), "success")
+            status=in_sentence("vetting_status", profile.vetting_status)), "success")
     return redirect(url_for("admin.hosts", status=_status_filter()))
 
 

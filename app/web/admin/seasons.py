@@ -1,5 +1,5 @@
 """Admin pages for seasons: nights, booking opening, caps, terms and limits."""
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -49,7 +49,7 @@ def season_new():
 @role_required("admin")
 def season_edit(year):
     """Change a season's settings (the year is fixed)."""
-    season = seasons.season_for_year(year) or abort(404)
+    season = seasons.season_or_404(year)
     form = SeasonForm(data=SeasonForm.data_of(season))
     del form.year
     if form.validate_on_submit():

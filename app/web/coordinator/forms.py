@@ -14,6 +14,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from app.i18n import kronor_to_ore
+from app.labels import lazy_choices
 from app.web.converters import Int32Field, int32
 
 FLAG_CHOICES = [
@@ -73,7 +74,7 @@ class BookForm(StayForm):
         csrf = True
 
     delegation_id = SelectField(_l("Delegation"), coerce=int, validators=[InputRequired()])
-    payment_method = RadioField(_l("Betalning"), choices=[("invoice", _l("Faktura")), ("card", _l("Kort"))],
+    payment_method = RadioField(_l("Betalning"), choices=lazy_choices("payment_method"),
                                 default="invoice", validators=[InputRequired()])
     accept_contract = BooleanField(_l("Jag accepterar det bindande avtalet"), validators=[
         DataRequired(message=_l("Kryssa i att du accepterar avtalet för att boka."))])

@@ -15,15 +15,10 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from app.i18n import MAX_KRONOR, current_locale, normalise_amount
+from app.labels import lazy_choices
 
 REQUIRED = DataRequired(message=_l("Fyll i det här fältet."))
 WHOLE_NUMBER = InputRequired(message=_l("Ange ett heltal."))
-BED_KIND_LABELS = {
-    "single": _l("Enkelsäng"),
-    "double_half": _l("Halva dubbelsängen"),
-    "bunk": _l("Våningssäng"),
-    "sofa": _l("Bäddsoffa"),
-}
 
 
 class KronorField(DecimalField):
@@ -73,7 +68,7 @@ class RoomForm(FlaskForm):
 
 class BedForm(FlaskForm):
     label = StringField(_l("Bäddens namn"), validators=[REQUIRED, Length(max=120)])
-    kind = SelectField(_l("Typ av bädd"), choices=[SelectChoice(k, v) for k, v in BED_KIND_LABELS.items()],
+    kind = SelectField(_l("Typ av bädd"), choices=[SelectChoice(k, v) for k, v in lazy_choices("bed_kind")],
                        validators=[REQUIRED])
 
 

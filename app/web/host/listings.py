@@ -13,7 +13,6 @@ from app.services.seasons import current_season
 from app.web.common import actor, flash_error, role_required
 from app.web.formatting import kr
 from app.web.host.forms import (
-    BED_KIND_LABELS,
     BedForm,
     ConfirmForm,
     ListingForm,
@@ -55,7 +54,7 @@ def render_listing(listing: Listing, status: int = 200, *, room_form=None, bed_f
     publish = publish_form or PublishForm(formdata=None, terms_version=season.terms_version if season else "")
     return render_template(
         "host/listing.html", listing=listing, season=season, season_open=bool(season and season.is_open(utcnow())),
-        prices=prices, kinds=BED_KIND_LABELS,
+        prices=prices,
         room_form=room_form or RoomForm(formdata=None, prefix="room"), bed_forms=beds_forms,
         price_forms=prices_forms, publish_form=publish, confirm_form=ConfirmForm(formdata=None),
     ), status
@@ -226,7 +225,7 @@ def _render_room(item, form=None, status=200, bed_forms=None):
     forms = {b.id: BedForm(formdata=None, obj=b, prefix=f"bed-{b.id}") for b in item.beds}
     forms.update(bed_forms or {})
     return render_template("host/room.html", room=item, form=form or RoomForm(formdata=None, obj=item, prefix="room"),
-                           bed_forms=forms, confirm_form=ConfirmForm(formdata=None), kinds=BED_KIND_LABELS), status
+                           bed_forms=forms, confirm_form=ConfirmForm(formdata=None)), status
 
 
 @bp.post("/beds/<int:bed_id>/rename")

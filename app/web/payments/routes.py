@@ -8,7 +8,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.extensions import db
-from app.i18n import parse_kronor, refund_status
+from app.i18n import parse_kronor
+from app.labels import label
 from app.models import Booking, Payment, Payout, Refund, StripeEvent, User
 from app.services import payments, payouts
 from app.services.booking import own_booking, visible_booking
@@ -152,7 +153,8 @@ def admin_refund():
         return redirect(url_for("payments.admin_payments"))
     try:
         refund = payments.request_refund(actor(), booking_id, amount_ore)
-        flash(_("Återbetalning %(id)s: %(status)s.", id=refund.id, status=refund_status(refund.status)), "success")
+        flash(_("Återbetalning %(id)s: %(status)s.", id=refund.id, status=label("refund_status", refund.status)),
+              "success")
     except DomainError as exc:
         flash(exc.message, "error")
     return redirect(url_for("payments.admin_payments"))
