@@ -112,11 +112,11 @@ def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking
         free = free.where(BedPrice.price_ore <= max_price_ore)
     if listing_id is not None:
         free = free.where(Listing.id == listing_id)
-    free = free.subquery()
+    rows = free.subquery()
     # Listings with fewer than `beds` free beds are left out by the database, not shipped to Python;
     # a Core result (plain tuples, no ORM row processing) keeps the thousands of rows cheap.
-    query = (select(free.c.listing_id, free.c.title, free.c.walking_minutes, free.c.bed_id, free.c.label,
-                    free.c.kind, free.c.room_name, free.c.price_ore).where(free.c.free_count >= beds))
+    query = (select(rows.c.listing_id, rows.c.title, rows.c.walking_minutes, rows.c.bed_id, rows.c.label,
+                    rows.c.kind, rows.c.room_name, rows.c.price_ore).where(rows.c.free_count >= beds))
     results: dict[int, ListingResult] = {}
     for lid, title, walking, bed_id, label, kind, room_name, price in db.session.connection().execute(query).all():
         result = results.get(lid)
