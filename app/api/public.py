@@ -18,6 +18,8 @@ def search_availability():
     max_price = query_int("max_price_ore", False, errors)
     if errors:
         raise ValidationFailed(errors)
+    # A required parameter is None only after it recorded an error.
+    assert year is not None and check_in is not None and check_out is not None and beds is not None
     results = availability.search(year, check_in, check_out, beds, max_walking_minutes=max_walking,
                                   max_price_ore=max_price)
     return {"results": [
