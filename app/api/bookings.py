@@ -118,7 +118,7 @@ def create_booking():
     if not key:
         status, data = _create_booking(actor, values)
     else:
-        assert actor.user_id is not None  # a signed-in coordinator (roles)
+        assert actor.user_id is not None  # a signed-in coordinator (roles)  # nosec B101
         status, data = idempotency.run(actor.user_id, key, values, lambda: _create_booking(actor, values))
         if data.get("__error__"):
             return problem(status, data["code"], data["title"], data["message"], **data["facts"])

@@ -19,7 +19,7 @@ def search_availability():
     if errors:
         raise ValidationFailed(errors)
     # A required parameter is None only after it recorded an error.
-    assert year is not None and check_in is not None and check_out is not None and beds is not None
+    assert year is not None and check_in is not None and check_out is not None and beds is not None  # nosec B101
     results = availability.search(year, check_in, check_out, beds, max_walking_minutes=max_walking,
                                   max_price_ore=max_price)
     return {"results": [

@@ -126,7 +126,7 @@ def authenticate(email: str, password: str, *, otp: Optional[str] = None, ip: Op
         audit.record_now(Actor(user.id if user else None, "public", ip), "auth.login_failed",
                          object_type="account", object_id=email, now=now)
         raise Unauthorized(_("Fel e-postadress eller lösenord."), code="invalid_credentials")
-    assert user is not None  # verify_password refuses a missing hash
+    assert user is not None  # verify_password refuses a missing hash  # nosec B101
     if user.role == "admin" and require_otp_for_admin:
         try:
             check_otp(user, otp, ip=ip, now=now)

@@ -126,7 +126,7 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
     is_card = payment_method == "card"
     # Everything that can be read is read before the write lock (plain values: the unit of work's
     # start expires loaded objects), so that the lock is held for the inserts alone.
-    assert actor.user_id is not None  # a coordinator acts (checked above); only the system actor has no user
+    assert actor.user_id is not None  # a coordinator acts (checked above)  # nosec B101
     draft = prepare_contract(season, listing, delegation_id=delegation_id, coordinator_id=actor.user_id,
                              lines=contract_lines(bed_ids, nights, prices), accepted_at=now, ip=actor.ip)
     season_id, year, listing_id, host_id = season.id, season.year, listing.id, listing.host_id

@@ -270,7 +270,7 @@ def queue_hold_reminder(booking: Booking, *, now: datetime) -> bool:
 def _reminder_builder(booking: Booking):
     def build():
         s = _stay(booking)
-        assert booking.expires_at is not None  # a hold or an offer always has an expiry
+        assert booking.expires_at is not None  # a hold or an offer always has an expiry  # nosec B101
         when = _moment(booking.expires_at)
         if is_offer(booking):
             return _("Erbjudandet från väntelistan går ut %(when)s", when=when), [
@@ -295,7 +295,7 @@ def on_waitlist_offered(entry, booking: Booking, now: datetime, **_ignored) -> N
     def build():
         s = _stay(booking)
         link = _url("waitlist.index")
-        assert booking.expires_at is not None  # an offer always has an expiry
+        assert booking.expires_at is not None  # an offer always has an expiry  # nosec B101
         return _("Lediga bäddar till er från väntelistan: %(title)s", title=s["title"]), [
             _("%(beds)s bäddar har blivit lediga i %(title)s. De är reserverade för %(delegation)s till "
               "%(expires)s.", beds=s["beds"], title=s["title"], delegation=s["delegation"],

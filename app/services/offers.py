@@ -93,7 +93,7 @@ def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Bo
     booking.expires_at = None
     booking.total_ore = sum(prices.values()) * len(nights)
     issue_invoice(booking, season.year, now)
-    assert actor.user_id is not None  # a person accepts; only the system actor has no user
+    assert actor.user_id is not None  # a person accepts; only the system actor has no user  # nosec B101
     form_contract(booking, prepare_contract(
         season, listing, delegation_id=booking.delegation_id, coordinator_id=actor.user_id,
         lines=contract_lines(bed_ids, nights, prices), accepted_at=now, ip=actor.ip))

@@ -85,7 +85,7 @@ def check_payable(booking: Booking, now: datetime) -> None:
     if booking.status not in ("awaiting_payment", "expired"):
         raise Conflict(_("Bokningen är %(status)s och kan inte betalas.", status=booking_status(booking.status)),
                        code="not_payable", status_now=booking.status)
-    assert booking.expires_at is not None  # every hold, awaiting payment or expired, has an expiry
+    assert booking.expires_at is not None  # every hold, awaiting payment or expired, has an expiry  # nosec B101
     if (booking.status == "expired" or booking.expires_at <= now) and others_on_beds(booking):
         raise Conflict(_("Reservationen av bäddarna har gått ut och någon annan har bokat några av dem. Ingenting "
                          "drogs; sök igen efter lediga bäddar."), code="hold_expired")

@@ -101,7 +101,7 @@ def check_price(bed_id: int, season: Season, price_ore: int, now: datetime) -> P
     current, on_offer = _price_and_offer(bed_id, season)
     frozen = on_offer and season.is_open(now)
     if frozen:
-        assert current is not None  # on offer only with a price (_price_and_offer)
+        assert current is not None  # on offer only with a price (_price_and_offer)  # nosec B101
         ceiling = min(ceiling, current)
     if current is not None and price_ore <= current:
         return PriceDecision(True, ceiling)  # a lowering (or no change) is never refused
@@ -175,9 +175,9 @@ def set_price(actor: Actor, bed_id: int, year: int, price_ore: int, *, now: Opti
                                 "max_allowed_ore": decision.max_allowed_ore}, now=now)
     if not decision.allowed:
         error_class = Conflict if decision.code == "price_frozen" else DomainError
-        assert decision.message is not None  # a refusal always says why
+        assert decision.message is not None  # a refusal always says why  # nosec B101
         raise error_class(decision.message, code=decision.code, max_allowed_ore=decision.max_allowed_ore)
-    assert row is not None  # an allowed price was written above
+    assert row is not None  # an allowed price was written above  # nosec B101
     return row
 
 

@@ -42,7 +42,7 @@ def request_refund(actor: Actor, booking_id: int, amount_ore, *, now: Optional[d
         if amount_ore > left:
             raise DomainError(_("Högst %(left)s återstår att återbetala av bokningens kortbetalning.", left=kr(left)),
                               code="refund_exceeds_remaining", remaining_ore=left, field="amount_ore")
-        assert payment is not None  # without one nothing is left, and amount_ore is positive
+        assert payment is not None  # without one nothing is left, and amount_ore is positive  # nosec B101
         refund = add_refund(booking_id, payment.id, amount_ore, "admin", now)
         db.session.flush()
         audit.record(actor, "refund.requested", "refund", refund.id,
@@ -99,7 +99,7 @@ def send_refund(refund_id: int, *, now: Optional[datetime] = None) -> bool:
         refund = db.session.get_one(Refund, refund_id)
         refund.updated_at = now
         if error is None:
-            assert result is not None  # no error: Stripe answered
+            assert result is not None  # no error: Stripe answered  # nosec B101
             refund.status, refund.stripe_refund_id, refund.last_error = "succeeded", result["id"], None
         else:
             refund.status, refund.last_error = "failed", error
