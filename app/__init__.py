@@ -155,8 +155,9 @@ def _register_error_handlers(app: Flask) -> None:
             return app.response_class(_("Felaktig begäran"), status=error.code or 400, mimetype="text/plain")
         title, detail = _http_texts(error)
         if _is_api() or request.path.startswith("/stripe/"):
-            codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request",
-                     429: "rate_limited", 401: "unauthorized", 403: "forbidden"}
+            codes: dict[int | None, str] = {
+                404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request",
+                429: "rate_limited", 401: "unauthorized", 403: "forbidden"}
             code = codes.get(error.code, "http_error")
             if _is_csrf_error(error):
                 code = "csrf_failed"
@@ -228,7 +229,7 @@ def _http_texts(error: HTTPException) -> tuple[str, str]:
     if _is_csrf_error(error):
         return _("Felaktig begäran"), _("Formuläret har gått ut eller kom från en annan sida. Ladda om sidan och "
                                         "försök igen.")
-    texts = {
+    texts: dict[int | None, tuple[str, str]] = {
         400: (_("Felaktig begäran"), _("Begäran gick inte att tolka. Kontrollera det som skickades.")),
         401: (_("Inte inloggad"), _("Logga in och försök igen.")),
         403: (_("Ingen behörighet"), _("Du har inte behörighet till det här.")),

@@ -1,4 +1,6 @@
 """Flask extensions, created unbound and initialised in create_app()."""
+from typing import TYPE_CHECKING
+
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -23,6 +25,12 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# The models' base class. At run time it is `db.Model` (Base plus Flask-SQLAlchemy's session binding);
+# mypy cannot use an attribute of an instance as a base class, so it sees Base, which declares every column.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -44,7 +44,7 @@ def create_token():
 def me():
     """Who the token belongs to."""
     actor = current_actor()
-    user = db.session.get(User, actor.user_id)
+    user = db.session.get_one(User, actor.user_id)
     data = user_json(user)
     data["locale"] = user.locale
     data["phone"] = user.phone

@@ -1,4 +1,6 @@
 """Delegations, bookings and contracts."""
+from typing import Any
+
 from flask import Response, request
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
@@ -105,7 +107,7 @@ def create_booking():
     """Book beds of one listing for a stay: all or nothing, under a binding contract."""
     actor = current_actor()
     body = Body(json_body())
-    values = {"delegation_id": body.int("delegation_id"), "bed_ids": body.int_list("bed_ids"),
+    values: dict[str, Any] = {"delegation_id": body.int("delegation_id"), "bed_ids": body.int_list("bed_ids"),
               "check_in": body.date("check_in"), "check_out": body.date("check_out"),
               "accept_contract": body.bool("accept_contract", required=False) or False,
               "payment_method": body.str("payment_method", max_length=10)}
@@ -116,6 +118,7 @@ def create_booking():
     if not key:
         status, data = _create_booking(actor, values)
     else:
+        assert actor.user_id is not None  # a signed-in coordinator (roles)  # nosec B101
         status, data = idempotency.run(actor.user_id, key, values, lambda: _create_booking(actor, values))
         if data.get("__error__"):
             return problem(status, data["code"], data["title"], data["message"], **data["facts"])
@@ -156,7 +159,7 @@ def host_cancel_booking(booking_id):
     """Cancel as the host: a breach, with a full refund, locked beds and a strike."""
     booking_service.visible_booking(current_actor(), booking_id)
     data = request.get_json(silent=True)
-    reason = data.get("reason") if isinstance(data, dict) and isinstance(data.get("reason"), str) else ""
+    reason = data["reason"] if isinstance(data, dict) and isinstance(data.get("reason"), str) else ""
     booking = booking_service.cancel_by_host(current_actor(), booking_id, reason)
     return {"id": booking.id, "status": booking.status, "refund_ore": booking.refund_ore}
 

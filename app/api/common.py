@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import wraps
-from typing import Any
+from typing import Any, Literal, TypeAlias, overload
 
 from flask import g, request
 from flask_babel import gettext as _
@@ -15,6 +15,11 @@ from app.services.errors import Forbidden, Unauthorized, ValidationFailed
 # Ids and counts are 32-bit in the database; larger numbers are refused as invalid input, not a 500.
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
+# Body's methods `str`, `int` and `bool` shadow the builtins inside its class body; its annotations use these.
+_Str: TypeAlias = str
+_Int: TypeAlias = int
+_Bool: TypeAlias = bool
+
 
 def json_body() -> dict[str, Any]:
     data = request.get_json(silent=True)
@@ -24,20 +29,29 @@ def json_body() -> dict[str, Any]:
 
 
 class Body:
-    """Typed reading of a JSON object; every problem is collected into one 422."""
+    """Typed reading of a JSON object; every problem is collected into one 422.
+
+    A reader returns None for a missing or invalid field, and done() then raises. Callers use the values
+    only after done(), so a required field (required=True, the default) is typed as present; an optional
+    one may be None. Inside the class, `_Str` etc. name the types its methods shadow.
+    """
 
     def __init__(self, data: dict[str, Any]):
         self.data = data
         self.errors: dict[str, list[str]] = {}
 
-    def _get(self, name, required):
+    def _get(self, name: _Str, required: _Bool) -> tuple[Any, _Bool]:
         if name not in self.data or self.data[name] is None:
             if required:
                 self.errors.setdefault(name, []).append(_("Obligatoriskt."))
             return None, False
         return self.data[name], True
 
-    def str(self, name: str, required: bool = True, max_length: int = 10000) -> str | None:
+    @overload
+    def str(self, name: _Str, required: Literal[True] = ..., max_length: _Int = ...) -> _Str: ...
+    @overload
+    def str(self, name: _Str, required: _Bool, max_length: _Int = ...) -> _Str | None: ...
+    def str(self, name: _Str, required: _Bool = True, max_length: _Int = 10000) -> _Str | None:
         value, present = self._get(name, required)
         if not present:
             return None
@@ -49,8 +63,14 @@ class Body:
             return None
         return value
 
-    def int(self, name: str, required: bool = True, minimum: int | None = None,
-            maximum: int | None = None) -> int | None:
+    @overload
+    def int(self, name: _Str, required: Literal[True] = ..., minimum: _Int | None = ...,
+            maximum: _Int | None = ...) -> _Int: ...
+    @overload
+    def int(self, name: _Str, required: _Bool, minimum: _Int | None = ...,
+            maximum: _Int | None = ...) -> _Int | None: ...
+    def int(self, name: _Str, required: _Bool = True, minimum: _Int | None = None,
+            maximum: _Int | None = None) -> _Int | None:
         value, present = self._get(name, required)
         if not present:
             return None
@@ -63,7 +83,11 @@ class Body:
             return None
         return value
 
-    def bool(self, name: str, required: bool = True) -> bool | None:
+    @overload
+    def bool(self, name: _Str, required: Literal[True] = ...) -> _Bool: ...
+    @overload
+    def bool(self, name: _Str, required: _Bool) -> _Bool | None: ...
+    def bool(self, name: _Str, required: _Bool = True) -> _Bool | None:
         value, present = self._get(name, required)
         if not present:
             return None
@@ -72,7 +96,11 @@ class Body:
             return None
         return value
 
-    def date(self, name: str, required: bool = True) -> date | None:
+    @overload
+    def date(self, name: _Str, required: Literal[True] = ...) -> date: ...
+    @overload
+    def date(self, name: _Str, required: _Bool) -> date | None: ...
+    def date(self, name: _Str, required: _Bool = True) -> date | None:
         value = self.str(name, required, max_length=10)
         if value is None:
             return None
@@ -82,7 +110,11 @@ class Body:
             self.errors.setdefault(name, []).append(_("Ett datum som ÅÅÅÅ-MM-DD."))
             return None
 
-    def datetime(self, name: str, required: bool = True) -> datetime | None:
+    @overload
+    def datetime(self, name: _Str, required: Literal[True] = ...) -> datetime: ...
+    @overload
+    def datetime(self, name: _Str, required: _Bool) -> datetime | None: ...
+    def datetime(self, name: _Str, required: _Bool = True) -> datetime | None:
         value = self.str(name, required, max_length=40)
         if value is None:
             return None
@@ -96,7 +128,11 @@ class Body:
             return None
         return parsed
 
-    def int_list(self, name: str, required: bool = True, max_items: int = 500) -> list[int] | None:
+    @overload
+    def int_list(self, name: _Str, required: Literal[True] = ..., max_items: _Int = ...) -> list[_Int]: ...
+    @overload
+    def int_list(self, name: _Str, required: _Bool, max_items: _Int = ...) -> list[_Int] | None: ...
+    def int_list(self, name: _Str, required: _Bool = True, max_items: _Int = 500) -> list[_Int] | None:
         value, present = self._get(name, required)
         if not present:
             return None

@@ -1,4 +1,6 @@
 """Host profiles, vetting decisions, flags."""
+from typing import Any
+
 from flask import request
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -17,7 +19,8 @@ from app.services.errors import ValidationFailed
 def put_host_profile():
     """Submit vetting details."""
     body = Body(json_body())
-    values = {"legal_name": body.str("legal_name", max_length=200), "phone": body.str("phone", max_length=40),
+    values: dict[str, Any] = {
+              "legal_name": body.str("legal_name", max_length=200), "phone": body.str("phone", max_length=40),
               "address": body.str("address", max_length=300), "postal_code": body.str("postal_code", max_length=10),
               "right_to_rent": body.bool("right_to_rent")}
     body.done()

@@ -26,6 +26,8 @@ def search_availability():
     limit, offset = query_int("limit", False, errors), query_int("offset", False, errors)
     if errors:
         raise ValidationFailed(errors)
+    # A required parameter is None only after it recorded an error.
+    assert year is not None and check_in is not None and check_out is not None and beds is not None  # nosec B101
     limit = PAGE_DEFAULT if limit is None else limit
     offset = offset or 0
     page = availability.search_page(year, check_in, check_out, beds, limit=limit, offset=offset,

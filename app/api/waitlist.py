@@ -1,4 +1,6 @@
 """The waiting list: join, list, accept a reserved offer, cancel."""
+from typing import Any
+
 from app.api import api
 from app.api.common import Body, current_actor, json_body, roles
 from app.api.serializers import booking_json
@@ -11,7 +13,7 @@ from app.services import waitlist
 def entry_json(entry: WaitlistEntry) -> dict:
     offer = db.session.get(Booking, entry.offer_booking_id) if entry.offer_booking_id else None
     return {
-        "id": entry.id, "delegation_id": entry.delegation_id, "year": db.session.get(Season, entry.season_id).year,
+        "id": entry.id, "delegation_id": entry.delegation_id, "year": db.session.get_one(Season, entry.season_id).year,
         "check_in": iso(entry.check_in), "check_out": iso(entry.check_out), "beds": entry.beds,
         "max_walking_minutes": entry.max_walking_minutes, "max_price_ore": entry.max_price_ore,
         "status": entry.status, "created_at": iso(entry.created_at),
@@ -26,7 +28,8 @@ def entry_json(entry: WaitlistEntry) -> dict:
 def join_waitlist():
     """Wait for N beds of one listing for a stay; freed beds are offered oldest entry first."""
     body = Body(json_body())
-    values = {"delegation_id": body.int("delegation_id"), "year": body.int("year", minimum=2000, maximum=2100),
+    values: dict[str, Any] = {
+              "delegation_id": body.int("delegation_id"), "year": body.int("year", minimum=2000, maximum=2100),
               "check_in": body.date("check_in"), "check_out": body.date("check_out"),
               "beds": body.int("beds"),
               "max_walking_minutes": body.int("max_walking_minutes", required=False),
@@ -50,7 +53,7 @@ def accept_waitlist_offer(entry_id):
     accept = body.bool("accept_contract", required=False)
     body.done()
     booking = waitlist.accept_offer(current_actor(), entry_id, accept_contract=accept is True)
-    return {"entry": entry_json(db.session.get(WaitlistEntry, entry_id)), "booking": booking_json(booking)}
+    return {"entry": entry_json(db.session.get_one(WaitlistEntry, entry_id)), "booking": booking_json(booking)}
 
 
 @api.post("/waitlist/<int:entry_id>/cancel")

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Optional
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
     from app.models.users import User
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """Never updated or deleted: database triggers refuse it (see the initial migration)."""
 
     __tablename__ = "audit_entries"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
@@ -25,7 +25,7 @@ BED_NIGHT_STATES = OCCUPYING_STATES + ("released",)
 OCCUPYING_SQL = "state IN ('held', 'booked', 'host_block', 'host_cancelled')"
 
 
-class Delegation(db.Model):
+class Delegation(Model):
     __tablename__ = "delegations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -40,7 +40,7 @@ class Delegation(db.Model):
     coordinator: Mapped["User"] = relationship()
 
 
-class Member(db.Model):
+class Member(Model):
     __tablename__ = "members"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,7 +51,7 @@ class Member(db.Model):
     delegation: Mapped[Delegation] = relationship(back_populates="members")
 
 
-class Booking(db.Model):
+class Booking(Model):
     __tablename__ = "bookings"
     __table_args__ = (
         CheckConstraint(
@@ -101,7 +101,7 @@ class Booking(db.Model):
         return self.status in ("cancelled_by_guest", "cancelled_by_host", "expired")
 
 
-class BedNight(db.Model):
+class BedNight(Model):
     """One bed for one night. At most one occupying row per (bed, night), enforced by the database."""
 
     __tablename__ = "bed_nights"
@@ -136,7 +136,7 @@ class BedNight(db.Model):
     member: Mapped[Optional[Member]] = relationship()
 
 
-class IdempotencyKey(db.Model):
+class IdempotencyKey(Model):
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),)
 
@@ -149,7 +149,7 @@ class IdempotencyKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Counter(db.Model):
+class Counter(Model):
     """Gap-free consecutive numbers (contracts, invoices), one row per series."""
 
     __tablename__ = "counters"

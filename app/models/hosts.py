@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app
 VETTING_STATUSES = ("pending", "approved", "rejected", "suspended")
 
 
-class HostProfile(db.Model):
+class HostProfile(Model):
     __tablename__ = "host_profiles"
     __table_args__ = (
         CheckConstraint(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app
 BED_KINDS = ("single", "double_half", "bunk", "sofa")
 
 
-class Listing(db.Model):
+class Listing(Model):
     __tablename__ = "listings"
     __table_args__ = (CheckConstraint("walking_minutes >= 0", name="walking_not_negative"),)
 
@@ -43,7 +43,7 @@ class Listing(db.Model):
         return [bed for room in self.rooms for bed in room.beds]
 
 
-class OfferAcceptance(db.Model):
+class OfferAcceptance(Model):
     """The host's acceptance of a season's standard terms: the standing offer."""
 
     __tablename__ = "offer_acceptances"
@@ -56,7 +56,7 @@ class OfferAcceptance(db.Model):
     ip: Mapped[Optional[str]] = mapped_column(String(64))
 
 
-class Room(db.Model):
+class Room(Model):
     __tablename__ = "rooms"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,7 +71,7 @@ class Room(db.Model):
     )
 
 
-class Bed(db.Model):
+class Bed(Model):
     __tablename__ = "beds"
     __table_args__ = (CheckConstraint("kind IN ('single', 'double_half', 'bunk', 'sofa')", name="kind"),)
 
@@ -86,7 +86,7 @@ class Bed(db.Model):
     room: Mapped[Room] = relationship()
 
 
-class BedPrice(db.Model):
+class BedPrice(Model):
     __tablename__ = "bed_prices"
     __table_args__ = (
         UniqueConstraint("bed_id", "season_id", name="uq_bed_prices_bed_season"),
@@ -104,7 +104,7 @@ class BedPrice(db.Model):
     offered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
 
-class PriceChange(db.Model):
+class PriceChange(Model):
     """Every attempt to set a price, accepted or refused: the price history and its log."""
 
     __tablename__ = "price_changes"

@@ -7,11 +7,11 @@ from typing import Optional
 from sqlalchemy import CheckConstraint, Date, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class OutboxEmail(db.Model):
+class OutboxEmail(Model):
     """Mail is written here in the business transaction and sent later, with retries."""
 
     __tablename__ = "outbox_emails"
@@ -30,7 +30,7 @@ class OutboxEmail(db.Model):
     sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
 
-class WaitlistEntry(db.Model):
+class WaitlistEntry(Model):
     __tablename__ = "waitlist_entries"
     __table_args__ = (
         CheckConstraint("beds >= 1", name="beds_positive"),

@@ -8,14 +8,14 @@ from uuid import uuid4
 from sqlalchemy import CheckConstraint, ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
     from app.models.bookings import Booking
 
 
-class Payment(db.Model):
+class Payment(Model):
     """One attempt to take a card payment; its id is the Stripe idempotency key."""
 
     __tablename__ = "payments"
@@ -38,7 +38,7 @@ class Payment(db.Model):
     booking: Mapped["Booking"] = relationship()
 
 
-class Refund(db.Model):
+class Refund(Model):
     __tablename__ = "refunds"
     __table_args__ = (CheckConstraint("amount_ore > 0", name="amount_positive"),)
 
@@ -55,7 +55,7 @@ class Refund(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class StripeEvent(db.Model):
+class StripeEvent(Model):
     """A webhook event seen once: `processed` with its effect, or `failed` (shown to admins, retried)."""
 
     __tablename__ = "stripe_events"
@@ -72,7 +72,7 @@ class StripeEvent(db.Model):
     processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
 
-class Payout(db.Model):
+class Payout(Model):
     """What a host is owed for a booking, payable 24 hours after check-in."""
 
     __tablename__ = "payouts"

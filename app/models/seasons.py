@@ -8,11 +8,11 @@ from typing import Optional
 from sqlalchemy import CheckConstraint, Date, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class Season(db.Model):
+class Season(Model):
     __tablename__ = "seasons"
     __table_args__ = (
         CheckConstraint("last_night >= first_night", name="nights_ordered"),

@@ -8,7 +8,7 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app
 ROLES = ("host", "coordinator", "admin")
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('host', 'coordinator', 'admin')", name="role"),
@@ -59,7 +59,7 @@ class User(UserMixin, db.Model):
         return self.role == "coordinator"
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)

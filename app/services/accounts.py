@@ -5,7 +5,7 @@ import hashlib
 import json
 import secrets
 from datetime import datetime, timedelta
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 import pyotp
 from email_validator import EmailNotValidError, validate_email
@@ -21,6 +21,9 @@ from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, Unauthorized, ValidationFailed
 from app.services.passwords import hash_password, password_problems, verify_password
 from app.services.text import clean_text, phone_number
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 SELF_SERVICE_ROLES = ("host", "coordinator")
 FAILED_LOGIN_LIMIT = 10
@@ -123,6 +126,7 @@ def authenticate(email: str, password: str, *, otp: Optional[str] = None, ip: Op
         audit.record_now(Actor(user.id if user else None, "public", ip), "auth.login_failed",
                          object_type="account", object_id=email, now=now)
         raise Unauthorized(_("Fel e-postadress eller lösenord."), code="invalid_credentials")
+    assert user is not None  # verify_password refuses a missing hash  # nosec B101
     if user.role == "admin" and require_otp_for_admin:
         try:
             check_otp(user, otp, ip=ip, now=now)
@@ -159,11 +163,11 @@ def check_otp(user: User, otp: Optional[str], *, ip: Optional[str] = None, now: 
     with unit_of_work():
         # One atomic step: the row count of this conditional UPDATE decides, so of two requests with one
         # code (even at the same instant, on two workers) exactly one records the step and wins.
-        won = counter is not None and db.session.execute(
+        won = counter is not None and cast("CursorResult[Any]", db.session.execute(
             update(User).where(User.id == user.id,
                                (User.totp_last_counter.is_(None)) | (User.totp_last_counter < counter))
             .values(totp_last_counter=counter).execution_options(synchronize_session=False)
-        ).rowcount == 1
+        )).rowcount == 1  # an UPDATE's result is a CursorResult
         audit.record(Actor(user.id, user.role, ip), "auth.otp_ok" if won else "auth.otp_failed", "user", user.id,
                      now=now)
         failed = not won
@@ -200,7 +204,7 @@ def change_password(user_id: int, current_password: str, new_password: str, *, i
                     now: Optional[datetime] = None) -> User:
     """Change a password; every other session and API token stops working."""
     now = now_or(now)
-    user = db.session.get(User, user_id)
+    user = db.session.get_one(User, user_id)
     if not verify_password(user.password_hash, current_password or ""):
         raise ValidationFailed({"current_password": [_("Det nuvarande lösenordet är fel.")]})
     return set_password(user_id, new_password, ip=ip, now=now)
@@ -212,7 +216,7 @@ def set_password(user_id: int, new_password: str, *, ip: Optional[str] = None,
     if problems := password_problems(new_password or ""):
         raise ValidationFailed({"password": problems})
     with unit_of_work():
-        user = db.session.get(User, user_id)
+        user = db.session.get_one(User, user_id)
         user.password_hash = hash_password(new_password)
         user.session_version += 1
         user.token_version += 1
@@ -223,7 +227,7 @@ def set_password(user_id: int, new_password: str, *, ip: Optional[str] = None,
 def end_all_sessions(user_id: int, *, ip: Optional[str] = None, now: Optional[datetime] = None) -> None:
     """Sign out on the server: every session cookie issued so far stops working (API tokens stay)."""
     with unit_of_work():
-        user = db.session.get(User, user_id)
+        user = db.session.get_one(User, user_id)
         user.session_version += 1
         audit.record(Actor(user.id, user.role, ip), "auth.logout_everywhere", "user", user.id, now=now_or(now))
 
@@ -232,7 +236,7 @@ def set_locale(user_id: int, locale: str) -> None:
     if locale not in ("sv", "en"):
         raise ValidationFailed({"locale": [_("Välj 'sv' (svenska) eller 'en' (engelska).")]})
     with unit_of_work():
-        db.session.get(User, user_id).locale = locale
+        db.session.get_one(User, user_id).locale = locale
 
 
 def set_phone(actor: Actor, phone: Optional[str], *, now: Optional[datetime] = None) -> User:
@@ -242,7 +246,7 @@ def set_phone(actor: Actor, phone: Optional[str], *, now: Optional[datetime] = N
         raise Forbidden(_("Bara samordnare anger sitt telefonnummer här; en värds nummer står i värdprofilen."))
     phone = phone_number(phone)
     with unit_of_work():
-        user = db.session.get(User, actor.user_id)
+        user = db.session.get_one(User, actor.user_id)
         before, user.phone = user.phone, phone
         audit.record(actor, "user.phone_set", "user", user.id, before={"phone": before}, after={"phone": phone},
                      now=now)
@@ -250,7 +254,7 @@ def set_phone(actor: Actor, phone: Optional[str], *, now: Optional[datetime] = N
 
 
 def count_users() -> int:
-    return db.session.scalar(select(func.count(User.id)))
+    return db.session.execute(select(func.count(User.id))).scalar_one()
 
 
 RECOVERY_CODES = 10
@@ -277,7 +281,7 @@ def enrol_totp(user_id: int, secret: str, code: str, *, ip: Optional[str] = None
         raise ValidationFailed({"code": [_("Koden stämmer inte. Kontrollera klockan i telefonen och försök igen.")]})
     codes = [f"{secrets.token_hex(2)}-{secrets.token_hex(2)}" for _ in range(RECOVERY_CODES)]
     with unit_of_work():
-        user = db.session.get(User, user_id)
+        user = db.session.get_one(User, user_id)
         user.totp_secret = secret
         user.totp_last_counter = counter
         user.recovery_codes = json.dumps([hash_token(c) for c in codes])

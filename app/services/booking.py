@@ -74,12 +74,12 @@ def party_contacts(actor: Actor, booking: Booking) -> dict:
         return {}
     result: dict = {}
     if actor.is_admin or booking.coordinator_id == actor.user_id:
-        host = db.session.get(User, booking.host_id)
+        host = db.session.get_one(User, booking.host_id)
         profile = db.session.get(HostProfile, booking.host_id)
         result["host_contact"] = {"name": (profile.legal_name if profile and profile.legal_name else host.name),
                                   "email": host.email, "phone": profile.phone if profile else None}
     if actor.is_admin or booking.host_id == actor.user_id:
-        coordinator = db.session.get(User, booking.coordinator_id)
+        coordinator = db.session.get_one(User, booking.coordinator_id)
         result["coordinator_contact"] = {"name": coordinator.name, "email": coordinator.email,
                                          "phone": coordinator.phone}
     return result
@@ -126,6 +126,7 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
     is_card = payment_method == "card"
     # Everything that can be read is read before the write lock (plain values: the unit of work's
     # start expires loaded objects), so that the lock is held for the inserts alone.
+    assert actor.user_id is not None  # a coordinator acts (checked above)  # nosec B101
     draft = prepare_contract(season, listing, delegation_id=delegation_id, coordinator_id=actor.user_id,
                              lines=contract_lines(bed_ids, nights, prices), accepted_at=now, ip=actor.ip)
     season_id, year, listing_id, host_id = season.id, season.year, listing.id, listing.host_id
@@ -203,7 +204,7 @@ def quote_booking(bed_ids: list[int], check_in: date, check_out: date, *, now: O
 def host_record(host_id: int, *, now: Optional[datetime] = None) -> dict:
     """What the public sees of a host: name, vetted since, contracts fulfilled, host cancellations."""
     profile = db.session.get(HostProfile, host_id)
-    user = db.session.get(User, host_id)
+    user = db.session.get_one(User, host_id)
     fulfilled, cancelled = fulfilled_and_cancelled(host_id, local_date(now_or(now)))
     return {"id": host_id, "display_name": user.name,
             "verified_since": profile.verified_since.isoformat() if profile and profile.verified_since else None,

@@ -27,7 +27,7 @@ def _event(booking: Booking, summary: str) -> Event:
     event.add("dtstart", booking.check_in)
     event.add("dtend", booking.check_out)
     event.add("summary", summary)
-    listing = db.session.get(Listing, booking.listing_id)
+    listing = db.session.get_one(Listing, booking.listing_id)
     event.add("location", f"{listing.address}, {listing.postal_code} Gotland")
     beds = len({line.bed_id for line in booking.lines})
     number = booking.contract.number if booking.contract else ""

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
+from fpdf.enums import WrapMode
 
 from app.i18n import kr
 from app.labels import label
@@ -110,6 +111,6 @@ def render_pdf(contract: Contract) -> bytes:
     verify_url = verify_link(contract)
     pdf.set_font("DejaVu", "", 8)
     # The whole address, wrapped wherever the line ends, and clickable.
-    pdf.multi_cell(width, 5, f"Verifiera / Verify: {verify_url}", align="L", link=verify_url, wrapmode="CHAR",
+    pdf.multi_cell(width, 5, f"Verifiera / Verify: {verify_url}", align="L", link=verify_url, wrapmode=WrapMode.CHAR,
                    new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

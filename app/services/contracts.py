@@ -59,9 +59,9 @@ def prepare_contract(season: Season, listing: Listing, *, delegation_id: int, co
                      lines: list[dict], accepted_at: datetime, ip: Optional[str]) -> ContractDraft:
     """Read the parties, the property and the terms for a contract (no writes)."""
     host_profile = db.session.get(HostProfile, listing.host_id)
-    host_user = db.session.get(User, listing.host_id)
-    delegation = db.session.get(Delegation, delegation_id)
-    coordinator = db.session.get(User, coordinator_id)
+    host_user = db.session.get_one(User, listing.host_id)
+    delegation = db.session.get_one(Delegation, delegation_id)
+    coordinator = db.session.get_one(User, coordinator_id)
     parts = {
         "version": 1,
         "season": {"year": season.year, "name": season.name},

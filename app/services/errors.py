@@ -17,6 +17,8 @@ class DomainError(Exception):
     status = 422
     code = "domain_error"
     title = _l("Begäran avvisades")
+    # Only a `two_factor_enrolment_required` error carries it (set by accounts.check_otp, read by the sign-in page).
+    user_id: int | None
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None, **facts: Any):
         super().__init__(message)
@@ -84,7 +86,7 @@ class Unavailable(DomainError):
 _UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
-def database_unreachable(error: BaseException) -> bool:
+def database_unreachable(error: BaseException | None) -> bool:
     """Whether `error` says the database cannot be reached at all (connection refused, lost or refused at log-in)."""
     from sqlalchemy import exc
     seen = 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import BindParameter, and_, bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
@@ -39,7 +39,7 @@ _LOCK_ORGANISATION = (
     .order_by(Delegation.id)
     .with_for_update(of=Delegation)
 )
-_ids = bindparam("delegation_ids", expanding=True)
+_ids: BindParameter[list[int]] = bindparam("delegation_ids", expanding=True)
 _HELD_BED_NIGHTS = (
     select(func.count(BedNight.id)).join(Booking, Booking.id == BedNight.booking_id)
     .where(Booking.delegation_id.in_(_ids), Booking.season_id == bindparam("season_id"),

@@ -66,6 +66,7 @@ def run(user_id: int, key: str, data: Any, work: Callable[[], tuple[int, dict]],
     with unit_of_work():
         row = db.session.scalar(select(IdempotencyKey).where(
             IdempotencyKey.user_id == user_id, IdempotencyKey.key == key))
+        assert row is not None  # reserved above; only a failed work deletes it  # nosec B101
         row.response_status = status
         row.response_body = json.dumps(body, default=str)
     return status, body

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, select, update
@@ -25,6 +25,9 @@ from app.services.contracts import next_number
 from app.services.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from app.services.listings import owned_bed, stay_nights
 from app.services.seasons import season_for_stay
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 
 MAX_BEDS_PER_BOOKING = 100
@@ -240,7 +243,7 @@ def issue_invoice(booking: Booking, year: int, now: datetime) -> None:
 def contract_lines(bed_ids, nights, prices) -> list[dict]:
     labels = dict(db.session.execute(
         select(Bed.id, Room.name + " / " + Bed.label).join(Room, Room.id == Bed.room_id).where(Bed.id.in_(bed_ids))
-    ).all())
+    ).tuples().all())
     return [{"bed_id": bed_id, "bed": labels[bed_id], "night": night.isoformat(), "price_ore": prices[bed_id]}
             for night in nights for bed_id in bed_ids]
 
@@ -284,4 +287,4 @@ def unblock_nights(actor: Actor, bed_id: int, check_in: date, check_out: date, *
             BedNight.state == "host_block").values(state="released", released_at=now))
         audit.record(actor, "bed.unblocked", "bed", bed_id, after={"check_in": check_in, "check_out": check_out},
                      now=now)
-    return result.rowcount
+    return cast("CursorResult[Any]", result).rowcount  # an UPDATE's result is a CursorResult

@@ -111,7 +111,7 @@ def reconcile(*, now: Optional[datetime] = None) -> ReconcileReport:
             report.unreachable += 1
             continue
         settlement.apply_intent(intent, now=now)  # locks the payment and its booking and re-checks both
-        if db.session.get(Payment, payment_id).status != status:
+        if db.session.get_one(Payment, payment_id).status != status:
             report.changed += 1
         db.session.commit()
     report.events_retried = webhooks.retry_failed_events(now=now)

@@ -284,6 +284,7 @@ def publish(actor: Actor, listing_id: int, accept_terms_version: Optional[str], 
     now = now_or(now)
     _require_host(actor)
     listing = owned_listing(actor, listing_id)
+    assert actor.user_id is not None  # a host acts (checked above); only the system actor has no user  # nosec B101
     if not is_host_approved(actor.user_id):
         raise Forbidden(_("Bara värdar som Sängplats har godkänt kan publicera. Skicka in dina uppgifter och vänta "
                           "på granskningen."),

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -30,6 +30,9 @@ from app.models import Contract, OutboxEmail
 from app.services.base import now_or, unit_of_work
 from app.services.contract_pdf import render_pdf
 from app.services.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 log = logging.getLogger(__name__)
 
@@ -200,15 +203,15 @@ def is_permanent(error: Exception) -> bool:
 def _claim(item: _Outgoing) -> bool:
     """Count this attempt before sending; False when another sender claimed it first."""
     with unit_of_work():
-        claimed = db.session.execute(update(OutboxEmail).where(
+        claimed = cast("CursorResult[Any]", db.session.execute(update(OutboxEmail).where(
             OutboxEmail.id == item.id, OutboxEmail.status == "pending", OutboxEmail.attempts == item.attempt,
-        ).values(attempts=item.attempt + 1)).rowcount
+        ).values(attempts=item.attempt + 1))).rowcount  # an UPDATE's result is a CursorResult
     return claimed == 1
 
 
 def _record(item: _Outgoing, error: Optional[str], now: datetime, *, permanent: bool = False) -> str:
     with unit_of_work():
-        email = db.session.get(OutboxEmail, item.id)
+        email = db.session.get_one(OutboxEmail, item.id)
         if error is None:
             email.status, email.sent_at, email.last_error = "sent", now, None
         else:

@@ -58,8 +58,8 @@ def _queue(user: User, build: Callable[[], tuple[str, list[Optional[str]]]], *, 
 
 def _stay_facts(booking: Booking) -> dict:
     """What the mails say about a booking, read once per event (the locale-free part)."""
-    listing = db.session.get(Listing, booking.listing_id)
-    delegation = db.session.get(Delegation, booking.delegation_id)
+    listing = db.session.get_one(Listing, booking.listing_id)
+    delegation = db.session.get_one(Delegation, booking.delegation_id)
     contract = db.session.scalar(select(Contract).where(Contract.booking_id == booking.id))
     return {
         "title": listing.title, "address": f"{listing.address}, {listing.postal_code} Visby",
@@ -271,6 +271,7 @@ def queue_hold_reminder(booking: Booking, *, now: datetime) -> bool:
 def _reminder_builder(booking: Booking):
     def build():
         s = _stay(booking)
+        assert booking.expires_at is not None  # a hold or an offer always has an expiry  # nosec B101
         when = _moment(booking.expires_at)
         if is_offer(booking):
             return _("Erbjudandet från väntelistan går ut %(when)s", when=when), [
@@ -295,6 +296,7 @@ def on_waitlist_offered(entry, booking: Booking, now: datetime, **_ignored) -> N
     def build():
         s = _stay(booking)
         link = _url("waitlist.index")
+        assert booking.expires_at is not None  # an offer always has an expiry  # nosec B101
         return _("Lediga bäddar till er från väntelistan: %(title)s", title=s["title"]), [
             _("%(beds)s bäddar har blivit lediga i %(title)s. De är reserverade för %(delegation)s till "
               "%(expires)s.", beds=s["beds"], title=s["title"], delegation=s["delegation"],
@@ -392,8 +394,8 @@ def _category(category: str) -> str:
 def on_flag_resolved(flag: Flag, now: datetime, **_ignored) -> None:
     """The reporter (if any) and the host learn whether the flag was upheld."""
     reporter, host = _user(flag.reporter_id), _user(flag.host_id)
-    host_name = (db.session.get(HostProfile, flag.host_id).legal_name
-                 if db.session.get(HostProfile, flag.host_id) else (host.name if host else ""))
+    profile = db.session.get(HostProfile, flag.host_id)
+    host_name = profile.legal_name if profile else (host.name if host else "")
 
     def outcome():
         if flag.status == "upheld":

@@ -35,7 +35,7 @@ def hold_beds_for_offer(delegation: Delegation, listing_id: int, season, prices:
     (`confirm_offered_hold`) forms the contract. Raises IntegrityError when a bed-night was taken, and
     DomainError `organisation_limit` when the offer would take the organisation above its bed-night limit.
     """
-    listing = db.session.get(Listing, listing_id)
+    listing = db.session.get_one(Listing, listing_id)
     bed_ids = sorted(prices)
     nights = stay_nights(check_in, check_out)
     # An unaccepted offer holds bed-nights for the organisation like a booking: the same limit applies.
@@ -93,6 +93,7 @@ def confirm_offered_hold(actor: Actor, booking: Booking, *, now: datetime) -> Bo
     booking.expires_at = None
     booking.total_ore = sum(prices.values()) * len(nights)
     issue_invoice(booking, season.year, now)
+    assert actor.user_id is not None  # a person accepts; only the system actor has no user  # nosec B101
     form_contract(booking, prepare_contract(
         season, listing, delegation_id=booking.delegation_id, coordinator_id=actor.user_id,
         lines=contract_lines(bed_ids, nights, prices), accepted_at=now, ip=actor.ip))

@@ -14,7 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Any, Optional, cast
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -85,6 +85,7 @@ def check_payable(booking: Booking, now: datetime) -> None:
     if booking.status not in ("awaiting_payment", "expired"):
         raise Conflict(_("Bokningen är %(status)s och kan inte betalas.", status=in_sentence("booking_status", booking.status)),
                        code="not_payable", status_now=booking.status)
+    assert booking.expires_at is not None  # every hold, awaiting payment or expired, has an expiry  # nosec B101
     if (booking.status == "expired" or booking.expires_at <= now) and others_on_beds(booking):
         raise Conflict(_("Reservationen av bäddarna har gått ut och någon annan har bokat några av dem. Ingenting "
                          "drogs; sök igen efter lediga bäddar."), code="hold_expired")
@@ -111,7 +112,7 @@ def _begin_attempt(actor: Actor, booking_id: int, payment_method_id: str, now: d
 
 def _record_failure(payment_id: int, status: str, message: str, intent_id: Optional[str], now: datetime) -> None:
     with unit_of_work():
-        payment = db.session.get(Payment, payment_id)
+        payment = db.session.get_one(Payment, payment_id)
         if payment.status in FINAL_STATUSES:
             return
         payment.status = status
@@ -147,7 +148,7 @@ def pay_booking(actor: Actor, booking_id: int, payment_method_id, *, now: Option
                                                             payment_method_id, customer))
     except stripe_gateway.CardError as exc:
         message = exc.user_message or "The card was declined."
-        error = (exc.json_body or {}).get("error") or {}
+        error: dict[str, Any] = cast(dict[str, Any], exc.json_body or {}).get("error") or {}  # stripe types it object
         intent_id = (error.get("payment_intent") or {}).get("id")
         _record_failure(payment_id, "failed", message, intent_id, now)
         raise PaymentFailed(_declined(exc.user_message), code="card_declined", decline_code=getattr(exc, "code", None),
@@ -163,7 +164,7 @@ def pay_booking(actor: Actor, booking_id: int, payment_method_id, *, now: Option
                             "några minuter; annars kan du försöka igen om en stund."),
                           code="stripe_unavailable", status=503) from None
     apply_intent(intent, now=now)
-    payment = db.session.get(Payment, payment_id)
+    payment = db.session.get_one(Payment, payment_id)
     db.session.commit()
     if payment.status == "failed" or intent.status == "requires_payment_method":
         raise PaymentFailed(_declined(intent.error_message), code="card_declined")
@@ -193,9 +194,9 @@ def setup_card_entry(actor: Actor, booking_id: int, *, now: Optional[datetime] =
 def sync_booking(booking_id: int, *, now: Optional[datetime] = None) -> None:
     """Re-fetch this booking's open PaymentIntents from Stripe and apply them (the pay page's return)."""
     now = now_or(now)
-    intent_ids = list(db.session.scalars(select(Payment.stripe_payment_intent_id).where(
+    intent_ids = cast(list[str], list(db.session.scalars(select(Payment.stripe_payment_intent_id).where(
         Payment.booking_id == booking_id, Payment.status.in_(OPEN_STATUSES),
-        Payment.stripe_payment_intent_id.is_not(None))))
+        Payment.stripe_payment_intent_id.is_not(None)))))  # NULLs are filtered out
     db.session.commit()
     for intent_id in intent_ids:
         try:
@@ -220,9 +221,9 @@ def after_holds_expired(booking_ids: list[int]) -> None:
 def cancel_open_intents(booking_id: int, *, now: Optional[datetime] = None) -> None:
     """Cancel this booking's PaymentIntents that have not taken money; one that just did is applied instead."""
     now = now_or(now)
-    intent_ids = list(db.session.scalars(select(Payment.stripe_payment_intent_id).where(
+    intent_ids = cast(list[str], list(db.session.scalars(select(Payment.stripe_payment_intent_id).where(
         Payment.booking_id == booking_id, Payment.status.in_(OPEN_STATUSES + ("failed",)),
-        Payment.stripe_payment_intent_id.is_not(None))))
+        Payment.stripe_payment_intent_id.is_not(None)))))  # NULLs are filtered out
     db.session.commit()
     if not intent_ids:
         return

@@ -73,7 +73,7 @@ def sync_payouts(*, now: Optional[datetime] = None) -> int:
                          after={"booking_id": booking.id, "amount_ore": amount}, now=now)
             created += 1
         for payout in db.session.scalars(select(Payout).where(Payout.status == "scheduled")).all():
-            booking = db.session.get(Booking, payout.booking_id)
+            booking = db.session.get_one(Booking, payout.booking_id)
             amount = host_share_ore(booking)
             if booking.status == "cancelled_by_host" or amount <= 0:
                 payout.status, payout.amount_ore = "void", 0
@@ -153,7 +153,7 @@ def host_statement(host_id: int, *, now: Optional[datetime] = None) -> Statement
     lines: list[StatementLine] = []
     paid_booking_ids = set()
     for payout in db.session.scalars(select(Payout).where(Payout.host_id == host_id)):
-        booking = db.session.get(Booking, payout.booking_id)
+        booking = db.session.get_one(Booking, payout.booking_id)
         paid_booking_ids.add(payout.booking_id)
         lines.append(StatementLine(booking.id, booking.check_in, booking.check_out, booking.status, payout.amount_ore,
                                    payout.status, payout.due_at, payout.paid_at, payout.transfer_reference))

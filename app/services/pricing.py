@@ -102,6 +102,7 @@ def check_price(bed_id: int, season: Season, price_ore: int, now: datetime) -> P
     current, on_offer = _price_and_offer(bed_id, season)
     frozen = on_offer and season.is_open(now)
     if frozen:
+        assert current is not None  # on offer only with a price (_price_and_offer)  # nosec B101
         ceiling = min(ceiling, current)
     if current is not None and price_ore <= current:
         return PriceDecision(True, ceiling)  # a lowering (or no change) is never refused
@@ -119,7 +120,7 @@ def check_price(bed_id: int, season: Season, price_ore: int, now: datetime) -> P
                         "mot den, högst +%(pct)s %%, så det högsta pris du får sätta är %(max)s.",
                         previous=kr(previous), pct=season.max_increase_pct, max=kr(ceiling))
         return PriceDecision(False, ceiling, "increase_above_limit", message)
-    if frozen and price_ore > current:
+    if frozen and current is not None and price_ore > current:
         return PriceDecision(False, ceiling, "price_frozen",
                              _("Bokningen har öppnat och bädden har varit till salu sedan dess: priset får sänkas "
                                "men inte höjas. Det högsta pris du får sätta är %(max)s.", max=kr(ceiling)))
@@ -173,7 +174,9 @@ def set_price(actor: Actor, bed_id: int, year: int, price_ore: int, *, now: Opti
                                 "max_allowed_ore": decision.max_allowed_ore}, now=now)
     if not decision.allowed:
         error_class = Conflict if decision.code == "price_frozen" else DomainError
+        assert decision.message is not None  # a refusal always says why  # nosec B101
         raise error_class(decision.message, code=decision.code, max_allowed_ore=decision.max_allowed_ore)
+    assert row is not None  # an allowed price was written above  # nosec B101
     return row
 
 

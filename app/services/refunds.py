@@ -42,19 +42,20 @@ def request_refund(actor: Actor, booking_id: int, amount_ore, *, now: Optional[d
         if amount_ore > left:
             raise DomainError(_("Högst %(left)s återstår att återbetala av bokningens kortbetalning.", left=kr(left)),
                               code="refund_exceeds_remaining", remaining_ore=left, field="amount_ore")
+        assert payment is not None  # without one nothing is left, and amount_ore is positive  # nosec B101
         refund = add_refund(booking_id, payment.id, amount_ore, "admin", now)
         db.session.flush()
         audit.record(actor, "refund.requested", "refund", refund.id,
                      after={"booking_id": booking_id, "amount_ore": amount_ore}, now=now)
         refund_id = refund.id
     process_pending_refunds(booking_id, now=now)
-    return db.session.get(Refund, refund_id)
+    return db.session.get_one(Refund, refund_id)
 
 
 def _claim_refund(refund_id: int, now: datetime) -> Optional[tuple[str, int, str]]:
     """Check the amount against what is left and mark the refund `sending` (one sender at a time)."""
     with unit_of_work():
-        refund = db.session.get(Refund, refund_id)
+        refund = db.session.get_one(Refund, refund_id)
         locked_booking(refund.booking_id)
         refund = db.session.scalars(select(Refund).where(Refund.id == refund_id)
                                     .execution_options(populate_existing=True)).one()
@@ -95,9 +96,10 @@ def send_refund(refund_id: int, *, now: Optional[datetime] = None) -> bool:
     except stripe_gateway.StripeError as exc:
         result, error = None, str(exc.user_message or exc)[:500]
     with unit_of_work():
-        refund = db.session.get(Refund, refund_id)
+        refund = db.session.get_one(Refund, refund_id)
         refund.updated_at = now
         if error is None:
+            assert result is not None  # no error: Stripe answered  # nosec B101
             refund.status, refund.stripe_refund_id, refund.last_error = "succeeded", result["id"], None
         else:
             refund.status, refund.last_error = "failed", error
@@ -131,7 +133,7 @@ def retry_refund(actor: Actor, refund_id: int, *, now: Optional[datetime] = None
     with unit_of_work():
         audit.record(actor, "refund.retry", "refund", refund_id, now=now)
     send_refund(refund_id, now=now)
-    return db.session.get(Refund, refund_id)
+    return db.session.get_one(Refund, refund_id)
 
 
 def after_cancellation(booking_id: int) -> None:

@@ -45,7 +45,7 @@ def rooming_rows(delegation_id: int) -> list[RoomingRow]:
     return [RoomingRow(*row) for row in rows]
 
 
-def assign_rooming(actor: Actor, booking_id: int, assignments: list[dict], *,
+def assign_rooming(actor: Actor, booking_id: int, assignments: object, *,
                    now: Optional[datetime] = None) -> Booking:
     """Put the delegation's members in the booked beds (member_id null empties a bed)."""
     now = now_or(now)
@@ -82,7 +82,7 @@ def assign_rooming(actor: Actor, booking_id: int, assignments: list[dict], *,
                              "delegationens bokningar."), code="member_double_booked", conflicts=conflicts)
         audit.record(actor, "booking.rooming", "booking", booking_id,
                      after={str(b): m for b, m in wanted.items()}, now=now)
-    return db.session.get(Booking, booking_id)
+    return db.session.get_one(Booking, booking_id)
 
 
 def member_double_bookings(delegation_id: int) -> list[dict]:

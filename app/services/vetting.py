@@ -243,7 +243,7 @@ def attach_document(actor: Actor, filename: str, data: bytes, *, upload_dir: str
         handle.write(data)
     old = profile.document_name
     with unit_of_work():
-        profile = db.session.get(HostProfile, actor.user_id)
+        profile = db.session.get_one(HostProfile, actor.user_id)
         profile.document_name = stored
         profile.document_mime = kind[0]
         profile.document_original_name = os.path.basename(filename)[:200]
@@ -257,7 +257,7 @@ def attach_document(actor: Actor, filename: str, data: bytes, *, upload_dir: str
     return profile
 
 
-def document_for(actor: Actor, host_user_id: int, *, upload_dir: str) -> tuple[str, str, str]:
+def document_for(actor: Actor, host_user_id: int, *, upload_dir: str) -> tuple[str, Optional[str], str]:
     """The stored path, mime type and download name of a host's document: for that host and admins only."""
     import os
     profile = db.session.get(HostProfile, host_user_id)

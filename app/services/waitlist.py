@@ -37,7 +37,7 @@ def own_entry(actor: Actor, entry_id: int) -> WaitlistEntry:
     """An entry of the actor's own delegations (or any, for an admin); anyone else gets 404."""
     entry = db.session.get(WaitlistEntry, entry_id)
     delegation = db.session.get(Delegation, entry.delegation_id) if entry is not None else None
-    if delegation is None or (delegation.coordinator_id != actor.user_id and not actor.is_admin):
+    if entry is None or delegation is None or (delegation.coordinator_id != actor.user_id and not actor.is_admin):
         raise NotFound(_("Anmälan till väntelistan finns inte."))
     return entry
 
@@ -194,7 +194,7 @@ def _close_offer_of(booking: Booking, status: str, now: datetime) -> None:
 
 def _beds_for(entry: WaitlistEntry, listing_id: int, now: datetime) -> Optional[dict[int, int]]:
     """The cheapest beds of this listing that serve the entry now, as {bed_id: price_ore}, or None."""
-    season = db.session.get(Season, entry.season_id)
+    season = db.session.get_one(Season, entry.season_id)
     results = availability.search(season.year, entry.check_in, entry.check_out, entry.beds,
                                   max_walking_minutes=entry.max_walking_minutes, max_price_ore=entry.max_price_ore,
                                   now=now, listing_id=listing_id)
@@ -212,7 +212,7 @@ def _beds_for(entry: WaitlistEntry, listing_id: int, now: datetime) -> Optional[
 
 def _make_offer(entry: WaitlistEntry, listing_id: int, prices: dict[int, int], now: datetime) -> bool:
     season = db.session.get(Season, entry.season_id)
-    delegation = db.session.get(Delegation, entry.delegation_id)
+    delegation = db.session.get_one(Delegation, entry.delegation_id)
     expires_at = now + timedelta(hours=OFFER_HOURS)
     try:
         # A savepoint: losing a race for a bed must not undo the cancellation that freed the beds.

@@ -71,6 +71,7 @@ def handle_event(event_id: str, event_type: str, obj: Optional[dict], *, now: Op
     if problem:
         _record_event_failure(event_id, event_type, None, f"unusable event: {problem}", now)
         return "failed"
+    assert isinstance(obj, dict)  # _unusable refuses anything else  # nosec B101
     intent_id, refund_id = _event_target(event_type, obj)
     try:
         intent = fetch_intent(intent_id) if intent_id else None

@@ -1,6 +1,8 @@
 """Admin pages for flags: the queue with each host's record, resolving, and raising a flag."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -19,8 +21,9 @@ FLAG_STATUSES = ("open", "upheld", "dismissed")
 
 def host_history(host_ids: set[int]) -> dict[int, dict]:
     """Per host: the profile (strikes, status), every flag and every host cancellation."""
-    history = {host_id: {"user": db.session.get(User, host_id), "profile": db.session.get(HostProfile, host_id),
-                         "flags": [], "cancellations": []} for host_id in host_ids}
+    history: dict[int, dict[str, Any]] = {
+        host_id: {"user": db.session.get(User, host_id), "profile": db.session.get(HostProfile, host_id),
+                  "flags": [], "cancellations": []} for host_id in host_ids}
     for flag in db.session.scalars(select(Flag).where(Flag.host_id.in_(host_ids)).order_by(Flag.created_at)):
         history[flag.host_id]["flags"].append(flag)
     cancelled = select(Booking).where(Booking.host_id.in_(host_ids), Booking.status == "cancelled_by_host")

@@ -16,7 +16,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def _counts(column, *where) -> dict[str, int]:
-    return dict(db.session.execute(select(column, func.count()).where(*where).group_by(column)).all())
+    return dict(db.session.execute(select(column, func.count()).where(*where).group_by(column)).tuples().all())
 
 
 @bp.get("/")

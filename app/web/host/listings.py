@@ -34,7 +34,7 @@ def _bed_prices(listing: Listing, season) -> dict[int, dict]:
         return {}
     bed_ids = [bed.id for bed in listing.beds()]
     current = dict(db.session.execute(select(BedPrice.bed_id, BedPrice.price_ore).where(
-        BedPrice.season_id == season.id, BedPrice.bed_id.in_(bed_ids))).all())
+        BedPrice.season_id == season.id, BedPrice.bed_id.in_(bed_ids))).tuples().all())
     now = utcnow()
     return {bed_id: {"price_ore": current.get(bed_id),
                      "max_allowed_ore": pricing.check_price(bed_id, season, 1, now).max_allowed_ore}
