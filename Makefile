@@ -88,8 +88,9 @@ test: install-dev chromium axe
 # Style, imports, likely bugs and old idioms (settings in pyproject.toml).
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check app config.py wsgi.py tests tools
+	$(VENV)/bin/mypy
 
-# Types (settings in pyproject.toml). Not yet part of `lint`: see the closing note of issue 11.
+# Types alone (settings in pyproject.toml; `make lint` runs them too).
 typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy
 

@@ -34,7 +34,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         raise UnsafeConfiguration(reason)
     if app.config.get("PROXY_FIX_X_FOR"):
         from werkzeug.middleware.proxy_fix import ProxyFix
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))  # type: ignore[method-assign]  # Flask's documented way to wrap the WSGI app
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     db.init_app(app)
@@ -165,8 +165,9 @@ def _register_error_handlers(app: Flask) -> None:
             if error.code == 429:
                 retry = getattr(error, "retry_after", None) or _retry_after_header(error)
                 response.headers["Retry-After"] = str(retry or 60)
-            if error.code == 405 and getattr(error, "valid_methods", None):
-                response.headers["Allow"] = ", ".join(error.valid_methods)
+            methods = getattr(error, "valid_methods", None)  # set on MethodNotAllowed only
+            if error.code == 405 and methods:
+                response.headers["Allow"] = ", ".join(methods)
             return response
         # 403 and 404 pages say it in their heading; the rest explain what to do.
         message = detail if error.code not in (403, 404) else None

@@ -1,10 +1,13 @@
 """JSON through orjson: large answers (availability at island scale) encode ten times faster."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from flask.json.provider import DefaultJSONProvider
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 class OrjsonProvider(DefaultJSONProvider):
@@ -19,4 +22,5 @@ class OrjsonProvider(DefaultJSONProvider):
     def response(self, *args: Any, **kwargs: Any):
         obj = self._prepare_response_obj(args, kwargs)
         body = orjson.dumps(obj, default=self.default, option=orjson.OPT_NON_STR_KEYS)
-        return self._app.response_class(body, mimetype=self.mimetype)
+        app = cast("Flask", self._app)  # the provider serves a full Flask app, whose Response takes a body
+        return app.response_class(body, mimetype=self.mimetype)

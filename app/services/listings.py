@@ -351,7 +351,7 @@ def visible_page(offset: int, limit: int) -> tuple[list[Listing], int]:
     """One page of the publicly visible listings (published, host approved), nearest Almedalen first, and their count."""
     visible = (select(Listing).join(HostProfile, HostProfile.user_id == Listing.host_id)
                .where(Listing.published.is_(True), HostProfile.vetting_status == "approved"))
-    total = db.session.scalar(select(func.count()).select_from(visible.subquery()))
+    total = db.session.scalar(select(func.count()).select_from(visible.subquery())) or 0
     items = db.session.scalars(visible.order_by(Listing.walking_minutes, Listing.id).offset(offset).limit(limit))
     return list(items), total
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -16,7 +17,8 @@ MIN_LENGTH = 10
 def _hasher_for(cost: tuple[tuple[str, int], ...]) -> tuple[PasswordHasher, str]:
     """The hasher for these argon2 cost parameters, and a dummy hash of the same cost: verified against when an
     account is unknown, so that both paths cost the same."""
-    hasher = PasswordHasher(**dict(cost))
+    params: dict[str, Any] = dict(cost)
+    hasher = PasswordHasher(**params)
     return hasher, hasher.hash("sängplats-dummy-password")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import wraps
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import abort, flash, request
@@ -10,6 +11,8 @@ from flask_login import current_user, login_required
 
 from app.services.base import Actor
 from app.services.errors import DomainError
+
+T = TypeVar("T")
 
 
 def actor() -> Actor:
@@ -95,6 +98,13 @@ class ResultPages:
     @property
     def next_num(self) -> int:
         return self.page + 1
+
+
+def required(value: T | None) -> T:
+    """A field its form's validators required: present once the form validated (a request without it is bad)."""
+    if value is None:
+        abort(400)
+    return value
 
 
 def page_number() -> int:

@@ -20,6 +20,8 @@ def int32(text: str) -> int:
 class Int32Field(IntegerField):
     """An IntegerField that refuses numbers no 32-bit column holds."""
 
+    data: int | None
+
     def process_formdata(self, valuelist):
         super().process_formdata(valuelist)
         if self.data is not None and not INT32_MIN <= self.data <= INT32_MAX:

@@ -34,7 +34,8 @@ def webhook():
     if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
         # Signed by Stripe but without a usable id: recorded under one derived from its body (a resend is the same).
         event_id = "malformed_" + hashlib.sha256(request.get_data()).hexdigest()
-    event_type = event.get("type") if isinstance(event.get("type"), str) else ""
+    raw_type = event.get("type")
+    event_type = raw_type if isinstance(raw_type, str) else ""
     outcome = payments.handle_event(event_id, event_type, obj if isinstance(obj, dict) else None)
     return {"received": True, "outcome": outcome}
 

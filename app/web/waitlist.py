@@ -16,7 +16,7 @@ from app.models import Booking, Delegation, Listing
 from app.services import waitlist
 from app.services.errors import DomainError
 from app.services.seasons import current_season
-from app.web.common import actor, flash_error, role_required
+from app.web.common import actor, flash_error, required, role_required
 from app.web.converters import Int32Field
 
 bp = Blueprint("waitlist", __name__, url_prefix="/coordinator/waitlist")
@@ -56,7 +56,7 @@ def _join_form(formdata=None) -> JoinForm:
 
 def _render(form: JoinForm, status: int = 200):
     entries = waitlist.entries_for(actor())
-    offers = {e.id: db.session.get(Booking, e.offer_booking_id) for e in entries if e.offer_booking_id}
+    offers = {e.id: db.session.get_one(Booking, e.offer_booking_id) for e in entries if e.offer_booking_id}
     listings = {b.listing_id: db.session.get(Listing, b.listing_id) for b in offers.values()}
     return render_template("waitlist/index.html", form=form, entries=entries, offers=offers, listings=listings,
                            accept_form=AcceptForm(), cancel_form=CancelForm(), season=current_season()), status
@@ -80,7 +80,7 @@ def join():
         return _render(form, 422)
     try:
         waitlist.join(actor(), delegation_id=form.delegation_id.data, year=form.check_in.data.year,
-                      check_in=form.check_in.data, check_out=form.check_out.data, beds=form.beds.data,
+                      check_in=form.check_in.data, check_out=form.check_out.data, beds=required(form.beds.data),
                       max_walking_minutes=form.max_walking_minutes.data,
                       max_price_ore=None if form.max_price_kr.data is None else kronor_to_ore(form.max_price_kr.data))
     except DomainError as error:
@@ -103,7 +103,8 @@ def accept(entry_id):
     except DomainError as error:
         flash(error.message, "error")
         return _render(_join_form(), error.status)
-    flash(_("Erbjudandet är accepterat. Avtal %(number)s är bindande.", number=booking.contract.number), "success")
+    contract = required(booking.contract)  # formed when the offer is accepted
+    flash(_("Erbjudandet är accepterat. Avtal %(number)s är bindande.", number=contract.number), "success")
     return redirect(url_for("waitlist.index"))
 
 

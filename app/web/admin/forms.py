@@ -14,6 +14,7 @@ from wtforms.validators import InputRequired, Length, Optional
 from app.i18n import kronor_to_ore, ore_to_kronor
 from app.labels import lazy_choices
 from app.models import Season
+from app.web.common import required
 from app.web.converters import Int32Field
 from app.web.host.forms import REQUIRED, KronorField
 
@@ -67,7 +68,7 @@ class SeasonForm(FlaskForm):
                   if name not in ("csrf_token", "bookings_open_on", "bookings_open_time", "price_cap")}
         values["bookings_open_at"] = datetime.combine(self.bookings_open_on.data, self.bookings_open_time.data,
                                                       tzinfo=STOCKHOLM)
-        values["price_cap_ore"] = kronor_to_ore(self.price_cap.data)
+        values["price_cap_ore"] = kronor_to_ore(required(self.price_cap.data))
         for name in ("terms_version", "terms_text"):
             values[name] = (values.get(name) or "").strip() or None
         return values

@@ -14,7 +14,7 @@ from app.services import booking as booking_service
 from app.services.contract_pdf import render_pdf
 from app.services.errors import DomainError, NotFound
 from app.services.seasons import current_season
-from app.web.common import actor, flash_error, page_number, role_required
+from app.web.common import actor, flash_error, page_number, required, role_required
 from app.web.coordinator import presenters
 from app.web.coordinator.forms import (
     BookForm,
@@ -243,7 +243,7 @@ def book():
             flash_error(error, form)
         return _render_review(form, form.bed_ids.data, form.check_in.data, form.check_out.data, error.status,
                               error=error)
-    flash(_("Bokningen är gjord. Avtal %(number)s är bindande.", number=created.contract.number), "success")
+    flash(_("Bokningen är gjord. Avtal %(number)s är bindande.", number=required(created.contract).number), "success")
     return redirect(_after_booking(created))
 
 

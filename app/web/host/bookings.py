@@ -25,10 +25,10 @@ CELL_STATES = {"booked": "booked", "held": "held", "host_block": "blocked", "hos
 
 
 def host_beds(host_id: int) -> list[tuple[Bed, Room, Listing]]:
-    return db.session.execute(
+    return list(db.session.execute(
         select(Bed, Room, Listing).join(Room, Room.id == Bed.room_id).join(Listing, Listing.id == Room.listing_id)
         .where(Listing.host_id == host_id, Bed.removed_at.is_(None))
-        .order_by(Listing.id, Room.id, Bed.id)).tuples().all()
+        .order_by(Listing.id, Room.id, Bed.id)).tuples().all())
 
 
 def calendar_cells(bed_ids: list[int], season: Season) -> dict[tuple[int, date], dict]:

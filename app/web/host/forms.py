@@ -1,4 +1,6 @@
 """Host forms (shape only; the rules live in app/services/)."""
+from decimal import Decimal
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -23,6 +25,8 @@ WHOLE_NUMBER = InputRequired(message=_l("Ange ett heltal."))
 
 class KronorField(DecimalField):
     """An amount in kronor as people type it: 650, 650,50 or 1 200 kr (Swedish); 650.50 or SEK 1,200 (English)."""
+
+    data: Decimal | None
 
     def __init__(self, label=None, validators=None, **kwargs):
         limit = NumberRange(max=MAX_KRONOR, message=_l("Beloppet är orimligt stort."))

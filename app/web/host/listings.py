@@ -10,7 +10,7 @@ from app.models import BedPrice, Listing, utcnow
 from app.services import listings, pricing
 from app.services.errors import DomainError
 from app.services.seasons import current_season
-from app.web.common import actor, flash_error, role_required
+from app.web.common import actor, flash_error, required, role_required
 from app.web.formatting import kr
 from app.web.host.forms import (
     BedForm,
@@ -155,7 +155,7 @@ def set_price(bed_id):
         form.price.errors = list(form.price.errors) or [_("Det finns ingen säsong att sätta pris för ännu.")]
         return render_listing(bed.room.listing, 422, price_forms={bed_id: form})
     try:
-        pricing.set_price(actor(), bed_id, season.year, kronor_to_ore(form.price.data))
+        pricing.set_price(actor(), bed_id, season.year, kronor_to_ore(required(form.price.data)))
     except DomainError as error:
         form.price.errors = [error.message]
         if "max_allowed_ore" in error.facts:

@@ -8,7 +8,7 @@ from app.services import availability, contracts, listings
 from app.services.booking import host_record
 from app.services.errors import DomainError
 from app.services.seasons import current_season
-from app.web.common import ResultPages, flash_error, page_number
+from app.web.common import ResultPages, flash_error, page_number, required
 from app.web.coordinator.forms import SearchForm
 
 bp = Blueprint("public", __name__)
@@ -62,8 +62,8 @@ def browse():
         if form.validate():
             try:
                 found = availability.search_page(
-                    season.year, form.check_in.data, form.check_out.data, form.beds.data, limit=pages.per_page,
-                    offset=pages.offset, max_walking_minutes=form.max_walking_minutes.data,
+                    season.year, form.check_in.data, form.check_out.data, required(form.beds.data),
+                    limit=pages.per_page, offset=pages.offset, max_walking_minutes=form.max_walking_minutes.data,
                     max_price_ore=form.max_price_ore)
             except DomainError as error:
                 flash_error(error, form)
