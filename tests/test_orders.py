@@ -46,7 +46,7 @@ def test_an_order_books_every_listing_with_its_own_contract(world, api_as, make_
     body = response.get_json()
     assert body["status"] == "confirmed"
     assert body["total_ore"] == (2 * 40000 + 2 * 50000) * 2
-    assert [b["listing_id"] for b in body["bookings"]] == sorted(l.id for l in world["listings"][:2])
+    assert [b["listing_id"] for b in body["bookings"]] == sorted(listing.id for listing in world["listings"][:2])
     assert all(b["status"] == "confirmed" and b["contract"]["number"].startswith(f"SP-{YEAR}-")
                and b["invoice"]["number"] for b in body["bookings"])
     assert sum(b["total_ore"] for b in body["bookings"]) == body["total_ore"]
