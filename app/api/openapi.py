@@ -66,6 +66,14 @@ def query(name, schema, required=False):
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
+# status: awaiting_payment while a card hold is unpaid, confirmed when every booking is, partly_cancelled or
+# cancelled after cancellations.
+ORDER = {"type": "object", "properties": {
+    "id": INT, "status": {"type": "string", "enum": ["awaiting_payment", "confirmed", "partly_cancelled", "cancelled"]},
+    "total_ore": INT, "delegation_id": INT, "created_at": DATETIME,
+    "bookings": {"type": "array", "items": OBJ}}}
+
+
 PATHS = {
     "/users": {"post": op("Register a host or coordinator", tag="accounts", auth=False, ok=201, errors=[409, 429],
                           request=body({"email": _str("email"), "password": _str(minLength=10), "name": _str(),
@@ -182,6 +190,27 @@ PATHS = {
     "/bookings/{booking_id}/payment": {"post": op(
         "Pay a card booking", tag="payments", ok=201, errors=[402, 409], params=[path_id("booking_id")],
         request=body({"payment_method_id": _str()}, ["payment_method_id"]))},
+    "/orders": {"post": op(
+        "Book several listings in one step (one booking and contract per part, all or none)", tag="orders", ok=201,
+        errors=[409], params=[{"name": "Idempotency-Key", "in": "header", "required": False,
+                               "schema": {"type": "string"}}],
+        request=body({"delegation_id": INT, "check_in": DATE, "check_out": DATE, "accept_contract": BOOL,
+                      "parts": {"type": "array", "minItems": 1, "items": {"type": "object", "properties": {
+                          "bed_ids": {"type": "array", "items": INT}}, "required": ["bed_ids"]}},
+                      "payment_method": {"type": "string", "enum": ["invoice", "card"]}},
+                     ["delegation_id", "parts", "check_in", "check_out", "payment_method"]),
+        ok_schema=ORDER)},
+    "/orders/{order_id}": {"get": op("An order with its bookings", tag="orders", params=[path_id("order_id")],
+                                     ok_schema=ORDER)},
+    "/orders/{order_id}/payment": {"post": op(
+        "Pay every card booking of an order with one PaymentMethod (one PaymentIntent per booking; a refund of one "
+        "booking refunds its own payment)", tag="orders", ok=201, errors=[402, 409], params=[path_id("order_id")],
+        request=body({"payment_method_id": _str()}, ["payment_method_id"]),
+        ok_schema={"type": "object", "properties": {
+            "payments": {"type": "array", "items": {"type": "object", "properties": {
+                "booking_id": INT, "payment_intent_id": _str(), "status": _str(), "client_secret": _str(),
+                "amount_ore": INT}}},
+            "status": {"type": "string", "enum": ["succeeded", "requires_action"]}}})},
     "/contracts/verify": {"get": op("Verify a contract", tag="contracts", auth=False, params=[
         query("number", _str()), query("sha256", _str())])},
     "/contracts/{contract_id}": {"get": op("A contract", tag="contracts", params=[path_id("contract_id")])},

@@ -51,6 +51,31 @@ class Member(Model):
     delegation: Mapped[Delegation] = relationship(back_populates="members")
 
 
+ORDER_STATUSES = ("awaiting_payment", "confirmed")
+
+
+class Order(Model):
+    """Several bookings, one per listing, formed together in one transaction (API.md "Orders").
+
+    `status` is what the order was when it was formed (card: awaiting_payment, invoice: confirmed);
+    what it is now follows from its bookings (`orders.order_status`)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("status IN ('awaiting_payment', 'confirmed')", name="status"),
+        CheckConstraint("total_ore >= 0", name="total_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delegation_id: Mapped[int] = mapped_column(ForeignKey("delegations.id"), index=True)
+    coordinator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    total_ore: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    bookings: Mapped[list["Booking"]] = relationship(back_populates="order", order_by="Booking.id")
+
+
 class Booking(Model):
     __tablename__ = "bookings"
     __table_args__ = (
@@ -87,8 +112,11 @@ class Booking(Model):
     invoice_number: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
     invoice_due_on: Mapped[Optional[date]] = mapped_column(Date)
     note: Mapped[Optional[str]] = mapped_column(String(1000))
+    # The order this booking was formed in with others (POST /orders), or null for a booking of its own.
+    order_id: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), index=True)
 
     delegation: Mapped[Delegation] = relationship()
+    order: Mapped[Optional[Order]] = relationship(back_populates="bookings")
     listing: Mapped["Listing"] = relationship()
     season: Mapped["Season"] = relationship()
     lines: Mapped[list["BedNight"]] = relationship(

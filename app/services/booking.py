@@ -22,7 +22,7 @@ from app.services.access import own_booking, owned_delegation, visible_booking
 from app.services.availability import check_not_past, check_stay, taken_bed_nights
 from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.cancellations import cancel_by_guest, cancel_by_host
-from app.services.contracts import form_contract, prepare_contract
+from app.services.contracts import ContractDraft, form_contract, prepare_contract
 from app.services.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from app.services.hoarding import enforce_organisation_limits
 from app.services.inventory import (
@@ -116,65 +116,129 @@ def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date,
     check_not_past(check_in, now)
     if accept_contract is not True:
         raise DomainError(_("Du måste godkänna det bindande avtalet för att boka."), code="contract_not_accepted")
-    listing, prices = bookable_listing(bed_ids, season, now)
+    part = prepare_part(actor, season, delegation_id, bed_ids, check_in, check_out, now)
     # Refuse what is visibly taken before asking for the write lock: in a rush most attempts lose,
     # and they should not queue behind the winners. The UNIQUE index still decides for the rest.
     taken, stale = occupants(bed_ids, check_in, check_out, now)
     if taken and not stale:
         raise conflict_error(taken)
-    nights = stay_nights(check_in, check_out)
-    is_card = payment_method == "card"
-    # Everything that can be read is read before the write lock (plain values: the unit of work's
-    # start expires loaded objects), so that the lock is held for the inserts alone.
-    assert actor.user_id is not None  # a coordinator acts (checked above)  # nosec B101
-    draft = prepare_contract(season, listing, delegation_id=delegation_id, coordinator_id=actor.user_id,
-                             lines=contract_lines(bed_ids, nights, prices), accepted_at=now, ip=actor.ip)
-    season_id, year, listing_id, host_id = season.id, season.year, listing.id, listing.host_id
-    expires_at = now + timedelta(minutes=season.hold_minutes) if is_card else None
+    stay = Stay(delegation_id, season.id, season.year, check_in, check_out, stay_nights(check_in, check_out),
+                payment_method, now + timedelta(minutes=season.hold_minutes) if payment_method == "card" else None)
     try:
         with unit_of_work():
-            # The price a booking copies is the price in force when it commits (API.md): read again under lock.
-            locked_prices, place = terms_in_force(season_id, year, listing_id, bed_ids, now)
-            if locked_prices != prices or any(draft.parts["property"][k] != v for k, v in place.items()):
-                prices = locked_prices
-                draft = replace(draft, parts={
-                    **draft.parts, "property": {**draft.parts["property"], **place},
-                    "lines": [{**line, "price_ore": prices[line["bed_id"]]} for line in draft.parts["lines"]]})
+            part = lock_terms(part, stay, now)
             taken = release_expired_holds(bed_ids, check_in, check_out, now)
             if taken:
                 raise conflict_error(taken)
-            enforce_organisation_limits(delegation_id, season_id, bed_nights=len(bed_ids) * len(nights),
-                                        card_hold=is_card, now=now)
-            booking = Booking(
-                delegation_id=delegation_id, season_id=season_id, listing_id=listing_id, host_id=host_id,
-                coordinator_id=actor.user_id, status="awaiting_payment" if is_card else "confirmed",
-                payment_method=payment_method, total_ore=sum(prices.values()) * len(nights), refund_ore=0,
-                check_in=check_in, check_out=check_out, created_at=now, expires_at=expires_at,
-                confirmed_at=None if is_card else now,
-            )
-            db.session.add(booking)
-            db.session.flush()
-            db.session.add_all([
-                BedNight(bed_id=bed_id, night=night, state="held" if is_card else "booked", booking_id=booking.id,
-                         price_ore=prices[bed_id], created_at=now)
-                for night in nights for bed_id in bed_ids
-            ])
-            db.session.flush()  # the UNIQUE index on occupied bed-nights decides here
-            if not is_card:
-                issue_invoice(booking, year, now)
-            form_contract(booking, draft)
-            audit.record(actor, "booking.created", "booking", booking.id,
-                         after={"bed_ids": bed_ids, "check_in": check_in, "check_out": check_out,
-                                "total_ore": booking.total_ore, "status": booking.status}, now=now)
-            events.emit(events.BOOKING_CREATED, booking=booking, now=now)
+            enforce_organisation_limits(delegation_id, stay.season_id, bed_nights=len(bed_ids) * len(stay.nights),
+                                        card_hold=stay.is_card, now=now)
+            booking = insert_booking(actor, part, stay, now)
+            seal_booking(actor, booking, part, stay, now)
     except IntegrityError:
-        # Another transaction took some of these bed-nights between our check and our insert, or (nothing
-        # taken) the host deleted one of the beds, which had no history yet.
-        taken = taken_bed_nights(bed_ids, check_in, check_out)
-        if not taken:
-            raise bed_removed_error(bed_ids) from None
-        raise conflict_error(taken) from None
+        raise taken_or_removed(bed_ids, check_in, check_out) from None
     return booking
+
+
+# The steps of forming a booking, shared by create_booking and orders (several bookings in one unit of work).
+
+
+@dataclass(frozen=True)
+class Stay:
+    """What every booking formed in one request shares (plain values, safe across the unit of work's start)."""
+
+    delegation_id: int
+    season_id: int
+    year: int
+    check_in: date
+    check_out: date
+    nights: list[date]
+    payment_method: str
+    expires_at: Optional[datetime]
+
+    @property
+    def is_card(self) -> bool:
+        return self.payment_method == "card"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One listing's beds for a stay, read before the write lock: its prices and the contract to form."""
+
+    bed_ids: list[int]
+    listing_id: int
+    host_id: int
+    prices: dict[int, int]
+    draft: ContractDraft
+
+    @property
+    def total_ore(self) -> int:
+        return sum(self.prices.values())
+
+
+def prepare_part(actor: Actor, season: Season, delegation_id: int, bed_ids: list[int], check_in: date,
+                 check_out: date, now: datetime) -> Part:
+    """Check the beds bookable (one listing) and read what its contract needs, before the write lock."""
+    listing, prices = bookable_listing(bed_ids, season, now)
+    assert actor.user_id is not None  # a coordinator acts (checked by the callers)  # nosec B101
+    # Everything that can be read is read before the write lock (plain values: the unit of work's
+    # start expires loaded objects), so that the lock is held for the inserts alone.
+    draft = prepare_contract(season, listing, delegation_id=delegation_id, coordinator_id=actor.user_id,
+                             lines=contract_lines(bed_ids, stay_nights(check_in, check_out), prices),
+                             accepted_at=now, ip=actor.ip)
+    return Part(bed_ids, listing.id, listing.host_id, prices, draft)
+
+
+def lock_terms(part: Part, stay: Stay, now: datetime) -> Part:
+    """Inside the unit of work: the part at the prices and property in force now, locked until commit."""
+    # The price a booking copies is the price in force when it commits (API.md): read again under lock.
+    prices, place = terms_in_force(stay.season_id, stay.year, part.listing_id, part.bed_ids, now)
+    draft = part.draft
+    if prices == part.prices and all(draft.parts["property"][k] == v for k, v in place.items()):
+        return part
+    draft = replace(draft, parts={
+        **draft.parts, "property": {**draft.parts["property"], **place},
+        "lines": [{**line, "price_ore": prices[line["bed_id"]]} for line in draft.parts["lines"]]})
+    return replace(part, prices=prices, draft=draft)
+
+
+def insert_booking(actor: Actor, part: Part, stay: Stay, now: datetime, *, order_id: Optional[int] = None
+                   ) -> Booking:
+    """Insert the booking and its bed-nights (flush: the UNIQUE index on occupied bed-nights decides here)."""
+    is_card = stay.is_card
+    booking = Booking(
+        delegation_id=stay.delegation_id, season_id=stay.season_id, listing_id=part.listing_id,
+        host_id=part.host_id, coordinator_id=actor.user_id, status="awaiting_payment" if is_card else "confirmed",
+        payment_method=stay.payment_method, total_ore=part.total_ore * len(stay.nights), refund_ore=0,
+        check_in=stay.check_in, check_out=stay.check_out, created_at=now, expires_at=stay.expires_at,
+        confirmed_at=None if is_card else now, order_id=order_id,
+    )
+    db.session.add(booking)
+    db.session.flush()
+    db.session.add_all([
+        BedNight(bed_id=bed_id, night=night, state="held" if is_card else "booked", booking_id=booking.id,
+                 price_ore=part.prices[bed_id], created_at=now)
+        for night in stay.nights for bed_id in part.bed_ids
+    ])
+    db.session.flush()
+    return booking
+
+
+def seal_booking(actor: Actor, booking: Booking, part: Part, stay: Stay, now: datetime) -> None:
+    """After the bed-nights are in: the invoice number, the contract, the audit entry and the event (flush only)."""
+    if not stay.is_card:
+        issue_invoice(booking, stay.year, now)
+    form_contract(booking, part.draft)
+    audit.record(actor, "booking.created", "booking", booking.id,
+                 after={"bed_ids": part.bed_ids, "check_in": stay.check_in, "check_out": stay.check_out,
+                        "total_ore": booking.total_ore, "status": booking.status}, now=now)
+    events.emit(events.BOOKING_CREATED, booking=booking, now=now)
+
+
+def taken_or_removed(bed_ids: list[int], check_in: date, check_out: date) -> Conflict:
+    """After the UNIQUE index refused an insert: another transaction took some of these bed-nights between our
+    check and our insert, or (nothing taken) the host deleted one of the beds, which had no history yet."""
+    taken = taken_bed_nights(bed_ids, check_in, check_out)
+    return conflict_error(taken) if taken else bed_removed_error(bed_ids)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,188 @@
+"""Orders: one binding step over several hosts (API.md "Orders: one step, several hosts").
+
+An order is one booking and one contract per listing, all formed in one unit of work or none, with
+the same checks, locks and prices as a single booking (`booking.prepare_part` .. `seal_booking`).
+Under the write lock the parts are taken in listing-id order, and every part's bed-nights are inserted
+before any counter (invoice, contract number) is taken, so two overlapping orders, or an order and a
+single booking, wait for each other in one order and never deadlock.
+
+Card orders are paid with one card entry: one PaymentMethod, charged as one PaymentIntent per booking
+(`pay_order`), so that each booking keeps its own payment and a refund of one booking works as for any
+booking.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Optional
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models import Booking, Order
+from app.services import audit, payments
+from app.services.access import owned_delegation
+from app.services.availability import check_not_past, check_stay
+from app.services.base import Actor, now_or, unit_of_work
+from app.services.booking import (
+    PAYMENT_METHODS, Stay, insert_booking, lock_terms, prepare_part, seal_booking, taken_or_removed,
+)
+from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.services.hoarding import enforce_organisation_limits
+from app.services.inventory import MAX_BEDS_PER_BOOKING, conflict_error, no_season_error, occupants, \
+    release_expired_holds
+from app.services.listings import stay_nights
+from app.services.seasons import season_for_stay
+
+MAX_PARTS = 10
+
+
+def _check_request(parts, payment_method) -> list[list[int]]:
+    """Shape only: 1..MAX_PARTS parts, each a list of distinct bed ids; a known payment method."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(parts, list) or not parts or len(parts) > MAX_PARTS:
+        errors["parts"] = [_("Ange mellan 1 och %(max)s delar, var och en med sina bädd-id:n.", max=MAX_PARTS)]
+    else:
+        for i, part in enumerate(parts):
+            bed_ids = part.get("bed_ids") if isinstance(part, dict) else None
+            if (not isinstance(bed_ids, list) or not bed_ids
+                    or not all(isinstance(b, int) and not isinstance(b, bool) for b in bed_ids)):
+                errors[f"parts[{i}].bed_ids"] = [_("Ange en lista med bädd-id:n.")]
+            elif len(set(bed_ids)) != len(bed_ids):
+                errors[f"parts[{i}].bed_ids"] = [_("Varje bädd får bara finnas med en gång.")]
+            elif len(bed_ids) > MAX_BEDS_PER_BOOKING:
+                errors[f"parts[{i}].bed_ids"] = [_("Högst %(max)s bäddar i en bokning.", max=MAX_BEDS_PER_BOOKING)]
+    if payment_method not in PAYMENT_METHODS:
+        errors["payment_method"] = [_("Välj 'invoice' (faktura) eller 'card' (kort).")]
+    if errors:
+        raise ValidationFailed(errors)
+    return [sorted(part["bed_ids"]) for part in parts]
+
+
+def _parts_share_listing() -> DomainError:
+    return DomainError(_("Två delar av beställningen gäller samma boende. Lägg alla bäddar i ett boende i samma "
+                         "del (en bokning och ett avtal per boende)."), code="parts_share_listing")
+
+
+def create_order(actor: Actor, *, delegation_id: int, check_in: date, check_out: date, parts,
+                 accept_contract: bool, payment_method: str, now: Optional[datetime] = None) -> Order:
+    """Book several listings' beds for one stay in one step: one booking and contract per part, all or none."""
+    now = now_or(now)
+    if actor.role != "coordinator":
+        raise Forbidden(_("Bara delegationers samordnare bokar bäddar."))
+    owned_delegation(actor, delegation_id)
+    bed_lists = _check_request(parts, payment_method)
+    all_beds = [bed_id for bed_ids in bed_lists for bed_id in bed_ids]
+    if len(set(all_beds)) != len(all_beds):  # a bed in two parts: both parts are in its listing
+        raise _parts_share_listing()
+    season = season_for_stay(check_in)
+    if season is None:
+        raise no_season_error(check_in.year)
+    check_stay(season, check_in, check_out)
+    check_not_past(check_in, now)
+    if accept_contract is not True:
+        raise DomainError(_("Du måste godkänna det bindande avtalet för att boka."), code="contract_not_accepted")
+    prepared = [prepare_part(actor, season, delegation_id, bed_ids, check_in, check_out, now) for bed_ids in bed_lists]
+    if len({part.listing_id for part in prepared}) != len(prepared):
+        raise _parts_share_listing()
+    # One order for every locker: parts by listing id (and within a part, nights then beds, as a booking does).
+    prepared.sort(key=lambda part: part.listing_id)
+    # Refuse what is visibly taken before asking for the write lock, listing the conflicts of every part.
+    taken, stale = [], []
+    for part in prepared:
+        part_taken, part_stale = occupants(part.bed_ids, check_in, check_out, now)
+        taken += part_taken
+        stale += part_stale
+    if taken and not stale:
+        raise conflict_error(taken)
+    stay = Stay(delegation_id, season.id, season.year, check_in, check_out, stay_nights(check_in, check_out),
+                payment_method, now + timedelta(minutes=season.hold_minutes) if payment_method == "card" else None)
+    try:
+        with unit_of_work():
+            locked = [lock_terms(part, stay, now) for part in prepared]
+            taken = []
+            for part in locked:
+                taken += release_expired_holds(part.bed_ids, check_in, check_out, now)
+            if taken:
+                raise conflict_error(taken)
+            # The whole order counts against the organisation's limits: its bed-nights, and one card hold.
+            enforce_organisation_limits(delegation_id, stay.season_id,
+                                        bed_nights=len(all_beds) * len(stay.nights), card_hold=stay.is_card, now=now)
+            order = Order(delegation_id=delegation_id, coordinator_id=actor.user_id,
+                          status="awaiting_payment" if stay.is_card else "confirmed",
+                          total_ore=sum(part.total_ore for part in locked) * len(stay.nights), created_at=now)
+            db.session.add(order)
+            db.session.flush()
+            # Every part's bed-nights first (the UNIQUE index decides), then the counters of each part.
+            formed = [(insert_booking(actor, part, stay, now, order_id=order.id), part) for part in locked]
+            for booking, part in formed:
+                seal_booking(actor, booking, part, stay, now)
+            audit.record(actor, "order.created", "order", order.id,
+                         after={"booking_ids": [booking.id for booking, _part in formed], "check_in": check_in,
+                                "check_out": check_out, "total_ore": order.total_ore, "status": order.status},
+                         now=now)
+    except IntegrityError:
+        raise taken_or_removed(all_beds, check_in, check_out) from None
+    return order
+
+
+def visible_order(actor: Actor, order_id: int) -> Order:
+    """An order its coordinator or an admin may see; anyone else gets 404."""
+    order = db.session.get(Order, order_id)
+    if order is None or not (actor.is_admin or order.coordinator_id == actor.user_id):
+        raise NotFound(_("Beställningen finns inte."))
+    return order
+
+
+def order_status(order: Order) -> str:
+    """What the order is now, from its bookings: awaiting_payment while any card hold is unpaid, confirmed when
+    all are confirmed (or completed), cancelled when none is live, else partly_cancelled."""
+    statuses = [booking.status for booking in order.bookings]
+    if "awaiting_payment" in statuses:
+        return "awaiting_payment"
+    live = [status for status in statuses if status in ("confirmed", "completed")]
+    if len(live) == len(statuses):
+        return "confirmed"
+    return "partly_cancelled" if live else "cancelled"
+
+
+def pay_order(actor: Actor, order_id: int, payment_method_id, *, now: Optional[datetime] = None
+              ) -> tuple[list[tuple[int, payments.PaymentResult]], str]:
+    """Pay every unpaid card booking of the order with one PaymentMethod: one PaymentIntent per booking.
+
+    Returns ([(booking_id, result)], "succeeded" or "requires_action"). A decline stops at that booking: what
+    was paid stays paid (with `paid_booking_ids` in the error), and paying again charges only the rest."""
+    now = now_or(now)
+    order = visible_order(actor, order_id)
+    if order.coordinator_id != actor.user_id:
+        raise Forbidden(_("Bara beställningens samordnare betalar för den."))
+    bookings = list(db.session.scalars(select(Booking).where(Booking.order_id == order.id).order_by(Booking.id)))
+    if all(booking.payment_method != "card" for booking in bookings):
+        raise Conflict(_("Den här beställningen betalas mot faktura, inte med kort."), code="not_card")
+    due = [booking.id for booking in bookings
+           if booking.payment_method == "card" and booking.status in ("awaiting_payment", "expired")]
+    if not due:
+        raise Conflict(_("Beställningen är redan betald."), code="already_paid", status_now=order_status(order))
+    results: list[tuple[int, payments.PaymentResult]] = []
+    for booking_id in due:
+        try:
+            results.append((booking_id, payments.pay_booking(actor, booking_id, payment_method_id, now=now)))
+        except DomainError as error:
+            if not results:
+                raise
+            paid = [paid_id for paid_id, _result in results]
+            partial = DomainError(_("%(message)s Bokningarna %(paid)s i beställningen är betalda; betala igen "
+                                    "för resten.", message=error.message, paid=", ".join(map(str, paid))),
+                                  code=error.code, status=error.status, **{**error.facts, "paid_booking_ids": paid})
+            partial.title = error.title
+            raise partial from None
+    succeeded = all(result.status == "succeeded" for _booking_id, result in results)
+    with unit_of_work():
+        audit.record(actor, "order.payment", "order", order_id,
+                     after={"booking_ids": [booking_id for booking_id, _result in results],
+                            "status": "succeeded" if succeeded else "requires_action"}, now=now)
+    return results, "succeeded" if succeeded else "requires_action"
+
+
+__all__ = ["MAX_PARTS", "create_order", "order_status", "pay_order", "visible_order"]
