@@ -244,6 +244,8 @@ def contract_lines(bed_ids, nights, prices) -> list[dict]:
     labels = dict(db.session.execute(
         select(Bed.id, Room.name + " / " + Bed.label).join(Room, Room.id == Bed.room_id).where(Bed.id.in_(bed_ids))
     ).tuples().all())
+    if len(labels) != len(set(bed_ids)):  # the host deleted a bed since the booking read it (no lock held yet)
+        raise bed_removed_error(sorted(set(bed_ids) - set(labels)))
     return [{"bed_id": bed_id, "bed": labels[bed_id], "night": night.isoformat(), "price_ore": prices[bed_id]}
             for night in nights for bed_id in bed_ids]
 
