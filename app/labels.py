@@ -41,6 +41,12 @@ LABELS: dict[str, dict[str, Words]] = {
         "expired": Words(N_("Förfallen"), PLAIN),
         "completed": Words(N_("Genomförd"), OK),
     },
+    "order_status": {  # stored: what the order was when formed; shown: what its bookings make it now
+        "awaiting_payment": Words(N_("Väntar på betalning"), WARN),
+        "confirmed": Words(N_("Bekräftad"), OK),
+        "partly_cancelled": Words(N_("Delvis avbokad"), WARN),
+        "cancelled": Words(N_("Avbokad"), PLAIN),
+    },
     "bed_night_state": {
         "held": Words(N_("Reserverad"), WARN),
         "booked": Words(N_("Bokad"), OK),

@@ -23,7 +23,7 @@ KIND_OF_COLUMN = {
     ("flags", "category"): "flag_category", ("flags", "status"): "flag_status", ("flags", "source"): "flag_source",
     ("waitlist_entries", "status"): "waitlist_status", ("host_profiles", "vetting_status"): "vetting_status",
     ("stripe_events", "status"): "webhook_status", ("payouts", "status"): "payout_status",
-    ("beds", "kind"): "bed_kind",
+    ("beds", "kind"): "bed_kind", ("orders", "status"): "order_status",
 }
 IN_LIST = re.compile(r"(\w+) IN \(([^)]*)\)")
 
