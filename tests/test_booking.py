@@ -6,6 +6,7 @@ from sqlalchemy import select, text
 
 from app.extensions import db
 from app.models import BedNight, Booking, Contract, Flag, HostProfile
+from app.services import base, cancellations, ledger
 from app.services import booking as booking_service
 from app.services.base import Actor
 from app.services.contracts import digest
@@ -174,8 +175,8 @@ def test_guest_refund_boundary(world, today, refund):
         accept_contract=True, payment_method="invoice")
     # Noon in Stockholm on that date.
     now = datetime(today.year, today.month, today.day, 10, tzinfo=UTC)
-    assert booking_service.guest_cancellation_ore(booking, booking_service.local_date(now)) == (0, refund)
-    cancelled = booking_service.cancel_by_guest(Actor(world["coordinator"].id, "coordinator"), booking.id, now=now)
+    assert ledger.guest_cancellation_ore(booking, base.local_date(now)) == (0, refund)
+    cancelled = cancellations.cancel_by_guest(Actor(world["coordinator"].id, "coordinator"), booking.id, now=now)
     assert cancelled.refund_ore == 0 and cancelled.invoice_credited_ore == refund  # an unpaid invoice
 
 

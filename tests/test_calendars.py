@@ -8,6 +8,7 @@ from icalendar import Calendar
 from app.extensions import db
 from app.models import HostProfile
 from app.services import booking as booking_service
+from app.services import cancellations
 from app.services.base import Actor
 from tests.conftest import YEAR
 
@@ -28,7 +29,7 @@ def bookings(make_listing, make_user, make_delegation):
     live = [book(beds[:2], date(YEAR, 6, 20), date(YEAR, 6, 23)), book(beds[2:3], date(YEAR, 6, 22),
                                                                         date(YEAR, 6, 26), "card")]
     cancelled = book(beds[3:], date(YEAR, 6, 21), date(YEAR, 6, 22))
-    booking_service.cancel_by_guest(actor, cancelled.id)
+    cancellations.cancel_by_guest(actor, cancelled.id)
     return {"listing": listing, "coordinator": coordinator, "delegation": delegation, "live": live,
             "host": db.session.get(HostProfile, listing.host_id).user}
 

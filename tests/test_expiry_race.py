@@ -28,7 +28,7 @@ from stripe_fixtures import (  # noqa: F401  (fixtures)
 
 from app.extensions import db
 from app.models import BedNight, Booking, Payment, Refund
-from app.services import payments, stripe_gateway
+from app.services import payments, settlement, stripe_gateway
 from app.services.base import Actor
 from app.services.jobs import expire_holds
 
@@ -76,7 +76,7 @@ def _race(app, world, paused_side: str, round_no: int):
     payment_id, attempt_key, amount = payments._begin_attempt(actor, booking_id, "pm_card_visa", booking.created_at)
     # The money is taken at Stripe; what the webhook would apply is fetched back from localstripe.
     created = stripe_gateway.create_intent(booking_id, payment_id, attempt_key, amount, "pm_card_visa")
-    intent = payments.fetch_intent(created.id)
+    intent = stripe_gateway.fetch_intent(created.id)
     assert intent.status == "succeeded"
     db.session.remove()  # the main thread holds nothing while the two sides run
 
@@ -85,7 +85,7 @@ def _race(app, world, paused_side: str, round_no: int):
     pause = Pause(db.engine, _stale_holds_select if paused_side == "expiry" else _payment_locks_booking)
     pause.thread_name = first
     errors: list = []
-    sides = {"expiry": lambda: expire_holds(now=later), "payment": lambda: payments.apply_intent(intent, now=later)}
+    sides = {"expiry": lambda: expire_holds(now=later), "payment": lambda: settlement.apply_intent(intent, now=later)}
     try:
         threads = [_run(app, first, errors, sides[first])]
         assert pause.reached.wait(30), f"the {first} side never reached its read {errors}"

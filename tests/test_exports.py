@@ -4,7 +4,7 @@ from datetime import date
 from app.extensions import db
 from app.models import HostProfile
 from app.services import booking as booking_service
-from app.services import delegations
+from app.services import delegations, rooming
 from app.services.base import Actor
 from tests.conftest import YEAR
 
@@ -18,7 +18,7 @@ def _booked_world(make_listing, make_user, make_delegation):
     booking = booking_service.create_booking(
         actor, delegation_id=delegation.id, bed_ids=[b.id for b in listing.beds()], check_in=date(YEAR, 6, 21),
         check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")
-    booking_service.assign_rooming(actor, booking.id, [{"bed_id": listing.beds()[0].id, "member_id": sneaky.id}])
+    rooming.assign_rooming(actor, booking.id, [{"bed_id": listing.beds()[0].id, "member_id": sneaky.id}])
     return listing, delegation, booking, coordinator
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import BedNight, Booking, User, WaitlistEntry
 from app.services import booking as booking_service
-from app.services import jobs, waitlist
+from app.services import cancellations, jobs, waitlist
 from app.services.base import Actor
 from tests.conftest import NOW, YEAR, csrf_from, valid_organisation_number
 from tests.test_web_coordinator import review_data, review_url, signed_in
@@ -105,7 +105,7 @@ def test_host_cancelled_bed_nights_do_not_count(make_season, make_listing, make_
     created = api.post("/bookings", book_body(delegation, beds(listing)))
     assert created.status_code == 201
     host = db.session.get(User, listing.host_id)
-    booking_service.cancel_by_host(Actor.of(host), created.get_json()["id"], "vattenskada")
+    cancellations.cancel_by_host(Actor.of(host), created.get_json()["id"], "vattenskada")
     other = make_listing(beds=4, season=season)
     assert api.post("/bookings", book_body(delegation, beds(other))).status_code == 201  # 4 again: allowed
     third = make_listing(beds=1, season=season)
@@ -238,7 +238,7 @@ def test_an_offer_skips_an_organisation_at_its_limit_and_counts_when_made(make_s
                           check_out=FIRST + timedelta(days=1), beds=2)
     younger = waitlist.join(Actor.of(next_user), delegation_id=waiting.id, year=YEAR, check_in=FIRST,
                             check_out=FIRST + timedelta(days=1), beds=2)
-    booking_service.cancel_by_guest(Actor.of(owner), first.id)
+    cancellations.cancel_by_guest(Actor.of(owner), first.id)
     assert db.session.get(WaitlistEntry, older.id).status == "waiting"      # 2 + 2 > 3: skipped
     offered = db.session.get(WaitlistEntry, younger.id)
     assert offered.status == "offered"

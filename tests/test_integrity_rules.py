@@ -6,7 +6,7 @@ import pytest
 from app.extensions import db
 from app.models import HostProfile, User
 from app.services import booking as booking_service
-from app.services import waitlist
+from app.services import inventory, waitlist
 from app.services.base import Actor
 from app.services.errors import DomainError
 from tests.conftest import YEAR
@@ -43,10 +43,10 @@ def test_booking_a_night_already_over_is_refused(world, method):
 
 def test_host_block_of_a_night_already_over_is_refused(world):
     with pytest.raises(DomainError) as refused:
-        booking_service.block_nights(world["host"], world["bed_ids"][0], date(YEAR, 6, 21), date(YEAR, 6, 24),
+        inventory.block_nights(world["host"], world["bed_ids"][0], date(YEAR, 6, 21), date(YEAR, 6, 24),
                                      now=LATE)
     assert refused.value.code == "night_in_past"
-    assert booking_service.block_nights(world["host"], world["bed_ids"][0], date(YEAR, 6, 23),
+    assert inventory.block_nights(world["host"], world["bed_ids"][0], date(YEAR, 6, 23),
                                         date(YEAR, 6, 24), now=LATE)
 
 

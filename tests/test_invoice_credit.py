@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Booking, Refund
 from app.services import booking as booking_service
+from app.services import cancellations
 from app.services.base import Actor
 from tests.conftest import YEAR, csrf_from
 from tests.test_booking import book, world  # noqa: F401  (fixture)
@@ -34,7 +35,7 @@ def test_late_cancel_credits_the_terms_share_and_the_rest_stays_due(world):  # n
         actor, delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][:2], check_in=date(YEAR, 6, 21),
         check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")
     late = datetime(YEAR, 4, 22, 10, tzinfo=UTC)  # the day after the free-cancellation date
-    cancelled = booking_service.cancel_by_guest(actor, booking.id, now=late)
+    cancelled = cancellations.cancel_by_guest(actor, booking.id, now=late)
     print("late cancel: refund_ore", cancelled.refund_ore, "credited",
           getattr(cancelled, "invoice_credited_ore", "(no such column)"))
     assert cancelled.refund_ore == 0

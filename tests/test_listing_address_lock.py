@@ -6,7 +6,7 @@ import pytest
 from app.extensions import db
 from app.models import Listing
 from app.services import booking as booking_service
-from app.services import listings
+from app.services import cancellations, listings
 from app.services.base import Actor
 from app.services.errors import DomainError
 from tests.conftest import YEAR, csrf_from
@@ -46,7 +46,7 @@ def test_card_hold_counts_and_cancelled_or_finished_bookings_do_not(world):  # n
     with pytest.raises(DomainError) as refused:
         listings.update_listing(host, listing.id, **body(listing, address="Hamngatan 2"))
     assert refused.value.code == "listing_has_bookings"
-    booking_service.cancel_by_guest(coordinator, hold.id)
+    cancellations.cancel_by_guest(coordinator, hold.id)
     invoice = booking_service.create_booking(
         coordinator, delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][:1], check_in=date(YEAR, 6, 21),
         check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import OutboxEmail
-from app.services import accounts, flags, jobs, mail, vetting
+from app.services import accounts, cancellations, flags, jobs, mail, vetting
 from app.services import booking as booking_service
 from app.services.base import Actor
 from app.services.errors import Conflict
@@ -229,11 +229,11 @@ def test_card_bookings_are_confirmed_by_mail_only_when_confirmed(world):
 def test_cancellations_reach_the_other_party(world):
     coordinator, host = world["coordinator"], world["host"]
     guest_cancelled = book(world, bed_ids=world["bed_ids"][:1])
-    booking_service.cancel_by_guest(Actor(coordinator.id, "coordinator"), guest_cancelled.id, now=NOW)
+    cancellations.cancel_by_guest(Actor(coordinator.id, "coordinator"), guest_cancelled.id, now=NOW)
     assert any(e.subject.startswith("Avbokning:") for e in outbox(host.email))
     assert any("Fakturan krediteras" in e.body_text for e in outbox(coordinator.email))  # an unpaid invoice
     host_cancelled = book(world, bed_ids=world["bed_ids"][1:2])
-    booking_service.cancel_by_host(Actor(host.id, "host"), host_cancelled.id, "Vattenskada", now=NOW)
+    cancellations.cancel_by_host(Actor(host.id, "host"), host_cancelled.id, "Vattenskada", now=NOW)
     [breach] = [e for e in outbox(coordinator.email) if e.subject.startswith("Värden har avbokat")]
     assert "Vattenskada" in breach.body_text and "1\u00a0000 kr" in breach.body_text
 

@@ -14,7 +14,7 @@ from stripe_fixtures import (  # noqa: F401  (fixtures)
 from app.extensions import db
 from app.models import Payment
 from app.services.base import Actor
-from app.services.booking import cancel_by_guest
+from app.services.cancellations import cancel_by_guest
 
 
 def _card_order(make_listing, make_delegation, make_user, api_as, parts=2):

@@ -32,11 +32,14 @@ from stripe_fixtures import (  # noqa: F401  (fixtures)
 
 from app.extensions import db
 from app.models import AuditEntry, BedNight, Booking, OutboxEmail, Payment, Refund, StripeEvent
-from app.services import payments, seasons
+from app.services import seasons
 from app.services.base import Actor
-from app.services.booking import cancel_by_guest, cancel_by_host, create_booking
+from app.services.booking import create_booking
+from app.services.cancellations import cancel_by_guest, cancel_by_host
 from app.services.errors import DomainError
 from app.services.jobs import expire_and_cancel, expire_holds
+from app.services.ledger import refundable_ore
+from app.services.refunds import process_pending_refunds, request_refund
 
 THREE_D_SECURE_CARD = "4000002760003184"
 
@@ -333,21 +336,21 @@ def test_guest_cancellation_refunds_by_the_terms_and_no_refund_exceeds_what_is_l
     assert cancelled.refund_ore == half
     assert _stripe_refunded(intent_id) == half
     payment = _payments_of(booking.id)[0]
-    assert payments.refundable_ore(payment.id) == booking.total_ore - half
+    assert refundable_ore(payment.id) == booking.total_ore - half
 
     with pytest.raises(DomainError) as too_much:
-        payments.request_refund(admin_actor, booking.id, booking.total_ore)
+        request_refund(admin_actor, booking.id, booking.total_ore)
     assert too_much.value.code == "refund_exceeds_remaining"
     assert too_much.value.facts["remaining_ore"] == booking.total_ore - half
-    rest = payments.request_refund(admin_actor, booking.id, booking.total_ore - half)
+    rest = request_refund(admin_actor, booking.id, booking.total_ore - half)
     assert rest.status == "succeeded"
     with pytest.raises(DomainError):
-        payments.request_refund(admin_actor, booking.id, 1)
+        request_refund(admin_actor, booking.id, 1)
     # A refund queued twice by mistake is stopped by our own check (localstripe would pay it).
     db.session.add(Refund(booking_id=booking.id, payment_id=payment.id, amount_ore=half, reason="admin",
                           status="pending"))
     db.session.commit()
-    assert payments.process_pending_refunds(booking.id) == []
+    assert process_pending_refunds(booking.id) == []
     assert _stripe_refunded(intent_id) == booking.total_ore
     statuses = sorted(r.status for r in db.session.scalars(select(Refund).where(Refund.booking_id == booking.id)))
     assert statuses == ["rejected", "succeeded", "succeeded"]

@@ -19,7 +19,7 @@ from stripe_fixtures import (  # noqa: F401  (fixtures)
 from app.extensions import db
 from app.models import Payout
 from app.services import booking as booking_service
-from app.services import payouts
+from app.services import cancellations, payouts
 from app.services.base import Actor
 from app.services.errors import DomainError, ValidationFailed
 
@@ -73,13 +73,13 @@ def test_host_cancellation_never_pays_out(world):
     payouts.sync_payouts(now=DUE)
     assert {p.booking_id for p in db.session.scalars(select(Payout))} == {kept.id, broken.id}
 
-    booking_service.cancel_by_host(Actor(world["host_id"], "host"), broken.id, "Dubbelbokat")
+    cancellations.cancel_by_host(Actor(world["host_id"], "host"), broken.id, "Dubbelbokat")
     payouts.sync_payouts(now=DUE)
 
     rows = {p.booking_id: (p.status, p.amount_ore) for p in db.session.scalars(select(Payout))}
     assert rows == {kept.id: ("scheduled", kept.total_ore), broken.id: ("void", 0)}
     lone = _invoice_booking(world, world["bed_ids"][2:3])
-    booking_service.cancel_by_host(Actor(world["host_id"], "host"), lone.id, "Vattenskada")
+    cancellations.cancel_by_host(Actor(world["host_id"], "host"), lone.id, "Vattenskada")
     payouts.sync_payouts(now=DUE)
     assert db.session.scalar(select(Payout).where(Payout.booking_id == lone.id)) is None
 
@@ -88,7 +88,7 @@ def test_card_payout_is_the_contract_minus_refunds(world, api_as, stripe_app, no
     booking = card_booking(world["coordinator"], world["delegation"], world["bed_ids"][:2])
     assert api_as(world["coordinator"]).post(f"/bookings/{booking.id}/payment", json={
         "payment_method_id": "pm_card_visa"}).get_json()["status"] == "succeeded"
-    booking_service.cancel_by_guest(Actor(world["coordinator"].id, "coordinator"), booking.id,
+    cancellations.cancel_by_guest(Actor(world["coordinator"].id, "coordinator"), booking.id,
                                      now=datetime(YEAR, 6, 1, tzinfo=UTC))
 
     payouts.sync_payouts(now=DUE)

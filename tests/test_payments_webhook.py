@@ -29,7 +29,7 @@ from stripe_fixtures import (  # noqa: F401  (fixtures)
 
 from app.extensions import db
 from app.models import Payment, Refund, StripeEvent
-from app.services import payments, stripe_gateway
+from app.services import payments, settlement, stripe_gateway
 from app.services.base import Actor
 
 PAYMENTS = 25
@@ -146,7 +146,7 @@ def test_events_about_other_things_are_acknowledged(client, stripe_app):
 def test_a_payment_for_an_already_confirmed_booking_is_refunded(world, client, stripe_app, no_stripe_webhooks):
     booking = card_booking(world["coordinator"], world["delegation"], world["bed_ids"][:1])
     first = _paid_behind_our_back(booking, world["coordinator"])
-    payments.apply_intent(payments.fetch_intent(first["id"]))
+    settlement.apply_intent(stripe_gateway.fetch_intent(first["id"]))
     assert booking_status(booking.id) == "confirmed"
     # A second tab paid too, before it learnt that the booking was paid.
     row = Payment(booking_id=booking.id, amount_ore=booking.total_ore, status="created")

@@ -21,7 +21,7 @@ def new_bed(world, with_history: bool) -> tuple[int, str]:
     """A fresh approved host's published one-bed listing; with history: a booking of it, cancelled."""
     from app.extensions import db
     from app.models import Season
-    from app.services import accounts, booking, listings, pricing, vetting
+    from app.services import accounts, booking, cancellations, listings, pricing, vetting
     from app.services.base import Actor
 
     n = world.next()
@@ -42,7 +42,7 @@ def new_bed(world, with_history: bool) -> tuple[int, str]:
             item = booking.create_booking(coordinator, delegation_id=world.delegation_id, bed_ids=[bed.id],
                                           check_in=FIRST_NIGHT, check_out=FIRST_NIGHT + timedelta(days=1),
                                           accept_contract=True, payment_method="invoice")
-            booking.cancel_by_guest(coordinator, item.id)
+            cancellations.cancel_by_guest(coordinator, item.id)
         token, bed_id = accounts.issue_token(host), bed.id
         db.session.remove()
     return bed_id, token

@@ -86,7 +86,7 @@ def new_offer(world: World) -> dict:
     """A one-bed listing booked by the owner, the waiter on the list, the owner cancels: an offer stands."""
     from app.extensions import db
     from app.models import Booking, Season, WaitlistEntry
-    from app.services import accounts, booking, listings, pricing, vetting, waitlist
+    from app.services import accounts, booking, cancellations, listings, pricing, vetting, waitlist
     from app.services.base import Actor
 
     world.counter += 1
@@ -109,7 +109,7 @@ def new_offer(world: World) -> dict:
                                         payment_method="invoice")
         entry = waitlist.join(Actor(world.waiter_id, "coordinator"), delegation_id=world.waiter_delegation,
                               year=YEAR, check_in=CHECK_IN, check_out=CHECK_OUT, beds=1)
-        booking.cancel_by_guest(owner, booked.id)
+        cancellations.cancel_by_guest(owner, booked.id)
         db.session.expire_all()
         entry = db.session.get(WaitlistEntry, entry.id)
         assert entry.status == "offered", entry.status

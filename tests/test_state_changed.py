@@ -21,7 +21,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEntry, BedNight, Booking, Flag, HostProfile, WaitlistEntry
 from app.services import booking as booking_service
-from app.services import flags, jobs, vetting, waitlist
+from app.services import cancellations, flags, jobs, vetting, waitlist
 from app.services.base import Actor
 from app.services.errors import DomainError
 from tests.conftest import NOW, YEAR
@@ -59,7 +59,7 @@ def offer(make_listing, make_user, make_delegation):
     delegation = make_delegation(waiting)
     entry = waitlist.join(Actor(waiting.id, "coordinator"), delegation_id=delegation.id, year=YEAR,
                           check_in=CHECK_IN, check_out=CHECK_OUT, beds=1)
-    booking_service.cancel_by_guest(Actor(owner.id, "coordinator"), booked.id, now=T0)
+    cancellations.cancel_by_guest(Actor(owner.id, "coordinator"), booked.id, now=T0)
     db.session.expire_all()
     entry = db.session.get(WaitlistEntry, entry.id)
     assert entry.status == "offered"

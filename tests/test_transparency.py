@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from app.services import booking as booking_service
-from app.services import flags, pricing
+from app.services import cancellations, flags, pricing
 from app.services.base import Actor
 from app.web.transparency import price_chart
 from tests.conftest import YEAR
@@ -35,7 +35,7 @@ def two_seasons(make_season, make_listing, make_user, make_delegation, admin_act
 
     book([b.id for b in cheap.beds()])  # 2 beds x 2 nights booked
     broken = book([dear.beds()[0].id])
-    booking_service.cancel_by_host(Actor(dear.host_id, "host"), broken.id, "Dubbelbokat")
+    cancellations.cancel_by_host(Actor(dear.host_id, "host"), broken.id, "Dubbelbokat")
     flag = flags.create_flag(actor, host_id=dear.host_id, category="cancellation", description="Avbokade.",
                              booking_id=broken.id)
     flags.resolve_flag(admin_actor, flag.id, "upheld", "Avtalsbrott.")

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import BedNight, Booking, Contract, OutboxEmail, WaitlistEntry
 from app.services import booking as booking_service
-from app.services import jobs, waitlist
+from app.services import cancellations, jobs, waitlist
 from app.services.base import Actor
 from app.services.errors import Conflict
 from tests.conftest import NOW, YEAR, csrf_from
@@ -44,7 +44,7 @@ def entry(entry_id) -> WaitlistEntry:
 
 
 def cancel_owner_booking(full, now=T0):
-    booking_service.cancel_by_guest(Actor(full["owner"].id, "coordinator"), full["booked"].id, now=now)
+    cancellations.cancel_by_guest(Actor(full["owner"].id, "coordinator"), full["booked"].id, now=now)
 
 
 def test_guest_cancellation_offers_the_freed_beds_to_the_first_entry(full):

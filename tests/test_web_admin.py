@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEntry, Flag, HostProfile, Season
 from app.services import booking as booking_service
+from app.services import cancellations
 from app.services import flags as flag_service
 from app.services.base import Actor
 from app.services.seasons import season_for_year
@@ -155,7 +156,7 @@ def test_flag_queue_shows_earlier_flags_and_host_cancellations(client, admin_log
         Actor(delegation.coordinator_id, "coordinator"), delegation_id=delegation.id,
         bed_ids=[listing.beds()[0].id], check_in=date(YEAR, 6, 20), check_out=date(YEAR, 6, 21),
         accept_contract=True, payment_method="invoice")
-    booking_service.cancel_by_host(Actor(listing.host_id, "host"), booking.id, "Sålde till högstbjudande")
+    cancellations.cancel_by_host(Actor(listing.host_id, "host"), booking.id, "Sålde till högstbjudande")
     admin_login()
     html = client.get("/admin/flags").get_data(as_text=True)
     assert "Sålde till högstbjudande" in html and "prickning redan given" in html

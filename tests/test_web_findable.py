@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import AuditEntry, Bed, HostProfile, Payout, User
 from app.services import booking as booking_service
-from app.services import delegations, vetting
+from app.services import delegations, rooming, vetting
 from app.services.base import Actor
 
 AFTER_CHECK_IN = datetime(YEAR, 6, 22, 12, 0, tzinfo=UTC)  # the first night's payout is due
@@ -137,7 +137,7 @@ def _rooming_world(make_listing, make_user, make_delegation):
     booking = _invoice_booking(listing, delegation)
     member = delegations.add_member(Actor(coordinator.id, "coordinator"), delegation.id, "Greta Gäst",
                                     "greta@example.se")
-    booking_service.assign_rooming(Actor(coordinator.id, "coordinator"), booking.id,
+    rooming.assign_rooming(Actor(coordinator.id, "coordinator"), booking.id,
                                    [{"bed_id": listing.beds()[0].id, "member_id": member.id}])
     return coordinator, delegation, booking
 

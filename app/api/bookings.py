@@ -11,8 +11,8 @@ from app.api.serializers import booking_json, contract_json
 from app.extensions import db
 from app.http_problems import problem
 from app.models import Booking, Contract
+from app.services import access, cancellations, contracts, delegations, exports, idempotency, rooming
 from app.services import booking as booking_service
-from app.services import contracts, delegations, exports, idempotency
 from app.services.errors import NotFound
 from app.services.links import external_url
 
@@ -49,7 +49,7 @@ def list_delegations():
 @roles("coordinator")
 def add_member(delegation_id):
     """Add a member to a delegation."""
-    booking_service.owned_delegation(current_actor(), delegation_id)
+    access.owned_delegation(current_actor(), delegation_id)
     body = Body(json_body())
     name, email = body.str("name", max_length=200), body.str("email", max_length=254)
     body.done()
@@ -61,7 +61,7 @@ def add_member(delegation_id):
 @roles("coordinator")
 def update_member(delegation_id, member_id):
     """Rename a member or change the e-mail."""
-    booking_service.owned_delegation(current_actor(), delegation_id)
+    access.owned_delegation(current_actor(), delegation_id)
     body = Body(json_body())
     name = body.str("name", False, max_length=200)
     email = body.str("email", False, max_length=254)
@@ -74,7 +74,7 @@ def update_member(delegation_id, member_id):
 @roles("coordinator")
 def remove_member(delegation_id, member_id):
     """Remove a member who has no bed."""
-    booking_service.owned_delegation(current_actor(), delegation_id)
+    access.owned_delegation(current_actor(), delegation_id)
     delegations.remove_member(current_actor(), delegation_id, member_id)
     return {"id": member_id, "delegation_id": delegation_id, "removed": True}
 
@@ -83,14 +83,14 @@ def remove_member(delegation_id, member_id):
 @roles("coordinator")
 def get_delegation(delegation_id):
     """A delegation with its members."""
-    return delegation_json(booking_service.owned_delegation(current_actor(), delegation_id))
+    return delegation_json(access.owned_delegation(current_actor(), delegation_id))
 
 
 @api.get("/delegations/<int:delegation_id>/rooming.csv")
 @roles("coordinator")
 def rooming_csv(delegation_id):
     """The rooming list: one row per booked bed-night."""
-    booking_service.owned_delegation(current_actor(), delegation_id)
+    access.owned_delegation(current_actor(), delegation_id)
     return Response(exports.rooming_csv(delegation_id), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="rooming-{delegation_id}.csv"',
         "Content-Type": "text/csv; charset=utf-8"})
@@ -112,7 +112,7 @@ def create_booking():
               "accept_contract": body.bool("accept_contract", required=False) or False,
               "payment_method": body.str("payment_method", max_length=10)}
     if body.errors and values["delegation_id"] is not None:
-        booking_service.owned_delegation(actor, values["delegation_id"])  # 404 before 422; else the service checks
+        access.owned_delegation(actor, values["delegation_id"])  # 404 before 422; else the service checks
     body.done()
     key = request.headers.get("Idempotency-Key")
     if not key:
@@ -140,7 +140,7 @@ def list_bookings():
 @roles("coordinator", "host", "admin")
 def get_booking(booking_id):
     """One booking with its lines, contract, invoice and payments."""
-    item = booking_service.visible_booking(current_actor(), booking_id)
+    item = access.visible_booking(current_actor(), booking_id)
     return {**booking_json(item), **booking_service.party_contacts(current_actor(), item)}
 
 
@@ -148,8 +148,8 @@ def get_booking(booking_id):
 @roles("coordinator")
 def cancel_booking(booking_id):
     """Cancel as the guest, under the contract's terms."""
-    booking_service.visible_booking(current_actor(), booking_id)
-    booking = booking_service.cancel_by_guest(current_actor(), booking_id)
+    access.visible_booking(current_actor(), booking_id)
+    booking = cancellations.cancel_by_guest(current_actor(), booking_id)
     return {"id": booking.id, "status": booking.status, "refund_ore": booking.refund_ore}
 
 
@@ -157,10 +157,10 @@ def cancel_booking(booking_id):
 @roles("host")
 def host_cancel_booking(booking_id):
     """Cancel as the host: a breach, with a full refund, locked beds and a strike."""
-    booking_service.visible_booking(current_actor(), booking_id)
+    access.visible_booking(current_actor(), booking_id)
     data = request.get_json(silent=True)
     reason = data["reason"] if isinstance(data, dict) and isinstance(data.get("reason"), str) else ""
-    booking = booking_service.cancel_by_host(current_actor(), booking_id, reason)
+    booking = cancellations.cancel_by_host(current_actor(), booking_id, reason)
     return {"id": booking.id, "status": booking.status, "refund_ore": booking.refund_ore}
 
 
@@ -168,8 +168,8 @@ def host_cancel_booking(booking_id):
 @roles("coordinator")
 def put_rooming(booking_id):
     """Assign members to the booked beds."""
-    booking_service.visible_booking(current_actor(), booking_id)
-    booking = booking_service.assign_rooming(current_actor(), booking_id, json_body().get("assignments"))
+    access.visible_booking(current_actor(), booking_id)
+    booking = rooming.assign_rooming(current_actor(), booking_id, json_body().get("assignments"))
     return booking_json(booking)
 
 
@@ -177,7 +177,7 @@ def visible_contract(contract_id: int) -> Contract:
     contract = db.session.get(Contract, contract_id)
     if contract is None:
         raise NotFound(_("Avtalet finns inte."))
-    booking_service.visible_booking(current_actor(), contract.booking_id)
+    access.visible_booking(current_actor(), contract.booking_id)
     return contract
 
 

@@ -9,7 +9,7 @@ from app.api.serializers import bed_json, listing_json, room_json
 from app.extensions import db
 from app.models import Listing
 from app.presenters import iso, public_listing_json
-from app.services import booking, listings, pricing
+from app.services import booking, inventory, listings, pricing
 from app.services.errors import NotFound, ValidationFailed
 from app.services.seasons import current_season, season_or_404
 
@@ -168,5 +168,5 @@ def block_bed(bed_id):
     body = Body(json_body())
     check_in, check_out = body.date("check_in"), body.date("check_out")
     body.done()
-    rows = booking.block_nights(current_actor(), bed_id, check_in, check_out)
+    rows = inventory.block_nights(current_actor(), bed_id, check_in, check_out)
     return {"bed_id": bed_id, "nights": [iso(r.night) for r in rows], "state": "host_block"}, 201

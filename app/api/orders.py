@@ -7,7 +7,7 @@ from app.api.common import INT_MAX, INT_MIN, Body, current_actor, json_body, rol
 from app.api.serializers import booking_json
 from app.http_problems import problem
 from app.services import idempotency, orders
-from app.services.booking import owned_delegation
+from app.services.access import owned_delegation
 
 
 def order_json(order) -> dict:

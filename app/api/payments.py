@@ -2,7 +2,7 @@
 from app.api import api
 from app.api.common import Body, current_actor, json_body, roles
 from app.services import payments
-from app.services.booking import visible_booking
+from app.services.access import visible_booking
 
 
 @api.post("/bookings/<int:booking_id>/payment")

@@ -1,9 +1,9 @@
 """Bookings: create and quote (all or nothing, with the binding contract in the same transaction),
 the parties' contacts, a host's public record.
 
-This module is also the booking's public face: the doors call `booking.cancel_by_guest` and the like,
-so it hands on (see `__all__`) the names of its parts, which never import it: `inventory` (bed-nights,
-holds, invoices), `cancellations`, `rooming`, `offers` (waiting-list holds), `access`, `ledger`.
+The rest of a booking's life lives in its own modules, and callers import each name from the module that
+defines it: `inventory` (bed-nights, holds, invoices), `cancellations`, `rooming`, `offers` (waiting-list
+holds), `access` (who may see or act on a booking), `ledger` (the figures). None of them imports this module.
 """
 from __future__ import annotations
 
@@ -18,25 +18,20 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.models import BedNight, Booking, HostProfile, Listing, Season, User
 from app.services import audit, events
-from app.services.access import own_booking, owned_delegation, visible_booking
+from app.services.access import owned_delegation
 from app.services.availability import check_not_past, check_stay, taken_bed_nights
 from app.services.base import Actor, local_date, now_or, unit_of_work
-from app.services.cancellations import cancel_by_guest, cancel_by_host
 from app.services.contracts import ContractDraft, form_contract, prepare_contract
 from app.services.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from app.services.hoarding import enforce_organisation_limits
 from app.services.inventory import (
-    CANCELLABLE, LIVE_STATUSES, MAX_BEDS_PER_BOOKING, block_nights, bed_removed_error, bookable_listing,
-    conflict_error, contract_lines, issue_invoice, no_season_error, occupants, release_expired_holds,
-    terms_in_force, unblock_nights,
+    MAX_BEDS_PER_BOOKING, bed_removed_error, bookable_listing, conflict_error, contract_lines, issue_invoice,
+    no_season_error, occupants, release_expired_holds, terms_in_force,
 )
-from app.services.ledger import guest_cancellation_ore, host_cancellation_ore
 from app.services.listings import stay_nights
-from app.services.rooming import assign_rooming
 from app.services.seasons import season_for_stay
 
 
-# The booking's public face: its own functions, and the names of its parts the doors call through it.
 __all__ = [
     "PAYMENT_METHODS",
     "CONTACT_STATUSES",
@@ -46,19 +41,6 @@ __all__ = [
     "quote_booking",
     "host_record",
     "fulfilled_and_cancelled",
-    "own_booking",
-    "owned_delegation",
-    "visible_booking",
-    "cancel_by_guest",
-    "cancel_by_host",
-    "CANCELLABLE",
-    "LIVE_STATUSES",
-    "MAX_BEDS_PER_BOOKING",
-    "block_nights",
-    "unblock_nights",
-    "guest_cancellation_ore",
-    "host_cancellation_ore",
-    "assign_rooming",
 ]
 
 PAYMENT_METHODS = ("invoice", "card")

@@ -6,7 +6,8 @@ then Stripe is called (through `stripe_gateway`, the one module that talks to it
 Stripe says is applied in a new unit of work by `settlement`, the one place where money turns a
 hold into a confirmed booking. The API route, the pay page's return, the webhook (`webhooks`) and
 the reconcile job all go through it, so any number of triggers in any order give one confirmation.
-Refunds live in `refunds`, the figures in `ledger`.
+Refunds live in `refunds`, the figures (`refundable_ore`, `REFUND_REASONS`) in `ledger`, Stripe's
+events in `webhooks`; callers import those names from there, not through this module.
 """
 from __future__ import annotations
 
@@ -26,21 +27,16 @@ from app.services import audit, stripe_gateway
 from app.services.access import locked_booking, visible_booking
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, PaymentFailed, ValidationFailed
-from app.services.ledger import REFUND_REASONS, captured_payment, refundable_ore
-from app.services.refunds import process_pending_refunds, request_refund, retry_refund
+from app.services.ledger import captured_payment
 from app.services.settlement import FINAL_STATUSES, apply_intent, others_on_beds
 from app.services.stripe_gateway import IntentView, fetch_intent
-from app.services.webhooks import handle_event, retry_failed_events
 
 
 log = logging.getLogger(__name__)
 
-# Card payments' public face: its own functions, and the names of its parts the doors call through it.
 __all__ = [
     "OPEN_STATUSES", "PaymentResult", "after_holds_expired", "cancel_open_intents", "check_payable", "pay_booking",
     "setup_card_entry", "sync_booking",
-    "REFUND_REASONS", "apply_intent", "fetch_intent", "handle_event", "process_pending_refunds", "refundable_ore",
-    "request_refund", "retry_failed_events", "retry_refund",
 ]
 
 OPEN_STATUSES = ("created", "requires_payment_method", "requires_confirmation", "requires_action", "processing",

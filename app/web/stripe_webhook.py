@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, request
 
 from app.extensions import csrf
 from app.http_problems import problem
-from app.services import payments
+from app.services import webhooks
 
 bp = Blueprint("stripe", __name__, url_prefix="/stripe")
 csrf.exempt(bp)
@@ -36,7 +36,7 @@ def webhook():
         event_id = "malformed_" + hashlib.sha256(request.get_data()).hexdigest()
     raw_type = event.get("type")
     event_type = raw_type if isinstance(raw_type, str) else ""
-    outcome = payments.handle_event(event_id, event_type, obj if isinstance(obj, dict) else None)
+    outcome = webhooks.handle_event(event_id, event_type, obj if isinstance(obj, dict) else None)
     return {"received": True, "outcome": outcome}
 
 

@@ -11,8 +11,14 @@ from app.models import Booking, Contract, Delegation
 from app.models.types import utcnow
 from app.services import accounts, delegations, exports, flags, vetting
 from app.services import booking as booking_service
+from app.services.access import own_booking, owned_delegation
+from app.services.base import local_date
+from app.services.cancellations import cancel_by_guest
 from app.services.contract_pdf import render_pdf
 from app.services.errors import DomainError, NotFound
+from app.services.inventory import CANCELLABLE
+from app.services.ledger import guest_cancellation_ore
+from app.services.rooming import assign_rooming
 from app.services.seasons import current_season
 from app.web.common import actor, flash_error, page_number, required, role_required
 from app.web.coordinator import presenters
@@ -50,7 +56,7 @@ def _my_bookings() -> list[Booking]:
 
 def _own_booking(booking_id: int) -> Booking:
     """The signed-in coordinator's booking, else 404 (a host may see it through its own pages, not these)."""
-    return booking_service.own_booking(actor(), booking_id)
+    return own_booking(actor(), booking_id)
 
 
 def _flash_every_message(error: DomainError) -> None:
@@ -70,7 +76,7 @@ def _after_booking(booking: Booking) -> str:
 def dashboard():
     """Show the coordinator's delegations, bookings and the next step."""
     mine, bookings = _my_delegations(), _my_bookings()
-    live = [b for b in bookings if b.status in booking_service.CANCELLABLE]
+    live = [b for b in bookings if b.status in CANCELLABLE]
     return render_template("coordinator/dashboard.html", delegations=mine, bookings=bookings[:10],
                            has_members=any(d.members for d in mine), has_booking=bool(live),
                            season=current_season())
@@ -114,14 +120,14 @@ def new_delegation():
 @bp.get("/delegations/<int:delegation_id>")
 def delegation(delegation_id):
     """Show a delegation: members, calendar feed, rooming list."""
-    item = booking_service.owned_delegation(actor(), delegation_id)
+    item = owned_delegation(actor(), delegation_id)
     return render_template("coordinator/delegation.html", delegation=item, form=MemberForm())
 
 
 @bp.post("/delegations/<int:delegation_id>/members")
 def add_member(delegation_id):
     """Add a member to the delegation."""
-    item = booking_service.owned_delegation(actor(), delegation_id)
+    item = owned_delegation(actor(), delegation_id)
     form, status = MemberForm(), 422
     if form.validate_on_submit():
         try:
@@ -145,7 +151,7 @@ def _member_or_404(item, member_id: int):
 @bp.route("/delegations/<int:delegation_id>/members/<int:member_id>", methods=["GET", "POST"])
 def member(delegation_id, member_id):
     """Rename a member or change the e-mail (the rooming list follows)."""
-    item = booking_service.owned_delegation(actor(), delegation_id)
+    item = owned_delegation(actor(), delegation_id)
     person = _member_or_404(item, member_id)
     form = MemberForm(obj=person) if request.method == "GET" else MemberForm()
     status = 200 if request.method == "GET" else 422
@@ -165,7 +171,7 @@ def member(delegation_id, member_id):
 @bp.post("/delegations/<int:delegation_id>/members/<int:member_id>/remove")
 def remove_member(delegation_id, member_id):
     """Remove a member who has no bed."""
-    item = booking_service.owned_delegation(actor(), delegation_id)
+    item = owned_delegation(actor(), delegation_id)
     person = _member_or_404(item, member_id)
     form = ConfirmForm()
     if form.validate_on_submit():
@@ -183,7 +189,7 @@ def remove_member(delegation_id, member_id):
 @bp.get("/delegations/<int:delegation_id>/rooming.csv")
 def rooming_csv(delegation_id):
     """Download the rooming list as CSV (the same bytes as the API's)."""
-    booking_service.owned_delegation(actor(), delegation_id)
+    owned_delegation(actor(), delegation_id)
     return Response(exports.rooming_csv(delegation_id), headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="rooming-{delegation_id}.csv"'})
@@ -192,7 +198,7 @@ def rooming_csv(delegation_id):
 @bp.get("/delegations/<int:delegation_id>/block")
 def block(delegation_id):
     """Show every booked bed of the delegation night by night, and the empty slots."""
-    item = booking_service.owned_delegation(actor(), delegation_id)
+    item = owned_delegation(actor(), delegation_id)
     return render_template("coordinator/block.html", delegation=item, view=presenters.block_view(delegation_id))
 
 
@@ -279,7 +285,7 @@ def booking(booking_id):
                            contacts=booking_service.party_contacts(actor(), item),
                            host_suspended=vetting.is_host_suspended(item.host_id),
                            can_pay="payments.pay" in current_app.view_functions,
-                           cancellable=item.status in booking_service.CANCELLABLE)
+                           cancellable=item.status in CANCELLABLE)
 
 
 @bp.get("/contracts/<int:contract_id>.pdf")
@@ -299,7 +305,7 @@ def cancel(booking_id):
     item, form, status = _own_booking(booking_id), ConfirmForm(), 200
     if form.validate_on_submit():
         try:
-            item = booking_service.cancel_by_guest(actor(), booking_id)
+            item = cancel_by_guest(actor(), booking_id)
         except DomainError as error:
             flash_error(error)
             status = error.status
@@ -313,9 +319,9 @@ def cancel(booking_id):
     elif form.is_submitted():
         flash(_("Formuläret hade gått ut. Försök igen."), "error")
         status = 400
-    refund, credit = booking_service.guest_cancellation_ore(item, booking_service.local_date(utcnow()))
+    refund, credit = guest_cancellation_ore(item, local_date(utcnow()))
     return render_template("coordinator/cancel.html", booking=item, form=form, refund_ore=refund, credit_ore=credit,
-                           cancellable=item.status in booking_service.CANCELLABLE), status
+                           cancellable=item.status in CANCELLABLE), status
 
 
 @bp.route("/bookings/<int:booking_id>/rooming", methods=["GET", "POST"])
@@ -328,7 +334,7 @@ def rooming(booking_id):
         wanted = [{"bed_id": bed_id, "member_id": int(form[f"bed_{bed_id}"].data or 0) or None}
                   for bed_id, _label in beds]
         try:
-            booking_service.assign_rooming(actor(), booking_id, wanted)
+            assign_rooming(actor(), booking_id, wanted)
         except DomainError as error:
             _flash_every_message(error)
             status = error.status

@@ -12,7 +12,7 @@ from wtforms.fields.choices import SelectChoice
 from app.extensions import db
 from app.i18n import kr
 from app.models import Bed, BedNight, Booking, Delegation, Listing, Room, Season, utcnow
-from app.services import availability
+from app.services import access, availability, cancellations, inventory, ledger
 from app.services import booking as bookings
 from app.services.errors import DomainError
 from app.services.seasons import current_season, season_for_year
@@ -78,14 +78,14 @@ def calendar():
 @role_required("host")
 def block():
     """Take one of the host's own beds off the market for some nights."""
-    return _change_block("block", bookings.block_nights, _("Nätterna är spärrade."))
+    return _change_block("block", inventory.block_nights, _("Nätterna är spärrade."))
 
 
 @bp.post("/calendar/unblock")
 @role_required("host")
 def unblock():
     """Free the host's own blocked nights again."""
-    return _change_block("unblock", bookings.unblock_nights, _("Spärren är borttagen."))
+    return _change_block("unblock", inventory.unblock_nights, _("Spärren är borttagen."))
 
 
 def _change_block(prefix: str, service, done: str):
@@ -108,17 +108,17 @@ def bookings_index():
     """The host's bookings, with their contracts and a way to cancel (a breach)."""
     rows = db.session.scalars(select(Booking).where(Booking.host_id == current_user.id)
                               .order_by(Booking.check_in, Booking.id)).all()
-    return render_template("host/bookings.html", bookings=rows, cancellable=bookings.CANCELLABLE)
+    return render_template("host/bookings.html", bookings=rows, cancellable=inventory.CANCELLABLE)
 
 
 @bp.get("/bookings/<int:booking_id>")
 @role_required("host")
 def booking_page(booking_id):
     """One of the host's bookings: the contract (PDF), the guests, the coordinator's contact, and cancelling."""
-    item = bookings.visible_booking(actor(), booking_id)
+    item = access.visible_booking(actor(), booking_id)
     return render_template("host/booking.html", booking=item, contract=item.contract,
                            contacts=bookings.party_contacts(actor(), item),
-                           cancellable=item.status in bookings.CANCELLABLE)
+                           cancellable=item.status in inventory.CANCELLABLE)
 
 
 @bp.get("/contracts/<int:contract_id>.pdf")
@@ -130,7 +130,7 @@ def contract_pdf(contract_id):
     contract = db.session.get(Contract, contract_id)
     if contract is None:
         abort(404)
-    bookings.visible_booking(actor(), contract.booking_id)
+    access.visible_booking(actor(), contract.booking_id)
     return Response(render_pdf(contract), mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{contract.number}.pdf"'})
 
@@ -148,12 +148,12 @@ def guests_csv():
 @role_required("host")
 def cancel_booking(booking_id):
     """Warn that a host cancellation is a breach, ask for a reason, then cancel."""
-    item = bookings.visible_booking(actor(), booking_id)
+    item = access.visible_booking(actor(), booking_id)
     form = HostCancelForm()
     status = 422 if request.method == "POST" else 200
     if form.validate_on_submit():
         try:
-            cancelled = bookings.cancel_by_host(actor(), booking_id, form.reason.data)
+            cancelled = cancellations.cancel_by_host(actor(), booking_id, form.reason.data)
         except DomainError as error:
             flash_error(error, form)
             status = error.status
@@ -165,6 +165,6 @@ def cancel_booking(booking_id):
                 flash(_("Bokningen är avbokad. Gästen får tillbaka allt som betalats, %(amount)s, och du har fått "
                         "en prickning.", amount=kr(cancelled.refund_ore)), "info")
             return redirect(url_for("host.bookings_index"))
-    refund_ore, credit_ore = bookings.host_cancellation_ore(item)
+    refund_ore, credit_ore = ledger.host_cancellation_ore(item)
     return render_template("host/cancel.html", booking=item, form=form, refund_ore=refund_ore,
-                           credit_ore=credit_ore, cancellable=item.status in bookings.CANCELLABLE), status
+                           credit_ore=credit_ore, cancellable=item.status in inventory.CANCELLABLE), status

@@ -12,8 +12,11 @@ from app.i18n import parse_kronor
 from app.labels import label
 from app.models import Booking, Payment, Payout, Refund, StripeEvent, User
 from app.services import payments, payouts
-from app.services.booking import own_booking, visible_booking
+from app.services.access import own_booking, visible_booking
 from app.services.errors import DomainError
+from app.services.ledger import REFUND_REASONS
+from app.services.refunds import request_refund, retry_refund
+from app.services.webhooks import retry_failed_events
 from app.web.common import actor, role_required
 from app.web.converters import int32
 
@@ -78,7 +81,7 @@ def status(booking_id):
     rows = db.session.scalars(select(Payment).where(Payment.booking_id == booking_id).order_by(Payment.id)).all()
     refunds = db.session.scalars(select(Refund).where(Refund.booking_id == booking_id).order_by(Refund.id)).all()
     return render_template("payments/status.html", booking=booking, payments=rows, refunds=refunds,
-                           reasons=payments.REFUND_REASONS, is_coordinator=booking.coordinator_id == current_user.id,
+                           reasons=REFUND_REASONS, is_coordinator=booking.coordinator_id == current_user.id,
                            open_payments=any(p.status in payments.OPEN_STATUSES for p in rows))
 
 
@@ -103,7 +106,7 @@ def receipt(booking_id):
     refunds = db.session.scalars(select(Refund).where(Refund.booking_id == booking_id,
                                                       Refund.status == "succeeded").order_by(Refund.id)).all()
     return render_template("payments/receipt.html", booking=booking, payments=paid, refunds=refunds,
-                           reasons=payments.REFUND_REASONS)
+                           reasons=REFUND_REASONS)
 
 
 @bp.get("/admin/payments")
@@ -115,7 +118,7 @@ def admin_payments():
     events = db.session.scalars(select(StripeEvent).where(StripeEvent.status == "failed")
                                 .order_by(StripeEvent.id.desc()).limit(100)).all()
     return render_template("payments/admin.html", payments=recent, refunds=refunds, events=events,
-                           reasons=payments.REFUND_REASONS)
+                           reasons=REFUND_REASONS)
 
 
 @bp.post("/admin/payments/refunds/<int:refund_id>/retry")
@@ -123,7 +126,7 @@ def admin_payments():
 def admin_retry_refund(refund_id):
     """Send a failed refund to Stripe again."""
     try:
-        refund = payments.retry_refund(actor(), refund_id)
+        refund = retry_refund(actor(), refund_id)
         flash(_("Återbetalningen skickades.") if refund.status == "succeeded"
               else _("Återbetalningen misslyckades igen: %(error)s", error=refund.last_error),
               "success" if refund.status == "succeeded" else "error")
@@ -136,7 +139,7 @@ def admin_retry_refund(refund_id):
 @role_required("admin")
 def admin_retry_events():
     """Handle the failed webhook events again."""
-    done = payments.retry_failed_events()
+    done = retry_failed_events()
     flash(_("%(n)s händelser hanterades.", n=done), "info")
     return redirect(url_for("payments.admin_payments"))
 
@@ -152,7 +155,7 @@ def admin_refund():
         flash(_("Ange bokningsnummer och belopp i kronor."), "error")
         return redirect(url_for("payments.admin_payments"))
     try:
-        refund = payments.request_refund(actor(), booking_id, amount_ore)
+        refund = request_refund(actor(), booking_id, amount_ore)
         flash(_("Återbetalning %(id)s: %(status)s.", id=refund.id, status=label("refund_status", refund.status)),
               "success")
     except DomainError as exc:
