@@ -21,9 +21,10 @@ from datetime import timedelta
 
 import pytest
 import requests
-from conftest import YEAR
 from sqlalchemy import text
 from test_races import FIRST_NIGHT, PASSWORD, ROUNDS, World, world  # noqa: F401  (fixture)
+
+from tests.helpers import YEAR
 
 OLD, LOWER, CAP = 80000, 50000, 60000
 

@@ -19,9 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
-from conftest import YEAR
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
 from sqlalchemy import create_engine, text
+
+from tests.helpers import YEAR
+from tests.live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
 
 # gunicorn's 4 workers and the racing clients want the whole machine: `make test` runs these after the rest.
 pytestmark = pytest.mark.serial

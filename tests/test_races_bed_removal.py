@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import pytest
 import requests
-from conftest import YEAR
 from test_races import FIRST_NIGHT, PASSWORD, ROUNDS, world  # noqa: F401  (the module's server fixture)
+
+from tests.helpers import YEAR
 
 STAY = {"check_in": FIRST_NIGHT.isoformat(), "check_out": (FIRST_NIGHT + timedelta(days=2)).isoformat()}
 
