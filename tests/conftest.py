@@ -7,7 +7,7 @@ the run instead of skipping.
 from __future__ import annotations
 
 import shutil
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -21,14 +21,17 @@ from app.services import accounts, delegations, listings, pricing, seasons, vett
 from app.services import booking as booking_service
 from app.services.base import Actor
 from tests.helpers import (  # noqa: F401  (re-exported for the fixtures below)
+    FIRST_NIGHT,
+    LAST_NIGHT,
     NOW,
     PASSWORD,
+    RACE_STRIKE_LIMIT,
     ROOT,
     YEAR,
     stale_catalogues,
     valid_organisation_number,
 )
-from tests.live_server import IN_CI, fresh_postgres_database, migrate, postgres_reachable
+from tests.live_server import IN_CI, GunicornServer, RaceWorld, fresh_postgres_database, migrate, postgres_reachable
 
 # The Stripe fixtures (localstripe, the app served on a port, webhooks) for every test module that asks for them.
 pytest_plugins = ["tests.stripe_fixtures"]
@@ -393,3 +396,44 @@ def admin_login(login, make_admin):
         return admin
 
     return do
+
+
+@pytest.fixture(scope="module")
+def race_world(tmp_path_factory):
+    """PostgreSQL with a season, an admin and a coordinator, served by gunicorn with 4 workers (the race tests)."""
+    if not postgres_reachable():
+        if IN_CI:
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable, and CI=true makes its tests mandatory.")
+        pytest.skip("PostgreSQL is not reachable here (its tests are mandatory with CI=true).")
+    from app import create_app
+    from app.extensions import db
+    from app.services import accounts, delegations, seasons
+    from app.services.base import Actor
+
+    with fresh_postgres_database("sangplats_races") as url:
+        app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
+        with app.app_context():
+            now = datetime.now(UTC)
+            admin = accounts.create_admin("admin@example.se", PASSWORD, "Admin")
+            seasons.create_season(Actor(admin.id, "admin"), {
+                "year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": FIRST_NIGHT,
+                "last_night": LAST_NIGHT, "bookings_open_at": now - timedelta(days=1), "price_cap_ore": 90000,
+                "max_increase_pct": 10, "strike_limit": RACE_STRIKE_LIMIT, "hold_minutes": 15,
+                "free_cancellation_until": FIRST_NIGHT - timedelta(days=60), "late_cancellation_refund_pct": 50,
+            })
+            coordinator = accounts.register_user("samordnare@example.se", PASSWORD, "Samordnare", "coordinator")
+            delegation = delegations.create_delegation(Actor(coordinator.id, "coordinator"), "Förening", "802000-1239")
+            state = {
+                "admin_id": admin.id, "coordinator_id": coordinator.id, "delegation_id": delegation.id,
+                "admin_tokens": [accounts.issue_token(admin) for _ in range(3)],
+                "coordinator_token": accounts.issue_token(coordinator),
+            }
+            db.session.remove()
+        log = tmp_path_factory.mktemp("races") / "gunicorn.log"
+        with GunicornServer(url, workers=4, log_path=log) as server:
+            w = RaceWorld(url, app, server)
+            w.__dict__.update(state)
+            yield w
+            w.engine.dispose()
+        with app.app_context():
+            db.engine.dispose()

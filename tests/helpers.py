@@ -23,6 +23,8 @@ NOW = datetime.now(UTC)
 YEAR = NOW.year + 1
 FIRST_NIGHT = date(YEAR, 6, 20)
 LAST_NIGHT = date(YEAR, 6, 25)
+RACE_STRIKE_LIMIT = 3  # the race tests' season (race_world)
+ROUNDS = 10  # race rounds, each with its racers released together by a barrier
 # The coordinator pages' default stay (nights 20 and 21 June).
 CHECK_IN, CHECK_OUT = date(YEAR, 6, 20), date(YEAR, 6, 22)
 
