@@ -19,8 +19,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import YEAR
-from live_server import free_port, migrate
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -35,6 +33,8 @@ from app.services import (
     vetting,
 )
 from app.services.base import Actor
+from tests.helpers import YEAR
+from tests.live_server import free_port, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -45,7 +45,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PASSWORD = "correct-horse-battery"
 ADMIN_TOTP_SECRET = "KRSXG5CTMVRXEZLUKN2XAZLFKRSXG5CT"  # nosec B105 - a test admin's known secret
 PHONE = {"width": 390, "height": 844}
-SEASON_YEAR = YEAR  # next year, from today (see conftest.py)
+SEASON_YEAR = YEAR  # next year, from today (see tests/helpers.py)
 FIRST_NIGHT = date(SEASON_YEAR, 6, 20)
 LAST_NIGHT = date(SEASON_YEAR, 6, 25)
 

@@ -7,41 +7,34 @@ the run instead of skipping.
 from __future__ import annotations
 
 import shutil
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from flask import g
 from sqlalchemy import create_engine, text
-from stdnum import luhn
 from werkzeug.routing.rules import Rule
 
 from app import create_app
 from app.extensions import db
 from app.services import accounts, delegations, listings, pricing, seasons, vetting
+from app.services import booking as booking_service
 from app.services.base import Actor
-from tests.live_server import IN_CI, fresh_postgres_database, migrate, postgres_reachable
+from tests.helpers import (  # noqa: F401  (re-exported for the fixtures below)
+    FIRST_NIGHT,
+    LAST_NIGHT,
+    NOW,
+    PASSWORD,
+    RACE_STRIKE_LIMIT,
+    ROOT,
+    YEAR,
+    stale_catalogues,
+    valid_organisation_number,
+)
+from tests.live_server import IN_CI, GunicornServer, RaceWorld, fresh_postgres_database, migrate, postgres_reachable
 
-ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "correct-horse-battery"
-NOW = datetime.now(timezone.utc)
-# The test season is next year's Almedalsveckan (20-25 June), built from today, so that its opening,
-# free-cancellation date (21 April) and first night all lie ahead whatever today is: the suite never
-# rots with the calendar. Dates the tests need after today are passed to the services as `now=`.
-YEAR = NOW.year + 1
-
-
-def stale_catalogues(translations: Path) -> list[str]:
-    """Each catalogue whose compiled .mo is missing or older than its .po, as a sentence."""
-    problems = []
-    for po in sorted(translations.glob("*/LC_MESSAGES/messages.po")):
-        mo = po.with_suffix(".mo")
-        if not mo.exists():
-            problems.append(f"{mo.relative_to(ROOT) if mo.is_relative_to(ROOT) else mo} is missing")
-        elif mo.stat().st_mtime < po.stat().st_mtime:
-            problems.append(f"{mo.relative_to(ROOT) if mo.is_relative_to(ROOT) else mo} is older than its .po")
-    return problems
-
+# The Stripe fixtures (localstripe, the app served on a port, webhooks) for every test module that asks for them.
+pytest_plugins = ["tests.stripe_fixtures"]
 
 def _share_url_builders() -> None:
     """Every test builds a fresh app, and werkzeug compiles two URL builders (AST -> code) for each of its ~280
@@ -264,13 +257,6 @@ def make_listing(make_host, make_season):
     return make
 
 
-def valid_organisation_number(n: int) -> str:
-    """The n-th valid Swedish organisation number (Luhn check digit, third digit 2) for tests: each
-    delegation a number of its own, since the hoarding limits count all delegations of one number together."""
-    base = f"{802000000 + n:09d}"
-    return f"{base[:6]}-{base[6:]}{luhn.calc_check_digit(base)}"
-
-
 @pytest.fixture
 def make_delegation(make_user):
     counter = iter(range(1, 100_000))
@@ -285,6 +271,49 @@ def make_delegation(make_user):
         return delegation
 
     return make
+
+
+@pytest.fixture
+def make_booking(make_listing, make_user, make_delegation):
+    """make_booking(**params) -> a booking made through the booking service (the door every page, API call, CLI
+    command and job uses). Defaults: a fresh 2-bed listing, all its beds, a new coordinator's delegation, nights
+    21 and 22 June of the test season, invoice, the contract accepted. `listing=`, `bed_ids=`, `delegation=`
+    (its coordinator books), `coordinator=`, `check_in=`, `check_out=`, `payment_method=`, `now=` override them."""
+    from app.models import User
+
+    def make(**params):
+        listing = params.pop("listing", None)
+        if "bed_ids" not in params:
+            params["bed_ids"] = [bed.id for bed in (listing or make_listing()).beds()]
+        delegation = params.pop("delegation", None)
+        coordinator = params.pop("coordinator", None)
+        if delegation is None:
+            delegation = make_delegation(coordinator or make_user("coordinator"))
+        if coordinator is None:
+            coordinator = db.session.get(User, delegation.coordinator_id)
+        params.setdefault("check_in", date(YEAR, 6, 21))
+        params.setdefault("check_out", date(YEAR, 6, 23))
+        params.setdefault("accept_contract", True)
+        params.setdefault("payment_method", "invoice")
+        return booking_service.create_booking(Actor(coordinator.id, "coordinator"), delegation_id=delegation.id,
+                                              **params)
+
+    return make
+
+
+@pytest.fixture
+def api_world(make_listing, make_delegation, make_user, api_as):
+    """A published 3-bed listing and a coordinator with a delegation, as API clients."""
+    from app.models import HostProfile
+
+    listing = make_listing(beds=3, price_ore=50000)
+    coordinator = make_user("coordinator")
+    delegation = make_delegation(coordinator)
+    host_user = db.session.get(HostProfile, listing.host_id).user
+    return {
+        "listing": listing, "bed_ids": [b.id for b in listing.beds()], "delegation": delegation,
+        "coordinator": coordinator, "coord": api_as(coordinator), "host": api_as(host_user), "host_user": host_user,
+    }
 
 
 class ApiClient:
@@ -353,8 +382,58 @@ def login(client):
     return do
 
 
-def csrf_from(response) -> str:
-    import re
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', response.get_data(as_text=True))
-    assert match, "no CSRF token on the page"
-    return match.group(1)
+
+@pytest.fixture
+def admin_login(login, make_admin):
+    """Sign in as a new admin through the real form, with a TOTP code."""
+    import pyotp
+
+    def do():
+        secret = pyotp.random_base32()
+        admin = make_admin(totp_secret=secret)
+        response = login(admin, otp=pyotp.TOTP(secret).now())
+        assert response.status_code == 302 and response.headers["Location"].endswith("/admin/")
+        return admin
+
+    return do
+
+
+@pytest.fixture(scope="module")
+def race_world(tmp_path_factory):
+    """PostgreSQL with a season, an admin and a coordinator, served by gunicorn with 4 workers (the race tests)."""
+    if not postgres_reachable():
+        if IN_CI:
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable, and CI=true makes its tests mandatory.")
+        pytest.skip("PostgreSQL is not reachable here (its tests are mandatory with CI=true).")
+    from app import create_app
+    from app.extensions import db
+    from app.services import accounts, delegations, seasons
+    from app.services.base import Actor
+
+    with fresh_postgres_database("sangplats_races") as url:
+        app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
+        with app.app_context():
+            now = datetime.now(UTC)
+            admin = accounts.create_admin("admin@example.se", PASSWORD, "Admin")
+            seasons.create_season(Actor(admin.id, "admin"), {
+                "year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": FIRST_NIGHT,
+                "last_night": LAST_NIGHT, "bookings_open_at": now - timedelta(days=1), "price_cap_ore": 90000,
+                "max_increase_pct": 10, "strike_limit": RACE_STRIKE_LIMIT, "hold_minutes": 15,
+                "free_cancellation_until": FIRST_NIGHT - timedelta(days=60), "late_cancellation_refund_pct": 50,
+            })
+            coordinator = accounts.register_user("samordnare@example.se", PASSWORD, "Samordnare", "coordinator")
+            delegation = delegations.create_delegation(Actor(coordinator.id, "coordinator"), "Förening", "802000-1239")
+            state = {
+                "admin_id": admin.id, "coordinator_id": coordinator.id, "delegation_id": delegation.id,
+                "admin_tokens": [accounts.issue_token(admin) for _ in range(3)],
+                "coordinator_token": accounts.issue_token(coordinator),
+            }
+            db.session.remove()
+        log = tmp_path_factory.mktemp("races") / "gunicorn.log"
+        with GunicornServer(url, workers=4, log_path=log) as server:
+            w = RaceWorld(url, app, server)
+            w.__dict__.update(state)
+            yield w
+            w.engine.dispose()
+        with app.app_context():
+            db.engine.dispose()

@@ -177,3 +177,26 @@ def race(racers: list[tuple[Callable, Callable]]) -> list[tuple[int, object]]:
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a racer never finished"
     return results
+
+
+class RaceWorld:
+    """The migrated database, the app (for seeding through the services) and the server."""
+
+    def __init__(self, url: str, app, server: GunicornServer):
+        self.url = url
+        self.app = app
+        self.server = server
+        self.engine = create_engine(url)
+        self.counter = 0
+
+    def next(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def scalar(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar()
+
+    def rows(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params)]

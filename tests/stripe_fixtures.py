@@ -1,9 +1,9 @@
 """Fixtures for payment tests: a real localstripe process, the app served over HTTP, signed events.
 
-Import what you need into a test module (`from stripe_fixtures import ...`); tests/conftest.py
-stays untouched. localstripe runs once per test session on a free port; each test gets the app
-(SQLite or PostgreSQL, from conftest's `app`) pointed at it, and, where asked, a live server on a
-free port that localstripe's real signed webhooks reach.
+tests/conftest.py registers this module as a plugin, so its fixtures reach every test by name; test
+modules import only its plain functions (`from tests.stripe_fixtures import ...`). localstripe runs once
+per test session on a free port; each test gets the app (SQLite or PostgreSQL, from conftest's `app`)
+pointed at it, and, where asked, a live server on a free port that localstripe's real signed webhooks reach.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime
 import pytest
 import requests
 import stripe
-from conftest import YEAR
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
@@ -27,6 +26,7 @@ from app.extensions import db
 from app.models import AuditEntry, Booking
 from app.services import booking as booking_service
 from app.services.base import Actor
+from tests.helpers import YEAR
 from tools.localstripe import free_port, register_webhook, start
 
 WEBHOOK_NAME = "sangplats"

@@ -12,7 +12,7 @@ import pytest
 from app.services import booking as booking_service
 from app.services import flags
 from app.services.base import Actor
-from tests.conftest import PASSWORD, YEAR, csrf_from
+from tests.helpers import PASSWORD, YEAR, csrf_from
 
 # Public by design: the published listing, public contract verification, secret-token calendars.
 PUBLIC = {

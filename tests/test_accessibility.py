@@ -11,7 +11,10 @@ import re
 from datetime import date
 
 import pytest
-from browser import (
+
+from app.services import booking as booking_service
+from app.services.base import Actor
+from tests.browser import (
     FIRST_NIGHT,
     PASSWORD,
     axe_source,
@@ -24,10 +27,7 @@ from browser import (
     sign_in,
     totp_now,
 )
-from conftest import YEAR
-
-from app.services import booking as booking_service
-from app.services.base import Actor
+from tests.helpers import YEAR
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 BLOCKING = ("serious", "critical")

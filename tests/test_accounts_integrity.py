@@ -9,7 +9,7 @@ from app.extensions import db
 from app.models import AuditEntry, User
 from app.services import accounts
 from app.services.errors import Conflict
-from tests.conftest import NOW, PASSWORD
+from tests.helpers import NOW, PASSWORD
 
 # 64 + 1 + 63 + 1 + 63 + 1 + 58 + 3 = 254 characters, the most RFC 5321 allows.
 LONG_EMAIL = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + ".se"

@@ -5,7 +5,7 @@ import pytest
 
 from app.services import pricing
 from app.services.base import Actor
-from tests.conftest import NOW, PASSWORD, YEAR
+from tests.helpers import NOW, PASSWORD, YEAR
 
 
 def test_healthz(client):

@@ -15,7 +15,7 @@ from schemathesis.checks import (
 from app import create_app
 from app.extensions import db
 from app.services import accounts
-from tests.conftest import NOW, YEAR
+from tests.helpers import NOW, YEAR
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Bed, BedNight, BedPrice, Booking, HostProfile, Room
 from app.services import listings
 from app.services.base import Actor
-from tests.conftest import YEAR, csrf_from
+from tests.helpers import YEAR, csrf_from
 
 AFTER_THE_STAY = datetime(YEAR, 7, 1, 10, 0, tzinfo=UTC)
 

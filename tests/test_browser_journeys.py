@@ -9,7 +9,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import (
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import BedNight, Booking, Flag, HostProfile, Listing, User
+from app.services import vetting
+from app.services.base import Actor
+from tests.browser import (
     FIRST_NIGHT,
     PASSWORD,
     Screenshots,
@@ -26,13 +32,7 @@ from browser import (
     sign_in,
     totp_now,
 )
-from conftest import YEAR
-from sqlalchemy import select
-
-from app.extensions import db
-from app.models import BedNight, Booking, Flag, HostProfile, Listing, User
-from app.services import vetting
-from app.services.base import Actor
+from tests.helpers import YEAR
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from babel.messages.mofile import read_mo
 
-from tests.conftest import ROOT, stale_catalogues
+from tests.helpers import ROOT, stale_catalogues
 from tests.live_server import GunicornServer
 
 HOME_EN = "Beds in Visby during Almedalen Week"

@@ -1,16 +1,14 @@
 """iCalendar feeds for delegations and hosts (secret URLs), checked by parsing them with `icalendar`."""
 from datetime import date, datetime
-from urllib.parse import urlsplit
 
 import pytest
-from icalendar import Calendar
 
 from app.extensions import db
 from app.models import HostProfile
 from app.services import booking as booking_service
 from app.services import cancellations
 from app.services.base import Actor
-from tests.conftest import YEAR
+from tests.helpers import YEAR, parse_calendar
 
 
 @pytest.fixture
@@ -34,16 +32,6 @@ def bookings(make_listing, make_user, make_delegation):
             "host": db.session.get(HostProfile, listing.host_id).user}
 
 
-def parse(client, url):
-    response = client.get(urlsplit(url).path)
-    assert response.status_code == 200
-    assert response.mimetype == "text/calendar"
-    raw = response.data
-    assert all(len(line) <= 75 for line in raw.split(b"\r\n")), "lines must be folded at 75 octets"
-    assert raw.endswith(b"\r\n") and b"\n" not in raw.replace(b"\r\n", b"")
-    return Calendar.from_ical(raw)
-
-
 def check_feed(cal, bookings):
     assert cal.name == "VCALENDAR" and str(cal["VERSION"]) == "2.0" and str(cal["PRODID"])
     events = cal.walk("VEVENT")
@@ -61,7 +49,7 @@ def check_feed(cal, bookings):
 
 def test_delegation_feed(bookings, client, api_as):
     url = api_as(bookings["coordinator"]).get(f"/delegations/{bookings['delegation'].id}").get_json()["calendar_url"]
-    by_uid = check_feed(parse(client, url), bookings["live"])
+    by_uid = check_feed(parse_calendar(client, url), bookings["live"])
     confirmed, hold = bookings["live"]
     assert str(by_uid[f"booking-{confirmed.id}@sangplats.se"]["STATUS"]) == "CONFIRMED"
     assert str(by_uid[f"booking-{hold.id}@sangplats.se"]["STATUS"]) == "TENTATIVE"
@@ -69,7 +57,7 @@ def test_delegation_feed(bookings, client, api_as):
 
 def test_host_feed(bookings, client, api_as):
     me = api_as(bookings["host"]).get("/me").get_json()
-    cal = parse(client, me["host"]["calendar_url"])
+    cal = parse_calendar(client, me["host"]["calendar_url"])
     by_uid = check_feed(cal, bookings["live"])
     assert bookings["delegation"].name in str(next(iter(by_uid.values()))["SUMMARY"])
 

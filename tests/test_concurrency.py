@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import YEAR, valid_organisation_number
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, migrate, postgres_reachable
 from sqlalchemy import create_engine, func, select, text
+
+from tests.helpers import YEAR, valid_organisation_number
+from tests.live_server import IN_CI, GunicornServer, fresh_postgres_database, migrate, postgres_reachable
 
 # gunicorn's 4 workers and the racing clients want the whole machine: `make test` runs these after the rest.
 pytestmark = pytest.mark.serial

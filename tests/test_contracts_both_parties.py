@@ -3,7 +3,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Contract, HostProfile
-from tests.conftest import YEAR
+from tests.helpers import YEAR
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from app.extensions import db
 from app.models import HostProfile
 from app.services import listings, pricing, seasons, vetting
 from app.services.base import Actor
-from tests.conftest import NOW, YEAR, csrf_from
+from tests.helpers import NOW, YEAR, csrf_from
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from app import create_app
 from app.extensions import db, limiter
 from app.models import AuditEntry, OutboxEmail, StripeEvent
-from tests.conftest import PASSWORD, YEAR
+from tests.helpers import PASSWORD, YEAR
 from tests.live_server import free_port
 from tests.stripe_fixtures import event_payload, signed_headers
 
@@ -104,7 +104,7 @@ def test_a_reset_requested_for_another_host_mails_a_link_on_base_url(app, client
     app.config["BASE_URL"] = "https://sangplats.example"
     user = make_user()
     page = client.get("/password/forgot", headers={"Host": "evil.example"})
-    from tests.conftest import csrf_from
+    from tests.helpers import csrf_from
     client.post("/password/forgot", data={"email": user.email, "csrf_token": csrf_from(page)},
                 headers={"Host": "evil.example"})
     body = db.session.scalar(select(OutboxEmail.body_text).where(OutboxEmail.to_address == user.email))

@@ -17,20 +17,17 @@ from types import SimpleNamespace
 
 import pytest
 import stripe
-from pause import Pause, waiting_on_lock
 from sqlalchemy import select
-from stripe_fixtures import (  # noqa: F401  (fixtures)
-    card_booking,
-    localstripe_base,
-    no_stripe_webhooks,
-    stripe_app,
-)
 
 from app.extensions import db
 from app.models import BedNight, Booking, Payment, Refund
 from app.services import payments, settlement, stripe_gateway
 from app.services.base import Actor
 from app.services.jobs import expire_holds
+from tests.pause import Pause, waiting_on_lock
+from tests.stripe_fixtures import (
+    card_booking,
+)
 
 ROUNDS = 3  # per order and database: each round is a full, deterministic interleaving
 

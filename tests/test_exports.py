@@ -6,7 +6,7 @@ from app.models import HostProfile
 from app.services import booking as booking_service
 from app.services import delegations, rooming
 from app.services.base import Actor
-from tests.conftest import YEAR
+from tests.helpers import YEAR
 
 
 def _booked_world(make_listing, make_user, make_delegation):

@@ -13,7 +13,7 @@ from app.services import booking as booking_service
 from app.services.base import Actor
 from app.services.errors import DomainError
 from app.services.proposals import Offer
-from tests.conftest import NOW, YEAR
+from tests.helpers import NOW, YEAR
 
 STAY = f"year={YEAR}&check_in={YEAR}-06-21&check_out={YEAR}-06-23"
 NIGHTS = 2
@@ -270,7 +270,7 @@ def test_candidates_keep_every_best_set(offers, beds):
 
 
 def test_coordinator_search_pages_and_proposals(app, make_user, make_listing):
-    from tests.test_web_coordinator import signed_in
+    from tests.helpers import signed_in
     for i in range(21):
         make_listing(beds=2, price_ore=10000 + 100 * i, title=f"Stuga {i + 1:02d}")
     browser = signed_in(app, make_user("coordinator"))

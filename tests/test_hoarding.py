@@ -16,8 +16,7 @@ from app.models import BedNight, Booking, User, WaitlistEntry
 from app.services import booking as booking_service
 from app.services import cancellations, jobs, waitlist
 from app.services.base import Actor
-from tests.conftest import NOW, YEAR, csrf_from, valid_organisation_number
-from tests.test_web_coordinator import review_data, review_url, signed_in
+from tests.helpers import NOW, YEAR, csrf_from, review_data, review_url, signed_in, valid_organisation_number
 
 FIRST = date(YEAR, 6, 20)
 

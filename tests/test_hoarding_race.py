@@ -15,9 +15,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
-from conftest import YEAR, valid_organisation_number
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
 from sqlalchemy import create_engine, text
+
+from tests.helpers import YEAR, valid_organisation_number
+from tests.live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
 
 pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
 

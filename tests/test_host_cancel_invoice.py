@@ -12,9 +12,7 @@ from app.models import Booking, Payout, Refund
 from app.services import booking as booking_service
 from app.services import payouts
 from app.services.base import Actor
-from tests.conftest import YEAR, csrf_from
-from tests.test_booking import book, world  # noqa: F401  (fixture)
-from tests.test_web_coordinator import signed_in
+from tests.helpers import YEAR, api_book, csrf_from, signed_in
 
 DUE = datetime(YEAR, 6, 21, 13, 0, tzinfo=UTC)  # the stay's payout moment (24 hours after check-in)
 
@@ -23,14 +21,14 @@ def refunds_of(booking_id):
     return db.session.scalar(select(func.count(Refund.id)).where(Refund.booking_id == booking_id))
 
 
-def test_api_host_cancel_of_an_unpaid_invoice_refunds_nothing_and_credits_all(world):  # noqa: F811
-    booking_id = book(world["coord"], world["delegation"].id, world["bed_ids"][:2]).get_json()["id"]
-    response = world["host"].post(f"/bookings/{booking_id}/host-cancel", {"reason": "Vattenskada"})
+def test_api_host_cancel_of_an_unpaid_invoice_refunds_nothing_and_credits_all(api_world):
+    booking_id = api_book(api_world["coord"], api_world["delegation"].id, api_world["bed_ids"][:2]).get_json()["id"]
+    response = api_world["host"].post(f"/bookings/{booking_id}/host-cancel", {"reason": "Vattenskada"})
     print("host-cancel answered", response.status_code, response.get_json())
     assert response.status_code == 200
     assert response.get_json()["refund_ore"] == 0  # no money was received
     assert refunds_of(booking_id) == 0  # no Refund row, so no Stripe call
-    for api in (world["coord"], world["host"]):
+    for api in (api_world["coord"], api_world["host"]):
         shown = api.get(f"/bookings/{booking_id}").get_json()
         assert shown["status"] == "cancelled_by_host"
         assert shown["invoice"]["credited_ore"] == shown["total_ore"] == 200000  # credited in full
@@ -39,12 +37,12 @@ def test_api_host_cancel_of_an_unpaid_invoice_refunds_nothing_and_credits_all(wo
     assert db.session.scalar(select(Payout).where(Payout.booking_id == booking_id)) is None
 
 
-def test_host_cancel_page_promises_the_credit_and_the_booking_page_shows_it(app, world):  # noqa: F811
+def test_host_cancel_page_promises_the_credit_and_the_booking_page_shows_it(app, api_world):
     booking = booking_service.create_booking(
-        Actor(world["coordinator"].id, "coordinator"), delegation_id=world["delegation"].id,
-        bed_ids=world["bed_ids"][:1], check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23),
+        Actor(api_world["coordinator"].id, "coordinator"), delegation_id=api_world["delegation"].id,
+        bed_ids=api_world["bed_ids"][:1], check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23),
         accept_contract=True, payment_method="invoice")
-    browser = signed_in(app, world["host_user"])
+    browser = signed_in(app, api_world["host_user"])
     page = browser.get(f"/host/bookings/{booking.id}/cancel")
     html = page.get_data(as_text=True)
     assert "Delegationen får hela beloppet tillbaka" not in html, "the cancel page promises a refund"

@@ -11,7 +11,7 @@ from app.models import AuditEntry, Flag
 from app.services import booking as booking_service
 from app.services import cancellations
 from app.services.base import Actor
-from tests.conftest import YEAR
+from tests.helpers import YEAR
 
 
 def test_the_system_flag_of_a_host_cancellation_is_audited_like_any_flag(make_listing, make_user, make_delegation):

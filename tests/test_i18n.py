@@ -18,7 +18,7 @@ from app.models import OutboxEmail, User
 from app.services import accounts
 from app.services.base import Actor
 from app.services.listings import add_bed, add_room, create_listing
-from tests.conftest import NOW, YEAR, csrf_from
+from tests.helpers import NOW, YEAR, csrf_from
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGLISH_PO = ROOT / "app" / "translations" / "en" / "LC_MESSAGES" / "messages.po"

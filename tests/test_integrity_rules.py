@@ -9,7 +9,7 @@ from app.services import booking as booking_service
 from app.services import inventory, waitlist
 from app.services.base import Actor
 from app.services.errors import DomainError
-from tests.conftest import YEAR
+from tests.helpers import YEAR
 
 # 23 June 2027, 08:00 in Stockholm: the nights of 20-22 June are over, the 23rd is today.
 LATE = datetime(YEAR, 6, 23, 6, 0, tzinfo=UTC)

@@ -8,31 +8,29 @@ from app.models import Booking, Refund
 from app.services import booking as booking_service
 from app.services import cancellations
 from app.services.base import Actor
-from tests.conftest import YEAR, csrf_from
-from tests.test_booking import book, world  # noqa: F401  (fixture)
-from tests.test_web_coordinator import signed_in
+from tests.helpers import YEAR, api_book, csrf_from, signed_in
 
 
 def refunds_of(booking_id):
     return db.session.scalar(select(func.count(Refund.id)).where(Refund.booking_id == booking_id))
 
 
-def test_api_cancel_of_unpaid_invoice_refunds_nothing_and_credits_all(world):  # noqa: F811
-    booking_id = book(world["coord"], world["delegation"].id, world["bed_ids"][:2]).get_json()["id"]
-    response = world["coord"].post(f"/bookings/{booking_id}/cancel")
+def test_api_cancel_of_unpaid_invoice_refunds_nothing_and_credits_all(api_world):
+    booking_id = api_book(api_world["coord"], api_world["delegation"].id, api_world["bed_ids"][:2]).get_json()["id"]
+    response = api_world["coord"].post(f"/bookings/{booking_id}/cancel")
     print("cancel answered", response.status_code, response.get_json())
     assert response.status_code == 200
     assert response.get_json()["refund_ore"] == 0  # no money was received
     assert refunds_of(booking_id) == 0
-    invoice = world["coord"].get(f"/bookings/{booking_id}").get_json()["invoice"]
+    invoice = api_world["coord"].get(f"/bookings/{booking_id}").get_json()["invoice"]
     assert invoice["credited_ore"] == 200000  # before the free-cancellation date: all of it
 
 
-def test_late_cancel_credits_the_terms_share_and_the_rest_stays_due(world):  # noqa: F811
+def test_late_cancel_credits_the_terms_share_and_the_rest_stays_due(api_world):
     from app.services.ledger import host_share_ore
-    actor = Actor(world["coordinator"].id, "coordinator")
+    actor = Actor(api_world["coordinator"].id, "coordinator")
     booking = booking_service.create_booking(
-        actor, delegation_id=world["delegation"].id, bed_ids=world["bed_ids"][:2], check_in=date(YEAR, 6, 21),
+        actor, delegation_id=api_world["delegation"].id, bed_ids=api_world["bed_ids"][:2], check_in=date(YEAR, 6, 21),
         check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")
     late = datetime(YEAR, 4, 22, 10, tzinfo=UTC)  # the day after the free-cancellation date
     cancelled = cancellations.cancel_by_guest(actor, booking.id, now=late)
@@ -44,12 +42,12 @@ def test_late_cancel_credits_the_terms_share_and_the_rest_stays_due(world):  # n
     assert host_share_ore(cancelled) == 100000  # the rest stays due, and is the host's
 
 
-def test_pages_show_the_credit_not_a_refund(app, world):  # noqa: F811
+def test_pages_show_the_credit_not_a_refund(app, api_world):
     booking = booking_service.create_booking(
-        Actor(world["coordinator"].id, "coordinator"), delegation_id=world["delegation"].id,
-        bed_ids=world["bed_ids"][:1], check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23),
+        Actor(api_world["coordinator"].id, "coordinator"), delegation_id=api_world["delegation"].id,
+        bed_ids=api_world["bed_ids"][:1], check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23),
         accept_contract=True, payment_method="invoice")
-    browser = signed_in(app, world["coordinator"])
+    browser = signed_in(app, api_world["coordinator"])
     page = browser.get(f"/coordinator/bookings/{booking.id}/cancel")
     html = page.get_data(as_text=True)
     assert '<dd class="refund"><strong>0 kr</strong></dd>' in html, "the cancel page promises a refund"

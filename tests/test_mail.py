@@ -4,7 +4,7 @@ from __future__ import annotations
 import email
 import socket
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from email import policy
 from pathlib import Path
 
@@ -15,10 +15,9 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import OutboxEmail
 from app.services import accounts, cancellations, flags, jobs, mail, vetting
-from app.services import booking as booking_service
 from app.services.base import Actor
 from app.services.errors import Conflict
-from tests.conftest import NOW, YEAR
+from tests.helpers import NOW, YEAR
 
 
 def free_port() -> int:
@@ -89,13 +88,6 @@ def world(make_listing, make_user, make_delegation):
             "delegation": delegation, "host": db.session.get(type(coordinator), listing.host_id)}
 
 
-def book(world, bed_ids=None, method="invoice", now=NOW):
-    return booking_service.create_booking(
-        Actor(world["coordinator"].id, "coordinator"), delegation_id=world["delegation"].id,
-        bed_ids=bed_ids or world["bed_ids"][:2], check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23),
-        accept_contract=True, payment_method=method, now=now)
-
-
 def outbox(to=None) -> list[OutboxEmail]:
     query = select(OutboxEmail).order_by(OutboxEmail.id)
     if to is not None:
@@ -103,9 +95,9 @@ def outbox(to=None) -> list[OutboxEmail]:
     return list(db.session.scalars(query))
 
 
-def test_invoice_booking_confirmation_arrives_with_the_contract_pdf(world, smtp, runner):
+def test_invoice_booking_confirmation_arrives_with_the_contract_pdf(world, smtp, runner, make_booking):
     smtp.start()
-    booking = book(world)
+    booking = make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][:2], now=NOW)
     number = booking.contract.number
     result = runner.invoke(args=["mail", "send"])
     assert result.exit_code == 0, result.output
@@ -128,8 +120,8 @@ def test_invoice_booking_confirmation_arrives_with_the_contract_pdf(world, smtp,
     assert len(smtp.inbox.messages) == count
 
 
-def test_mail_server_down_keeps_the_message_and_delivers_it_later(world, smtp):
-    book(world)
+def test_mail_server_down_keeps_the_message_and_delivers_it_later(world, smtp, make_booking):
+    make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][:2], now=NOW)
     [confirmation] = outbox(world["coordinator"].email)
     created = confirmation.created_at
 
@@ -177,10 +169,10 @@ def test_an_unknown_mailbox_fails_at_once_and_others_still_go(app, smtp):
     assert known.status == "sent" and [m["To"] for m in smtp.inbox.messages] == ["somebody@example.se"]
 
 
-def test_texts_follow_the_recipients_language(world, smtp):
+def test_texts_follow_the_recipients_language(world, smtp, make_booking):
     accounts.set_locale(world["coordinator"].id, "en")
     smtp.start()
-    booking = book(world)
+    booking = make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][:2], now=NOW)
     mail.send_pending(now=NOW + timedelta(minutes=1))
     [english] = smtp.inbox.to(world["coordinator"].email)
     body = english.get_body(("plain",)).get_content()
@@ -192,9 +184,9 @@ def test_texts_follow_the_recipients_language(world, smtp):
     assert swedish.get_content().startswith(f"Hej {world['host'].name}!")
 
 
-def test_development_writes_eml_files(world, app):
+def test_development_writes_eml_files(world, app, make_booking):
     app.config["MAIL_SERVER"] = ""
-    booking = book(world)
+    booking = make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][:2], now=NOW)
     report = mail.send_pending(now=NOW + timedelta(minutes=1))
     files = sorted(Path(app.config["MAIL_OUTBOX_DIR"]).glob("*.eml"))
     assert report.sent == len(files) >= 2
@@ -203,16 +195,17 @@ def test_development_writes_eml_files(world, app):
     assert next(confirmation.iter_attachments()).get_filename() == f"{booking.contract.number}.pdf"
 
 
-def test_nothing_is_queued_when_the_booking_fails(world):
-    book(world)
+def test_nothing_is_queued_when_the_booking_fails(world, make_booking):
+    make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][:2], now=NOW)
     before = len(outbox())
     with pytest.raises(Conflict):
-        book(world)  # the same beds again: a conflict, rolled back
+        # the same beds again: a conflict, rolled back
+        make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][:2], now=NOW)
     assert len(outbox()) == before
 
 
-def test_card_bookings_are_confirmed_by_mail_only_when_confirmed(world):
-    booking = book(world, method="card")
+def test_card_bookings_are_confirmed_by_mail_only_when_confirmed(world, make_booking):
+    booking = make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][:2], payment_method="card", now=NOW)
     assert outbox(world["coordinator"].email) == []
     from app.services import events
     from app.services.base import unit_of_work
@@ -226,13 +219,13 @@ def test_card_bookings_are_confirmed_by_mail_only_when_confirmed(world):
     assert confirmation.attachment is None  # rendered when sent, not inside the booking's transaction
 
 
-def test_cancellations_reach_the_other_party(world):
+def test_cancellations_reach_the_other_party(world, make_booking):
     coordinator, host = world["coordinator"], world["host"]
-    guest_cancelled = book(world, bed_ids=world["bed_ids"][:1])
+    guest_cancelled = make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][:1], now=NOW)
     cancellations.cancel_by_guest(Actor(coordinator.id, "coordinator"), guest_cancelled.id, now=NOW)
     assert any(e.subject.startswith("Avbokning:") for e in outbox(host.email))
     assert any("Fakturan krediteras" in e.body_text for e in outbox(coordinator.email))  # an unpaid invoice
-    host_cancelled = book(world, bed_ids=world["bed_ids"][1:2])
+    host_cancelled = make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][1:2], now=NOW)
     cancellations.cancel_by_host(Actor(host.id, "host"), host_cancelled.id, "Vattenskada", now=NOW)
     [breach] = [e for e in outbox(coordinator.email) if e.subject.startswith("Värden har avbokat")]
     assert "Vattenskada" in breach.body_text and "1\u00a0000 kr" in breach.body_text
@@ -253,8 +246,8 @@ def test_vetting_decisions_and_flag_outcomes(world, make_host, admin_actor):
     assert any("En anmälan mot dig" in e.subject for e in outbox(world["host"].email))
 
 
-def test_hold_reminder_is_sent_once(world):
-    hold = book(world, method="card")
+def test_hold_reminder_is_sent_once(world, make_booking):
+    hold = make_booking(delegation=world["delegation"], bed_ids=world["bed_ids"][:2], payment_method="card", now=NOW)
     assert jobs.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=10)) == []
     assert jobs.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=4)) == [hold.id]
     assert jobs.remind_expiring_holds(now=hold.expires_at - timedelta(minutes=2)) == []

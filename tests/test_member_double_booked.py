@@ -1,7 +1,7 @@
 """Issue 10: one person never gets beds in two places on the same night (rooming across bookings)."""
 import pytest
 
-from tests.conftest import YEAR, csrf_from
+from tests.helpers import YEAR, csrf_from
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Member
-from tests.conftest import YEAR, csrf_from
+from tests.helpers import YEAR, csrf_from
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from app.services import orders
 from app.services.base import Actor
 from app.services.booking import create_booking
 from app.services.errors import DomainError
-from tests.conftest import YEAR
+from tests.helpers import YEAR
 
 CHECK_IN, CHECK_OUT = f"{YEAR}-06-21", f"{YEAR}-06-23"
 

@@ -2,19 +2,16 @@
 from datetime import UTC, datetime
 
 import stripe
-from conftest import YEAR
 from sqlalchemy import select
-from stripe_fixtures import (  # noqa: F401  (fixtures)
-    booking_status,
-    localstripe_base,
-    no_stripe_webhooks,
-    stripe_app,
-)
 
 from app.extensions import db
 from app.models import Payment
 from app.services.base import Actor
 from app.services.cancellations import cancel_by_guest
+from tests.helpers import YEAR
+from tests.stripe_fixtures import (
+    booking_status,
+)
 
 
 def _card_order(make_listing, make_delegation, make_user, api_as, parts=2):

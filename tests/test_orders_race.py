@@ -14,9 +14,10 @@ from collections import Counter as Tally
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from conftest import YEAR, valid_organisation_number
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, migrate, postgres_reachable, race
 from sqlalchemy import create_engine, text
+
+from tests.helpers import YEAR, valid_organisation_number
+from tests.live_server import IN_CI, GunicornServer, fresh_postgres_database, migrate, postgres_reachable, race
 
 pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
 

@@ -12,23 +12,7 @@ import pyotp
 import pytest
 import requests
 import stripe
-from conftest import YEAR, csrf_from
 from sqlalchemy import func, select
-from stripe_fixtures import (  # noqa: F401  (fixtures)
-    CHECK_IN,
-    CHECK_OUT,
-    authenticate_3ds,
-    booking_status,
-    card_booking,
-    card_method,
-    confirmations,
-    live_server,
-    localstripe_base,
-    no_stripe_webhooks,
-    stripe_app,
-    stripe_webhooks,
-    wait_for,
-)
 
 from app.extensions import db
 from app.models import AuditEntry, BedNight, Booking, OutboxEmail, Payment, Refund, StripeEvent
@@ -40,6 +24,17 @@ from app.services.errors import DomainError
 from app.services.jobs import expire_and_cancel, expire_holds
 from app.services.ledger import refundable_ore
 from app.services.refunds import process_pending_refunds, request_refund
+from tests.helpers import YEAR, csrf_from
+from tests.stripe_fixtures import (
+    CHECK_IN,
+    CHECK_OUT,
+    authenticate_3ds,
+    booking_status,
+    card_booking,
+    card_method,
+    confirmations,
+    wait_for,
+)
 
 THREE_D_SECURE_CARD = "4000002760003184"
 

@@ -11,21 +11,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD
 from sqlalchemy import select
-from stripe_fixtures import (  # noqa: F401  (fixtures)
-    booking_status,
-    card_booking,
-    confirmations,
-    live_server,
-    localstripe_base,
-    stripe_app,
-    stripe_webhooks,
-    wait_for,
-)
 
 from app.extensions import db
 from app.models import Payment, StripeEvent
+from tests.helpers import PASSWORD
+from tests.stripe_fixtures import (
+    booking_status,
+    card_booking,
+    confirmations,
+    wait_for,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

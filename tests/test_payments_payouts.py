@@ -5,16 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
-from conftest import YEAR
 from sqlalchemy import select
-from stripe_fixtures import (  # noqa: F401  (fixtures)
-    CHECK_IN,
-    CHECK_OUT,
-    card_booking,
-    localstripe_base,
-    no_stripe_webhooks,
-    stripe_app,
-)
 
 from app.extensions import db
 from app.models import Payout
@@ -22,6 +13,12 @@ from app.services import booking as booking_service
 from app.services import cancellations, payouts
 from app.services.base import Actor
 from app.services.errors import DomainError, ValidationFailed
+from tests.helpers import YEAR
+from tests.stripe_fixtures import (
+    CHECK_IN,
+    CHECK_OUT,
+    card_booking,
+)
 
 DUE = datetime(YEAR, 6, 21, 13, 0, tzinfo=UTC)  # 15:00 in Visby on the first night, plus 24 hours
 
@@ -108,7 +105,7 @@ def test_payout_pages(world, client, login, make_admin, make_user):
 
     page = client.get("/admin/payments/payouts")
     assert page.status_code == 200 and f"ref-{payout.id}" in page.get_data(as_text=True)
-    from conftest import csrf_from
+    from tests.helpers import csrf_from
     done = client.post(f"/admin/payments/payouts/{payout.id}/paid",
                        data={"reference": "BG 42", "csrf_token": csrf_from(page)})
     assert done.status_code == 302

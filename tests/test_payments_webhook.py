@@ -15,22 +15,18 @@ import pytest
 import requests
 import stripe
 from sqlalchemy import func, select
-from stripe_fixtures import (  # noqa: F401  (fixtures)
-    booking_status,
-    card_booking,
-    confirmations,
-    event_payload,
-    live_server,
-    localstripe_base,
-    no_stripe_webhooks,
-    signed_headers,
-    stripe_app,
-)
 
 from app.extensions import db
 from app.models import Payment, Refund, StripeEvent
 from app.services import payments, settlement, stripe_gateway
 from app.services.base import Actor
+from tests.stripe_fixtures import (
+    booking_status,
+    card_booking,
+    confirmations,
+    event_payload,
+    signed_headers,
+)
 
 PAYMENTS = 25
 EVENT_TYPES = ("payment_intent.created", "payment_intent.processing", "charge.succeeded", "payment_intent.succeeded")

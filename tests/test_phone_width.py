@@ -9,7 +9,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from browser import (
+
+from app.extensions import db
+from app.models import Payment, Refund, StripeEvent
+from app.services import booking as booking_service
+from app.services.base import Actor
+from tests.browser import (
     bookable_world,
     chromium,
     live_app,
@@ -20,12 +25,7 @@ from browser import (
     sign_in,
     totp_now,
 )
-from conftest import YEAR
-
-from app.extensions import db
-from app.models import Payment, Refund, StripeEvent
-from app.services import booking as booking_service
-from app.services.base import Actor
+from tests.helpers import YEAR
 
 PHONE = 390
 

@@ -27,7 +27,7 @@ from app.services import booking as booking_service
 from app.services import listings, pricing, seasons
 from app.services.base import Actor
 from app.services.errors import DomainError
-from tests.conftest import YEAR
+from tests.helpers import YEAR
 from tests.pause import Pause, run_side
 from tests.pause import waiting_on_lock as _waiting_on_lock
 

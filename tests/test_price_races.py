@@ -1,5 +1,5 @@
 """Price races over HTTP against gunicorn with 4 workers, on PostgreSQL (READ COMMITTED), 10 rounds each,
-racers released together by a barrier (the pattern and world of tests/test_races.py):
+racers released together by a barrier (the pattern and race_world of tests/test_races.py):
 
 (d) two first prices for one bed at once (a new bed of a published listing, booking open): no 500, one price
     row, and the accepted price changes form one chain (each one's old price is the previous one's price);
@@ -21,9 +21,10 @@ from datetime import timedelta
 
 import pytest
 import requests
-from conftest import YEAR
 from sqlalchemy import text
-from test_races import FIRST_NIGHT, PASSWORD, ROUNDS, World, world  # noqa: F401  (fixture)
+
+from tests.helpers import FIRST_NIGHT, PASSWORD, ROUNDS, YEAR
+from tests.live_server import RaceWorld as World
 
 OLD, LOWER, CAP = 80000, 50000, 60000
 
@@ -47,13 +48,13 @@ CREATE CONSTRAINT TRIGGER test_seasons_commit AFTER UPDATE ON seasons DEFERRABLE
 
 pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
 
-def _commit_order(world: World) -> None:
-    with world.engine.begin() as conn:
+def _commit_order(race_world: World) -> None:
+    with race_world.engine.begin() as conn:
         conn.execute(text(COMMIT_ORDER))
 
 
-def _committed_at(world: World, table: str, row_id: int):
-    return world.scalar("SELECT max(seq) FROM test_commits WHERE tbl = :t AND row_id = :id", t=table, id=row_id)
+def _committed_at(race_world: World, table: str, row_id: int):
+    return race_world.scalar("SELECT max(seq) FROM test_commits WHERE tbl = :t AND row_id = :id", t=table, id=row_id)
 
 
 def race(calls: list[tuple[str, str, str, dict]]) -> list[tuple[int, dict]]:
@@ -85,7 +86,7 @@ def race(calls: list[tuple[str, str, str, dict]]) -> list[tuple[int, dict]]:
     return results
 
 
-def _listing(world: World, beds: int, price_ore=OLD, unpriced: int = 0) -> tuple[int, str, list[int], list[int]]:
+def _listing(race_world: World, beds: int, price_ore=OLD, unpriced: int = 0) -> tuple[int, str, list[int], list[int]]:
     """A fresh approved host with a published listing of `beds` beds at `price_ore`, plus `unpriced` beds added
     after publishing. Returns (host id, host token, priced bed ids, unpriced bed ids)."""
     from app.extensions import db
@@ -93,9 +94,9 @@ def _listing(world: World, beds: int, price_ore=OLD, unpriced: int = 0) -> tuple
     from app.services import accounts, listings, pricing, seasons, vetting
     from app.services.base import Actor
 
-    n = world.next()
-    with world.app.app_context():
-        admin = Actor(world.admin_id, "admin")
+    n = race_world.next()
+    with race_world.app.app_context():
+        admin = Actor(race_world.admin_id, "admin")
         season = db.session.scalars(db.select(Season).where(Season.year == YEAR)).one()
         if season.price_cap_ore < 90000:  # the previous round of (f) lowered it
             seasons.update_season(admin, YEAR, {"price_cap_ore": 90000})
@@ -121,16 +122,16 @@ def _listing(world: World, beds: int, price_ore=OLD, unpriced: int = 0) -> tuple
     return host_id, token, priced, extra
 
 
-def test_parallel_first_prices_for_one_bed_make_one_consistent_history(world):
+def test_parallel_first_prices_for_one_bed_make_one_consistent_history(race_world):
     failures = []
     for round_ in range(ROUNDS):
-        _host_id, token, _, (bed_id,) = _listing(world, 1, unpriced=1)
-        url = f"{world.server.base_url}/api/v1/beds/{bed_id}/prices/{YEAR}"
+        _host_id, token, _, (bed_id,) = _listing(race_world, 1, unpriced=1)
+        url = f"{race_world.server.base_url}/api/v1/beds/{bed_id}/prices/{YEAR}"
         asks = [50000, 60000, 55000, 45000]
         results = race([("PUT", url, token, {"price_ore": ask}) for ask in asks])
         statuses = Tally(status for status, _ in results)
-        rows = world.rows("SELECT price_ore FROM bed_prices WHERE bed_id = :id", id=bed_id)
-        log = world.rows("SELECT old_price_ore, requested_price_ore, accepted, refusal_code FROM price_changes "
+        rows = race_world.rows("SELECT price_ore FROM bed_prices WHERE bed_id = :id", id=bed_id)
+        log = race_world.rows("SELECT old_price_ore, requested_price_ore, accepted, refusal_code FROM price_changes "
                          "WHERE bed_id = :id ORDER BY id", id=bed_id)
         accepted = [(old, new) for old, new, ok, _ in log if ok]
         problems = []
@@ -153,35 +154,38 @@ def test_parallel_first_prices_for_one_bed_make_one_consistent_history(world):
     assert failures == []
 
 
-def test_a_booking_racing_a_price_lowering_copies_the_price_in_force_at_commit(world):
-    _commit_order(world)
+def test_a_booking_racing_a_price_lowering_copies_the_price_in_force_at_commit(race_world):
+    _commit_order(race_world)
     failures = []
     for round_ in range(ROUNDS):
-        _host_id, host_token, (bed_id,), _ = _listing(world, 1)
-        base = f"{world.server.base_url}/api/v1"
-        booking = ("POST", base + "/bookings", world.coordinator_token, {
-            "delegation_id": world.delegation_id, "bed_ids": [bed_id], "check_in": FIRST_NIGHT.isoformat(),
+        _host_id, host_token, (bed_id,), _ = _listing(race_world, 1)
+        base = f"{race_world.server.base_url}/api/v1"
+        booking = ("POST", base + "/bookings", race_world.coordinator_token, {
+            "delegation_id": race_world.delegation_id, "bed_ids": [bed_id], "check_in": FIRST_NIGHT.isoformat(),
             "check_out": (FIRST_NIGHT + timedelta(days=2)).isoformat(), "accept_contract": True,
             "payment_method": "invoice"})
         lowering = ("PUT", f"{base}/beds/{bed_id}/prices/{YEAR}", host_token, {"price_ore": LOWER})
         calls = [booking, lowering] if round_ % 2 else [lowering, booking]
         results = race(calls)
         statuses = sorted(status for status, _ in results)
-        booking_id = world.scalar("SELECT b.id FROM bookings b JOIN bed_nights n ON n.booking_id = b.id "
+        booking_id = race_world.scalar("SELECT b.id FROM bookings b JOIN bed_nights n ON n.booking_id = b.id "
                                   "WHERE n.bed_id = :bed LIMIT 1", bed=bed_id)
         problems = []
         if statuses != [200, 201]:
             problems.append(f"answers {statuses}: {results}")
         if booking_id is not None:
-            sold = {p for (p,) in world.rows("SELECT price_ore FROM bed_nights WHERE booking_id = :id", id=booking_id)}
-            change = world.scalar("SELECT max(id) FROM price_changes WHERE bed_id = :bed AND requested_price_ore = :p",
+            sold = {p for (p,) in race_world.rows("SELECT price_ore FROM bed_nights WHERE booking_id = :id",
+                id=booking_id)}
+            change = race_world.scalar("SELECT max(id) FROM price_changes WHERE bed_id = :bed"
+                                       " AND requested_price_ore = :p",
                                   bed=bed_id, p=LOWER)
-            booked_at, lowered_at = _committed_at(world, "bookings", booking_id), _committed_at(world, "price_changes",
+            booked_at, lowered_at = _committed_at(race_world, "bookings", booking_id), _committed_at(race_world,
+                "price_changes",
                                                                                                 change)
             first = "booking" if booked_at < lowered_at else "lowering"
             if sold != ({OLD} if first == "booking" else {LOWER}):
                 problems.append(f"{first} committed first, yet the booking copied {sold}")
-            total = world.scalar("SELECT total_ore FROM bookings WHERE id = :id", id=booking_id)
+            total = race_world.scalar("SELECT total_ore FROM bookings WHERE id = :id", id=booking_id)
             if total != 2 * min(sold):
                 problems.append(f"total {total} for lines {sold}")
         else:
@@ -192,26 +196,27 @@ def test_a_booking_racing_a_price_lowering_copies_the_price_in_force_at_commit(w
     assert failures == []
 
 
-def test_a_booking_racing_a_cap_lowering_never_sells_above_the_cap_in_force(world):
-    _commit_order(world)
+def test_a_booking_racing_a_cap_lowering_never_sells_above_the_cap_in_force(race_world):
+    _commit_order(race_world)
     failures = []
     for round_ in range(ROUNDS):
-        _host_id, _token, bed_ids, _ = _listing(world, 2)
-        base = f"{world.server.base_url}/api/v1"
-        booking = ("POST", base + "/bookings", world.coordinator_token, {
-            "delegation_id": world.delegation_id, "bed_ids": bed_ids, "check_in": FIRST_NIGHT.isoformat(),
+        _host_id, _token, bed_ids, _ = _listing(race_world, 2)
+        base = f"{race_world.server.base_url}/api/v1"
+        booking = ("POST", base + "/bookings", race_world.coordinator_token, {
+            "delegation_id": race_world.delegation_id, "bed_ids": bed_ids, "check_in": FIRST_NIGHT.isoformat(),
             "check_out": (FIRST_NIGHT + timedelta(days=1)).isoformat(), "accept_contract": True,
             "payment_method": "invoice"})
-        season_id = world.scalar("SELECT id FROM seasons WHERE year = :y", y=YEAR)
-        before = world.scalar("SELECT coalesce(max(seq), 0) FROM test_commits WHERE tbl = 'seasons'")
-        capping = ("PATCH", f"{base}/admin/seasons/{YEAR}", world.admin_tokens[0], {"price_cap_ore": CAP})
+        season_id = race_world.scalar("SELECT id FROM seasons WHERE year = :y", y=YEAR)
+        before = race_world.scalar("SELECT coalesce(max(seq), 0) FROM test_commits WHERE tbl = 'seasons'")
+        capping = ("PATCH", f"{base}/admin/seasons/{YEAR}", race_world.admin_tokens[0], {"price_cap_ore": CAP})
         results = race([booking, capping] if round_ % 2 else [capping, booking])
         statuses = sorted(status for status, _ in results)
-        booking_id = world.scalar("SELECT b.id FROM bookings b JOIN bed_nights n ON n.booking_id = b.id "
+        booking_id = race_world.scalar("SELECT b.id FROM bookings b JOIN bed_nights n ON n.booking_id = b.id "
                                   "WHERE n.bed_id = :bed LIMIT 1", bed=bed_ids[0])
-        capped_at = world.scalar("SELECT min(seq) FROM test_commits WHERE tbl = 'seasons' AND row_id = :id "
+        capped_at = race_world.scalar("SELECT min(seq) FROM test_commits WHERE tbl = 'seasons' AND row_id = :id "
                                  "AND seq > :before", id=season_id, before=before)
-        prices = {p for (p,) in world.rows("SELECT price_ore FROM bed_prices WHERE bed_id = ANY(:ids)", ids=bed_ids)}
+        prices = {p for (p,) in race_world.rows("SELECT price_ore FROM bed_prices WHERE bed_id = ANY(:ids)",
+            ids=bed_ids)}
         problems = []
         if statuses != [200, 201]:
             problems.append(f"answers {statuses}: {results}")
@@ -219,8 +224,9 @@ def test_a_booking_racing_a_cap_lowering_never_sells_above_the_cap_in_force(worl
             problems.append(f"prices after the cap: {prices}")
         first = "-"
         if booking_id is not None and capped_at is not None:
-            sold = {p for (p,) in world.rows("SELECT price_ore FROM bed_nights WHERE booking_id = :id", id=booking_id)}
-            first = "booking" if _committed_at(world, "bookings", booking_id) < capped_at else "cap"
+            sold = {p for (p,) in race_world.rows("SELECT price_ore FROM bed_nights WHERE booking_id = :id",
+                id=booking_id)}
+            first = "booking" if _committed_at(race_world, "bookings", booking_id) < capped_at else "cap"
             if first == "cap" and max(sold) > CAP:
                 problems.append(f"the cap of {CAP} committed first, yet bed-nights were sold at {sold}")
             if first == "booking" and sold != {OLD}:

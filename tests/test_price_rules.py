@@ -11,8 +11,7 @@ from app.models import AuditEntry, BedPrice, PriceChange, User
 from app.services import listings, pricing, seasons
 from app.services.base import Actor
 from app.services.seasons import STOCKHOLM
-from tests.conftest import NOW, YEAR, csrf_from
-from tests.test_web_admin import _season_form, admin_login  # noqa: F401  (fixture)
+from tests.helpers import NOW, YEAR, csrf_from, season_form
 
 
 def _bed(host, listing=None, address="Strandgatan 1"):
@@ -72,7 +71,7 @@ def test_lowering_the_cap_on_the_admin_page_lowers_prices_above_it(capped, api_a
     admin_login()
     page = client.get(f"/admin/seasons/{YEAR}/edit")
     opens = season.bookings_open_at.astimezone(STOCKHOLM)  # the form takes local time
-    data = {**_season_form(name=season.name, first_night=f"{YEAR}-06-20", last_night=f"{YEAR}-06-25",
+    data = {**season_form(name=season.name, first_night=f"{YEAR}-06-20", last_night=f"{YEAR}-06-25",
                            bookings_open_on=opens.date().isoformat(), bookings_open_time=opens.strftime("%H:%M"),
                            price_cap="600", free_cancellation_until=season.free_cancellation_until.isoformat(),
                            terms_version=season.terms_version)}

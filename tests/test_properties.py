@@ -13,7 +13,7 @@ from app.services import booking as booking_service
 from app.services import cancellations, jobs, listings, pricing
 from app.services.base import Actor
 from app.services.errors import DomainError
-from tests.conftest import NOW, YEAR
+from tests.helpers import NOW, YEAR
 
 FIXTURE_SETTINGS = settings(max_examples=30, deadline=None,
                             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -15,97 +15,30 @@ from __future__ import annotations
 
 import threading
 from collections import Counter as Tally
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import requests
-from conftest import YEAR
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
-from sqlalchemy import create_engine, text
+
+from tests.helpers import FIRST_NIGHT, PASSWORD, ROUNDS, YEAR
+from tests.helpers import RACE_STRIKE_LIMIT as STRIKE_LIMIT
+from tests.live_server import RaceWorld as World
 
 # gunicorn's 4 workers and the racing clients want the whole machine: `make test` runs these after the rest.
 pytestmark = pytest.mark.serial
 
-ROUNDS = 10
 HOST_BOOKINGS = 8
-STRIKE_LIMIT = 3
-FIRST_NIGHT = date(YEAR, 6, 20)
-LAST_NIGHT = date(YEAR, 6, 25)
-PASSWORD = "correct-horse-battery"
 
 
-class World:
-    """The migrated database, the app (for seeding through the services) and the server."""
-
-    def __init__(self, url: str, app, server: GunicornServer):
-        self.url = url
-        self.app = app
-        self.server = server
-        self.engine = create_engine(url)
-        self.counter = 0
-
-    def next(self) -> int:
-        self.counter += 1
-        return self.counter
-
-    def scalar(self, sql: str, **params):
-        with self.engine.connect() as conn:
-            return conn.execute(text(sql), params).scalar()
-
-    def rows(self, sql: str, **params):
-        with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql), params)]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    if not postgres_reachable():
-        if IN_CI:
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable, and CI=true makes its tests mandatory.")
-        pytest.skip("PostgreSQL is not reachable here (its tests are mandatory with CI=true).")
-    from app import create_app
-    from app.extensions import db
-    from app.services import accounts, delegations, seasons
-    from app.services.base import Actor
-
-    with fresh_postgres_database("sangplats_races") as url:
-        app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
-        with app.app_context():
-            now = datetime.now(UTC)
-            admin = accounts.create_admin("admin@example.se", PASSWORD, "Admin")
-            seasons.create_season(Actor(admin.id, "admin"), {
-                "year": YEAR, "name": f"Almedalsveckan {YEAR}", "first_night": FIRST_NIGHT,
-                "last_night": LAST_NIGHT, "bookings_open_at": now - timedelta(days=1), "price_cap_ore": 90000,
-                "max_increase_pct": 10, "strike_limit": STRIKE_LIMIT, "hold_minutes": 15,
-                "free_cancellation_until": FIRST_NIGHT - timedelta(days=60), "late_cancellation_refund_pct": 50,
-            })
-            coordinator = accounts.register_user("samordnare@example.se", PASSWORD, "Samordnare", "coordinator")
-            delegation = delegations.create_delegation(Actor(coordinator.id, "coordinator"), "Förening", "802000-1239")
-            state = {
-                "admin_id": admin.id, "coordinator_id": coordinator.id, "delegation_id": delegation.id,
-                "admin_tokens": [accounts.issue_token(admin) for _ in range(3)],
-                "coordinator_token": accounts.issue_token(coordinator),
-            }
-            db.session.remove()
-        log = tmp_path_factory.mktemp("races") / "gunicorn.log"
-        with GunicornServer(url, workers=4, log_path=log) as server:
-            w = World(url, app, server)
-            w.__dict__.update(state)
-            yield w
-            w.engine.dispose()
-        with app.app_context():
-            db.engine.dispose()
-
-
-def new_host_with_bookings(world: World, n_bookings: int) -> tuple[int, str, list[int]]:
+def new_host_with_bookings(race_world: World, n_bookings: int) -> tuple[int, str, list[int]]:
     """A fresh approved host with one published listing of `n_bookings` beds, each booked (invoice)."""
     from app.extensions import db
     from app.services import accounts, booking, listings, pricing, vetting
     from app.services.base import Actor
 
-    n = world.next()
-    with world.app.app_context():
-        admin = Actor(world.admin_id, "admin")
+    n = race_world.next()
+    with race_world.app.app_context():
+        admin = Actor(race_world.admin_id, "admin")
         host = accounts.register_user(f"host{n}@example.se", PASSWORD, f"Värd {n}", "host")
         host_actor = Actor(host.id, "host")
         vetting.submit_profile(host_actor, legal_name=f"Värd {n} AB", phone="+46 498 123 456",
@@ -124,9 +57,9 @@ def new_host_with_bookings(world: World, n_bookings: int) -> tuple[int, str, lis
             from app.models import Season
             season = db.session.scalars(db.select(Season).where(Season.year == YEAR)).one()
             listings.publish(host_actor, listing.id, season.terms_version)
-            coordinator = Actor(world.coordinator_id, "coordinator")
+            coordinator = Actor(race_world.coordinator_id, "coordinator")
             for bed_id in bed_ids:
-                item = booking.create_booking(coordinator, delegation_id=world.delegation_id, bed_ids=[bed_id],
+                item = booking.create_booking(coordinator, delegation_id=race_world.delegation_id, bed_ids=[bed_id],
                                               check_in=FIRST_NIGHT, check_out=FIRST_NIGHT + timedelta(days=1),
                                               accept_contract=True, payment_method="invoice")
                 assert item.status == "confirmed"
@@ -166,27 +99,28 @@ def race(calls: list[tuple[str, str, dict]]) -> list[tuple[int, dict]]:
     return results
 
 
-def host_facts(world: World, host_id: int) -> tuple[int, str, int, int]:
+def host_facts(race_world: World, host_id: int) -> tuple[int, str, int, int]:
     """(strikes, vetting status, host.strike audit entries, host.suspend audit entries)."""
-    strikes, status = world.rows("SELECT strikes, vetting_status FROM host_profiles WHERE user_id = :id",
+    strikes, status = race_world.rows("SELECT strikes, vetting_status FROM host_profiles WHERE user_id = :id",
                                  id=host_id)[0]
-    audits = dict(world.rows("SELECT action, count(*) FROM audit_entries WHERE object_type = 'host' "
+    audits = dict(race_world.rows("SELECT action, count(*) FROM audit_entries WHERE object_type = 'host' "
                              "AND object_id = :id GROUP BY action", id=str(host_id)))
     return strikes, status, audits.get("host.strike", 0), audits.get("host.suspend", 0)
 
 
-def test_parallel_host_cancellations_count_every_strike_and_suspend_once(world):
+def test_parallel_host_cancellations_count_every_strike_and_suspend_once(race_world):
     failures = []
     for round_ in range(ROUNDS):
-        host_id, token, booking_ids = new_host_with_bookings(world, HOST_BOOKINGS)
-        base = world.server.base_url + "/api/v1/bookings/"
+        host_id, token, booking_ids = new_host_with_bookings(race_world, HOST_BOOKINGS)
+        base = race_world.server.base_url + "/api/v1/bookings/"
         results = race([(f"{base}{b}/host-cancel", token, {"reason": "dubbelbokat"}) for b in booking_ids])
         statuses = Tally(status for status, _ in results)
         wins = statuses[200]
-        strikes, status, strike_records, suspensions = host_facts(world, host_id)
-        me = requests.get(world.server.base_url + "/api/v1/me", headers={"Authorization": f"Bearer {token}"},
+        strikes, status, strike_records, suspensions = host_facts(race_world, host_id)
+        me = requests.get(race_world.server.base_url + "/api/v1/me", headers={"Authorization": f"Bearer {token}"},
                           timeout=30).json()["host"]
-        cancelled = world.scalar("SELECT count(*) FROM bookings WHERE host_id = :id AND status = 'cancelled_by_host'",
+        cancelled = race_world.scalar("SELECT count(*) FROM bookings WHERE host_id = :id"
+                                      " AND status = 'cancelled_by_host'",
                                  id=host_id)
         problems = []
         if set(statuses) - {200, 403, 409}:
@@ -206,22 +140,22 @@ def test_parallel_host_cancellations_count_every_strike_and_suspend_once(world):
     assert failures == []
 
 
-def test_three_admins_upholding_one_flag_give_one_strike(world):
+def test_three_admins_upholding_one_flag_give_one_strike(race_world):
     from app.services import flags
     from app.services.base import Actor
 
-    host_id, _token, _ = new_host_with_bookings(world, 0)
+    host_id, _token, _ = new_host_with_bookings(race_world, 0)
     failures = []
     for round_ in range(ROUNDS):
-        with world.app.app_context():
-            flag_id = flags.create_flag(Actor(world.admin_id, "admin"), host_id=host_id, category="other",
+        with race_world.app.app_context():
+            flag_id = flags.create_flag(Actor(race_world.admin_id, "admin"), host_id=host_id, category="other",
                                         description=f"Omgång {round_}").id
             from app.extensions import db
             db.session.remove()
-        before = host_facts(world, host_id)
-        url = f"{world.server.base_url}/api/v1/admin/flags/{flag_id}/resolve"
-        results = race([(url, token, {"decision": "upheld", "note": "stämmer"}) for token in world.admin_tokens])
-        after = host_facts(world, host_id)
+        before = host_facts(race_world, host_id)
+        url = f"{race_world.server.base_url}/api/v1/admin/flags/{flag_id}/resolve"
+        results = race([(url, token, {"decision": "upheld", "note": "stämmer"}) for token in race_world.admin_tokens])
+        after = host_facts(race_world, host_id)
         statuses = sorted(status for status, _ in results)
         problems = []
         if statuses != [200, 409, 409]:
@@ -236,19 +170,21 @@ def test_three_admins_upholding_one_flag_give_one_strike(world):
     assert failures == []
 
 
-def test_guest_and_host_cancelling_one_booking_one_wins_and_bed_nights_agree(world):
+def test_guest_and_host_cancelling_one_booking_one_wins_and_bed_nights_agree(race_world):
     failures = []
     for round_ in range(ROUNDS):
-        host_id, host_token, (booking_id,) = new_host_with_bookings(world, 1)
-        base = f"{world.server.base_url}/api/v1/bookings/{booking_id}"
-        calls = [(base + "/cancel", world.coordinator_token, {}), (base + "/host-cancel", host_token, {"reason": "x"})]
+        host_id, host_token, (booking_id,) = new_host_with_bookings(race_world, 1)
+        base = f"{race_world.server.base_url}/api/v1/bookings/{booking_id}"
+        calls = [(base + "/cancel", race_world.coordinator_token, {}), (base + "/host-cancel", host_token,
+            {"reason": "x"})]
         if round_ % 2:
             calls.reverse()  # alternate who starts its thread first
         results = race(calls)
         statuses = sorted(status for status, _ in results)
-        booking_status = world.scalar("SELECT status FROM bookings WHERE id = :id", id=booking_id)
-        states = Tally(s for (s,) in world.rows("SELECT state FROM bed_nights WHERE booking_id = :id", id=booking_id))
-        strikes, _status, strike_records, _ = host_facts(world, host_id)
+        booking_status = race_world.scalar("SELECT status FROM bookings WHERE id = :id", id=booking_id)
+        states = Tally(s for (s,) in race_world.rows("SELECT state FROM bed_nights WHERE booking_id = :id",
+            id=booking_id))
+        strikes, _status, strike_records, _ = host_facts(race_world, host_id)
         winners = [body.get("status") for status, body in results if status == 200]
         problems = []
         if statuses != [200, 409]:

@@ -20,8 +20,9 @@ from collections.abc import Callable
 import pyotp
 import pytest
 import requests
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race
 from sqlalchemy import create_engine, text
+
+from tests.live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race
 
 pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
 

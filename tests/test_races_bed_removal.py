@@ -9,28 +9,28 @@ from datetime import timedelta
 
 import pytest
 import requests
-from conftest import YEAR
-from test_races import FIRST_NIGHT, PASSWORD, ROUNDS, world  # noqa: F401  (the module's server fixture)
+
+from tests.helpers import FIRST_NIGHT, PASSWORD, ROUNDS, YEAR
 
 STAY = {"check_in": FIRST_NIGHT.isoformat(), "check_out": (FIRST_NIGHT + timedelta(days=2)).isoformat()}
 
 
 pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
 
-def new_bed(world, with_history: bool) -> tuple[int, str]:
+def new_bed(race_world, with_history: bool) -> tuple[int, str]:
     """A fresh approved host's published one-bed listing; with history: a booking of it, cancelled."""
     from app.extensions import db
     from app.models import Season
     from app.services import accounts, booking, cancellations, listings, pricing, vetting
     from app.services.base import Actor
 
-    n = world.next()
-    with world.app.app_context():
+    n = race_world.next()
+    with race_world.app.app_context():
         host = accounts.register_user(f"remover{n}@example.se", PASSWORD, f"Värd {n}", "host")
         actor = Actor(host.id, "host")
         vetting.submit_profile(actor, legal_name=f"Värd {n} AB", phone="+46 498 123 456", address="Strandgatan 1",
                                postal_code="621 56", right_to_rent=True)
-        vetting.decide(Actor(world.admin_id, "admin"), host.id, "approve", "checked")
+        vetting.decide(Actor(race_world.admin_id, "admin"), host.id, "approve", "checked")
         listing = listings.create_listing(actor, title=f"Huset {n}", description="", address="Strandgatan 1",
                                           postal_code="621 56", walking_minutes=5)
         bed = listings.add_bed(actor, listings.add_room(actor, listing.id, "Rum").id, "Säng", "single")
@@ -38,8 +38,8 @@ def new_bed(world, with_history: bool) -> tuple[int, str]:
         season = db.session.scalars(db.select(Season).where(Season.year == YEAR)).one()
         listings.publish(actor, listing.id, season.terms_version)
         if with_history:
-            coordinator = Actor(world.coordinator_id, "coordinator")
-            item = booking.create_booking(coordinator, delegation_id=world.delegation_id, bed_ids=[bed.id],
+            coordinator = Actor(race_world.coordinator_id, "coordinator")
+            item = booking.create_booking(coordinator, delegation_id=race_world.delegation_id, bed_ids=[bed.id],
                                           check_in=FIRST_NIGHT, check_out=FIRST_NIGHT + timedelta(days=1),
                                           accept_contract=True, payment_method="invoice")
             cancellations.cancel_by_guest(coordinator, item.id)
@@ -73,21 +73,21 @@ def race(calls: list[tuple[str, str, str, dict | None]]) -> list[tuple[int, dict
     return results
 
 
-def test_removing_a_bed_while_it_is_booked_one_wins(world):  # noqa: F811
+def test_removing_a_bed_while_it_is_booked_one_wins(race_world):  # noqa: F811
     failures = []
-    api = world.server.base_url + "/api/v1"
+    api = race_world.server.base_url + "/api/v1"
     for round_ in range(ROUNDS):
         with_history = round_ % 2 == 0
-        bed_id, host_token = new_bed(world, with_history)
-        book = ("POST", f"{api}/bookings", world.coordinator_token,
-                {"delegation_id": world.delegation_id, "bed_ids": [bed_id], **STAY, "accept_contract": True,
+        bed_id, host_token = new_bed(race_world, with_history)
+        book = ("POST", f"{api}/bookings", race_world.coordinator_token,
+                {"delegation_id": race_world.delegation_id, "bed_ids": [bed_id], **STAY, "accept_contract": True,
                  "payment_method": "invoice"})
         remove = ("DELETE", f"{api}/beds/{bed_id}", host_token, None)
         calls = [book, remove] if round_ % 4 < 2 else [remove, book]  # alternate who starts its thread first
         answers = dict(zip((call[0] for call in calls), race(calls), strict=True))
         (book_status, book_body), (remove_status, remove_body) = answers["POST"], answers["DELETE"]
-        rows = world.rows("SELECT removed_at IS NOT NULL FROM beds WHERE id = :id", id=bed_id)
-        live = world.scalar("SELECT count(*) FROM bed_nights WHERE bed_id = :id AND state IN ('held', 'booked')",
+        rows = race_world.rows("SELECT removed_at IS NOT NULL FROM beds WHERE id = :id", id=bed_id)
+        live = race_world.scalar("SELECT count(*) FROM bed_nights WHERE bed_id = :id AND state IN ('held', 'booked')",
                             id=bed_id)
         gone = not rows or rows[0][0]
         problems = []
@@ -109,4 +109,4 @@ def test_removing_a_bed_while_it_is_booked_one_wins(world):  # noqa: F811
             failures.append(f"round {round_}: " + "; ".join(problems))
         print(f"round {round_} (history {with_history}): booking {book_status} {book_body.get('code', '')}, "
               f"removal {remove_status} {remove_body.get('code', '')}, bed gone {gone}, live {live}")
-    assert failures == [], world.server.log_tail()  # a 500's traceback is in gunicorn's log
+    assert failures == [], race_world.server.log_tail()  # a 500's traceback is in gunicorn's log

@@ -16,9 +16,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import requests
-from conftest import YEAR
-from live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race
 from sqlalchemy import create_engine, text
+
+from tests.helpers import YEAR
+from tests.live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race
 
 pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
 

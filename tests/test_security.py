@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models import AuditEntry, HostProfile, User
 from app.services import accounts
 from app.services.errors import Unauthorized
-from tests.conftest import PASSWORD, YEAR, csrf_from
+from tests.helpers import PASSWORD, YEAR, csrf_from
 
 
 def test_ten_failed_sign_ins_lock_the_account_for_the_window(api_as, make_user):
@@ -32,7 +32,7 @@ def test_lock_expires_after_fifteen_minutes(app, make_user):
     from datetime import timedelta
 
     from app.services.accounts import RateLimited
-    from tests.conftest import NOW
+    from tests.helpers import NOW
     user = make_user("coordinator")
     for i in range(10):
         with pytest.raises(Unauthorized):
@@ -98,7 +98,7 @@ def test_page_login_enrols_admin_then_requires_code(client, make_admin, login):
     assert db.session.get(User, admin.id).totp_secret == secret
     # A recovery code works once in place of the TOTP code.
     fresh = client.application.test_client()
-    from tests.conftest import csrf_from as token_of
+    from tests.helpers import csrf_from as token_of
     page = fresh.get("/login")
     ok = fresh.post("/login", data={"csrf_token": token_of(page), "email": admin.email, "password": PASSWORD,
                                     "otp": codes[0]})
@@ -114,7 +114,7 @@ def test_password_change_ends_other_sessions_and_tokens(client, app, make_user, 
     user = make_user("coordinator")
     api = api_as(user)
     other_device = app.test_client()
-    from tests.conftest import csrf_from as token_of
+    from tests.helpers import csrf_from as token_of
     page = other_device.get("/login")
     other_device.post("/login", data={"csrf_token": token_of(page), "email": user.email, "password": PASSWORD})
     assert other_device.get("/account/password").status_code == 200

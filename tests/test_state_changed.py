@@ -15,7 +15,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from pause import interleave
 from sqlalchemy import select
 
 from app.extensions import db
@@ -24,7 +23,8 @@ from app.services import booking as booking_service
 from app.services import cancellations, flags, jobs, vetting, waitlist
 from app.services.base import Actor
 from app.services.errors import DomainError
-from tests.conftest import NOW, YEAR
+from tests.helpers import NOW, YEAR
+from tests.pause import interleave
 
 CHECK_IN, CHECK_OUT = date(YEAR, 6, 21), date(YEAR, 6, 23)
 T0 = NOW + timedelta(hours=1)

@@ -7,7 +7,7 @@ from app.extensions import db
 from app.models import Booking, HostProfile, OutboxEmail
 from app.services import vetting
 from app.services.base import Actor
-from tests.conftest import YEAR, csrf_from
+from tests.helpers import YEAR, csrf_from
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_api_and_strike_suspensions_tell_the_coordinators(live_booking, api_as, 
     # Reinstated, then suspended by strikes: told again.
     vetting.decide(admin_actor, live_booking["host_id"], "reinstate", "ok")
     from app.services.base import unit_of_work
-    from tests.conftest import NOW
+    from tests.helpers import NOW
     with unit_of_work():
         for _ in range(3):
             vetting.add_strike(Actor.system(), live_booking["host_id"], "test", now=NOW)

@@ -10,8 +10,7 @@ from app.extensions import db
 from app.models import HostProfile, Listing
 from app.services import booking as booking_service
 from app.services.base import Actor
-from tests.conftest import YEAR, csrf_from
-from tests.test_calendars import parse
+from tests.helpers import YEAR, csrf_from, parse_calendar
 
 LISTING = {"title": "Rum i Visby", "description": "Nära Almedalen.", "address": "Strandgatan 1",
            "postal_code": "621 56", "walking_minutes": 10}
@@ -80,7 +79,7 @@ def test_host_calendar_feed_holds_no_control_characters(make_listing, make_user,
                                    check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")
     host = db.session.get(HostProfile, listing.host_id).user
     url = api_as(host).get("/me").get_json()["host"]["calendar_url"]
-    cal = parse(client, url)
+    cal = parse_calendar(client, url)
     (event,) = cal.walk("VEVENT")
     for key in ("SUMMARY", "DESCRIPTION", "LOCATION"):
         if key in event:

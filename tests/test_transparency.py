@@ -8,7 +8,7 @@ from app.services import booking as booking_service
 from app.services import cancellations, flags, pricing
 from app.services.base import Actor
 from app.web.transparency import price_chart
-from tests.conftest import YEAR
+from tests.helpers import YEAR
 
 API_KEYS = {"year", "vetted_hosts", "beds", "booked_share", "median_price_ore", "p90_price_ore", "previous_year",
             "host_cancellations", "flags_upheld"}

@@ -10,7 +10,7 @@ from app.services import booking as booking_service
 from app.services import cancellations, jobs, waitlist
 from app.services.base import Actor
 from app.services.errors import Conflict
-from tests.conftest import NOW, YEAR, csrf_from
+from tests.helpers import NOW, YEAR, csrf_from
 
 STAY = {"year": YEAR, "check_in": f"{YEAR}-06-21", "check_out": f"{YEAR}-06-23"}
 T0 = NOW + timedelta(hours=1)

@@ -12,32 +12,7 @@ from app.services import cancellations
 from app.services import flags as flag_service
 from app.services.base import Actor
 from app.services.seasons import season_for_year
-from tests.conftest import YEAR, csrf_from
-
-
-@pytest.fixture
-def admin_login(login, make_admin):
-    """Sign in as a new admin through the real form, with a TOTP code."""
-
-    def do():
-        secret = pyotp.random_base32()
-        admin = make_admin(totp_secret=secret)
-        response = login(admin, otp=pyotp.TOTP(secret).now())
-        assert response.status_code == 302 and response.headers["Location"].endswith("/admin/")
-        return admin
-
-    return do
-
-
-def _season_form(**overrides):
-    data = {"year": f"{YEAR + 1}", "name": f"Almedalsveckan {YEAR + 1}", "first_night": f"{YEAR + 1}-06-18",
-            "last_night": f"{YEAR + 1}-06-23",
-            "bookings_open_on": f"{YEAR + 1}-02-01", "bookings_open_time": "09:00", "price_cap": "950",
-            "max_increase_pct": "10", "strike_limit": "3", "hold_minutes": "15",
-            "free_cancellation_until": f"{YEAR + 1}-04-19", "late_cancellation_refund_pct": "50",
-            "terms_version": "", "terms_text": ""}
-    data.update(overrides)
-    return data
+from tests.helpers import YEAR, csrf_from, season_form
 
 
 def test_admin_sign_in_needs_the_totp_code(client, login, make_admin):
@@ -81,7 +56,7 @@ def test_admin_creates_a_season_through_the_form(client, admin_login):
     admin_login()
     page = client.get("/admin/seasons/new")
     assert page.status_code == 200
-    response = client.post("/admin/seasons/new", data={**_season_form(), "csrf_token": csrf_from(page)})
+    response = client.post("/admin/seasons/new", data={**season_form(), "csrf_token": csrf_from(page)})
     assert response.status_code == 302
     season = season_for_year(YEAR + 1)
     assert season.price_cap_ore == 95000 and season.last_night == date(YEAR + 1, 6, 23)
@@ -96,7 +71,7 @@ def test_season_form_shows_service_refusals_next_to_the_fields(client, admin_log
     admin_login()
     page = client.get("/admin/seasons/new")
     response = client.post("/admin/seasons/new", data={
-        **_season_form(last_night=f"{YEAR + 1}-06-10", price_cap="0"), "csrf_token": csrf_from(page)})
+        **season_form(last_night=f"{YEAR + 1}-06-10", price_cap="0"), "csrf_token": csrf_from(page)})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert "samma dag som den första eller senare" in html and "positivt antal öre" in html
@@ -108,7 +83,7 @@ def test_admin_edits_a_season_in_local_time(client, admin_login, make_season):
     admin_login()
     page = client.get(f"/admin/seasons/{YEAR}/edit")
     assert page.status_code == 200 and 'name="year"' not in page.get_data(as_text=True)
-    data = {**_season_form(name=f"Almedalsveckan {YEAR}", first_night=f"{YEAR}-06-20", last_night=f"{YEAR}-06-26",
+    data = {**season_form(name=f"Almedalsveckan {YEAR}", first_night=f"{YEAR}-06-20", last_night=f"{YEAR}-06-26",
                            bookings_open_on=f"{YEAR}-06-01", bookings_open_time="10:30", price_cap="880",
                            free_cancellation_until=f"{YEAR}-04-21", terms_version=f"{YEAR}.1")}
     del data["year"], data["terms_text"]

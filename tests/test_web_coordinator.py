@@ -10,21 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import BedNight, Booking, Delegation, Flag
-from app.services import booking as booking_service
-from app.services.base import Actor
-from tests.conftest import NOW, PASSWORD, YEAR, csrf_from
-
-CHECK_IN, CHECK_OUT = date(YEAR, 6, 20), date(YEAR, 6, 22)
-
-
-def signed_in(app, user):
-    """A fresh browser (test client) signed in through the real login form."""
-    browser = app.test_client()
-    page = browser.get("/login")
-    response = browser.post("/login", data={"email": user.email, "password": PASSWORD,
-                                            "csrf_token": csrf_from(page)})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return browser
+from tests.helpers import CHECK_IN, CHECK_OUT, NOW, YEAR, csrf_from, review_data, review_url, signed_in
 
 
 def post_form(browser, page_url, action_url, data):
@@ -36,24 +22,6 @@ def post_form(browser, page_url, action_url, data):
 
 def bed_ids_of(listing):
     return [bed.id for room in listing.rooms for bed in room.beds]
-
-
-def book(coordinator, delegation, bed_ids, check_in=CHECK_IN, check_out=CHECK_OUT, method="invoice"):
-    return booking_service.create_booking(
-        Actor(coordinator.id, "coordinator"), delegation_id=delegation.id, bed_ids=bed_ids, check_in=check_in,
-        check_out=check_out, accept_contract=True, payment_method=method)
-
-
-def review_data(delegation, bed_ids, check_in=CHECK_IN, check_out=CHECK_OUT, **extra):
-    data = {"check_in": check_in.isoformat(), "check_out": check_out.isoformat(), "bed_ids": bed_ids,
-            "delegation_id": delegation.id, "payment_method": "invoice", "accept_contract": "y"}
-    data.update(extra)
-    return data
-
-
-def review_url(bed_ids, check_in=CHECK_IN, check_out=CHECK_OUT):
-    query = "&".join(f"bed_ids={b}" for b in bed_ids)
-    return f"/coordinator/review?check_in={check_in.isoformat()}&check_out={check_out.isoformat()}&{query}"
 
 
 def test_journey_delegation_search_review_book(app, make_user, make_listing):
@@ -134,11 +102,12 @@ def test_post_without_csrf_token_is_refused(app, make_user, make_listing, make_d
     assert db.session.scalar(select(Booking.id)) is None
 
 
-def test_second_coordinator_gets_the_taken_bed_nights(app, make_user, make_listing, make_delegation):
+def test_second_coordinator_gets_the_taken_bed_nights(app, make_user, make_listing, make_delegation, make_booking):
     listing = make_listing(beds=2)
     first_bed, second_bed = bed_ids_of(listing)
     winner = make_user("coordinator")
-    book(winner, make_delegation(winner), [first_bed], CHECK_IN, CHECK_OUT)  # nights 20 and 21
+    make_booking(coordinator=winner, bed_ids=[first_bed],
+                 check_in=CHECK_IN, check_out=CHECK_OUT)  # nights 20 and 21
 
     loser = make_user("coordinator")
     delegation = make_delegation(loser)
@@ -174,11 +143,12 @@ def test_card_booking_goes_to_payment_when_there_is_a_payment_page(app, make_use
 
 
 def test_cancel_shows_todays_refund_and_frees_the_beds(app, make_user, make_season, make_listing,
-                                                       make_delegation):
+                                                       make_delegation, make_booking):
     season = make_season(free_cancellation_until=NOW.date() - timedelta(days=1), late_cancellation_refund_pct=50)
     listing = make_listing(beds=2, price_ore=50000, season=season)
     coordinator = make_user("coordinator")
-    booking = book(coordinator, make_delegation(coordinator), bed_ids_of(listing))
+    booking = make_booking(coordinator=coordinator, bed_ids=bed_ids_of(listing),
+                 check_in=CHECK_IN, check_out=CHECK_OUT)
     assert booking.total_ore == 200000
     browser = signed_in(app, coordinator)
 
@@ -201,18 +171,20 @@ def test_cancel_shows_todays_refund_and_frees_the_beds(app, make_user, make_seas
     states = db.session.scalars(select(BedNight.state).where(BedNight.booking_id == booking.id)).all()
     assert states and set(states) == {"released"}
     other = make_user("coordinator")
-    assert book(other, make_delegation(other), bed_ids_of(listing)).status == "confirmed"
+    assert make_booking(coordinator=other, bed_ids=bed_ids_of(listing),
+                 check_in=CHECK_IN, check_out=CHECK_OUT).status == "confirmed"
 
     again = browser.post(f"/coordinator/bookings/{booking.id}/cancel", data={"csrf_token": csrf_from(page)})
     assert again.status_code == 409
 
 
-def test_rooming_assignment_block_view_and_csv(app, make_user, make_listing, make_delegation):
+def test_rooming_assignment_block_view_and_csv(app, make_user, make_listing, make_delegation, make_booking):
     listing = make_listing(beds=2)
     first_bed, second_bed = bed_ids_of(listing)
     coordinator = make_user("coordinator")
     delegation = make_delegation(coordinator, members=2)
-    booking = book(coordinator, delegation, [first_bed, second_bed])
+    booking = make_booking(delegation=delegation, bed_ids=[first_bed, second_bed],
+                 check_in=CHECK_IN, check_out=CHECK_OUT)
     member = delegation.members[1]
     browser = signed_in(app, coordinator)
 
@@ -238,12 +210,13 @@ def test_rooming_assignment_block_view_and_csv(app, make_user, make_listing, mak
     assert f"{YEAR}-06-20;Rum i Visby;Rum 1;Säng 1;{member.name};{booking.id}" in lines
 
 
-def test_two_members_in_one_bed_is_refused_without_a_500(app, make_user, make_listing, make_delegation):
+def test_two_members_in_one_bed_is_refused_without_a_500(app, make_user, make_listing, make_delegation, make_booking):
     listing = make_listing(beds=2)
     first_bed, second_bed = bed_ids_of(listing)
     coordinator = make_user("coordinator")
     delegation = make_delegation(coordinator)
-    booking = book(coordinator, delegation, [first_bed, second_bed])
+    booking = make_booking(delegation=delegation, bed_ids=[first_bed, second_bed],
+                 check_in=CHECK_IN, check_out=CHECK_OUT)
     browser = signed_in(app, coordinator)
     url = f"/coordinator/bookings/{booking.id}/rooming"
     same = str(delegation.members[0].id)
@@ -253,10 +226,11 @@ def test_two_members_in_one_bed_is_refused_without_a_500(app, make_user, make_li
     assert db.session.scalar(select(BedNight.member_id).where(BedNight.member_id.is_not(None))) is None
 
 
-def test_contract_pdf_and_flagging_the_host(app, make_user, make_listing, make_delegation):
+def test_contract_pdf_and_flagging_the_host(app, make_user, make_listing, make_delegation, make_booking):
     listing = make_listing(beds=1)
     coordinator = make_user("coordinator")
-    booking = book(coordinator, make_delegation(coordinator), bed_ids_of(listing))
+    booking = make_booking(coordinator=coordinator, bed_ids=bed_ids_of(listing),
+                 check_in=CHECK_IN, check_out=CHECK_OUT)
     browser = signed_in(app, coordinator)
 
     pdf = browser.get(f"/coordinator/contracts/{booking.contract.id}.pdf")
@@ -270,11 +244,12 @@ def test_contract_pdf_and_flagging_the_host(app, make_user, make_listing, make_d
     assert (flag.host_id, flag.booking_id, flag.reporter_id) == (listing.host_id, booking.id, coordinator.id)
 
 
-def test_another_coordinator_gets_404_everywhere(app, make_user, make_listing, make_delegation):
+def test_another_coordinator_gets_404_everywhere(app, make_user, make_listing, make_delegation, make_booking):
     listing = make_listing(beds=1)
     owner = make_user("coordinator")
     delegation = make_delegation(owner)
-    booking = book(owner, delegation, bed_ids_of(listing))
+    booking = make_booking(delegation=delegation, bed_ids=bed_ids_of(listing),
+                 check_in=CHECK_IN, check_out=CHECK_OUT)
     other = make_user("coordinator")
     make_delegation(other)
     browser = signed_in(app, other)

@@ -5,7 +5,6 @@ from datetime import UTC, date, datetime
 
 import pyotp
 import pytest
-from conftest import YEAR, csrf_from
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -13,19 +12,9 @@ from app.models import AuditEntry, Bed, HostProfile, Payout, User
 from app.services import booking as booking_service
 from app.services import delegations, rooming, vetting
 from app.services.base import Actor
+from tests.helpers import YEAR, csrf_from
 
 AFTER_CHECK_IN = datetime(YEAR, 6, 22, 12, 0, tzinfo=UTC)  # the first night's payout is due
-
-
-@pytest.fixture
-def admin_login(login, make_admin):
-    def do():
-        secret = pyotp.random_base32()
-        admin = make_admin(totp_secret=secret)
-        assert login(admin, otp=pyotp.TOTP(secret).now()).status_code == 302
-        return admin
-
-    return do
 
 
 def _invoice_booking(listing, delegation, beds: list[Bed] | None = None):

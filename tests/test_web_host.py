@@ -8,7 +8,7 @@ from app.models import BedNight, BedPrice, Booking, HostProfile, Listing
 from app.services import booking as booking_service
 from app.services import listings
 from app.services.base import Actor
-from tests.conftest import NOW, YEAR, csrf_from
+from tests.helpers import NOW, YEAR, csrf_from
 
 
 def _profile_form(**overrides):
