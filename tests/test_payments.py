@@ -174,7 +174,7 @@ def test_expired_hold_releases_bed_nights_and_cancels_the_intent(world, api_as, 
 
 
 def test_late_payment_on_taken_beds_is_refunded_in_full(world, api_as, stripe_webhooks, localstripe_base,
-                                                        make_delegation):
+                                                        make_delegation, client, login):
     booking = card_booking(world["coordinator"], world["delegation"], world["bed_ids"][:2])
     body = api_as(world["coordinator"]).post(f"/bookings/{booking.id}/payment", json={
         "payment_method_id": card_method(THREE_D_SECURE_CARD)}).get_json()
@@ -191,7 +191,11 @@ def test_late_payment_on_taken_beds_is_refunded_in_full(world, api_as, stripe_we
     assert _stripe_refunded(body["payment_intent_id"]) == booking.total_ore
     late = db.session.get(Booking, booking.id)
     assert late.status == "expired" and late.refund_ore == booking.total_ore
-    assert "bokas av någon annan" in late.note
+    assert late.refund_reason == "late_payment_beds_taken"
+    login(world["coordinator"])
+    page = client.get(f"/bookings/{booking.id}/payment").get_data(as_text=True)
+    # The reason stands above the payments and again in the refunds table, in the page's language.
+    assert page.count("hade hunnit bokas av någon annan. Hela beloppet återbetalas.") == 2
     assert db.session.scalar(select(func.count(OutboxEmail.id)).where(
         OutboxEmail.to_address == world["coordinator"].email, OutboxEmail.subject.contains("återbetalning"))) == 1
     assert booking_status(taken.id) == "awaiting_payment"

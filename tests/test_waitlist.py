@@ -186,3 +186,15 @@ def test_waitlist_pages_join_and_accept(full, client, login):
     assert accepted.status_code == 302 and entry(mine.id).status == "booked"
     page = client.get("/coordinator/waitlist/").get_data(as_text=True)
     assert f"/coordinator/bookings/{entry(mine.id).offer_booking_id}" in page
+
+
+def test_an_offer_is_marked_by_its_kind_and_its_payment_page_shows_no_marker(full, client, login):
+    """The offer is told apart by `kind`, not by a sentinel text that the payment page used to print."""
+    entry_id = join(full["first"]).get_json()["id"]
+    cancel_owner_booking(full)
+    hold = db.session.get(Booking, entry(entry_id).offer_booking_id)
+    assert hold.kind == "waitlist_offer" and hold.refund_reason is None
+    assert db.session.get(Booking, full["booked"].id).kind == "booking"
+    login(full["first"]["user"])
+    page = client.get(f"/bookings/{hold.id}/payment")
+    assert page.status_code == 200 and "waitlist offer" not in page.get_data(as_text=True)

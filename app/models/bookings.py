@@ -88,6 +88,12 @@ class Booking(Model):
         CheckConstraint("total_ore >= 0", name="total_not_negative"),
         CheckConstraint("refund_ore >= 0", name="refund_not_negative"),
         CheckConstraint("check_out > check_in", name="stay_ordered"),
+        CheckConstraint("kind IN ('booking', 'waitlist_offer')", name="kind"),
+        CheckConstraint(
+            "refund_reason IN ('late_payment_beds_taken', 'late_payment_over_limit', 'payment_after_cancellation', "
+            "'duplicate_payment')",
+            name="refund_reason",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -111,7 +117,12 @@ class Booking(Model):
     cancel_reason: Mapped[Optional[str]] = mapped_column(String(1000))
     invoice_number: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
     invoice_due_on: Mapped[Optional[date]] = mapped_column(Date)
-    note: Mapped[Optional[str]] = mapped_column(String(1000))
+    # How the booking came to be: booked directly, or held for a waiting-list offer (it stays
+    # 'waitlist_offer' once accepted, so its mails and rules can tell).
+    kind: Mapped[str] = mapped_column(String(16), default="booking", server_default=text("'booking'"))
+    # Why a card payment on this booking could not buy the beds and was queued for a full refund: a key of
+    # ledger.REFUND_REASONS (translated when shown), or null.
+    refund_reason: Mapped[Optional[str]] = mapped_column(String(40))
     # The order this booking was formed in with others (POST /orders), or null for a booking of its own.
     order_id: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), index=True)
 

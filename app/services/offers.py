@@ -19,11 +19,11 @@ from app.services.inventory import (
 from app.services.listings import stay_nights
 
 
-OFFER_NOTE = "waitlist offer"
+OFFER_KIND = "waitlist_offer"
 
 
 def is_offer(booking: Booking) -> bool:
-    return booking.note == OFFER_NOTE
+    return booking.kind == OFFER_KIND
 
 
 def hold_beds_for_offer(delegation: Delegation, listing_id: int, season, prices: dict[int, int], check_in: date,
@@ -45,7 +45,7 @@ def hold_beds_for_offer(delegation: Delegation, listing_id: int, season, prices:
         delegation_id=delegation.id, season_id=season.id, listing_id=listing.id, host_id=listing.host_id,
         coordinator_id=delegation.coordinator_id, status="awaiting_payment", payment_method="invoice",
         total_ore=sum(prices.values()) * len(nights), refund_ore=0, check_in=check_in, check_out=check_out,
-        created_at=now, expires_at=expires_at, note=OFFER_NOTE,
+        created_at=now, expires_at=expires_at, kind=OFFER_KIND,
     )
     db.session.add(booking)
     db.session.flush()

@@ -51,7 +51,7 @@ def _payment_for(intent: IntentView) -> Optional[Payment]:
 
 def _queue_full_refund(booking: Booking, payment: Payment, reason: str, now: datetime) -> None:
     add_refund(booking.id, payment.id, payment.amount_ore, reason, now)
-    booking.note = REFUND_REASONS[reason]
+    booking.refund_reason = reason
     events.emit(events.REFUND_QUEUED, booking=booking, reason=REFUND_REASONS[reason], amount_ore=payment.amount_ore,
                 now=now)
     audit.record(Actor.system(), "payment.refund_queued", "booking", booking.id,
