@@ -27,7 +27,6 @@ KIND_OF_COLUMN = {
 }
 # Constrained columns whose values are not label words: shown in other words, or not shown at all.
 NOT_LABELLED = {
-    ("orders", "status"): "an API code; pages show the statuses of the order's bookings",
     ("bookings", "kind"): "how the booking was made; never shown, it only picks the mails' wording",
     ("bookings", "refund_reason"): "shown as its sentence in ledger.REFUND_REASONS",
 }
