@@ -7,7 +7,7 @@ the run instead of skipping.
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest

@@ -1,8 +1,17 @@
 """All models, imported here so that Alembic and the app see the whole schema."""
 from app.models.audit import AuditEntry
 from app.models.bookings import (
-    BED_NIGHT_STATES, BOOKING_STATUSES, OCCUPYING_STATES, BedNight, Booking, Counter, Delegation,
-    IdempotencyKey, Member, ORDER_STATUSES, Order,
+    BED_NIGHT_STATES,
+    BOOKING_STATUSES,
+    OCCUPYING_STATES,
+    ORDER_STATUSES,
+    BedNight,
+    Booking,
+    Counter,
+    Delegation,
+    IdempotencyKey,
+    Member,
+    Order,
 )
 from app.models.contracts import Contract
 from app.models.flags import FLAG_CATEGORIES, Flag
@@ -17,7 +26,8 @@ from app.models.users import ROLES, ApiToken, User
 __all__ = [
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
     "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "Listing",
-    "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout", "PriceChange", "ROLES",
+    "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",
+    "PriceChange", "ROLES",
     "Refund", "Room", "Season", "StripeEvent", "User", "ApiToken", "VETTING_STATUSES", "WaitlistEntry",
     "utcnow",
 ]

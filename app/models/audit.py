@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -20,14 +20,14 @@ class AuditEntry(Model):
     __tablename__ = "audit_entries"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     action: Mapped[str] = mapped_column(String(60), index=True)
-    object_type: Mapped[Optional[str]] = mapped_column(String(40))
+    object_type: Mapped[str | None] = mapped_column(String(40))
     # Holds an e-mail address for sign-in failures and reset requests: up to 254 characters (RFC 5321).
-    object_id: Mapped[Optional[str]] = mapped_column(String(255))
-    before: Mapped[Optional[str]] = mapped_column(Text)
-    after: Mapped[Optional[str]] = mapped_column(Text)
-    ip: Mapped[Optional[str]] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
-    actor: Mapped[Optional["User"]] = relationship()
+    actor: Mapped[User | None] = relationship()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -36,8 +36,8 @@ class Delegation(Model):
     calendar_token: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    members: Mapped[list["Member"]] = relationship(back_populates="delegation", order_by="Member.id")
-    coordinator: Mapped["User"] = relationship()
+    members: Mapped[list[Member]] = relationship(back_populates="delegation", order_by="Member.id")
+    coordinator: Mapped[User] = relationship()
 
 
 class Member(Model):
@@ -73,7 +73,7 @@ class Order(Model):
     total_ore: Mapped[int] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    bookings: Mapped[list["Booking"]] = relationship(back_populates="order", order_by="Booking.id")
+    bookings: Mapped[list[Booking]] = relationship(back_populates="order", order_by="Booking.id")
 
 
 class Booking(Model):
@@ -110,30 +110,30 @@ class Booking(Model):
     invoice_credited_ore: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     check_in: Mapped[date] = mapped_column(Date)
     check_out: Mapped[date] = mapped_column(Date)
-    expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    confirmed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
-    cancelled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
-    cancel_reason: Mapped[Optional[str]] = mapped_column(String(1000))
-    invoice_number: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
-    invoice_due_on: Mapped[Optional[date]] = mapped_column(Date)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[str | None] = mapped_column(String(1000))
+    invoice_number: Mapped[str | None] = mapped_column(String(40), unique=True)
+    invoice_due_on: Mapped[date | None] = mapped_column(Date)
     # How the booking came to be: booked directly, or held for a waiting-list offer (it stays
     # 'waitlist_offer' once accepted, so its mails and rules can tell).
     kind: Mapped[str] = mapped_column(String(16), default="booking", server_default=text("'booking'"))
     # Why a card payment on this booking could not buy the beds and was queued for a full refund: a key of
     # ledger.REFUND_REASONS (translated when shown), or null.
-    refund_reason: Mapped[Optional[str]] = mapped_column(String(40))
+    refund_reason: Mapped[str | None] = mapped_column(String(40))
     # The order this booking was formed in with others (POST /orders), or null for a booking of its own.
-    order_id: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
 
     delegation: Mapped[Delegation] = relationship()
-    order: Mapped[Optional[Order]] = relationship(back_populates="bookings")
-    listing: Mapped["Listing"] = relationship()
-    season: Mapped["Season"] = relationship()
-    lines: Mapped[list["BedNight"]] = relationship(
+    order: Mapped[Order | None] = relationship(back_populates="bookings")
+    listing: Mapped[Listing] = relationship()
+    season: Mapped[Season] = relationship()
+    lines: Mapped[list[BedNight]] = relationship(
         back_populates="booking", order_by="(BedNight.night, BedNight.bed_id)"
     )
-    contract: Mapped[Optional["Contract"]] = relationship(back_populates="booking", uselist=False)
+    contract: Mapped[Contract | None] = relationship(back_populates="booking", uselist=False)
 
     @property
     def is_cancelled(self) -> bool:
@@ -164,15 +164,15 @@ class BedNight(Model):
     bed_id: Mapped[int] = mapped_column(ForeignKey("beds.id"))
     night: Mapped[date] = mapped_column(Date)
     state: Mapped[str] = mapped_column(String(16))
-    booking_id: Mapped[Optional[int]] = mapped_column(ForeignKey("bookings.id"), index=True)
-    price_ore: Mapped[Optional[int]] = mapped_column(Integer)
-    member_id: Mapped[Optional[int]] = mapped_column(ForeignKey("members.id"))
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True)
+    price_ore: Mapped[int | None] = mapped_column(Integer)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    released_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    booking: Mapped[Optional[Booking]] = relationship(back_populates="lines")
-    bed: Mapped["Bed"] = relationship()
-    member: Mapped[Optional[Member]] = relationship()
+    booking: Mapped[Booking | None] = relationship(back_populates="lines")
+    bed: Mapped[Bed] = relationship()
+    member: Mapped[Member | None] = relationship()
 
 
 class IdempotencyKey(Model):

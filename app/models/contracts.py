@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -32,7 +32,7 @@ class Contract(Model):
     host_offer_accepted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     coordinator_accepted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     coordinator_actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    coordinator_ip: Mapped[Optional[str]] = mapped_column(String(64))
+    coordinator_ip: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    booking: Mapped["Booking"] = relationship(back_populates="contract")
+    booking: Mapped[Booking] = relationship(back_populates="contract")

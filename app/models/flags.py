@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -29,17 +29,17 @@ class Flag(Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    reporter_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     source: Mapped[str] = mapped_column(String(16))
-    booking_id: Mapped[Optional[int]] = mapped_column(ForeignKey("bookings.id"))
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"))
     category: Mapped[str] = mapped_column(String(24))
     description: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     # A system flag from a host cancellation comes with its strike already given.
     strike_given: Mapped[bool] = mapped_column(Boolean, default=False)
-    resolution: Mapped[Optional[str]] = mapped_column(Text)
-    resolved_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
-    resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    resolution: Mapped[str | None] = mapped_column(Text)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    host: Mapped["User"] = relationship(foreign_keys=[host_id])
+    host: Mapped[User] = relationship(foreign_keys=[host_id])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -34,15 +34,15 @@ class HostProfile(Model):
     vetting_status: Mapped[str] = mapped_column(String(16), default="pending")
     strikes: Mapped[int] = mapped_column(default=0)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    verified_since: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
-    decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
-    decision_reason: Mapped[Optional[str]] = mapped_column(String(1000))
+    verified_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(String(1000))
     calendar_token: Mapped[str] = mapped_column(String(64), unique=True)
-    document_name: Mapped[Optional[str]] = mapped_column(String(80))
-    document_mime: Mapped[Optional[str]] = mapped_column(String(40))
-    document_original_name: Mapped[Optional[str]] = mapped_column(String(200))
+    document_name: Mapped[str | None] = mapped_column(String(80))
+    document_mime: Mapped[str | None] = mapped_column(String(40))
+    document_original_name: Mapped[str | None] = mapped_column(String(200))
 
-    user: Mapped["User"] = relationship(back_populates="host_profile")
+    user: Mapped[User] = relationship(back_populates="host_profile")
 
     @property
     def is_approved(self) -> bool:

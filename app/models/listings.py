@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -28,18 +28,18 @@ class Listing(Model):
     postal_code: Mapped[str] = mapped_column(String(6))
     walking_minutes: Mapped[int] = mapped_column()
     published: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    accepted_terms_version: Mapped[Optional[str]] = mapped_column(String(40))
-    offer_accepted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    accepted_terms_version: Mapped[str | None] = mapped_column(String(40))
+    offer_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    host: Mapped["User"] = relationship()
+    host: Mapped[User] = relationship()
     # The rooms on offer: a removed room keeps its row for the bookings it has had, and is left out here.
-    rooms: Mapped[list["Room"]] = relationship(
+    rooms: Mapped[list[Room]] = relationship(
         primaryjoin="and_(Room.listing_id == Listing.id, Room.removed_at.is_(None))", order_by="Room.id",
         viewonly=True,
     )
 
-    def beds(self) -> list["Bed"]:
+    def beds(self) -> list[Bed]:
         return [bed for room in self.rooms for bed in room.beds]
 
 
@@ -53,7 +53,7 @@ class OfferAcceptance(Model):
     terms_version: Mapped[str] = mapped_column(String(40))
     actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    ip: Mapped[Optional[str]] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
 
 
 class Room(Model):
@@ -62,11 +62,11 @@ class Room(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), index=True)
     name: Mapped[str] = mapped_column(String(120))
-    removed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     listing: Mapped[Listing] = relationship()
     # The beds on offer: a removed bed keeps its row for its history (bed-nights, prices), left out here.
-    beds: Mapped[list["Bed"]] = relationship(
+    beds: Mapped[list[Bed]] = relationship(
         primaryjoin="and_(Bed.room_id == Room.id, Bed.removed_at.is_(None))", order_by="Bed.id", viewonly=True,
     )
 
@@ -81,7 +81,7 @@ class Bed(Model):
     kind: Mapped[str] = mapped_column(String(16))
     # Set when the host removes a bed that has history: it leaves the listing, search, booking and pricing,
     # while its bed-nights, contracts and prices stay as they were.
-    removed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     room: Mapped[Room] = relationship()
 
@@ -101,7 +101,7 @@ class BedPrice(Model):
     # When the bed was last seen on offer (its listing published) after this season's booking opened,
     # recorded when the listing is unpublished; while the listing is published the flag itself says so.
     # Such a bed's price may only fall for the rest of the season (API.md).
-    offered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class PriceChange(Model):
@@ -112,10 +112,10 @@ class PriceChange(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     bed_id: Mapped[int] = mapped_column(ForeignKey("beds.id"), index=True)
     season_id: Mapped[int] = mapped_column(ForeignKey("seasons.id"))
-    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
-    old_price_ore: Mapped[Optional[int]] = mapped_column()
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    old_price_ore: Mapped[int | None] = mapped_column()
     requested_price_ore: Mapped[int] = mapped_column()
     accepted: Mapped[bool] = mapped_column(Boolean)
-    refusal_code: Mapped[Optional[str]] = mapped_column(String(40))
-    max_allowed_ore: Mapped[Optional[int]] = mapped_column()
+    refusal_code: Mapped[str | None] = mapped_column(String(40))
+    max_allowed_ore: Mapped[int | None] = mapped_column()
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

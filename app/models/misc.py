@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,14 +19,14 @@ class OutboxEmail(Model):
     to_address: Mapped[str] = mapped_column(String(254), index=True)
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
-    attachment_name: Mapped[Optional[str]] = mapped_column(String(200))
-    attachment_mime: Mapped[Optional[str]] = mapped_column(String(80))
-    attachment: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    attachment_name: Mapped[str | None] = mapped_column(String(200))
+    attachment_mime: Mapped[str | None] = mapped_column(String(80))
+    attachment: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
-    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class WaitlistEntry(Model):
@@ -43,9 +42,9 @@ class WaitlistEntry(Model):
     check_in: Mapped[date] = mapped_column(Date)
     check_out: Mapped[date] = mapped_column(Date)
     beds: Mapped[int] = mapped_column()
-    max_walking_minutes: Mapped[Optional[int]] = mapped_column()
-    max_price_ore: Mapped[Optional[int]] = mapped_column()
+    max_walking_minutes: Mapped[int | None] = mapped_column()
+    max_price_ore: Mapped[int | None] = mapped_column()
     status: Mapped[str] = mapped_column(String(16), default="waiting")
-    offer_booking_id: Mapped[Optional[int]] = mapped_column(ForeignKey("bookings.id"))
-    offer_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    offer_booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"))
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, text
@@ -28,14 +28,14 @@ class Payment(Model):
     booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), index=True)
     amount_ore: Mapped[int] = mapped_column()
     status: Mapped[str] = mapped_column(String(32), default="created")
-    stripe_payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
-    payment_method_id: Mapped[Optional[str]] = mapped_column(String(255))
-    failure_message: Mapped[Optional[str]] = mapped_column(String(500))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    succeeded_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    booking: Mapped["Booking"] = relationship()
+    booking: Mapped[Booking] = relationship()
 
 
 class Refund(Model):
@@ -44,13 +44,13 @@ class Refund(Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), index=True)
-    payment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("payments.id"), index=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
     amount_ore: Mapped[int] = mapped_column()
     reason: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    stripe_refund_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     attempts: Mapped[int] = mapped_column(default=0)
-    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+    last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -64,12 +64,12 @@ class StripeEvent(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(String(255), unique=True)
     type: Mapped[str] = mapped_column(String(100))
-    object_id: Mapped[Optional[str]] = mapped_column(String(255))
+    object_id: Mapped[str | None] = mapped_column(String(255))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="processed", server_default=text("'processed'"))
     attempts: Mapped[int] = mapped_column(default=1, server_default=text("1"))
-    error: Mapped[Optional[str]] = mapped_column(String(500))
-    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(String(500))
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Payout(Model):
@@ -87,6 +87,6 @@ class Payout(Model):
     amount_ore: Mapped[int] = mapped_column()
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
-    paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
-    paid_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
-    transfer_reference: Mapped[Optional[str]] = mapped_column(String(255))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    transfer_reference: Mapped[str | None] = mapped_column(String(255))

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from typing import Optional
-
 from sqlalchemy import CheckConstraint, Date, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,7 +42,7 @@ class Season(Model):
     terms_text: Mapped[str] = mapped_column(Text)
     # Hoarding limits per organisation number: bed-nights held and booked at once (null: 20 x the
     # season's nights), and unpaid card holds at once.
-    max_beds_per_organisation: Mapped[Optional[int]] = mapped_column()
+    max_beds_per_organisation: Mapped[int | None] = mapped_column()
     max_open_holds: Mapped[int] = mapped_column(default=3, server_default=text("3"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

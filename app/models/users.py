@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, String
@@ -31,17 +31,17 @@ class User(UserMixin, Model):
     role: Mapped[str] = mapped_column(String(16))
     locale: Mapped[str] = mapped_column(String(2), default="sv")
     # A coordinator's phone, shown to the host of a confirmed booking (a host's is on the vetting profile).
-    phone: Mapped[Optional[str]] = mapped_column(String(40))
+    phone: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Bumped on sign-out and password change: every older session cookie stops working.
     session_version: Mapped[int] = mapped_column(default=1)
     # Bumped on password change only: API tokens issued before it stop working.
     token_version: Mapped[int] = mapped_column(default=1)
-    totp_secret: Mapped[Optional[str]] = mapped_column(String(64))
-    totp_last_counter: Mapped[Optional[int]] = mapped_column()
-    recovery_codes: Mapped[Optional[str]] = mapped_column(String(2000))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_counter: Mapped[int | None] = mapped_column()
+    recovery_codes: Mapped[str | None] = mapped_column(String(2000))
 
-    host_profile: Mapped[Optional["HostProfile"]] = relationship(back_populates="user", uselist=False)
+    host_profile: Mapped[HostProfile | None] = relationship(back_populates="user", uselist=False)
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
@@ -67,6 +67,6 @@ class ApiToken(Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_version: Mapped[int] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()

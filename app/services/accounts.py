@@ -4,8 +4,9 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Optional, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pyotp
 from email_validator import EmailNotValidError, validate_email
@@ -61,7 +62,7 @@ def _check_new_account(email: str, password: str, name: str) -> tuple[str, str]:
 
 
 def register_user(email: str, password: str, name: str, role: str, *, locale: str = "sv",
-                  ip: Optional[str] = None, now: Optional[datetime] = None) -> User:
+                  ip: str | None = None, now: datetime | None = None) -> User:
     """Create a host or coordinator account."""
     if role not in SELF_SERVICE_ROLES:
         raise ValidationFailed({"role": [_("Rollen ska vara 'host' (värd) eller 'coordinator' (samordnare).")]})
@@ -69,8 +70,8 @@ def register_user(email: str, password: str, name: str, role: str, *, locale: st
     return _create_user(email, password, name, role, locale=locale, ip=ip, now=now)
 
 
-def create_admin(email: str, password: str, name: str, *, totp_secret: Optional[str] = None,
-                 now: Optional[datetime] = None) -> User:
+def create_admin(email: str, password: str, name: str, *, totp_secret: str | None = None,
+                 now: datetime | None = None) -> User:
     """Create an admin (command line only), optionally already enrolled in two-factor."""
     email, name = _check_new_account(email, password, name)
     if totp_secret is not None:
@@ -111,8 +112,8 @@ def _failed_logins(email: str, now: datetime) -> list[datetime]:
     ))
 
 
-def authenticate(email: str, password: str, *, otp: Optional[str] = None, ip: Optional[str] = None,
-                 now: Optional[datetime] = None, require_otp_for_admin: bool = True) -> User:
+def authenticate(email: str, password: str, *, otp: str | None = None, ip: str | None = None,
+                 now: datetime | None = None, require_otp_for_admin: bool = True) -> User:
     """Check a sign-in. Ten failures for one account in 15 minutes lock it until the window passes."""
     now = now_or(now)
     email = (email or "").strip().lower()[:254]  # no account has a longer address (users.email is 254)
@@ -139,7 +140,7 @@ def authenticate(email: str, password: str, *, otp: Optional[str] = None, ip: Op
     return user
 
 
-def check_otp(user: User, otp: Optional[str], *, ip: Optional[str] = None, now: Optional[datetime] = None) -> None:
+def check_otp(user: User, otp: str | None, *, ip: str | None = None, now: datetime | None = None) -> None:
     """Demand a fresh TOTP code from an admin; each code is accepted once."""
     now = now_or(now)
     if not user.totp_secret:
@@ -179,7 +180,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def issue_token(user: User, *, ip: Optional[str] = None, now: Optional[datetime] = None) -> str:
+def issue_token(user: User, *, ip: str | None = None, now: datetime | None = None) -> str:
     """Make an API token; only its hash is stored."""
     now = now_or(now)
     token = "sp_" + secrets.token_urlsafe(32)
@@ -195,13 +196,13 @@ _USER_FOR_TOKEN = select(User).join(ApiToken, ApiToken.user_id == User.id).where
     ApiToken.token_version == User.token_version)  # built once: it runs on every API request
 
 
-def user_for_token(token: str) -> Optional[User]:
+def user_for_token(token: str) -> User | None:
     """The user of a live API token (not revoked, issued since the last password change)."""
     return db.session.scalar(_USER_FOR_TOKEN, {"token_hash": hash_token(token)})
 
 
-def change_password(user_id: int, current_password: str, new_password: str, *, ip: Optional[str] = None,
-                    now: Optional[datetime] = None) -> User:
+def change_password(user_id: int, current_password: str, new_password: str, *, ip: str | None = None,
+                    now: datetime | None = None) -> User:
     """Change a password; every other session and API token stops working."""
     now = now_or(now)
     user = db.session.get_one(User, user_id)
@@ -210,8 +211,8 @@ def change_password(user_id: int, current_password: str, new_password: str, *, i
     return set_password(user_id, new_password, ip=ip, now=now)
 
 
-def set_password(user_id: int, new_password: str, *, ip: Optional[str] = None,
-                 now: Optional[datetime] = None) -> User:
+def set_password(user_id: int, new_password: str, *, ip: str | None = None,
+                 now: datetime | None = None) -> User:
     now = now_or(now)
     if problems := password_problems(new_password or ""):
         raise ValidationFailed({"password": problems})
@@ -224,7 +225,7 @@ def set_password(user_id: int, new_password: str, *, ip: Optional[str] = None,
     return user
 
 
-def end_all_sessions(user_id: int, *, ip: Optional[str] = None, now: Optional[datetime] = None) -> None:
+def end_all_sessions(user_id: int, *, ip: str | None = None, now: datetime | None = None) -> None:
     """Sign out on the server: every session cookie issued so far stops working (API tokens stay)."""
     with unit_of_work():
         user = db.session.get_one(User, user_id)
@@ -239,7 +240,7 @@ def set_locale(user_id: int, locale: str) -> None:
         db.session.get_one(User, user_id).locale = locale
 
 
-def set_phone(actor: Actor, phone: Optional[str], *, now: Optional[datetime] = None) -> User:
+def set_phone(actor: Actor, phone: str | None, *, now: datetime | None = None) -> User:
     """A coordinator sets (or with an empty value clears) the phone the host of a confirmed booking sees."""
     now = now_or(now)
     if actor.role != "coordinator":
@@ -268,8 +269,8 @@ def provisioning_uri(user: User, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name="Sängplats")
 
 
-def enrol_totp(user_id: int, secret: str, code: str, *, ip: Optional[str] = None,
-               now: Optional[datetime] = None) -> list[str]:
+def enrol_totp(user_id: int, secret: str, code: str, *, ip: str | None = None,
+               now: datetime | None = None) -> list[str]:
     """Turn on two-factor once the user proves the authenticator works; return one-time recovery codes."""
     now = now_or(now)
     code = (code or "").strip().replace(" ", "")
@@ -289,7 +290,7 @@ def enrol_totp(user_id: int, secret: str, code: str, *, ip: Optional[str] = None
     return codes
 
 
-def use_recovery_code(user_id: int, code: str, *, ip: Optional[str] = None, now: Optional[datetime] = None) -> bool:
+def use_recovery_code(user_id: int, code: str, *, ip: str | None = None, now: datetime | None = None) -> bool:
     """Accept a recovery code once in place of a TOTP code."""
     digest = hash_token(code.strip().lower())
     with unit_of_work():
@@ -320,7 +321,7 @@ def password_reset_token(user: User) -> str:
     return _reset_serializer().dumps({"uid": user.id, "ph": hash_token(user.password_hash)[:16]})
 
 
-def user_for_reset_token(token: str) -> Optional[User]:
+def user_for_reset_token(token: str) -> User | None:
     from itsdangerous import BadSignature
     try:
         data = _reset_serializer().loads(token, max_age=int(RESET_MAX_AGE.total_seconds()))
@@ -332,8 +333,8 @@ def user_for_reset_token(token: str) -> Optional[User]:
     return user
 
 
-def reset_password(token: str, new_password: str, *, ip: Optional[str] = None,
-                   now: Optional[datetime] = None) -> User:
+def reset_password(token: str, new_password: str, *, ip: str | None = None,
+                   now: datetime | None = None) -> User:
     """Set a new password from a reset link; the link cannot be used again."""
     user = user_for_reset_token(token)
     if user is None:
@@ -342,8 +343,8 @@ def reset_password(token: str, new_password: str, *, ip: Optional[str] = None,
     return set_password(user.id, new_password, ip=ip, now=now)
 
 
-def request_password_reset(email: str, *, reset_url: Callable[[str], str], ip: Optional[str] = None,
-                           now: Optional[datetime] = None) -> None:
+def request_password_reset(email: str, *, reset_url: Callable[[str], str], ip: str | None = None,
+                           now: datetime | None = None) -> None:
     """E-mail a reset link if the account exists (the answer is the same either way)."""
     now = now_or(now)
     address = (email or "").strip().lower()[:254]  # as long as users.email can be

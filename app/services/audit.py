@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any, Optional
+from typing import Any
 
 from app.extensions import db
 from app.models import AuditEntry, utcnow
 from app.services.base import Actor, unit_of_work
 
 
-def _json(value: Any) -> Optional[str]:
+def _json(value: Any) -> str | None:
     if value is None:
         return None
 
@@ -25,11 +25,11 @@ def _json(value: Any) -> Optional[str]:
 def record(
     actor: Actor,
     action: str,
-    object_type: Optional[str] = None,
+    object_type: str | None = None,
     object_id: Any = None,
     before: Any = None,
     after: Any = None,
-    now: Optional[datetime] = None,
+    now: datetime | None = None,
 ) -> AuditEntry:
     """Add an audit entry to the current unit of work (it commits with it)."""
     entry = AuditEntry(

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, case, func, or_, select
@@ -11,10 +10,10 @@ from sqlalchemy import and_, case, func, or_, select
 from app.extensions import db
 from app.i18n import STOCKHOLM as STOCKHOLM_TZ
 from app.i18n import local_date
-from app.models import Bed, BedNight, BedPrice, Booking, HostProfile, Listing, OCCUPYING_STATES, Room, Season
+from app.models import OCCUPYING_STATES, Bed, BedNight, BedPrice, Booking, HostProfile, Listing, Room, Season
 from app.services.base import now_or
-from app.services.errors import DomainError, NotFound, ValidationFailed
-
+from app.services.errors import DomainError, ValidationFailed
+from app.services.seasons import season_or_404
 
 MAX_PAGE = 200  # listings per page of a search, at most
 
@@ -93,14 +92,12 @@ class Page:
 
 
 def checked_season(year: int, check_in: date, check_out: date, beds: int,
-                   now: Optional[datetime] = None) -> tuple[Season, int]:
+                   now: datetime | None = None) -> tuple[Season, int]:
     """The season of a search and the stay's nights, or the refusal every search door answers.
 
     With `now`, a stay whose first night has passed is refused too, as booking it would be.
     """
-    season = db.session.scalar(select(Season).where(Season.year == year))
-    if season is None:
-        raise NotFound(_("Det finns ingen säsong %(year)s.", year=year))
+    season = season_or_404(year)
     if beds < 1 or beds > 500:
         raise ValidationFailed({"beds": [_("Mellan 1 och %(max)s bäddar.", max=500)]})
     nights = check_stay(season, check_in, check_out)
@@ -110,8 +107,8 @@ def checked_season(year: int, check_in: date, check_out: date, beds: int,
 
 
 def free_beds_query(season: Season, check_in: date, check_out: date, now: datetime, *,
-                    max_walking_minutes: Optional[int] = None, max_price_ore: Optional[int] = None,
-                    listing_id: Optional[int] = None):
+                    max_walking_minutes: int | None = None, max_price_ore: int | None = None,
+                    listing_id: int | None = None):
     """SQL: one row per bookable bed free every night of the stay, ranked by price within its listing."""
     free = (
         select(Listing.id.label("listing_id"), Listing.title, Listing.walking_minutes, Bed.id.label("bed_id"),
@@ -136,9 +133,9 @@ def free_beds_query(season: Season, check_in: date, check_out: date, now: dateti
     return free.subquery()
 
 
-def search_page(year: int, check_in: date, check_out: date, beds: int, *, limit: Optional[int] = None,
-                offset: int = 0, max_walking_minutes: Optional[int] = None, max_price_ore: Optional[int] = None,
-                now: Optional[datetime] = None, listing_id: Optional[int] = None, refuse_past: bool = True) -> Page:
+def search_page(year: int, check_in: date, check_out: date, beds: int, *, limit: int | None = None,
+                offset: int = 0, max_walking_minutes: int | None = None, max_price_ore: int | None = None,
+                now: datetime | None = None, listing_id: int | None = None, refuse_past: bool = True) -> Page:
     """One page of the listings with at least `beds` beds free every night, cheapest first (all with no limit).
 
     The database ranks and counts the listings and cuts the page (a window count gives the total), then
@@ -185,9 +182,9 @@ def search_page(year: int, check_in: date, check_out: date, beds: int, *, limit:
     return Page(sorted(results.values(), key=lambda r: order[r.listing_id]), total)
 
 
-def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking_minutes: Optional[int] = None,
-           max_price_ore: Optional[int] = None, now: Optional[datetime] = None,
-           listing_id: Optional[int] = None) -> list[ListingResult]:
+def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking_minutes: int | None = None,
+           max_price_ore: int | None = None, now: datetime | None = None,
+           listing_id: int | None = None) -> list[ListingResult]:
     """Every published listing of approved hosts with at least `beds` beds free every night, cheapest first.
 
     For the waiting list, which may look at a stay that has begun; the search doors use `search_page`.
@@ -198,12 +195,12 @@ def search(year: int, check_in: date, check_out: date, beds: int, *, max_walking
 
 @dataclass(frozen=True)
 class ListingSummary:
-    from_ore: Optional[int]  # the lowest price per bed and night this season
+    from_ore: int | None  # the lowest price per bed and night this season
     free_beds: int  # priced beds free every night of the season
 
 
-def listing_summaries(season: Optional[Season], listing_ids: list[int], *,
-                      now: Optional[datetime] = None) -> dict[int, ListingSummary]:
+def listing_summaries(season: Season | None, listing_ids: list[int], *,
+                      now: datetime | None = None) -> dict[int, ListingSummary]:
     """Per listing: the lowest bed-night price of the season and how many priced beds are free all season."""
     if season is None or not listing_ids:
         return {}

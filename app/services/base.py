@@ -1,16 +1,15 @@
 """The unit of work every service runs in."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Iterator, Optional
 from zoneinfo import ZoneInfo
 
 from app.db_setup import WRITE_OPTION
 from app.extensions import db
 from app.models import User, utcnow
-
 
 _OPEN = "unit_of_work_open"  # session.info key: set while a unit of work runs
 
@@ -19,16 +18,16 @@ _OPEN = "unit_of_work_open"  # session.info key: set while a unit of work runs
 class Actor:
     """Who acts, passed explicitly to every service (never `current_user`)."""
 
-    user_id: Optional[int]
+    user_id: int | None
     role: str  # host | coordinator | admin | system | public
-    ip: Optional[str] = None
+    ip: str | None = None
 
     @classmethod
-    def of(cls, user: User, ip: Optional[str] = None) -> "Actor":
+    def of(cls, user: User, ip: str | None = None) -> Actor:
         return cls(user_id=user.id, role=user.role, ip=ip)
 
     @classmethod
-    def system(cls) -> "Actor":
+    def system(cls) -> Actor:
         return cls(user_id=None, role="system")
 
     @property
@@ -80,5 +79,5 @@ def local_date(moment: datetime) -> date:
     return moment.astimezone(STOCKHOLM).date()
 
 
-def now_or(now: Optional[datetime]) -> datetime:
+def now_or(now: datetime | None) -> datetime:
     return now if now is not None else utcnow()

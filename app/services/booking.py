@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -25,12 +24,19 @@ from app.services.contracts import ContractDraft, form_contract, prepare_contrac
 from app.services.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from app.services.hoarding import enforce_organisation_limits
 from app.services.inventory import (
-    MAX_BEDS_PER_BOOKING, bed_removed_error, bookable_listing, conflict_error, contract_lines, issue_invoice,
-    no_season_error, occupants, release_expired_holds, terms_in_force,
+    MAX_BEDS_PER_BOOKING,
+    bed_removed_error,
+    bookable_listing,
+    conflict_error,
+    contract_lines,
+    issue_invoice,
+    no_season_error,
+    occupants,
+    release_expired_holds,
+    terms_in_force,
 )
 from app.services.listings import stay_nights
 from app.services.seasons import season_for_stay
-
 
 __all__ = [
     "PAYMENT_METHODS",
@@ -84,7 +90,7 @@ def _check_request(bed_ids, payment_method) -> list[int]:
 
 
 def create_booking(actor: Actor, *, delegation_id: int, bed_ids, check_in: date, check_out: date,
-                   accept_contract: bool, payment_method: str, now: Optional[datetime] = None) -> Booking:
+                   accept_contract: bool, payment_method: str, now: datetime | None = None) -> Booking:
     """Book beds of one listing for a stay, all or nothing, and form the binding contract in the same transaction."""
     now = now_or(now)
     if actor.role != "coordinator":
@@ -135,7 +141,7 @@ class Stay:
     check_out: date
     nights: list[date]
     payment_method: str
-    expires_at: Optional[datetime]
+    expires_at: datetime | None
 
     @property
     def is_card(self) -> bool:
@@ -183,7 +189,7 @@ def lock_terms(part: Part, stay: Stay, now: datetime) -> Part:
     return replace(part, prices=prices, draft=draft)
 
 
-def insert_booking(actor: Actor, part: Part, stay: Stay, now: datetime, *, order_id: Optional[int] = None
+def insert_booking(actor: Actor, part: Part, stay: Stay, now: datetime, *, order_id: int | None = None
                    ) -> Booking:
     """Insert the booking and its bed-nights (flush: the UNIQUE index on occupied bed-nights decides here)."""
     is_card = stay.is_card
@@ -233,7 +239,7 @@ class Quote:
     total_ore: int
 
 
-def quote_booking(bed_ids: list[int], check_in: date, check_out: date, *, now: Optional[datetime] = None) -> Quote:
+def quote_booking(bed_ids: list[int], check_in: date, check_out: date, *, now: datetime | None = None) -> Quote:
     """Price a prospective booking (for the contract preview) under the booking rules, without booking."""
     now = now_or(now)
     bed_ids = sorted(set(bed_ids))
@@ -247,7 +253,7 @@ def quote_booking(bed_ids: list[int], check_in: date, check_out: date, *, now: O
     return Quote(season, listing, lines, sum(prices.values()) * len(nights))
 
 
-def host_record(host_id: int, *, now: Optional[datetime] = None) -> dict:
+def host_record(host_id: int, *, now: datetime | None = None) -> dict:
     """What the public sees of a host: name, vetted since, contracts fulfilled, host cancellations."""
     profile = db.session.get(HostProfile, host_id)
     user = db.session.get_one(User, host_id)

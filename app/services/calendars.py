@@ -1,8 +1,7 @@
 """iCalendar feeds (RFC 5545) for hosts and delegations, behind secret URLs."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 from icalendar import Calendar, Event
 from sqlalchemy import select
@@ -23,7 +22,7 @@ def _calendar(name: str) -> Calendar:
 def _event(booking: Booking, summary: str) -> Event:
     event = Event()
     event.add("uid", f"booking-{booking.id}@sangplats.se")
-    event.add("dtstamp", datetime.now(timezone.utc))
+    event.add("dtstamp", datetime.now(UTC))
     event.add("dtstart", booking.check_in)
     event.add("dtend", booking.check_out)
     event.add("summary", summary)
@@ -39,7 +38,7 @@ def _event(booking: Booking, summary: str) -> Event:
 LIVE = ("confirmed", "awaiting_payment", "completed")
 
 
-def host_feed(token: str) -> Optional[bytes]:
+def host_feed(token: str) -> bytes | None:
     profile = db.session.scalar(select(HostProfile).where(HostProfile.calendar_token == token))
     if profile is None:
         return None
@@ -50,7 +49,7 @@ def host_feed(token: str) -> Optional[bytes]:
     return cal.to_ical()
 
 
-def delegation_feed(token: str) -> Optional[bytes]:
+def delegation_feed(token: str) -> bytes | None:
     delegation = db.session.scalar(select(Delegation).where(Delegation.calendar_token == token))
     if delegation is None:
         return None

@@ -5,7 +5,6 @@ The money comes from the ledger; the refund rows it writes are sent to Stripe af
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import update
@@ -33,7 +32,7 @@ def _queue_refund(booking: Booking, amount_ore: int, reason: str, now: datetime)
     add_refund(booking.id, payment.id if payment else None, amount_ore, reason, now)
 
 
-def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = None) -> Booking:
+def cancel_by_guest(actor: Actor, booking_id: int, *, now: datetime | None = None) -> Booking:
     """The coordinator cancels under the contract's terms; the bed-nights are freed."""
     now = now_or(now)
     booking = visible_booking(actor, booking_id)
@@ -42,7 +41,8 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
     with unit_of_work():
         booking = locked_booking(booking_id)
         if booking.status not in CANCELLABLE:
-            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=in_sentence("booking_status", booking.status)),
+            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.",
+                             status=in_sentence("booking_status", booking.status)),
                            code="not_cancellable", status_now=booking.status)
         refund, credit = guest_cancellation_ore(booking, local_date(now))
         _queue_refund(booking, refund, "guest_cancellation", now)
@@ -62,7 +62,7 @@ def cancel_by_guest(actor: Actor, booking_id: int, *, now: Optional[datetime] = 
     return booking
 
 
-def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[datetime] = None) -> Booking:
+def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: datetime | None = None) -> Booking:
     """A host breaks the contract: the money received is refunded in full and an unpaid invoice credited in full
     (host_cancellation_ore), the beds stay locked for the stay, a strike and a flag."""
     now = now_or(now)
@@ -76,7 +76,8 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: Optional[
     with unit_of_work():
         booking = locked_booking(booking_id)
         if booking.status not in CANCELLABLE:
-            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.", status=in_sentence("booking_status", booking.status)),
+            raise Conflict(_("Bokningen är %(status)s och kan inte avbokas.",
+                             status=in_sentence("booking_status", booking.status)),
                            code="not_cancellable", status_now=booking.status)
         if is_offer(booking) and booking.status == "awaiting_payment":
             raise Conflict(_("Ett erbjudande från väntelistan som ingen har tagit emot kan inte avbokas."),

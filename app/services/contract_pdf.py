@@ -12,8 +12,8 @@ from fpdf.enums import WrapMode
 from app.i18n import kr
 from app.labels import label
 from app.models import Contract
-from app.services.links import external_url
 from app.services.contracts import snapshot_of
+from app.services.links import external_url
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "static" / "fonts"
 
@@ -28,7 +28,8 @@ def local_time(iso: str | None) -> str:
 
 def verify_link(contract: Contract) -> str:
     """The absolute verify address, from the configured BASE_URL (never a request's Host header)."""
-    return f"{external_url('public.verify_contract')}?{urlencode({'number': contract.number, 'sha256': contract.sha256})}"
+    query = urlencode({"number": contract.number, "sha256": contract.sha256})
+    return f"{external_url('public.verify_contract')}?{query}"
 
 
 def render_pdf(contract: Contract) -> bytes:
@@ -71,7 +72,7 @@ def render_pdf(contract: Contract) -> bytes:
     heading("Bäddar och nätter / Beds and nights")
     pdf.set_font("DejaVu", "B", 9)
     cols = (width * 0.25, width * 0.5, width * 0.25)
-    for text, w in zip(("Natt / Night", "Bädd / Bed", "Pris / Price"), cols):
+    for text, w in zip(("Natt / Night", "Bädd / Bed", "Pris / Price"), cols, strict=False):
         pdf.cell(w, 6, text, border="B")
     pdf.ln()
     pdf.set_font("DejaVu", "", 9)
@@ -86,7 +87,7 @@ def render_pdf(contract: Contract) -> bytes:
     pdf.ln(9)
     heading("Betalning / Payment")
     pay = data["payment"]
-    method = f"{label('payment_method', pay['method'], locale='sv')} / {label('payment_method', pay['method'], locale='en')}"
+    method = " / ".join(label("payment_method", pay["method"], locale=locale) for locale in ("sv", "en"))
     if pay["method"] == "invoice":
         para(f"{method} {pay['invoice_number']}, förfaller / due {pay['invoice_due_on']}.")
     else:
@@ -99,7 +100,8 @@ def render_pdf(contract: Contract) -> bytes:
     para("Värden: avbokning är avtalsbrott – full återbetalning, bäddarna låses och värden får en prickning. / "
          "Host: cancellation is a breach – full refund, the beds are locked and the host receives a strike.")
     heading("Accept / Acceptance")
-    para(f"Värdens stående anbud accepterat / Host's standing offer accepted: {local_time(data['host_offer_accepted_at'])} "
+    para("Värdens stående anbud accepterat / Host's standing offer accepted: "
+         f"{local_time(data['host_offer_accepted_at'])} "
          f"(villkor / terms {data['host_offer_terms_version']})")
     acc = data["coordinator_acceptance"]
     para(f"Beställarens accept / Client's acceptance: {local_time(acc['at'])} (användare / user {acc['actor_id']}, "

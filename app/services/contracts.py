@@ -5,7 +5,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -48,15 +48,15 @@ class ContractDraft:
     season_id: int
     year: int
     terms_version: str
-    host_offer_accepted_at: Optional[datetime]
+    host_offer_accepted_at: datetime | None
     coordinator_id: int
     accepted_at: datetime
-    ip: Optional[str]
+    ip: str | None
     parts: dict[str, Any]
 
 
 def prepare_contract(season: Season, listing: Listing, *, delegation_id: int, coordinator_id: int,
-                     lines: list[dict], accepted_at: datetime, ip: Optional[str]) -> ContractDraft:
+                     lines: list[dict], accepted_at: datetime, ip: str | None) -> ContractDraft:
     """Read the parties, the property and the terms for a contract (no writes)."""
     host_profile = db.session.get(HostProfile, listing.host_id)
     host_user = db.session.get_one(User, listing.host_id)
@@ -120,7 +120,7 @@ class Verification:
     """What verifying a contract tells anyone: genuine or not, and, when genuine, where its booking stands."""
 
     valid: bool
-    status: Optional[str] = None  # the booking's status, only for a genuine contract
+    status: str | None = None  # the booking's status, only for a genuine contract
     amended: bool = False  # no amendments exist yet
 
     def as_json(self) -> dict[str, Any]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -41,7 +40,7 @@ def normalise_organisation_number(value) -> str:
 
 
 def create_delegation(actor: Actor, name: str, organisation_number: str, *,
-                      now: Optional[datetime] = None) -> Delegation:
+                      now: datetime | None = None) -> Delegation:
     """Register an organisation's delegation under the acting coordinator."""
     now = now_or(now)
     if actor.role != "coordinator":
@@ -69,7 +68,7 @@ def create_delegation(actor: Actor, name: str, organisation_number: str, *,
 
 
 def add_member(actor: Actor, delegation_id: int, name: str, email: str, *,
-               now: Optional[datetime] = None) -> Member:
+               now: datetime | None = None) -> Member:
     """Add a person to the delegation."""
     now = now_or(now)
     owned_delegation(actor, delegation_id)
@@ -100,8 +99,8 @@ def _member_of(delegation_id: int, member_id: int) -> Member:
     return member
 
 
-def update_member(actor: Actor, delegation_id: int, member_id: int, *, name: Optional[str] = None,
-                  email: Optional[str] = None, now: Optional[datetime] = None) -> Member:
+def update_member(actor: Actor, delegation_id: int, member_id: int, *, name: str | None = None,
+                  email: str | None = None, now: datetime | None = None) -> Member:
     """Rename a member or change the e-mail; the rooming list follows (it refers to the member)."""
     now = now_or(now)
     owned_delegation(actor, delegation_id)
@@ -134,7 +133,7 @@ def update_member(actor: Actor, delegation_id: int, member_id: int, *, name: Opt
 LIVE_STATUSES = ("awaiting_payment", "confirmed", "completed")
 
 
-def remove_member(actor: Actor, delegation_id: int, member_id: int, *, now: Optional[datetime] = None) -> None:
+def remove_member(actor: Actor, delegation_id: int, member_id: int, *, now: datetime | None = None) -> None:
     """Remove a member who has no bed in a live booking (409 member_has_beds otherwise)."""
     now = now_or(now)
     owned_delegation(actor, delegation_id)

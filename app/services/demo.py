@@ -1,7 +1,7 @@
 """Demo data for `flask demo seed`: a season, vetted hosts with listings, a coordinator and an admin."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -29,7 +29,7 @@ HOSTS = [
 
 def seed_demo(now: datetime | None = None) -> list[tuple[str, str, str, str]]:
     """Create the demo data once; a second run only prints the logins."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     logins = [("admin", "admin@sangplats.se", DEMO_PASSWORD, f"TOTP secret {DEMO_TOTP_SECRET}"),
               ("coordinator", "samordnare@example.se", DEMO_PASSWORD, "")]
     logins += [("host", email, DEMO_PASSWORD, "") for _, email, *_ in HOSTS]
@@ -42,12 +42,12 @@ def seed_demo(now: datetime | None = None) -> list[tuple[str, str, str, str]]:
                   terms_version=STANDARD_TERMS_VERSION, terms_text=STANDARD_TERMS_TEXT)
     seasons.create_season(admin_actor, dict(
         year=2026, name="Almedalsveckan 2026", first_night=date(2026, 6, 21), last_night=date(2026, 6, 26),
-        bookings_open_at=datetime(2026, 2, 1, 8, tzinfo=timezone.utc), price_cap_ore=90000,
+        bookings_open_at=datetime(2026, 2, 1, 8, tzinfo=UTC), price_cap_ore=90000,
         free_cancellation_until=date(2026, 4, 22), **common), now=now)
     first_night = date(2027, 6, 20)
     season = seasons.create_season(admin_actor, dict(
         year=2027, name="Almedalsveckan 2027", first_night=first_night, last_night=date(2027, 6, 25),
-        bookings_open_at=min(now, datetime(2027, 2, 1, 8, tzinfo=timezone.utc)) - timedelta(days=1),
+        bookings_open_at=min(now, datetime(2027, 2, 1, 8, tzinfo=UTC)) - timedelta(days=1),
         price_cap_ore=90000, free_cancellation_until=first_night - timedelta(days=60), **common), now=now)
     for name, email, legal_name, address, postal_code, host_listings in HOSTS:
         user = accounts.register_user(email, DEMO_PASSWORD, name, "host", now=now)

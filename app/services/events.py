@@ -8,7 +8,8 @@ nothing is half-written. They never call the network and never commit.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _handlers: dict[str, list[Callable[..., None]]] = defaultdict(list)
 

@@ -36,8 +36,9 @@ def _csv(header: list[str], rows) -> bytes:
 
 def rooming_csv(delegation_id: int) -> bytes:
     """The delegation's rooming list: UTF-8 with BOM, semicolons, a header, one row per booked bed-night."""
-    return _csv([pgettext("rooming csv", word) for word in ROOMING_HEADER], ([row.night.isoformat(), row.listing, row.room, row.bed, row.member or "",
-                                  row.booking_id] for row in rooming.rooming_rows(delegation_id)))
+    header = [pgettext("rooming csv", word) for word in ROOMING_HEADER]
+    return _csv(header, ([row.night.isoformat(), row.listing, row.room, row.bed, row.member or "", row.booking_id]
+                         for row in rooming.rooming_rows(delegation_id)))
 
 
 def host_guests_csv(host_id: int) -> bytes:

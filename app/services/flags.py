@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Booking, FLAG_CATEGORIES, Flag, User
+from app.models import FLAG_CATEGORIES, Booking, Flag, User
 from app.services import audit, events
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -16,8 +15,8 @@ from app.services.text import clean_text
 from app.services.vetting import add_strike
 
 
-def create_flag(actor: Actor, *, host_id: int, category: str, description: str, booking_id: Optional[int] = None,
-                now: Optional[datetime] = None) -> Flag:
+def create_flag(actor: Actor, *, host_id: int, category: str, description: str, booking_id: int | None = None,
+                now: datetime | None = None) -> Flag:
     """A coordinator or admin reports a host."""
     now = now_or(now)
     if actor.role not in ("coordinator", "admin"):
@@ -53,7 +52,7 @@ def add_system_flag(actor: Actor, *, host_id: int, booking_id: int, category: st
                      category=category, description=description, strike_given=strike_given, now=now)
 
 
-def _add_flag(actor: Actor, *, host_id: int, reporter_id: Optional[int], source: str, booking_id: Optional[int],
+def _add_flag(actor: Actor, *, host_id: int, reporter_id: int | None, source: str, booking_id: int | None,
               category: str, description: str, now: datetime, strike_given: bool = False) -> Flag:
     """The one place a flag row is written, always with its flag.created audit entry."""
     flag = Flag(host_id=host_id, reporter_id=reporter_id, source=source, booking_id=booking_id, category=category,
@@ -66,7 +65,7 @@ def _add_flag(actor: Actor, *, host_id: int, reporter_id: Optional[int], source:
     return flag
 
 
-def resolve_flag(actor: Actor, flag_id: int, decision: str, note: str, *, now: Optional[datetime] = None) -> Flag:
+def resolve_flag(actor: Actor, flag_id: int, decision: str, note: str, *, now: datetime | None = None) -> Flag:
     """An admin upholds (a strike, unless one was already given) or dismisses a flag."""
     now = now_or(now)
     if not actor.is_admin:

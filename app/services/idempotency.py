@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable, Optional
+from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, select
@@ -28,7 +29,7 @@ def _in_progress() -> str:
 
 
 def run(user_id: int, key: str, data: Any, work: Callable[[], tuple[int, dict]], *,
-        now: Optional[datetime] = None) -> tuple[int, dict]:
+        now: datetime | None = None) -> tuple[int, dict]:
     """Reserve the key, do the work once, store its answer; a repeat returns the stored answer."""
     now = now_or(now)
     key = (key or "").strip()

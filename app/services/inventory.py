@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, select, update
@@ -74,7 +74,7 @@ _OCCUPANTS = (
 
 
 def _not_bookable_reason(published, vetting_status, accepted_terms_version, season, now, all_priced
-                         ) -> Optional[str]:
+                         ) -> str | None:
     """Why a listing cannot be booked now, or None (the same words before and under the lock)."""
     if not published:
         return _("Boendet är inte publicerat.")
@@ -251,7 +251,7 @@ def contract_lines(bed_ids, nights, prices) -> list[dict]:
 
 
 def block_nights(actor: Actor, bed_id: int, check_in: date, check_out: date, *,
-                 now: Optional[datetime] = None) -> list[BedNight]:
+                 now: datetime | None = None) -> list[BedNight]:
     """A host takes their own free bed off the market for some nights."""
     now = now_or(now)
     if actor.role != "host":
@@ -279,7 +279,7 @@ def block_nights(actor: Actor, bed_id: int, check_in: date, check_out: date, *,
 
 
 def unblock_nights(actor: Actor, bed_id: int, check_in: date, check_out: date, *,
-                   now: Optional[datetime] = None) -> int:
+                   now: datetime | None = None) -> int:
     """Free a host's own blocked nights again (never a booked or breached night)."""
     now = now_or(now)
     owned_bed(actor, bed_id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Optional
 
 from sqlalchemy import select
 
@@ -21,7 +20,7 @@ from app.services.inventory import expire_booking
 HOLD_REMINDER_MINUTES = 5
 
 
-def expire_holds(*, now: Optional[datetime] = None) -> list[int]:
+def expire_holds(*, now: datetime | None = None) -> list[int]:
     """Expire every unpaid hold and unaccepted waiting-list offer past its time; return the booking ids.
 
     Expiring emits `booking.expired`, on which the waiting list offers the freed beds to the next entry."""
@@ -37,24 +36,24 @@ def expire_holds(*, now: Optional[datetime] = None) -> list[int]:
     return ids
 
 
-def expire_and_cancel(*, now: Optional[datetime] = None) -> list[int]:
+def expire_and_cancel(*, now: datetime | None = None) -> list[int]:
     """Expire unpaid holds past their time, then (committed) cancel their PaymentIntents at Stripe."""
     ids = expire_holds(now=now)
     payments.after_holds_expired(ids)
     return ids
 
 
-def send_pending_refunds(*, now: Optional[datetime] = None) -> list[int]:
+def send_pending_refunds(*, now: datetime | None = None) -> list[int]:
     """Send pending refunds, retry failed ones and any stuck mid-send (each claimed under its booking's lock)."""
     return refunds.process_pending_refunds(now=now)
 
 
-def schedule_payouts(*, now: Optional[datetime] = None) -> int:
+def schedule_payouts(*, now: datetime | None = None) -> int:
     """Write the payout ledger up to now (stays 24 hours under way become payable)."""
     return payouts.sync_payouts(now=now)
 
 
-def remind_expiring_holds(*, now: Optional[datetime] = None) -> list[int]:
+def remind_expiring_holds(*, now: datetime | None = None) -> list[int]:
     """Queue one reminder per hold or offer that expires within five minutes; return the booking ids."""
     now = now_or(now)
     reminded = []
@@ -94,7 +93,7 @@ class ReconcileReport:
                 f"payouts scheduled: {self.payouts_scheduled}"]
 
 
-def reconcile(*, now: Optional[datetime] = None) -> ReconcileReport:
+def reconcile(*, now: datetime | None = None) -> ReconcileReport:
     """Every money job in one run: expire lapsed holds, compare open payments with Stripe's PaymentIntents and
     repair what a missed event left behind, handle failed events again, send refunds, write the payout ledger."""
     now = now_or(now)

@@ -5,7 +5,6 @@ what a host earns. Each figure is computed here and only here; the one function 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
 
 from sqlalchemy import func, select
 
@@ -45,8 +44,8 @@ def captured_ore(booking_id: int) -> int:
         Payment.booking_id == booking_id, Payment.status == "succeeded")) or 0
 
 
-def refunds_ore(*, booking_id: Optional[int] = None, payment_id: Optional[int] = None,
-                statuses: tuple[str, ...] = COUNTED_REFUND_STATUSES, excluding: Optional[int] = None) -> int:
+def refunds_ore(*, booking_id: int | None = None, payment_id: int | None = None,
+                statuses: tuple[str, ...] = COUNTED_REFUND_STATUSES, excluding: int | None = None) -> int:
     """The sum of a booking's or a payment's refunds in these statuses (less the refund `excluding`)."""
     query = select(func.coalesce(func.sum(Refund.amount_ore), 0)).where(Refund.status.in_(statuses))
     if booking_id is not None:
@@ -82,19 +81,19 @@ def left_to_send_ore(payment: Payment, refund_id: int) -> int:
                                             excluding=refund_id)
 
 
-def captured_payment(booking_id: int) -> Optional[Payment]:
+def captured_payment(booking_id: int) -> Payment | None:
     """The booking's first captured card payment, or None."""
     return db.session.scalar(select(Payment).where(
         Payment.booking_id == booking_id, Payment.status == "succeeded").order_by(Payment.id).limit(1))
 
 
-def latest_captured_payment(booking_id: int) -> Optional[Payment]:
+def latest_captured_payment(booking_id: int) -> Payment | None:
     """The booking's last captured card payment, or None (what a cancellation pays back from)."""
     return db.session.scalar(select(Payment).where(
         Payment.booking_id == booking_id, Payment.status == "succeeded").order_by(Payment.id.desc()).limit(1))
 
 
-def add_refund(booking_id: int, payment_id: Optional[int], amount_ore: int, reason: str, now: datetime) -> Refund:
+def add_refund(booking_id: int, payment_id: int | None, amount_ore: int, reason: str, now: datetime) -> Refund:
     """Write a pending refund, to be sent to Stripe after commit (the one place a Refund row is made; flush only)."""
     refund = Refund(booking_id=booking_id, payment_id=payment_id, amount_ore=amount_ore, reason=reason,
                     status="pending", created_at=now, updated_at=now)

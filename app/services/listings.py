@@ -2,13 +2,24 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select, update
 
 from app.extensions import db
-from app.models import Bed, BED_KINDS, BedNight, BedPrice, Booking, HostProfile, Listing, OfferAcceptance, PriceChange, Room, Season
+from app.models import (
+    BED_KINDS,
+    Bed,
+    BedNight,
+    BedPrice,
+    Booking,
+    HostProfile,
+    Listing,
+    OfferAcceptance,
+    PriceChange,
+    Room,
+    Season,
+)
 from app.services import audit
 from app.services.availability import occupies
 from app.services.base import Actor, local_date, now_or, unit_of_work
@@ -73,7 +84,7 @@ def _require_host(actor: Actor) -> None:
 
 
 def create_listing(actor: Actor, *, title, description, address, postal_code, walking_minutes,
-                   now: Optional[datetime] = None) -> Listing:
+                   now: datetime | None = None) -> Listing:
     """Create a draft listing for the acting host."""
     now = now_or(now)
     _require_host(actor)
@@ -97,7 +108,7 @@ def _has_live_booking(listing_id: int, now: datetime) -> bool:
 
 
 def update_listing(actor: Actor, listing_id: int, *, title, description, address, postal_code, walking_minutes,
-                   now: Optional[datetime] = None) -> Listing:
+                   now: datetime | None = None) -> Listing:
     """Edit a listing's description; prices and contracts are untouched."""
     now = now_or(now)
     _require_host(actor)
@@ -117,7 +128,7 @@ def update_listing(actor: Actor, listing_id: int, *, title, description, address
     return listing
 
 
-def add_room(actor: Actor, listing_id: int, name: str, *, now: Optional[datetime] = None) -> Room:
+def add_room(actor: Actor, listing_id: int, name: str, *, now: datetime | None = None) -> Room:
     now = now_or(now)
     _require_host(actor)
     owned_listing(actor, listing_id)
@@ -133,7 +144,7 @@ def add_room(actor: Actor, listing_id: int, name: str, *, now: Optional[datetime
     return room
 
 
-def add_bed(actor: Actor, room_id: int, label: str, kind: str, *, now: Optional[datetime] = None) -> Bed:
+def add_bed(actor: Actor, room_id: int, label: str, kind: str, *, now: datetime | None = None) -> Bed:
     now = now_or(now)
     _require_host(actor)
     owned_room(actor, room_id)
@@ -152,7 +163,7 @@ def add_bed(actor: Actor, room_id: int, label: str, kind: str, *, now: Optional[
     return bed
 
 
-def rename_room(actor: Actor, room_id: int, name: str, *, now: Optional[datetime] = None) -> Room:
+def rename_room(actor: Actor, room_id: int, name: str, *, now: datetime | None = None) -> Room:
     now = now_or(now)
     _require_host(actor)
     errors: dict = {}
@@ -166,8 +177,8 @@ def rename_room(actor: Actor, room_id: int, name: str, *, now: Optional[datetime
     return room
 
 
-def rename_bed(actor: Actor, bed_id: int, label: Optional[str] = None, kind: Optional[str] = None, *,
-               now: Optional[datetime] = None) -> Bed:
+def rename_bed(actor: Actor, bed_id: int, label: str | None = None, kind: str | None = None, *,
+               now: datetime | None = None) -> Bed:
     now = now_or(now)
     _require_host(actor)
     errors: dict = {}
@@ -232,7 +243,7 @@ def _remove_bed(bed: Bed, now: datetime) -> bool:
     return False
 
 
-def remove_bed(actor: Actor, bed_id: int, *, now: Optional[datetime] = None) -> bool:
+def remove_bed(actor: Actor, bed_id: int, *, now: datetime | None = None) -> bool:
     """Take a bed off the listing; one with history is kept out of sight (its bed-nights, contracts and prices
     stay). 409 bed_has_bookings while a booking or hold occupies it tonight or later. Returns whether the bed
     was kept for its history."""
@@ -251,7 +262,7 @@ def remove_bed(actor: Actor, bed_id: int, *, now: Optional[datetime] = None) -> 
     return kept
 
 
-def remove_room(actor: Actor, room_id: int, *, now: Optional[datetime] = None) -> bool:
+def remove_room(actor: Actor, room_id: int, *, now: datetime | None = None) -> bool:
     """Take a room and its beds off the listing, each bed as remove_bed does; the room is kept out of sight
     when a bed of it is kept. 409 bed_has_bookings (the first such bed) and nothing changes. Returns whether
     the room was kept for its history."""
@@ -278,7 +289,7 @@ def remove_room(actor: Actor, room_id: int, *, now: Optional[datetime] = None) -
     return kept
 
 
-def publish(actor: Actor, listing_id: int, accept_terms_version: Optional[str], *, now: Optional[datetime] = None
+def publish(actor: Actor, listing_id: int, accept_terms_version: str | None, *, now: datetime | None = None
             ) -> Listing:
     """Publish a listing: the host accepts the latest season's terms, a binding standing offer."""
     now = now_or(now)
@@ -318,7 +329,7 @@ def publish(actor: Actor, listing_id: int, accept_terms_version: Optional[str], 
     return listing
 
 
-def unpublish(actor: Actor, listing_id: int, *, now: Optional[datetime] = None) -> Listing:
+def unpublish(actor: Actor, listing_id: int, *, now: datetime | None = None) -> Listing:
     """Hide a listing from search; existing contracts stand."""
     now = now_or(now)
     _require_host(actor)
@@ -348,7 +359,8 @@ def is_publicly_visible(listing: Listing) -> bool:
 
 
 def visible_page(offset: int, limit: int) -> tuple[list[Listing], int]:
-    """One page of the publicly visible listings (published, host approved), nearest Almedalen first, and their count."""
+    """One page of the publicly visible listings (published, host approved), nearest Almedalen first, and their
+    count."""
     visible = (select(Listing).join(HostProfile, HostProfile.user_id == Listing.host_id)
                .where(Listing.published.is_(True), HostProfile.vetting_status == "approved"))
     total = db.session.scalar(select(func.count()).select_from(visible.subquery())) or 0

@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
-import socket
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -48,9 +47,9 @@ BATCH_SIZE = 200
 SMTP_TIMEOUT_SECONDS = 20
 
 
-def queue_email(to_address: str, subject: str, body_text: str, *, attachment_name: Optional[str] = None,
-                attachment_mime: Optional[str] = None, attachment: Optional[bytes] = None,
-                contract_number: Optional[str] = None, now: Optional[datetime] = None) -> OutboxEmail:
+def queue_email(to_address: str, subject: str, body_text: str, *, attachment_name: str | None = None,
+                attachment_mime: str | None = None, attachment: bytes | None = None,
+                contract_number: str | None = None, now: datetime | None = None) -> OutboxEmail:
     """Add a message to the outbox inside the caller's unit of work (no flush, no network).
 
     `contract_number` attaches that contract's PDF, rendered when the message is sent: rendering
@@ -74,7 +73,7 @@ def queue_email(to_address: str, subject: str, body_text: str, *, attachment_nam
     return email
 
 
-def due_at(email: OutboxEmail) -> Optional[datetime]:
+def due_at(email: OutboxEmail) -> datetime | None:
     """When the next attempt may be made, or None when no attempt is left."""
     if email.attempts >= MAX_ATTEMPTS:
         return None
@@ -90,9 +89,9 @@ class _Outgoing:
     to_address: str
     subject: str
     body_text: str
-    attachment_name: Optional[str]
-    attachment_mime: Optional[str]
-    attachment: Optional[bytes]
+    attachment_name: str | None
+    attachment_mime: str | None
+    attachment: bytes | None
     created_at: datetime
 
 
@@ -134,7 +133,7 @@ class _Transport:
         self.password = config.get("MAIL_PASSWORD") or ""
         self.starttls = bool(config.get("MAIL_USE_STARTTLS"))
         self.folder = Path(config["MAIL_OUTBOX_DIR"])
-        self.smtp: Optional[smtplib.SMTP] = None
+        self.smtp: smtplib.SMTP | None = None
 
     def deliver(self, item: _Outgoing, message: EmailMessage) -> None:
         if not self.server:
@@ -209,7 +208,7 @@ def _claim(item: _Outgoing) -> bool:
     return claimed == 1
 
 
-def _record(item: _Outgoing, error: Optional[str], now: datetime, *, permanent: bool = False) -> str:
+def _record(item: _Outgoing, error: str | None, now: datetime, *, permanent: bool = False) -> str:
     with unit_of_work():
         email = db.session.get_one(OutboxEmail, item.id)
         if error is None:
@@ -220,7 +219,7 @@ def _record(item: _Outgoing, error: Optional[str], now: datetime, *, permanent: 
         return email.status
 
 
-def send_pending(now: Optional[datetime] = None, *, limit: int = BATCH_SIZE) -> SendReport:
+def send_pending(now: datetime | None = None, *, limit: int = BATCH_SIZE) -> SendReport:
     """Deliver every due message once; failures are retried after a back-off, given up after the last
     attempt or at once on a permanent (5xx) refusal."""
     now = now_or(now)
@@ -234,7 +233,7 @@ def send_pending(now: Optional[datetime] = None, *, limit: int = BATCH_SIZE) -> 
             try:
                 item = _with_attachment(item)
                 transport.deliver(item, build_message(item))
-            except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+            except (TimeoutError, smtplib.SMTPException, OSError) as exc:
                 permanent = is_permanent(exc)
                 if not isinstance(exc, smtplib.SMTPRecipientsRefused):
                     transport.close()  # the connection may be unusable; a refused recipient leaves it fine

@@ -6,9 +6,8 @@ the recipient's `locale` (Flask-Babel's force_locale); money and dates are forma
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Callable, Optional
-
 
 from flask_babel import force_locale, format_date, format_datetime
 from flask_babel import gettext as _
@@ -20,8 +19,8 @@ from app.labels import in_sentence
 from app.models import Booking, Contract, Delegation, Flag, HostProfile, Listing, OutboxEmail, User
 from app.services import events, mail
 from app.services.base import now_or
-from app.services.offers import is_offer
 from app.services.links import external_url
+from app.services.offers import is_offer
 from app.services.vetting import suspension_impact
 
 HOLD_REMINDED = "booking.hold_reminder_queued"
@@ -40,13 +39,13 @@ def _moment(value: datetime) -> str:
     return format_datetime(value, "d MMMM y HH:mm")
 
 
-def _url(endpoint: str, **values) -> Optional[str]:
+def _url(endpoint: str, **values) -> str | None:
     """An absolute link on BASE_URL (never the request's Host)."""
     return external_url(endpoint, **values)
 
 
-def _queue(user: User, build: Callable[[], tuple[str, list[Optional[str]]]], *, now: datetime,
-           contract_number: Optional[str] = None) -> OutboxEmail:
+def _queue(user: User, build: Callable[[], tuple[str, list[str | None]]], *, now: datetime,
+           contract_number: str | None = None) -> OutboxEmail:
     """Build subject and paragraphs in the user's language and put them in the outbox."""
     with force_locale(user.locale or "sv"):
         subject, paragraphs = build()
@@ -70,7 +69,7 @@ def _stay_facts(booking: Booking) -> dict:
     }
 
 
-def _stay(booking: Booking, facts: Optional[dict] = None) -> dict:
+def _stay(booking: Booking, facts: dict | None = None) -> dict:
     """The booking's facts with dates and money in the current (recipient's) locale."""
     facts = facts if facts is not None else _stay_facts(booking)
     return {**facts, "check_in": _day(booking.check_in), "check_out": _day(booking.check_out),
@@ -84,7 +83,7 @@ def _stay_line(s: dict) -> str:
              check_out=s["check_out"], nights=s["nights"], beds=s["beds"])
 
 
-def _user(user_id: Optional[int]) -> Optional[User]:
+def _user(user_id: int | None) -> User | None:
     return db.session.get(User, user_id) if user_id is not None else None
 
 
@@ -327,7 +326,7 @@ def on_refund_queued(booking: Booking, reason: str, amount_ore: int, now: dateti
         _queue(coordinator, build, now=now)
 
 
-def queue_password_reset(user: User, link: str, *, now: Optional[datetime] = None) -> None:
+def queue_password_reset(user: User, link: str, *, now: datetime | None = None) -> None:
     """Send a password reset link (valid one hour) in the user's language."""
     def build():
         return _("Återställ ditt lösenord på Sängplats"), [

@@ -14,10 +14,14 @@ from app.services.contracts import form_contract, prepare_contract
 from app.services.errors import Conflict
 from app.services.hoarding import enforce_organisation_limits
 from app.services.inventory import (
-    bookable_listing, check_beds_still_offered, contract_lines, expire_booking, issue_invoice, terms_in_force,
+    bookable_listing,
+    check_beds_still_offered,
+    contract_lines,
+    expire_booking,
+    issue_invoice,
+    terms_in_force,
 )
 from app.services.listings import stay_nights
-
 
 OFFER_KIND = "waitlist_offer"
 

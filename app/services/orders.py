@@ -13,7 +13,6 @@ booking.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -26,12 +25,23 @@ from app.services.access import owned_delegation
 from app.services.availability import check_not_past, check_stay
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.booking import (
-    PAYMENT_METHODS, Stay, insert_booking, lock_terms, prepare_part, seal_booking, taken_or_removed,
+    PAYMENT_METHODS,
+    Stay,
+    insert_booking,
+    lock_terms,
+    prepare_part,
+    seal_booking,
+    taken_or_removed,
 )
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.hoarding import enforce_organisation_limits
-from app.services.inventory import MAX_BEDS_PER_BOOKING, conflict_error, no_season_error, occupants, \
-    release_expired_holds
+from app.services.inventory import (
+    MAX_BEDS_PER_BOOKING,
+    conflict_error,
+    no_season_error,
+    occupants,
+    release_expired_holds,
+)
 from app.services.listings import stay_nights
 from app.services.seasons import season_for_stay
 
@@ -66,7 +76,7 @@ def _parts_share_listing() -> DomainError:
 
 
 def create_order(actor: Actor, *, delegation_id: int, check_in: date, check_out: date, parts,
-                 accept_contract: bool, payment_method: str, now: Optional[datetime] = None) -> Order:
+                 accept_contract: bool, payment_method: str, now: datetime | None = None) -> Order:
     """Book several listings' beds for one stay in one step: one booking and contract per part, all or none."""
     now = now_or(now)
     if actor.role != "coordinator":
@@ -147,7 +157,7 @@ def order_status(order: Order) -> str:
     return "partly_cancelled" if live else "cancelled"
 
 
-def pay_order(actor: Actor, order_id: int, payment_method_id, *, now: Optional[datetime] = None
+def pay_order(actor: Actor, order_id: int, payment_method_id, *, now: datetime | None = None
               ) -> tuple[list[tuple[int, payments.PaymentResult]], str]:
     """Pay every unpaid card booking of the order with one PaymentMethod: one PaymentIntent per booking.
 

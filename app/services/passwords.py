@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError

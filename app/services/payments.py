@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Optional, cast
+from typing import Any, cast
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -30,7 +30,6 @@ from app.services.errors import Conflict, DomainError, Forbidden, PaymentFailed,
 from app.services.ledger import captured_payment
 from app.services.settlement import FINAL_STATUSES, apply_intent, others_on_beds
 from app.services.stripe_gateway import IntentView, fetch_intent
-
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def _coordinator_pays() -> str:
     return _("Bara bokningens samordnare betalar för den.")
 
 
-def _declined(reason: Optional[str]) -> str:
+def _declined(reason: str | None) -> str:
     """Stripe's reason when it gives one, and what the coordinator can do."""
     if reason:
         return _("Kortet nekades: %(reason)s Bokningen väntar fortfarande på betalning; prova ett annat kort, eller "
@@ -61,9 +60,9 @@ def _declined(reason: Optional[str]) -> str:
 @dataclass
 class PaymentResult:
     payment_id: int
-    payment_intent_id: Optional[str]
+    payment_intent_id: str | None
     status: str
-    client_secret: Optional[str]
+    client_secret: str | None
     amount_ore: int
 
 
@@ -79,7 +78,8 @@ def check_payable(booking: Booking, now: datetime) -> None:
     if booking.status in ("confirmed", "completed") or captured_payment(booking.id) is not None:
         raise Conflict(_("Bokningen är redan betald."), code="already_paid", status_now=booking.status)
     if booking.status not in ("awaiting_payment", "expired"):
-        raise Conflict(_("Bokningen är %(status)s och kan inte betalas.", status=in_sentence("booking_status", booking.status)),
+        raise Conflict(_("Bokningen är %(status)s och kan inte betalas.",
+                         status=in_sentence("booking_status", booking.status)),
                        code="not_payable", status_now=booking.status)
     assert booking.expires_at is not None  # every hold, awaiting payment or expired, has an expiry  # nosec B101
     if (booking.status == "expired" or booking.expires_at <= now) and others_on_beds(booking):
@@ -106,7 +106,7 @@ def _begin_attempt(actor: Actor, booking_id: int, payment_method_id: str, now: d
         return payment.id, payment.attempt_key, payment.amount_ore
 
 
-def _record_failure(payment_id: int, status: str, message: str, intent_id: Optional[str], now: datetime) -> None:
+def _record_failure(payment_id: int, status: str, message: str, intent_id: str | None, now: datetime) -> None:
     with unit_of_work():
         payment = db.session.get_one(Payment, payment_id)
         if payment.status in FINAL_STATUSES:
@@ -119,7 +119,7 @@ def _record_failure(payment_id: int, status: str, message: str, intent_id: Optio
         audit.record(Actor.system(), f"payment.{status}", "payment", payment_id, after={"message": message}, now=now)
 
 
-def pay_booking(actor: Actor, booking_id: int, payment_method_id, *, now: Optional[datetime] = None) -> PaymentResult:
+def pay_booking(actor: Actor, booking_id: int, payment_method_id, *, now: datetime | None = None) -> PaymentResult:
     """Charge the booking's total to a card PaymentMethod made by Stripe.js; confirm the booking if Stripe says paid."""
     now = now_or(now)
     booking = visible_booking(actor, booking_id)
@@ -167,7 +167,7 @@ def pay_booking(actor: Actor, booking_id: int, payment_method_id, *, now: Option
     return PaymentResult(payment_id, intent.id, intent.status, intent.client_secret, amount)
 
 
-def setup_card_entry(actor: Actor, booking_id: int, *, now: Optional[datetime] = None) -> str:
+def setup_card_entry(actor: Actor, booking_id: int, *, now: datetime | None = None) -> str:
     """A SetupIntent for the pay page: Stripe.js turns the card element into a PaymentMethod with it."""
     now = now_or(now)
     booking = visible_booking(actor, booking_id)
@@ -187,7 +187,7 @@ def setup_card_entry(actor: Actor, booking_id: int, *, now: Optional[datetime] =
 # ---------------------------------------------------------------------------------------------
 
 
-def sync_booking(booking_id: int, *, now: Optional[datetime] = None) -> None:
+def sync_booking(booking_id: int, *, now: datetime | None = None) -> None:
     """Re-fetch this booking's open PaymentIntents from Stripe and apply them (the pay page's return)."""
     now = now_or(now)
     intent_ids = cast(list[str], list(db.session.scalars(select(Payment.stripe_payment_intent_id).where(
@@ -214,7 +214,7 @@ def after_holds_expired(booking_ids: list[int]) -> None:
         cancel_open_intents(booking_id)
 
 
-def cancel_open_intents(booking_id: int, *, now: Optional[datetime] = None) -> None:
+def cancel_open_intents(booking_id: int, *, now: datetime | None = None) -> None:
     """Cancel this booking's PaymentIntents that have not taken money; one that just did is applied instead."""
     now = now_or(now)
     intent_ids = cast(list[str], list(db.session.scalars(select(Payment.stripe_payment_intent_id).where(

@@ -6,8 +6,8 @@ bank transfer today, Stripe Connect later). Host cancellations never pay out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Optional, Protocol
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
@@ -48,10 +48,10 @@ class ManualTransfer:
 def due_at_for(check_in: date) -> datetime:
     """24 hours after check-in (15:00 in Visby on the first night)."""
     start = datetime.combine(check_in, time(CHECK_IN_HOUR), STOCKHOLM)
-    return (start + PAYABLE_AFTER).astimezone(timezone.utc)
+    return (start + PAYABLE_AFTER).astimezone(UTC)
 
 
-def sync_payouts(*, now: Optional[datetime] = None) -> int:
+def sync_payouts(*, now: datetime | None = None) -> int:
     """Write the ledger up to `now`: new payouts for stays 24 h under way, amounts brought up to date. Idempotent."""
     now = now_or(now)
     latest_check_in = (now - PAYABLE_AFTER).astimezone(STOCKHOLM).date()
@@ -86,15 +86,15 @@ def sync_payouts(*, now: Optional[datetime] = None) -> int:
     return created
 
 
-def due_payouts(*, now: Optional[datetime] = None) -> list[Payout]:
+def due_payouts(*, now: datetime | None = None) -> list[Payout]:
     """Scheduled payouts that are due, oldest first, as the ledger stands (read only: the job writes it)."""
     now = now_or(now)
     return list(db.session.scalars(select(Payout).where(Payout.status == "scheduled", Payout.due_at <= now)
                                    .order_by(Payout.due_at, Payout.id)))
 
 
-def mark_paid(actor: Actor, payout_id: int, reference: str, *, transfer: Optional[PayoutTransfer] = None,
-              now: Optional[datetime] = None) -> Payout:
+def mark_paid(actor: Actor, payout_id: int, reference: str, *, transfer: PayoutTransfer | None = None,
+              now: datetime | None = None) -> Payout:
     """An admin records that a due payout was sent to the host."""
     now = now_or(now)
     if not actor.is_admin:
@@ -135,8 +135,8 @@ class StatementLine:
     amount_ore: int
     status: str  # upcoming | scheduled | paid | void
     due_at: datetime
-    paid_at: Optional[datetime] = None
-    reference: Optional[str] = None
+    paid_at: datetime | None = None
+    reference: str | None = None
 
 
 @dataclass
@@ -147,7 +147,7 @@ class Statement:
     paid_ore: int
 
 
-def host_statement(host_id: int, *, now: Optional[datetime] = None) -> Statement:
+def host_statement(host_id: int, *, now: datetime | None = None) -> Statement:
     """A host's payouts: paid, scheduled and still to come (projected from live bookings); read only."""
     now = now_or(now)
     lines: list[StatementLine] = []

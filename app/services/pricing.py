@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, select
@@ -13,7 +12,7 @@ from app.i18n import STOCKHOLM, kr
 from app.models import Bed, BedPrice, Listing, PriceChange, Room, Season
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
-from app.services.errors import Conflict, DomainError, NotFound, ValidationFailed
+from app.services.errors import Conflict, DomainError, ValidationFailed
 from app.services.listings import owned_bed
 from app.services.seasons import season_or_404
 
@@ -22,8 +21,8 @@ from app.services.seasons import season_or_404
 class PriceDecision:
     allowed: bool
     max_allowed_ore: int
-    code: Optional[str] = None
-    message: Optional[str] = None
+    code: str | None = None
+    message: str | None = None
 
 
 def normalise_address(address: str) -> str:
@@ -32,7 +31,7 @@ def normalise_address(address: str) -> str:
     return "".join(ch for ch in (address or "").casefold() if ch.isalnum())
 
 
-def _highest_last_season_price(listing_ids: list[int], season: Season) -> Optional[int]:
+def _highest_last_season_price(listing_ids: list[int], season: Season) -> int | None:
     """The highest price of these listings' beds in the most recent earlier season that priced any of them."""
     return db.session.scalar(
         select(func.max(BedPrice.price_ore)).join(Season, Season.id == BedPrice.season_id)
@@ -42,7 +41,7 @@ def _highest_last_season_price(listing_ids: list[int], season: Season) -> Option
     )
 
 
-def reference_price(bed_id: int, season: Season) -> tuple[Optional[int], Optional[str]]:
+def reference_price(bed_id: int, season: Season) -> tuple[int | None, str | None]:
     """The year-over-year reference follows the property, not the bed id (API.md): the bed's own last-season
     price, else the highest last-season price of its listing, else of any listing of the same host at the
     same address. Returns (price, where it came from: "bed", "listing" or "address"), or (None, None)."""
@@ -68,7 +67,7 @@ def reference_price(bed_id: int, season: Season) -> tuple[Optional[int], Optiona
     return (at_address, "address") if at_address is not None else (None, None)
 
 
-def previous_price_ore(bed_id: int, season: Season) -> Optional[int]:
+def previous_price_ore(bed_id: int, season: Season) -> int | None:
     """The year-over-year reference price of a bed (see reference_price)."""
     return reference_price(bed_id, season)[0]
 
@@ -77,7 +76,7 @@ def year_over_year_max_ore(previous_ore: int, max_increase_pct: int) -> int:
     return previous_ore * (100 + max_increase_pct) // 100
 
 
-def _price_and_offer(bed_id: int, season: Season) -> tuple[Optional[int], bool]:
+def _price_and_offer(bed_id: int, season: Season) -> tuple[int | None, bool]:
     """The bed's price this season, and whether its listing is published or the bed was recorded as on
     offer after this season's booking opened (`bed_prices.offered_at`, set when the listing is unpublished)."""
     row = db.session.execute(
@@ -127,7 +126,7 @@ def check_price(bed_id: int, season: Season, price_ore: int, now: datetime) -> P
     return PriceDecision(True, ceiling)
 
 
-def set_price(actor: Actor, bed_id: int, year: int, price_ore: int, *, now: Optional[datetime] = None) -> BedPrice:
+def set_price(actor: Actor, bed_id: int, year: int, price_ore: int, *, now: datetime | None = None) -> BedPrice:
     """Set a bed's all-in price per night for a season; every refusal is logged with the highest allowed price."""
     now = now_or(now)
     bed = owned_bed(actor, bed_id)
@@ -180,6 +179,6 @@ def set_price(actor: Actor, bed_id: int, year: int, price_ore: int, *, now: Opti
     return row
 
 
-def price_for(bed_id: int, season_id: int) -> Optional[int]:
+def price_for(bed_id: int, season_id: int) -> int | None:
     return db.session.scalar(select(BedPrice.price_ore).where(
         BedPrice.bed_id == bed_id, BedPrice.season_id == season_id))

@@ -8,9 +8,8 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left
 from dataclasses import dataclass
-from itertools import islice
 from datetime import date, datetime
-from typing import Optional
+from itertools import islice
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -51,9 +50,9 @@ class Proposal:
     max_walking_minutes: int
 
 
-def propose(year: int, check_in: date, check_out: date, beds: int, *, max_walking_minutes: Optional[int] = None,
-            max_price_ore: Optional[int] = None, max_listings: int = DEFAULT_LISTINGS,
-            now: Optional[datetime] = None) -> list[Proposal]:
+def propose(year: int, check_in: date, check_out: date, beds: int, *, max_walking_minutes: int | None = None,
+            max_price_ore: int | None = None, max_listings: int = DEFAULT_LISTINGS,
+            now: datetime | None = None) -> list[Proposal]:
     """Up to five ways to take exactly `beds` free beds from at most `max_listings` listings, fewest listings first."""
     if not 1 <= max_listings <= MAX_LISTINGS:
         raise ValidationFailed({"max_listings": [_("Mellan 1 och %(max)s.", max=MAX_LISTINGS)]})
@@ -144,7 +143,7 @@ def _cheapest_of_size(offers: list[Offer], beds: int, size: int, wanted: int) ->
     kept: list[tuple[int, int, tuple[int, ...]]] = []  # a max-heap on total, as (-total, -sequence, set)
     sequence = iter(range(10**9))
 
-    def worst() -> Optional[int]:
+    def worst() -> int | None:
         return -kept[0][0] if len(kept) >= wanted else None
 
     def bound(base: int, extras: list[int], firsts: int, floor: int) -> int:
@@ -208,7 +207,7 @@ def allocation(offers: list[Offer], beds: int) -> list[int]:
 def _proposal(offers: list[Offer], beds: int, nights: int) -> Proposal:
     parts = [Part(offer.listing_id, offer.title, offer.walking_minutes, list(offer.bed_ids[:n]),
                   sum(offer.prices[:n]) * nights)
-             for offer, n in zip(offers, allocation(offers, beds))]
+             for offer, n in zip(offers, allocation(offers, beds), strict=False)]
     parts.sort(key=lambda part: (part.walking_minutes, part.listing_id))
     return Proposal(parts, sum(part.total_ore for part in parts), max(part.walking_minutes for part in parts))
 

@@ -7,7 +7,6 @@ marked with what Stripe answered. Failed ones are retried by the jobs, up to a l
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -21,12 +20,11 @@ from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.ledger import add_refund, captured_payment, left_to_send_ore, refundable_ore
 
-
 MAX_REFUND_ATTEMPTS = 10
 STALE_SENDING = timedelta(minutes=10)
 
 
-def request_refund(actor: Actor, booking_id: int, amount_ore, *, now: Optional[datetime] = None) -> Refund:
+def request_refund(actor: Actor, booking_id: int, amount_ore, *, now: datetime | None = None) -> Refund:
     """An admin pays back part of a card payment; never more than is left of what was captured."""
     now = now_or(now)
     if not actor.is_admin:
@@ -52,7 +50,7 @@ def request_refund(actor: Actor, booking_id: int, amount_ore, *, now: Optional[d
     return db.session.get_one(Refund, refund_id)
 
 
-def _claim_refund(refund_id: int, now: datetime) -> Optional[tuple[str, int, str]]:
+def _claim_refund(refund_id: int, now: datetime) -> tuple[str, int, str] | None:
     """Check the amount against what is left and mark the refund `sending` (one sender at a time)."""
     with unit_of_work():
         refund = db.session.get_one(Refund, refund_id)
@@ -83,7 +81,7 @@ def _claim_refund(refund_id: int, now: datetime) -> Optional[tuple[str, int, str
         return payment.stripe_payment_intent_id, refund.amount_ore, key
 
 
-def send_refund(refund_id: int, *, now: Optional[datetime] = None) -> bool:
+def send_refund(refund_id: int, *, now: datetime | None = None) -> bool:
     """Send one refund to Stripe if it may go; True when Stripe accepted it."""
     now = now_or(now)
     claim = _claim_refund(refund_id, now)
@@ -108,7 +106,7 @@ def send_refund(refund_id: int, *, now: Optional[datetime] = None) -> bool:
     return error is None
 
 
-def process_pending_refunds(booking_id: Optional[int] = None, *, now: Optional[datetime] = None) -> list[int]:
+def process_pending_refunds(booking_id: int | None = None, *, now: datetime | None = None) -> list[int]:
     """Send pending refunds, retry failed ones (up to a limit) and any stuck mid-send; returns those accepted."""
     now = now_or(now)
     query = select(Refund.id).where(Refund.attempts < MAX_REFUND_ATTEMPTS, Refund.status.in_(
@@ -120,7 +118,7 @@ def process_pending_refunds(booking_id: Optional[int] = None, *, now: Optional[d
     return [refund_id for refund_id in ids if send_refund(refund_id, now=now)]
 
 
-def retry_refund(actor: Actor, refund_id: int, *, now: Optional[datetime] = None) -> Refund:
+def retry_refund(actor: Actor, refund_id: int, *, now: datetime | None = None) -> Refund:
     """An admin sends a failed refund again (also past the automatic retry limit)."""
     now = now_or(now)
     if not actor.is_admin:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, select, update
@@ -24,8 +23,8 @@ class RoomingRow:
     room: str
     bed: str
     bed_id: int
-    member: Optional[str]
-    member_id: Optional[int]
+    member: str | None
+    member_id: int | None
     booking_id: int
 
 
@@ -46,7 +45,7 @@ def rooming_rows(delegation_id: int) -> list[RoomingRow]:
 
 
 def assign_rooming(actor: Actor, booking_id: int, assignments: object, *,
-                   now: Optional[datetime] = None) -> Booking:
+                   now: datetime | None = None) -> Booking:
     """Put the delegation's members in the booked beds (member_id null empties a bed)."""
     now = now_or(now)
     booking = own_booking(actor, booking_id)
@@ -55,7 +54,7 @@ def assign_rooming(actor: Actor, booking_id: int, assignments: object, *,
     bed_ids = {line.bed_id for line in booking.lines}
     member_ids = {m.id for m in booking.delegation.members}
     errors: dict[str, list[str]] = {}
-    wanted: dict[int, Optional[int]] = {}
+    wanted: dict[int, int | None] = {}
     for i, item in enumerate(assignments if isinstance(assignments, list) else [None]):
         if not isinstance(item, dict) or not isinstance(item.get("bed_id"), int):
             errors.setdefault("assignments", []).append(_("Rad %(index)s: ange bed_id och member_id.", index=i))

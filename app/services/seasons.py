@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Optional
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
@@ -41,10 +41,22 @@ def _admins_only() -> str:
     return _("Bara administratörer ställer in säsonger.")
 
 
+def year_errors(year: int) -> list[str]:
+    """What is wrong with a season's year (every door that takes a year asks here)."""
+    return [] if 2000 <= year <= 2100 else [_("Året ska vara mellan 2000 och 2100.")]
+
+
+def price_errors(price_ore: int) -> list[str]:
+    """What is wrong with an amount per bed and night: a cap, a search's or a waiting list's highest price."""
+    if 1 <= price_ore <= MAX_PRICE_CAP_ORE:
+        return []
+    return [_("Mellan 1 och %(max)s öre per bädd och natt.", max=MAX_PRICE_CAP_ORE)]
+
+
 def _check(values: dict[str, Any]) -> None:
     errors: dict[str, list[str]] = {}
-    if not 2000 <= values["year"] <= 2100:
-        errors["year"] = [_("Året ska vara mellan 2000 och 2100.")]
+    if year_errors(values["year"]):
+        errors["year"] = year_errors(values["year"])
     if not (values.get("name") or "").strip():
         errors["name"] = [_("Ge säsongen ett namn.")]
     if values["last_night"] < values["first_night"]:
@@ -80,7 +92,7 @@ def _check(values: dict[str, Any]) -> None:
         raise ValidationFailed(errors)
 
 
-def create_season(actor: Actor, values: dict[str, Any], *, now: Optional[datetime] = None) -> Season:
+def create_season(actor: Actor, values: dict[str, Any], *, now: datetime | None = None) -> Season:
     """Create a season; the standard terms are used unless others are given."""
     now = now_or(now)
     if not actor.is_admin:
@@ -110,7 +122,7 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: Optional[datetim
     return season
 
 
-def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: Optional[datetime] = None) -> Season:
+def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: datetime | None = None) -> Season:
     """Change any of a season's settings (the year itself is fixed)."""
     now = now_or(now)
     if not actor.is_admin:
@@ -151,12 +163,12 @@ def _lower_prices_to_cap(season: Season, now: datetime) -> None:
                  now=now)
 
 
-def stockholm_today(now: Optional[datetime] = None) -> date:
+def stockholm_today(now: datetime | None = None) -> date:
     """Today's date in Sweden by the (injectable) clock."""
     return now_or(now).astimezone(STOCKHOLM).date()
 
 
-def current_season(now: Optional[datetime] = None) -> Optional[Season]:
+def current_season(now: datetime | None = None) -> Season | None:
     """The current season (API.md): the earliest whose last night is today or later, Stockholm time,
     else the latest when every season is over. Every page, search default, publish, strike limit and
     public figure uses this one rule, so creating next year's season changes nothing for this one."""
@@ -168,7 +180,7 @@ def current_season(now: Optional[datetime] = None) -> Optional[Season]:
     return season
 
 
-def latest_season(now: Optional[datetime] = None) -> Optional[Season]:
+def latest_season(now: datetime | None = None) -> Season | None:
     """Older name, kept so callers on other branches keep working: the current season, never the newest."""
     return current_season(now)
 
@@ -176,7 +188,7 @@ def latest_season(now: Optional[datetime] = None) -> Optional[Season]:
 _SEASON_FOR_YEAR = select(Season).where(Season.year == bindparam("year"))
 
 
-def season_for_year(year: int) -> Optional[Season]:
+def season_for_year(year: int) -> Season | None:
     """The season of a year, or None (for callers that fall back to another season)."""
     return db.session.scalar(_SEASON_FOR_YEAR, {"year": year})
 
@@ -195,5 +207,5 @@ def season_or_404(year: int, *, lock: bool = False) -> Season:
     return season
 
 
-def season_for_stay(check_in: date) -> Optional[Season]:
+def season_for_stay(check_in: date) -> Season | None:
     return season_for_year(check_in.year)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +24,6 @@ from app.services.ledger import REFUND_REASONS, add_refund
 from app.services.refunds import process_pending_refunds
 from app.services.stripe_gateway import CURRENCY, IntentView
 
-
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = ("succeeded", "canceled")
@@ -38,7 +36,7 @@ def others_on_beds(booking: Booking) -> list:
     return [pair for pair in taken_bed_nights(bed_ids, booking.check_in, booking.check_out) if pair not in own]
 
 
-def _payment_for(intent: IntentView) -> Optional[Payment]:
+def _payment_for(intent: IntentView) -> Payment | None:
     payment = db.session.scalar(select(Payment).where(Payment.stripe_payment_intent_id == intent.id))
     if payment is None and intent.metadata.get("attempt_key"):
         payment = db.session.scalar(select(Payment).where(Payment.attempt_key == intent.metadata["attempt_key"]))
@@ -74,7 +72,7 @@ def _announce(booking: Booking, now: datetime) -> None:
     events.emit(events.BOOKING_CONFIRMED, booking=booking, now=now)
 
 
-def _retake(booking: Booking, payment: Payment, now: datetime) -> Optional[str]:
+def _retake(booking: Booking, payment: Payment, now: datetime) -> str | None:
     """Take a lapsed hold's bed-nights back for a late payment, if nobody else has them and the organisation
     stays within its limits; else the refund's reason."""
     if others_on_beds(booking):
@@ -126,7 +124,7 @@ def _settle(booking: Booking, payment: Payment, now: datetime) -> bool:
     return True
 
 
-def apply_intent_locked(intent: IntentView, now: datetime) -> tuple[Optional[int], bool]:
+def apply_intent_locked(intent: IntentView, now: datetime) -> tuple[int | None, bool]:
     """Bring our payment row and booking in line with the intent (flush only). Returns (booking_id, refund_queued)."""
     found = _payment_for(intent)
     if found is None:
@@ -158,7 +156,7 @@ def apply_intent_locked(intent: IntentView, now: datetime) -> tuple[Optional[int
     return booking.id, refund_queued
 
 
-def apply_intent(intent: IntentView, *, now: Optional[datetime] = None) -> Optional[int]:
+def apply_intent(intent: IntentView, *, now: datetime | None = None) -> int | None:
     """Apply a PaymentIntent's current state (idempotent); send any refund it caused after commit."""
     now = now_or(now)
     with unit_of_work():

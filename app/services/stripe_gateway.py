@@ -7,7 +7,7 @@ import `stripe`: they catch the SDK's errors under the names handed on here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import stripe
 from flask import current_app
@@ -19,7 +19,8 @@ CURRENCY = "sek"
 
 __all__ = [
     "CURRENCY", "CardError", "IntentView", "InvalidRequestError", "StripeError", "cancel_intent", "card_owner",
-    "configure_stripe", "create_intent", "create_refund", "create_setup_intent", "fetch_intent", "fetch_refund", "plain",
+    "configure_stripe", "create_intent", "create_refund", "create_setup_intent", "fetch_intent", "fetch_refund",
+    "plain",
 ]
 
 
@@ -44,11 +45,11 @@ class IntentView:
     amount: int
     currency: str
     metadata: dict = field(default_factory=dict)
-    client_secret: Optional[str] = None
-    error_message: Optional[str] = None
+    client_secret: str | None = None
+    error_message: str | None = None
 
     @classmethod
-    def of(cls, intent: Any) -> "IntentView":
+    def of(cls, intent: Any) -> IntentView:
         intent = plain(intent)
         error = intent.get("last_payment_error") or None
         metadata = intent.get("metadata") or {}
@@ -67,13 +68,13 @@ def fetch_intent(intent_id: str) -> IntentView:
     return IntentView.of(_sdk().PaymentIntent.retrieve(intent_id))
 
 
-def card_owner(payment_method_id: str) -> Optional[str]:
+def card_owner(payment_method_id: str) -> str | None:
     """The Customer a saved card belongs to (Stripe wants the two together), or None."""
     return plain(_sdk().PaymentMethod.retrieve(payment_method_id)).get("customer")
 
 
 def create_intent(booking_id: int, payment_id: int, attempt_key: str, amount_ore: int, payment_method_id: str,
-                  customer: Optional[str] = None):
+                  customer: str | None = None):
     """Create and confirm a PaymentIntent for one attempt (its attempt key is the idempotency key)."""
     params: dict[str, Any] = {"customer": customer} if customer else {}
     return _sdk().PaymentIntent.create(

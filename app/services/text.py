@@ -8,7 +8,6 @@ differently from what is stored, in pages, e-mail, PDFs and calendar feeds alike
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from flask_babel import gettext as _
 
@@ -19,7 +18,7 @@ _SINGLE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
 _MULTI_LINE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}]")
 
 
-def text_problem(value, *, multiline: bool = False) -> Optional[str]:
+def text_problem(value, *, multiline: bool = False) -> str | None:
     """The (translated) message for a text that holds a refused character, or None when it is fine."""
     if not isinstance(value, str):
         return None
@@ -32,7 +31,7 @@ def text_problem(value, *, multiline: bool = False) -> Optional[str]:
     return None
 
 
-def clean_text(value, field: str, *, multiline: bool = False, errors: Optional[dict] = None):
+def clean_text(value, field: str, *, multiline: bool = False, errors: dict | None = None):
     """Return `value` if it holds no refused character; otherwise raise ValidationFailed for `field`.
 
     With `errors` (a services' field -> messages dict), the message is recorded there instead, so that
@@ -51,7 +50,7 @@ def clean_text(value, field: str, *, multiline: bool = False, errors: Optional[d
 _PHONE = re.compile(r"\+?[0-9 ()-]+")
 
 
-def phone_number(value, field: str = "phone", *, errors: Optional[dict] = None) -> Optional[str]:
+def phone_number(value, field: str = "phone", *, errors: dict | None = None) -> str | None:
     """The phone number stripped, None for an empty one; a refused character or shape is `field`'s error."""
     value = (value or "").strip()
     if not value:

@@ -1,8 +1,6 @@
 """The season's public figures: vetted hosts, beds, booked share, prices, cancellations, flags."""
 from __future__ import annotations
 
-from typing import Optional
-
 from flask_babel import gettext as _
 from sqlalchemy import and_, distinct, func, or_, select
 
@@ -12,7 +10,7 @@ from app.services.errors import NotFound
 from app.services.seasons import current_season, season_or_404
 
 
-def percentile(sorted_values: list[int], pct: int) -> Optional[int]:
+def percentile(sorted_values: list[int], pct: int) -> int | None:
     """Nearest-rank percentile of integer öre (no floats)."""
     if not sorted_values:
         return None
@@ -41,7 +39,7 @@ def _flags_upheld(season: Season) -> int:
         Flag.status == "upheld", or_(of_booking, in_window))) or 0
 
 
-def figures(year: Optional[int] = None) -> dict:
+def figures(year: int | None = None) -> dict:
     """Everything the transparency page shows, for one season."""
     if year is None:
         season = current_season()

@@ -5,7 +5,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -46,7 +45,7 @@ def normalise_gotland_postal_code(postal_code: str) -> str:
 
 
 def submit_profile(actor: Actor, *, legal_name: str, phone: str, address: str, postal_code: str,
-                   right_to_rent: bool, now: Optional[datetime] = None) -> HostProfile:
+                   right_to_rent: bool, now: datetime | None = None) -> HostProfile:
     """Submit or update the host's vetting details; it goes (back) to the admins' queue."""
     now = now_or(now)
     if actor.role != "host":
@@ -91,7 +90,7 @@ def _profile_facts(profile: HostProfile) -> dict:
 
 
 def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
-           now: Optional[datetime] = None) -> HostProfile:
+           now: datetime | None = None) -> HostProfile:
     """An admin approves, rejects, suspends or reinstates a host, with a reason."""
     now = now_or(now)
     if not actor.is_admin:
@@ -118,7 +117,8 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
                            code="state_changed", vetting_status=profile.vetting_status)
         if profile.vetting_status not in allowed_from:
             raise Conflict(_("En värd som är %(status)s kan inte få beslutet ”%(decision)s”.",
-                             status=in_sentence("vetting_status", profile.vetting_status), decision=in_sentence("vetting_decision", decision)),
+                             status=in_sentence("vetting_status", profile.vetting_status),
+                             decision=in_sentence("vetting_decision", decision)),
                            code="invalid_transition", vetting_status=profile.vetting_status)
         before = _profile_facts(profile)
         profile.vetting_status = new_status
@@ -134,7 +134,7 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
     return profile
 
 
-def live_bookings(host_user_id: int, *, now: Optional[datetime] = None) -> list:
+def live_bookings(host_user_id: int, *, now: datetime | None = None) -> list:
     """The host's live bookings (awaiting payment or confirmed, last night not passed), oldest stay first:
     what a suspension leaves standing, counted for the admin before deciding."""
     today = stockholm_today(now)
@@ -151,7 +151,7 @@ class SuspensionImpact:
     told: list  # (booking, coordinator, delegation) for each confirmed one: that coordinator gets an e-mail
 
 
-def suspension_impact(host_user_id: int, *, now: Optional[datetime] = None) -> SuspensionImpact:
+def suspension_impact(host_user_id: int, *, now: datetime | None = None) -> SuspensionImpact:
     """The live bookings a suspension of this host leaves standing, and who hears of it (one rule for the
     admin's confirmation page and the e-mails)."""
     bookings = live_bookings(host_user_id, now=now)
@@ -163,7 +163,7 @@ def suspension_impact(host_user_id: int, *, now: Optional[datetime] = None) -> S
     return SuspensionImpact(bookings, told)
 
 
-def strike_limit(now: Optional[datetime] = None) -> Optional[int]:
+def strike_limit(now: datetime | None = None) -> int | None:
     """The strike limit of the current season."""
     season = current_season(now)
     return season.strike_limit if season is not None else None
@@ -204,7 +204,7 @@ def is_host_approved(host_user_id: int) -> bool:
     return status == "approved"
 
 
-def host_user(user_id: int) -> Optional[User]:
+def host_user(user_id: int) -> User | None:
     user = db.session.get(User, user_id)
     return user if user is not None and user.role == "host" else None
 
@@ -218,7 +218,7 @@ DOCUMENT_TYPES = {  # magic bytes -> (mime type, extension, accepted file name e
 
 
 def attach_document(actor: Actor, filename: str, data: bytes, *, upload_dir: str,
-                    now: Optional[datetime] = None) -> HostProfile:
+                    now: datetime | None = None) -> HostProfile:
     """Store the host's vetting document (PDF, JPEG or PNG, at most 5 MB) outside the web root."""
     import os
     now = now_or(now)
@@ -257,7 +257,7 @@ def attach_document(actor: Actor, filename: str, data: bytes, *, upload_dir: str
     return profile
 
 
-def document_for(actor: Actor, host_user_id: int, *, upload_dir: str) -> tuple[str, Optional[str], str]:
+def document_for(actor: Actor, host_user_id: int, *, upload_dir: str) -> tuple[str, str | None, str]:
     """The stored path, mime type and download name of a host's document: for that host and admins only."""
     import os
     profile = db.session.get(HostProfile, host_user_id)

@@ -11,7 +11,6 @@ to the next entry.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Optional
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -27,7 +26,7 @@ from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.inventory import MAX_BEDS_PER_BOOKING
 from app.services.offers import confirm_offered_hold, hold_beds_for_offer, release_hold
-from app.services.seasons import season_or_404
+from app.services.seasons import price_errors, season_or_404, year_errors
 
 OFFER_HOURS = 48
 ACTIVE = ("waiting", "offered")
@@ -49,28 +48,30 @@ def entries_for(actor: Actor) -> list[WaitlistEntry]:
         .where(Delegation.coordinator_id == actor.user_id).order_by(WaitlistEntry.id.desc())))
 
 
-def _check_limits(beds, max_walking_minutes, max_price_ore) -> None:
+def _check_limits(year, beds, max_walking_minutes, max_price_ore) -> None:
     errors: dict[str, list[str]] = {}
+    if year_errors(year):
+        errors["year"] = year_errors(year)
     if not isinstance(beds, int) or isinstance(beds, bool) or not 1 <= beds <= MAX_BEDS_PER_BOOKING:
         errors["beds"] = [_("Mellan 1 och %(max)s bäddar (ett boende, en bokning).",
                             max=MAX_BEDS_PER_BOOKING)]
     if max_walking_minutes is not None and not 0 <= max_walking_minutes <= 600:
         errors["max_walking_minutes"] = [_("Mellan 0 och 600 minuter, eller lämna tomt.")]
-    if max_price_ore is not None and max_price_ore < 1:
-        errors["max_price_ore"] = [_("Ett pris över 0 öre, eller lämna tomt.")]
+    if max_price_ore is not None and price_errors(max_price_ore):
+        errors["max_price_ore"] = price_errors(max_price_ore)
     if errors:
         raise ValidationFailed(errors)
 
 
 def join(actor: Actor, *, delegation_id: int, year: int, check_in: date, check_out: date, beds: int,
-         max_walking_minutes: Optional[int] = None, max_price_ore: Optional[int] = None,
-         now: Optional[datetime] = None) -> WaitlistEntry:
+         max_walking_minutes: int | None = None, max_price_ore: int | None = None,
+         now: datetime | None = None) -> WaitlistEntry:
     """Put a delegation on the waiting list for `beds` beds of one listing for a stay."""
     now = now_or(now)
     if actor.role != "coordinator":
         raise Forbidden(_("Bara delegationers samordnare ställer sig i väntelistan."))
     owned_delegation(actor, delegation_id)
-    _check_limits(beds, max_walking_minutes, max_price_ore)
+    _check_limits(year, beds, max_walking_minutes, max_price_ore)
     season = season_or_404(year)
     availability.check_stay(season, check_in, check_out)
     availability.check_not_past(check_in, now)
@@ -112,7 +113,7 @@ def _locked_entry(entry_id: int) -> WaitlistEntry:
                               .execution_options(populate_existing=True)).one()
 
 
-def _lock_entry_and_offer(entry_id: int, offer_booking_id: Optional[int]) -> tuple[WaitlistEntry, Optional[Booking]]:
+def _lock_entry_and_offer(entry_id: int, offer_booking_id: int | None) -> tuple[WaitlistEntry, Booking | None]:
     """Lock the offer's booking, then the entry: the order the expiry job and a cancellation of the booking
     take them in (booking, then its entry), so that no two of them deadlock. The entry's offer is the one
     read before the lock; an offer made meanwhile is a change of state the caller did not see."""
@@ -125,10 +126,11 @@ def _lock_entry_and_offer(entry_id: int, offer_booking_id: Optional[int]) -> tup
 
 def _state_changed(entry: WaitlistEntry) -> Conflict:
     return Conflict(_("Anmälan ändrades nyss och är nu %(status)s; ladda om sidan.",
-                      status=in_sentence("waitlist_status", entry.status)), code="state_changed", status_now=entry.status)
+                      status=in_sentence("waitlist_status", entry.status)),
+                    code="state_changed", status_now=entry.status)
 
 
-def cancel(actor: Actor, entry_id: int, *, now: Optional[datetime] = None) -> WaitlistEntry:
+def cancel(actor: Actor, entry_id: int, *, now: datetime | None = None) -> WaitlistEntry:
     """Leave the waiting list; a pending offer is declined and its beds go to the next entry.
 
     One atomic step under the row locks: of a cancel racing an acceptance or the offer's lapse exactly
@@ -151,7 +153,7 @@ def cancel(actor: Actor, entry_id: int, *, now: Optional[datetime] = None) -> Wa
 
 
 def accept_offer(actor: Actor, entry_id: int, *, accept_contract: bool,
-                 now: Optional[datetime] = None) -> Booking:
+                 now: datetime | None = None) -> Booking:
     """Accept a reserved offer: the binding contract is formed and the beds are booked on invoice."""
     now = now_or(now)
     if actor.role != "coordinator":
@@ -192,7 +194,7 @@ def _close_offer_of(booking: Booking, status: str, now: datetime) -> None:
                      after={"booking_id": booking.id}, now=now)
 
 
-def _beds_for(entry: WaitlistEntry, listing_id: int, now: datetime) -> Optional[dict[int, int]]:
+def _beds_for(entry: WaitlistEntry, listing_id: int, now: datetime) -> dict[int, int] | None:
     """The cheapest beds of this listing that serve the entry now, as {bed_id: price_ore}, or None."""
     season = db.session.get_one(Season, entry.season_id)
     results = availability.search(season.year, entry.check_in, entry.check_out, entry.beds,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,13 +21,12 @@ from app.services.refunds import process_pending_refunds, refresh_refund
 from app.services.settlement import apply_intent_locked
 from app.services.stripe_gateway import fetch_intent
 
-
 log = logging.getLogger(__name__)
 
 TARGET_KINDS = ("payment_intent", "charge", "refund")
 
 
-def _unusable(event_type: str, obj) -> Optional[str]:
+def _unusable(event_type: str, obj) -> str | None:
     """Why a signed event cannot be acted on (it is then recorded as failed, not lost), or None."""
     if not isinstance(obj, dict):
         return "no data.object"
@@ -43,7 +41,7 @@ def _unusable(event_type: str, obj) -> Optional[str]:
     return None
 
 
-def _event_target(event_type: str, obj: dict) -> tuple[Optional[str], Optional[str]]:
+def _event_target(event_type: str, obj: dict) -> tuple[str | None, str | None]:
     """(payment intent id, refund id) an event is about."""
     kind = obj.get("object")
     if kind == "payment_intent":
@@ -56,7 +54,7 @@ def _event_target(event_type: str, obj: dict) -> tuple[Optional[str], Optional[s
     return None, None
 
 
-def handle_event(event_id: str, event_type: str, obj: Optional[dict], *, now: Optional[datetime] = None) -> str:
+def handle_event(event_id: str, event_type: str, obj: dict | None, *, now: datetime | None = None) -> str:
     """Act on a verified Stripe event once: re-fetch what it is about and apply its current state.
 
     Returns `processed`, `duplicate`, `ignored` or `failed` (recorded for admins and retried by reconcile).
@@ -128,7 +126,7 @@ def _record_event_failure(event_id, event_type, object_id, error, now) -> None:
     log.warning("stripe event %s failed: %s", event_id, error)
 
 
-def retry_failed_events(*, now: Optional[datetime] = None) -> int:
+def retry_failed_events(*, now: datetime | None = None) -> int:
     """Handle again the events whose first handling failed; returns how many now succeeded."""
     now = now_or(now)
     rows = db.session.execute(select(StripeEvent.event_id, StripeEvent.type, StripeEvent.object_id).where(
