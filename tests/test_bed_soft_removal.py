@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Bed, BedNight, BedPrice, Booking, HostProfile, Room
 from app.services import listings
 from app.services.base import Actor
-from tests.helpers import YEAR, csrf_from
+from tests.helpers import YEAR, api_book, csrf_from
 
 AFTER_THE_STAY = datetime(YEAR, 7, 1, 10, 0, tzinfo=UTC)
 
@@ -25,9 +25,7 @@ def world(make_listing, make_user, make_delegation, api_as):
     host_user = db.session.get(HostProfile, listing.host_id).user
 
     def book(bed_ids):
-        response = coord.post("/bookings", {
-            "delegation_id": delegation.id, "bed_ids": bed_ids, "check_in": f"{YEAR}-06-21",
-            "check_out": f"{YEAR}-06-23", "accept_contract": True, "payment_method": "invoice"})
+        response = api_book(coord, delegation.id, bed_ids)
         assert response.status_code == 201, response.get_json()
         return response.get_json()
 

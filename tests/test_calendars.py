@@ -5,14 +5,13 @@ import pytest
 
 from app.extensions import db
 from app.models import HostProfile
-from app.services import booking as booking_service
 from app.services import cancellations
 from app.services.base import Actor
 from tests.helpers import YEAR, parse_calendar
 
 
 @pytest.fixture
-def bookings(make_listing, make_user, make_delegation):
+def bookings(make_listing, make_user, make_delegation, make_booking):
     listing = make_listing(beds=4)
     coordinator = make_user("coordinator")
     delegation = make_delegation(coordinator)
@@ -20,9 +19,8 @@ def bookings(make_listing, make_user, make_delegation):
     beds = [b.id for b in listing.beds()]
 
     def book(bed_ids, check_in, check_out, method="invoice"):
-        return booking_service.create_booking(actor, delegation_id=delegation.id, bed_ids=bed_ids,
-                                              check_in=check_in, check_out=check_out, accept_contract=True,
-                                              payment_method=method)
+        return make_booking(delegation=delegation, bed_ids=bed_ids, check_in=check_in, check_out=check_out,
+                            payment_method=method)
 
     live = [book(beds[:2], date(YEAR, 6, 20), date(YEAR, 6, 23)), book(beds[2:3], date(YEAR, 6, 22),
                                                                         date(YEAR, 6, 26), "card")]

@@ -1,29 +1,24 @@
 """CSV exports: the host's guest list and the rooming list, safe to open in a spreadsheet."""
-from datetime import date
 
 from app.extensions import db
 from app.models import HostProfile
-from app.services import booking as booking_service
 from app.services import delegations, rooming
 from app.services.base import Actor
-from tests.helpers import YEAR
 
 
-def _booked_world(make_listing, make_user, make_delegation):
+def _booked_world(make_listing, make_user, make_delegation, make_booking):
     listing = make_listing(beds=2)
     coordinator = make_user("coordinator")
     delegation = make_delegation(coordinator, members=0)
     actor = Actor(coordinator.id, "coordinator")
     sneaky = delegations.add_member(actor, delegation.id, '=HYPERLINK("http://evil.example")', "x@example.se")
-    booking = booking_service.create_booking(
-        actor, delegation_id=delegation.id, bed_ids=[b.id for b in listing.beds()], check_in=date(YEAR, 6, 21),
-        check_out=date(YEAR, 6, 23), accept_contract=True, payment_method="invoice")
+    booking = make_booking(listing=listing, delegation=delegation)
     rooming.assign_rooming(actor, booking.id, [{"bed_id": listing.beds()[0].id, "member_id": sneaky.id}])
     return listing, delegation, booking, coordinator
 
 
-def test_host_guest_list_csv(client, login, make_listing, make_user, make_delegation):
-    listing, delegation, booking, _ = _booked_world(make_listing, make_user, make_delegation)
+def test_host_guest_list_csv(client, login, make_listing, make_user, make_delegation, make_booking):
+    listing, delegation, booking, _ = _booked_world(make_listing, make_user, make_delegation, make_booking)
     host = db.session.get(HostProfile, listing.host_id).user
     login(host)
     response = client.get("/host/guests.csv")
@@ -36,8 +31,8 @@ def test_host_guest_list_csv(client, login, make_listing, make_user, make_delega
     assert "'=HYPERLINK" in text and ";=HYPERLINK" not in text  # a formula is neutralised
 
 
-def test_guest_list_is_the_hosts_own(client, login, make_listing, make_user, make_delegation, make_host):
-    _booked_world(make_listing, make_user, make_delegation)
+def test_guest_list_is_the_hosts_own(client, login, make_listing, make_user, make_delegation, make_host, make_booking):
+    _booked_world(make_listing, make_user, make_delegation, make_booking)
     login(make_host())
     lines = client.get("/host/guests.csv").data.decode("utf-8").lstrip("\ufeff").splitlines()
     assert lines == [lines[0]]  # only the header: nothing of another host's guests
@@ -45,7 +40,7 @@ def test_guest_list_is_the_hosts_own(client, login, make_listing, make_user, mak
     assert coordinator_client.get("/host/guests.csv").status_code == 302
 
 
-def test_rooming_csv_neutralises_formulas(api_as, make_listing, make_user, make_delegation):
-    _, delegation, _, coordinator = _booked_world(make_listing, make_user, make_delegation)
+def test_rooming_csv_neutralises_formulas(api_as, make_listing, make_user, make_delegation, make_booking):
+    _, delegation, _, coordinator = _booked_world(make_listing, make_user, make_delegation, make_booking)
     text = api_as(coordinator).get(f"/delegations/{delegation.id}/rooming.csv").data.decode("utf-8")
     assert "'=HYPERLINK" in text and ";=HYPERLINK" not in text

@@ -1,13 +1,11 @@
 """The public figures: GET /api/v1/transparency (API.md's shape) and the /insyn page with its SVG chart."""
 import re
-from datetime import date
 
 import pytest
 
-from app.services import booking as booking_service
 from app.services import cancellations, flags, pricing
 from app.services.base import Actor
-from app.web.transparency import price_chart
+from app.web.public.transparency import price_chart
 from tests.helpers import YEAR
 
 API_KEYS = {"year", "vetted_hosts", "beds", "booked_share", "median_price_ore", "p90_price_ore", "previous_year",
@@ -15,7 +13,7 @@ API_KEYS = {"year", "vetted_hosts", "beds", "booked_share", "median_price_ore", 
 
 
 @pytest.fixture
-def two_seasons(make_season, make_listing, make_user, make_delegation, admin_actor):
+def two_seasons(make_season, make_listing, make_user, make_delegation, admin_actor, make_booking):
     """Seasons YEAR and YEAR + 1; four beds priced 500/500/800/800 kr in YEAR and 550/550/800/800 kr in YEAR + 1."""
     season = make_season(year=YEAR)
     cheap = make_listing(beds=2, price_ore=50000, season=season)
@@ -29,9 +27,7 @@ def two_seasons(make_season, make_listing, make_user, make_delegation, admin_act
     actor = Actor(coordinator.id, "coordinator")
 
     def book(bed_ids):
-        return booking_service.create_booking(actor, delegation_id=delegation.id, bed_ids=bed_ids,
-                                              check_in=date(YEAR, 6, 21), check_out=date(YEAR, 6, 23),
-                                              accept_contract=True, payment_method="invoice")
+        return make_booking(delegation=delegation, bed_ids=bed_ids)
 
     book([b.id for b in cheap.beds()])  # 2 beds x 2 nights booked
     broken = book([dear.beds()[0].id])

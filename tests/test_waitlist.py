@@ -174,7 +174,7 @@ def test_waitlist_pages_join_and_accept(full, client, login):
         "max_price_kr": "-1"})
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422 and "Mellan 1 och 100 bäddar" in html  # the service's limits, each shown
-    assert "Mellan 0 och 600 minuter" in html and "Ett pris över 0 öre" in html
+    assert "Mellan 0 och 600 minuter" in html and "öre per bädd och natt, eller lämna tomt" in html
     cancel_owner_booking(full)
     page = client.get("/coordinator/waitlist/")
     html = page.get_data(as_text=True)

@@ -47,10 +47,10 @@ def year_errors(year: int) -> list[str]:
 
 
 def price_errors(price_ore: int) -> list[str]:
-    """What is wrong with an amount per bed and night: a cap, a search's or a waiting list's highest price."""
+    """What is wrong with an optional highest price per bed and night (a waiting list's limit)."""
     if 1 <= price_ore <= MAX_PRICE_CAP_ORE:
         return []
-    return [_("Mellan 1 och %(max)s öre per bädd och natt.", max=MAX_PRICE_CAP_ORE)]
+    return [_("Mellan 1 och %(max)s öre per bädd och natt, eller lämna tomt.", max=MAX_PRICE_CAP_ORE)]
 
 
 def _check(values: dict[str, Any]) -> None:

@@ -1,20 +1,22 @@
-"""HTML blueprints, one package per area."""
+"""HTML blueprints, one package per role (public, auth, account, host, coordinator, admin); the shared pieces
+(common, converters, formatting) and the Stripe webhook beside them."""
 from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
+    # Imported here, not at the top: the blueprints' modules import the app's services and models, which the
+    # application factory sets up first.
     from app.web.account.routes import bp as account_bp
     from app.web.admin.routes import bp as admin_bp
     from app.web.auth.routes import bp as auth_bp
+    from app.web.coordinator.payments import bp as payments_bp
     from app.web.coordinator.routes import bp as coordinator_bp
+    from app.web.coordinator.waitlist import bp as waitlist_bp
     from app.web.host.routes import bp as host_bp
-    from app.web.payments.routes import bp as payments_bp
     from app.web.public.routes import bp as public_bp
+    from app.web.public.transparency import bp as transparency_bp
     from app.web.stripe_webhook import bp as stripe_bp
 
-    for blueprint in (public_bp, auth_bp, host_bp, coordinator_bp, admin_bp, stripe_bp, payments_bp, account_bp):
-        app.register_blueprint(blueprint)
-    from app.web.transparency import bp as transparency_bp
-    from app.web.waitlist import bp as waitlist_bp
-    for blueprint in (transparency_bp, waitlist_bp):
+    for blueprint in (public_bp, auth_bp, host_bp, coordinator_bp, admin_bp, stripe_bp, payments_bp, account_bp,
+                      transparency_bp, waitlist_bp):
         app.register_blueprint(blueprint)

@@ -51,16 +51,17 @@ def flash_error(error: DomainError, form=None) -> None:
     """Show a domain error next to its field when the form has it, else as a flash."""
     field_name = error.facts.get("field")
     errors = getattr(error, "errors", None)
+    fields = form._fields if form is not None else {}  # the form's fields only, never one of its properties
     if form is not None and errors:
-        on_form = {name: getattr(form, name) for name in errors if getattr(form, name, None) is not None}
+        on_form = {name: fields[name] for name in errors if name in fields}
         for name, field in on_form.items():
             field.errors = list(field.errors) + list(errors[name])
         if on_form:
             for message in (m for name in errors if name not in on_form for m in errors[name]):
                 flash(message, "error")  # about a value the form names differently: shown, not lost
             return
-    if form is not None and field_name and getattr(form, field_name, None) is not None:
-        getattr(form, field_name).errors = list(getattr(form, field_name).errors) + [error.message]
+    if field_name in fields:
+        fields[field_name].errors = list(fields[field_name].errors) + [error.message]
         return
     flash(error.message, "error")
 

@@ -40,11 +40,9 @@ class MemberForm(FlaskForm):
     email = EmailField(_l("E-post"), validators=[DataRequired(), Length(max=254)])
 
 
-class SearchForm(FlaskForm):
-    """Read from the query string: a search changes nothing, so it is a GET without CSRF."""
-
-    class Meta:
-        csrf = False
+class StayWishForm(FlaskForm):
+    """A stay, a number of beds and the limits on walking time and price: what a search and a waiting-list
+    entry both ask for (shape only; the limits themselves are the services')."""
 
     check_in = DateField(_l("Incheckning"), validators=[InputRequired()])
     check_out = DateField(_l("Utcheckning"), validators=[InputRequired()])
@@ -53,8 +51,15 @@ class SearchForm(FlaskForm):
     max_price_kr = Int32Field(_l("Högsta pris per bädd och natt (kr)"), validators=[Optional()])
 
     @property
-    def max_price_ore(self):
+    def max_price_ore(self) -> int | None:
         return None if self.max_price_kr.data is None else kronor_to_ore(self.max_price_kr.data)
+
+
+class SearchForm(StayWishForm):
+    """Read from the query string: a search changes nothing, so it is a GET without CSRF."""
+
+    class Meta:
+        csrf = False
 
 
 class StayForm(FlaskForm):

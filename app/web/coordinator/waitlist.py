@@ -7,30 +7,24 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import BooleanField, DateField, SelectField
-from wtforms.validators import InputRequired, Optional
+from wtforms import BooleanField, SelectField
+from wtforms.validators import InputRequired
 
 from app.extensions import db
-from app.i18n import kronor_to_ore
 from app.models import Booking, Delegation, Listing
 from app.services import waitlist
 from app.services.errors import DomainError
 from app.services.seasons import current_season
 from app.web.common import actor, flash_error, required, role_required
-from app.web.converters import Int32Field
+from app.web.coordinator.forms import StayWishForm
 
 bp = Blueprint("waitlist", __name__, url_prefix="/coordinator/waitlist")
 
 
-class JoinForm(FlaskForm):
+class JoinForm(StayWishForm):
     """Shape only: the limits on beds, walking time and price are waitlist.join's."""
 
     delegation_id = SelectField(_l("Delegation"), coerce=int, validators=[InputRequired()])
-    check_in = DateField(_l("Incheckning"), validators=[InputRequired()])
-    check_out = DateField(_l("Utcheckning"), validators=[InputRequired()])
-    beds = Int32Field(_l("Antal bäddar"), validators=[InputRequired()])
-    max_walking_minutes = Int32Field(_l("Högst antal minuters promenad till Almedalen"), validators=[Optional()])
-    max_price_kr = Int32Field(_l("Högsta pris per bädd och natt (kr)"), validators=[Optional()])
 
 
 class AcceptForm(FlaskForm):
@@ -82,7 +76,7 @@ def join():
         waitlist.join(actor(), delegation_id=form.delegation_id.data, year=form.check_in.data.year,
                       check_in=form.check_in.data, check_out=form.check_out.data, beds=required(form.beds.data),
                       max_walking_minutes=form.max_walking_minutes.data,
-                      max_price_ore=None if form.max_price_kr.data is None else kronor_to_ore(form.max_price_kr.data))
+                      max_price_ore=form.max_price_ore)
     except DomainError as error:
         flash_error(error, form)
         return _render(form, error.status)
