@@ -179,6 +179,26 @@ def race(racers: list[tuple[Callable, Callable]]) -> list[tuple[int, object]]:
     return results
 
 
+def race_json(calls: list[tuple[str, str, str, dict]]) -> list[tuple[int, dict]]:
+    """Send each (method, url, bearer token, JSON body) from its own connection, all released at once by a barrier;
+    each answer is (status, JSON payload), (status, {"raw": text}) when not JSON, or (0, {"error": ...})."""
+    def racer(method: str, url: str, token: str, body: dict) -> tuple[Callable, Callable]:
+        def prepare(session) -> None:
+            session.headers["Authorization"] = f"Bearer {token}"
+            session.get(url.split("/api/")[0] + "/healthz", timeout=30)  # connect before the start
+
+        def send(session, _prepared) -> tuple[int, dict]:
+            response = session.request(method, url, json=body, timeout=60)
+            try:
+                return response.status_code, response.json()
+            except ValueError:
+                return response.status_code, {"raw": response.text[:300]}
+        return prepare, send
+
+    answers = race([racer(*call) for call in calls])
+    return [(0, {"error": answer[1]}) if answer[0] == 0 else answer for answer in answers]
+
+
 class RaceWorld:
     """The migrated database, the app (for seeding through the services) and the server."""
 

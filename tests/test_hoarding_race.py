@@ -9,7 +9,6 @@ database: held + booked bed-nights never exceed 6, unpaid card holds never excee
 """
 from __future__ import annotations
 
-import threading
 from collections import Counter as Tally
 from datetime import UTC, date, datetime, timedelta
 
@@ -18,7 +17,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.helpers import YEAR, valid_organisation_number
-from tests.live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable
+from tests.live_server import IN_CI, GunicornServer, fresh_postgres_database, postgres_reachable, race_json
 
 pytestmark = pytest.mark.serial  # gunicorn races: `make test` runs them alone
 
@@ -99,32 +98,8 @@ def seed_round(world, n: int) -> tuple[list[int], list[tuple[str, int]], str]:
 
 
 def race(base_url: str, calls: list[tuple[str, dict]]) -> list[tuple[int, dict]]:
-    """POST /api/v1/bookings for each (token, body) from its own thread, released together by a barrier."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def racer(i: int, token: str, body: dict) -> None:
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {token}"
-            session.get(base_url + "/healthz", timeout=30)  # connect before the start
-            barrier.wait(timeout=60)
-            try:
-                response = session.post(base_url + "/api/v1/bookings", json=body, timeout=60)
-                try:
-                    payload = response.json()
-                except ValueError:
-                    payload = {"raw": response.text[:300]}
-                results[i] = (response.status_code, payload)
-            except requests.RequestException as error:
-                results[i] = (0, {"error": repr(error)})
-
-    threads = [threading.Thread(target=racer, args=(i, *call), daemon=True) for i, call in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a racer never finished"
-    return results
+    """POST /api/v1/bookings for each (token, body) from its own connection, released together by a barrier."""
+    return race_json([("POST", base_url + "/api/v1/bookings", token, body) for token, body in calls])
 
 
 def test_parallel_bookings_of_one_organisation_never_pass_its_limits(world):

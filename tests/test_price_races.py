@@ -15,16 +15,15 @@ the test reads, not a guess.
 """
 from __future__ import annotations
 
-import threading
 from collections import Counter as Tally
 from datetime import timedelta
 
 import pytest
-import requests
 from sqlalchemy import text
 
 from tests.helpers import FIRST_NIGHT, PASSWORD, ROUNDS, YEAR
 from tests.live_server import RaceWorld as World
+from tests.live_server import race_json
 
 OLD, LOWER, CAP = 80000, 50000, 60000
 
@@ -58,32 +57,8 @@ def _committed_at(race_world: World, table: str, row_id: int):
 
 
 def race(calls: list[tuple[str, str, str, dict]]) -> list[tuple[int, dict]]:
-    """Send each (method, url, token, body) from its own thread, all released at once by a barrier."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def racer(i: int, method: str, url: str, token: str, body: dict) -> None:
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {token}"
-            session.get(url.split("/api/")[0] + "/healthz", timeout=30)  # connect before the start
-            barrier.wait(timeout=60)
-            try:
-                response = session.request(method, url, json=body, timeout=60)
-                try:
-                    payload = response.json()
-                except ValueError:
-                    payload = {"raw": response.text[:300]}
-                results[i] = (response.status_code, payload)
-            except requests.RequestException as error:
-                results[i] = (0, {"error": repr(error)})
-
-    threads = [threading.Thread(target=racer, args=(i, *call), daemon=True) for i, call in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a racer never finished"
-    return results
+    """Send each (method, url, token, body) from its own connection, all released at once by a barrier."""
+    return race_json(calls)
 
 
 def _listing(race_world: World, beds: int, price_ore=OLD, unpriced: int = 0) -> tuple[int, str, list[int], list[int]]:

@@ -13,7 +13,6 @@ SQLite serialises writers, so these races only exist on PostgreSQL; without it t
 """
 from __future__ import annotations
 
-import threading
 from collections import Counter as Tally
 from datetime import timedelta
 
@@ -23,6 +22,7 @@ import requests
 from tests.helpers import FIRST_NIGHT, PASSWORD, ROUNDS, YEAR
 from tests.helpers import RACE_STRIKE_LIMIT as STRIKE_LIMIT
 from tests.live_server import RaceWorld as World
+from tests.live_server import race_json
 
 # gunicorn's 4 workers and the racing clients want the whole machine: `make test` runs these after the rest.
 pytestmark = pytest.mark.serial
@@ -71,32 +71,8 @@ def new_host_with_bookings(race_world: World, n_bookings: int) -> tuple[int, str
 
 
 def race(calls: list[tuple[str, str, dict]]) -> list[tuple[int, dict]]:
-    """POST each (url, token, body) from its own thread, all released at once by a barrier."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def racer(i: int, url: str, token: str, body: dict) -> None:
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {token}"
-            session.get(url.split("/api/")[0] + "/healthz", timeout=30)  # connect before the start
-            barrier.wait(timeout=60)
-            try:
-                response = session.post(url, json=body, timeout=60)
-                try:
-                    payload = response.json()
-                except ValueError:
-                    payload = {"raw": response.text[:300]}
-                results[i] = (response.status_code, payload)
-            except requests.RequestException as error:
-                results[i] = (0, {"error": repr(error)})
-
-    threads = [threading.Thread(target=racer, args=(i, *call), daemon=True) for i, call in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a racer never finished"
-    return results
+    """POST each (url, token, body) from its own connection, all released at once by a barrier."""
+    return race_json([("POST", url, token, body) for url, token, body in calls])
 
 
 def host_facts(race_world: World, host_id: int) -> tuple[int, str, int, int]:
