@@ -6,12 +6,12 @@ from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from app.api import api
-from app.api.common import Body, current_actor, json_body, roles
+from app.api.common import Body, answer_once, current_actor, json_body, roles
 from app.api.serializers import booking_json, contract_json
 from app.extensions import db
 from app.http_problems import problem
 from app.models import Booking, Contract
-from app.services import access, cancellations, contracts, delegations, exports, idempotency, rooming
+from app.services import access, cancellations, contracts, delegations, exports, rooming
 from app.services import booking as booking_service
 from app.services.errors import NotFound
 from app.services.links import external_url
@@ -114,15 +114,7 @@ def create_booking():
     if body.errors and values["delegation_id"] is not None:
         access.owned_delegation(actor, values["delegation_id"])  # 404 before 422; else the service checks
     body.done()
-    key = request.headers.get("Idempotency-Key")
-    if not key:
-        status, data = _create_booking(actor, values)
-    else:
-        assert actor.user_id is not None  # a signed-in coordinator (roles)  # nosec B101
-        status, data = idempotency.run(actor.user_id, key, values, lambda: _create_booking(actor, values))
-        if data.get("__error__"):
-            return problem(status, data["code"], data["title"], data["message"], **data["facts"])
-    return data, status
+    return answer_once(actor, values, lambda: _create_booking(actor, values))
 
 
 @api.get("/bookings")

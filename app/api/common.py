@@ -9,6 +9,8 @@ from typing import Any, Literal, TypeAlias, overload
 from flask import g, request
 from flask_babel import gettext as _
 
+from app.http_problems import problem
+from app.services import idempotency
 from app.services.base import Actor
 from app.services.errors import Forbidden, Unauthorized, ValidationFailed
 
@@ -205,3 +207,17 @@ def roles(*allowed: str) -> Callable:
         return wrapped
 
     return decorator
+
+
+def answer_once(actor: Actor, values: dict, create: Callable[[], tuple[int, dict]]):
+    """Answer a creating POST; with an `Idempotency-Key` header a repeat with the same key and body gets the first
+    answer, status and body, and creates nothing (API.md)."""
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        status, data = create()
+        return data, status
+    assert actor.user_id is not None  # a signed-in caller (roles)  # nosec B101
+    status, data = idempotency.run(actor.user_id, key, values, create)
+    if data.get("__error__"):
+        return problem(status, data["code"], data["title"], data["message"], **data["facts"])
+    return data, status

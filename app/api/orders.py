@@ -1,12 +1,10 @@
 """Orders: several listings' beds booked in one step (POST /orders), read, and paid with one card entry."""
-from flask import request
 from flask_babel import gettext as _
 
 from app.api import api
-from app.api.common import INT_MAX, INT_MIN, Body, current_actor, json_body, roles
+from app.api.common import INT_MAX, INT_MIN, Body, answer_once, current_actor, json_body, roles
 from app.api.serializers import booking_json
-from app.http_problems import problem
-from app.services import idempotency, orders
+from app.services import orders
 from app.services.access import owned_delegation
 
 
@@ -49,15 +47,7 @@ def create_order():
     if body.errors and values["delegation_id"] is not None:
         owned_delegation(actor, values["delegation_id"])  # 404 before 422; else the service checks
     body.done()
-    key = request.headers.get("Idempotency-Key")
-    if not key:
-        status, data = _create_order(actor, values)
-    else:
-        assert actor.user_id is not None  # a signed-in coordinator (roles)  # nosec B101
-        status, data = idempotency.run(actor.user_id, key, values, lambda: _create_order(actor, values))
-        if data.get("__error__"):
-            return problem(status, data["code"], data["title"], data["message"], **data["facts"])
-    return data, status
+    return answer_once(actor, values, lambda: _create_order(actor, values))
 
 
 @api.get("/orders/<int:order_id>")
