@@ -86,6 +86,14 @@ def get_delegation(delegation_id):
     return delegation_json(access.owned_delegation(current_actor(), delegation_id))
 
 
+@api.get("/delegations/<int:delegation_id>/unassigned")
+@roles("coordinator")
+def unassigned(delegation_id):
+    """Per night of the delegation's bookings, the booked beds without a member and the members without a bed."""
+    access.owned_delegation(current_actor(), delegation_id)
+    return {"nights": rooming.unassigned(delegation_id)}
+
+
 @api.get("/delegations/<int:delegation_id>/rooming.csv")
 @roles("coordinator")
 def rooming_csv(delegation_id):

@@ -165,6 +165,9 @@ PATHS = {
                     request=body({"name": _str(), "email": _str("email")}, [])),
         "delete": op("Remove a member who has no bed", tag="delegations", errors=[409],
                      params=[path_id("delegation_id"), path_id("member_id")])},
+    "/delegations/{delegation_id}/unassigned": {"get": op(
+        "Per night, the booked beds without a member and the members without a bed", tag="delegations",
+        params=[path_id("delegation_id")])},
     "/delegations/{delegation_id}/rooming.csv": {"get": op(
         "Rooming list as CSV", tag="delegations", params=[path_id("delegation_id")], ok_type="text/csv",
         ok_schema={"type": "string"})},

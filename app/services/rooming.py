@@ -97,3 +97,29 @@ def member_double_bookings(delegation_id: int) -> list[dict]:
         .join(doubled, and_(doubled.c.member_id == BedNight.member_id, doubled.c.night == BedNight.night))
         .where(live).order_by(BedNight.night, BedNight.member_id, BedNight.booking_id))
     return [{"member_id": m, "night": n.isoformat(), "booking_id": b} for m, n, b in rows]
+
+
+def unassigned(delegation_id: int) -> list[dict]:
+    """Per night of the delegation's live bookings, the beds nobody sleeps in and the members without a bed
+    (API.md `GET /delegations/{id}/unassigned`): nights in order, only nights with something unassigned."""
+    live = and_(Booking.delegation_id == delegation_id, Booking.status.in_(LIVE_STATUSES),
+                BedNight.state.in_(("booked", "held")))
+    rows = db.session.execute(
+        select(BedNight.night, BedNight.booking_id, BedNight.bed_id, BedNight.member_id)
+        .join(Booking, Booking.id == BedNight.booking_id).where(live)
+        .order_by(BedNight.night, BedNight.booking_id, BedNight.bed_id)).all()
+    members = db.session.execute(select(Member.id, Member.name).where(Member.delegation_id == delegation_id)
+                                 .order_by(Member.id)).all()
+    nights: dict[date, dict] = {}
+    for night, booking_id, bed_id, member_id in rows:
+        entry = nights.setdefault(night, {"beds": [], "placed": set()})
+        if member_id is None:
+            entry["beds"].append({"booking_id": booking_id, "bed_id": bed_id})
+        else:
+            entry["placed"].add(member_id)
+    result = []
+    for night, entry in nights.items():
+        homeless = [{"id": member_id, "name": name} for member_id, name in members if member_id not in entry["placed"]]
+        if entry["beds"] or homeless:
+            result.append({"night": night.isoformat(), "beds": entry["beds"], "members": homeless})
+    return result
