@@ -10,7 +10,6 @@ SQLite's BEGIN IMMEDIATE serialises the two sides anyway).
 """
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 from types import SimpleNamespace
@@ -24,7 +23,7 @@ from app.models import BedNight, Booking, Payment, Refund
 from app.services import payments, settlement, stripe_gateway
 from app.services.base import Actor
 from app.services.jobs import expire_holds
-from tests.pause import Pause, waiting_on_lock
+from tests.pause import Pause, run_side, waiting_on_lock
 from tests.stripe_fixtures import (
     card_booking,
 )
@@ -52,17 +51,7 @@ def _payment_locks_booking(sql: str) -> bool:
 
 
 def _run(app, name, errors, fn):
-    def target():
-        with app.app_context():
-            try:
-                fn()
-            except BaseException as exc:  # reported by the main thread
-                errors.append((name, exc))
-            finally:
-                db.session.remove()
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    return thread
+    return run_side(app, name, {}, errors, fn)
 
 
 def _race(app, world, paused_side: str, round_no: int):
