@@ -8,7 +8,8 @@ fresh PostgreSQL database in turn, serves each with gunicorn (4 sync workers) an
               one bed-night out of a scarce set of 60 (10 beds x 6 nights of one listing);
 3. block      the same 64 booking random stays of 1-4 beds x 1-4 nights across 50 listings;
 4. search     varied GET /api/v1/availability queries (the first page), one at a time (latency, not load);
-5. groups     GET /api/v1/availability/groups for 12 beds over varied stays, one at a time.
+5. groups     GET /api/v1/availability/groups for 12 beds over varied stays, one at a time;
+6. orders     the 64 again, each placing orders of 2-3 parts (1-3 beds each) over 50 other listings.
 
 Prints a JSON document and a table and writes bench/results/latest.json shaped
 {"sqlite": {...}, "postgres": {...}}. See bench/README.md for what the figures mean.
@@ -28,17 +29,20 @@ import tempfile
 import threading
 import time
 from collections import Counter as Tally
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.live_server import (  # noqa: E402
-    GunicornServer, fresh_postgres_database, migrate, postgres_reachable,
+    GunicornServer,
+    fresh_postgres_database,
+    migrate,
+    postgres_reachable,
 )
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -49,6 +53,8 @@ SCARCE_NIGHTS = 6
 LISTINGS = 2000
 TOTAL_BEDS = 10_000
 BLOCK_LISTINGS = 50
+ORDER_LISTINGS = 50
+ORDER_ATTEMPTS = 10
 CLIENTS = 64
 ATTEMPTS = 15
 BASELINE_CLIENTS = 16
@@ -70,9 +76,10 @@ def organisation_number(i: int) -> str:
 
 
 def _bed_counts(rng: random.Random) -> list[int]:
-    """Beds per listing: the scarce listing has 10, the 50 block listings 8, the rest 1-9 (10,000 in all)."""
-    rest = LISTINGS - 1 - BLOCK_LISTINGS
-    remaining = TOTAL_BEDS - 10 - 8 * BLOCK_LISTINGS
+    """Beds per listing: the scarce listing has 10, the 50 block and 50 order listings 8, the rest 1-9 (10,000 in
+    all)."""
+    rest = LISTINGS - 1 - BLOCK_LISTINGS - ORDER_LISTINGS
+    remaining = TOTAL_BEDS - 10 - 8 * (BLOCK_LISTINGS + ORDER_LISTINGS)
     counts = [remaining // rest] * rest
     for i in range(remaining - sum(counts)):
         counts[i] += 1
@@ -81,7 +88,7 @@ def _bed_counts(rng: random.Random) -> list[int]:
         if counts[a] > 1 and counts[b] < 9:
             counts[a] -= 1
             counts[b] += 1
-    return [10] + [8] * BLOCK_LISTINGS + counts
+    return [10] + [8] * (BLOCK_LISTINGS + ORDER_LISTINGS) + counts
 
 
 def seed(database_url: str, rng: random.Random) -> dict:
@@ -91,7 +98,14 @@ def seed(database_url: str, rng: random.Random) -> dict:
     from app import create_app
     from app.extensions import db
     from app.models import (
-        Bed, BedNight, BedPrice, HostProfile, Listing, OfferAcceptance, Room, Season, User,
+        Bed,
+        BedNight,
+        BedPrice,
+        HostProfile,
+        Listing,
+        OfferAcceptance,
+        Room,
+        User,
     )
     from app.services import accounts, delegations, seasons
     from app.services.base import Actor
@@ -100,7 +114,7 @@ def seed(database_url: str, rng: random.Random) -> dict:
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url})
     started = time.perf_counter()
     with app.app_context():
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         admin = accounts.create_admin("admin@bench.example.se", "bench-admin-password", "Bench Admin")
         admin_actor = Actor(admin.id, "admin")
         season = seasons.create_season(admin_actor, {
@@ -147,7 +161,7 @@ def seed(database_url: str, rng: random.Random) -> dict:
         room_ids = bulk(Room, [{"listing_id": listing_ids[i], "name": f"Rum {k + 1}"}
                                for k, (i, _) in enumerate(room_specs)])
         bed_rows, bed_listing = [], []
-        for room_id, (i, n) in zip(room_ids, room_specs):
+        for room_id, (i, n) in zip(room_ids, room_specs, strict=False):
             for b in range(n):
                 bed_rows.append({"room_id": room_id, "label": f"Säng {b + 1}",
                                  "kind": rng.choice(("single", "single", "double_half", "bunk", "sofa"))})
@@ -157,12 +171,12 @@ def seed(database_url: str, rng: random.Random) -> dict:
             {"bed_id": bid, "season_id": season_id, "price_ore": rng.randrange(25000, 85001, 500), "updated_at": now}
             for bid in bed_ids])
         beds_of: dict[int, list[int]] = {}
-        for bid, i in zip(bed_ids, bed_listing):
+        for bid, i in zip(bed_ids, bed_listing, strict=False):
             beds_of.setdefault(i, []).append(bid)
         # Some hosts keep nights for themselves: about 15 % of the other listings' bed-nights are blocked.
         season_nights = (LAST_NIGHT - FIRST_NIGHT).days + 1
         blocks = []
-        for i in range(1 + BLOCK_LISTINGS, LISTINGS):
+        for i in range(1 + BLOCK_LISTINGS + ORDER_LISTINGS, LISTINGS):
             for bid in beds_of[i]:
                 if rng.random() < 0.3:
                     start = rng.randrange(season_nights)
@@ -192,6 +206,7 @@ def seed(database_url: str, rng: random.Random) -> dict:
         "coordinators": coordinators,
         "scarce": [(bid, FIRST_NIGHT + timedelta(days=d)) for bid in scarce_beds for d in range(SCARCE_NIGHTS)],
         "block_listings": [beds_of[i] for i in range(1, 1 + BLOCK_LISTINGS)],
+        "order_listings": [beds_of[i] for i in range(1 + BLOCK_LISTINGS, 1 + BLOCK_LISTINGS + ORDER_LISTINGS)],
         "beds": beds_total, "listings": listings_total, "blocked_bed_nights": len(blocks),
         "seed_s": round(time.perf_counter() - started, 1),
     }
@@ -205,13 +220,13 @@ def seed(database_url: str, rng: random.Random) -> dict:
 class Client:
     """One keep-alive connection (http.client reconnects by itself when the server closes it)."""
 
-    def __init__(self, port: int, token: Optional[str] = None):
+    def __init__(self, port: int, token: str | None = None):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.headers = {"Accept": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
 
-    def call(self, method: str, path: str, body: Optional[dict] = None) -> tuple[int, bytes]:
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
         headers = dict(self.headers)
         payload = None
         if body is not None:
@@ -234,11 +249,11 @@ class Record:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.rows: list[tuple[float, float, int, Optional[dict]]] = []
+        self.rows: list[tuple[float, float, int, dict | None]] = []
         self.exceptions: list[str] = []
-        self.t0: Optional[float] = None
+        self.t0: float | None = None
 
-    def add(self, start: float, end: float, status: int, body: Optional[dict]) -> None:
+    def add(self, start: float, end: float, status: int, body: dict | None) -> None:
         with self.lock:
             self.rows.append((start, end, status, body))
 
@@ -265,7 +280,7 @@ def run_clients(n: int, work: Callable[[int, Record], None]) -> tuple[Record, fl
     return record, end - (record.t0 or end)
 
 
-def pct(values: list[float], q: float) -> Optional[float]:
+def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
@@ -302,11 +317,12 @@ def phase_baseline(port: int, seconds: float) -> dict:
     statuses = Tally(r[2] for r in record.rows)
     return {"clients": BASELINE_CLIENTS, "requests": len(record.rows), "seconds": round(wall, 2),
             "rps": round(len(record.rows) / wall, 1), **latency(record),
-            "statuses": dict(statuses), "errors": len(record.exceptions) + sum(n for s, n in statuses.items() if s != 200)}
+            "statuses": dict(statuses),
+            "errors": len(record.exceptions) + sum(n for s, n in statuses.items() if s != 200)}
 
 
 def _book(client: Client, record: Record, delegation_id: int, bed_ids: list[int], check_in: date,
-          check_out: date) -> Optional[int]:
+          check_out: date) -> int | None:
     start = time.perf_counter()
     try:
         status, raw = client.call("POST", "/api/v1/bookings", {
@@ -378,6 +394,53 @@ def phase_block(port: int, world: dict, attempts: int) -> dict:
 
     record, wall = run_clients(CLIENTS, work)
     result = booking_summary(record, wall)
+    result["_rows"] = record.rows
+    return result
+
+
+def phase_orders(port: int, world: dict, attempts: int) -> dict:
+    """The 64 again, released together, each placing orders of 2-3 parts (1-3 beds each, one listing per part)
+    for stays of 1-4 nights across 50 listings of their own: all parts booked or none."""
+    nights = (LAST_NIGHT - FIRST_NIGHT).days + 1
+
+    def work(i: int, record: Record) -> None:
+        token, delegation_id = world["coordinators"][i]
+        client = Client(port, token)
+        rng = random.Random(5000 + i)
+        for _ in range(attempts):
+            listings = rng.sample(world["order_listings"], rng.randint(2, 3))
+            parts = [sorted(rng.sample(beds, rng.randint(1, 3))) for beds in listings]
+            length = rng.randint(1, 4)
+            check_in = FIRST_NIGHT + timedelta(days=rng.randrange(nights - length + 1))
+            check_out = check_in + timedelta(days=length)
+            start = time.perf_counter()
+            try:
+                status, raw = client.call("POST", "/api/v1/orders", {
+                    "delegation_id": delegation_id, "check_in": check_in.isoformat(),
+                    "check_out": check_out.isoformat(), "parts": [{"bed_ids": part} for part in parts],
+                    "accept_contract": True, "payment_method": "invoice"})
+            except (http.client.HTTPException, OSError) as error:
+                record.failed(error)
+                continue
+            end = time.perf_counter()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {"raw": raw[:300].decode("utf-8", "replace")}
+            if status == 201:
+                # what the 201 promises, for the check against the database: every bed of every part, every night
+                body["lines"] = [{"bed_id": bed_id, "night": (check_in + timedelta(days=d)).isoformat()}
+                                 for part in parts for bed_id in part for d in range(length)]
+                if len(body.get("bookings", [])) != len(parts):
+                    body["wrong_parts"] = True
+            record.add(start, end, status, body)
+        client.close()
+
+    record, wall = run_clients(CLIENTS, work)
+    result = booking_summary(record, wall)
+    wrong = sum(1 for r in record.rows if r[2] == 201 and r[3].get("wrong_parts"))
+    result["errors"] += wrong
+    result["orders_with_missing_bookings"] = wrong
     result["_rows"] = record.rows
     return result
 
@@ -518,8 +581,11 @@ def run_backend(kind: str, quick: bool, workdir: Path) -> dict:
             search = phase_search(port, 60 if quick else 300)
             print("   groups", flush=True)
             groups = phase_groups(port, 60 if quick else 300)
-        checks = verify(url, rush.pop("_rows") + block.pop("_rows"))
+            print("   order rush", flush=True)
+            orders = phase_orders(port, world, 5 if quick else ORDER_ATTEMPTS)
+        checks = verify(url, rush.pop("_rows") + block.pop("_rows") + orders.pop("_rows"))
     errors = baseline["errors"] + rush["errors"] + block["errors"] + search["errors"] + groups["errors"] \
+        + orders["errors"] \
         + checks["db_mismatch"] \
         + checks["bad_totals"]
     result = {
@@ -529,10 +595,12 @@ def run_backend(kind: str, quick: bool, workdir: Path) -> dict:
         "sellout_s": rush["sellout_s"], "block_rps": block["rps"], "block_p99_ms": block["p99_ms"],
         "search_p50_ms": search["p50_ms"], "search_p95_ms": search["p95_ms"],
         "groups_p50_ms": groups["p50_ms"], "groups_p95_ms": groups["p95_ms"],
+        "order_rps": orders["rps"], "order_p99_ms": orders["p99_ms"],
         "duplicates": checks["duplicates"], "errors": errors,
         "scale": {"listings": world["listings"], "beds": world["beds"],
                   "blocked_bed_nights": world["blocked_bed_nights"], "seed_s": world["seed_s"]},
-        "phases": {"baseline": baseline, "rush": rush, "block": block, "search": search, "groups": groups},
+        "phases": {"baseline": baseline, "rush": rush, "block": block, "search": search, "groups": groups,
+                   "orders": orders},
         "checks": checks,
     }
     result["targets"] = {
@@ -559,7 +627,8 @@ def table(results: dict) -> str:
         ("rush statuses", lambda r: " ".join(f"{k}:{v}" for k, v in r["phases"]["rush"]["statuses"].items())),
         ("scarce bed-nights sold", lambda r: f"{r['phases']['rush']['bed_nights_sold']} / "
                                              f"{r['phases']['rush']['scarce_bed_nights']}"),
-        ("sold out after s (attempts)", lambda r: f"{r['sellout_s']} ({r['phases']['rush']['attempts_until_sellout']})"),
+        ("sold out after s (attempts)",
+         lambda r: f"{r['sellout_s']} ({r['phases']['rush']['attempts_until_sellout']})"),
         ("block req/s", lambda r: r["block_rps"]),
         ("block p50 / p95 / p99 ms", lambda r: f"{r['phases']['block']['p50_ms']} / {r['phases']['block']['p95_ms']}"
                                                f" / {r['block_p99_ms']}"),
@@ -567,6 +636,11 @@ def table(results: dict) -> str:
         ("block bed-nights sold", lambda r: r["phases"]["block"]["bed_nights_sold"]),
         ("search (first page) p50 / p95 ms", lambda r: f"{r['search_p50_ms']} / {r['search_p95_ms']}"),
         (f"groups ({GROUP_BEDS} beds) p50 / p95 ms", lambda r: f"{r['groups_p50_ms']} / {r['groups_p95_ms']}"),
+        ("order req/s", lambda r: r["order_rps"]),
+        ("order p50 / p95 / p99 ms", lambda r: f"{r['phases']['orders']['p50_ms']} / "
+                                               f"{r['phases']['orders']['p95_ms']} / {r['order_p99_ms']}"),
+        ("order statuses", lambda r: " ".join(f"{k}:{v}" for k, v in r["phases"]["orders"]["statuses"].items())),
+        ("order bed-nights sold", lambda r: r["phases"]["orders"]["bed_nights_sold"]),
         ("duplicates in the database", lambda r: r["duplicates"]),
         ("errors", lambda r: r["errors"]),
         ("targets missed", lambda r: ", ".join(k for k, ok in r["targets"].items() if not ok) or "none"),
@@ -581,7 +655,7 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a shorter baseline and fewer searches")
     parser.add_argument("--small", action="store_true",
@@ -611,9 +685,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     # The machine's load average before and after: other work on the same cores skews every figure.
-    meta = {"quick": args.quick, "small": args.small, "seconds": round(time.perf_counter() - started, 1), "cpus": os.cpu_count(),
+    meta = {"quick": args.quick, "small": args.small, "seconds": round(time.perf_counter() - started, 1),
+            "cpus": os.cpu_count(),
             "load_avg_before": round(load_before, 2), "load_avg_after": round(os.getloadavg()[0], 2),
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "at": datetime.now(UTC).isoformat(timespec="seconds")}
     # A small run only checks that the benchmark works: it never replaces the figures at full scale.
     written = RESULTS.with_name("small.json") if args.small else RESULTS
     written.parent.mkdir(parents=True, exist_ok=True)
