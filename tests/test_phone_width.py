@@ -1,4 +1,5 @@
-"""At 390 px (a phone) the host's bookings and the admin's payments fit the screen, and an empty error says nothing.
+"""At 390 px (a phone) the host's bookings, the admin's payments and a member's itinerary fit the screen, and an
+empty error says nothing.
 
 Debian's Chromium via tests/browser.py: the pages hold real rows (bookings, card payments, a failed
 refund and a failed Stripe event), and the document must be no wider than the window, with each
@@ -13,6 +14,7 @@ import pytest
 from app.extensions import db
 from app.models import Payment, Refund, StripeEvent
 from app.services import booking as booking_service
+from app.services import itineraries, rooming
 from app.services.base import Actor
 from tests.browser import (
     bookable_world,
@@ -107,4 +109,25 @@ def test_an_empty_error_region_shows_no_warning_sign(browser, live):
     }""")
     assert shown[0] == 0, "the card field's empty error region still shows its ⚠"
     assert shown[1] != "none"
+    tab.close()
+
+
+def test_a_members_itinerary_fits_a_phone_and_prints_without_the_menus(browser, live):
+    world, booking = _world()
+    member = booking.delegation.members[0]
+    rooming.assign_rooming(Actor(booking.coordinator_id, "coordinator"), booking.id,
+                           [{"bed_id": booking.lines[0].bed_id, "member_id": member.id}])
+    path = "/itinerary/" + member.itinerary_token
+    assert itineraries.itinerary_url(member).endswith(path)
+    tab = new_tab(browser, live.base_url, width=PHONE, height=844)
+    tab.page.goto(path)
+    text = main_text(tab.page)
+    assert member.name in text and "+46 498 123 456" in text and world.listing.title in text
+    scroll, inner = _fits(tab.page)
+    assert scroll <= inner, f"the itinerary is {scroll} px wide in a {inner} px window"
+    _inside(tab.page, "main .itinerary-stay dd")
+    tab.page.emulate_media(media="print")
+    assert not tab.page.locator(".site-header nav").is_visible()
+    assert tab.page.locator(".itinerary-stay").first.evaluate("e => getComputedStyle(e).breakInside") == "avoid"
+    assert not tab.errors, tab.errors
     tab.close()

@@ -11,16 +11,22 @@ from app.api.serializers import booking_json, contract_json
 from app.extensions import db
 from app.http_problems import problem
 from app.models import Booking, Contract
-from app.services import access, cancellations, contracts, delegations, exports, rooming
+from app.services import access, cancellations, contracts, delegations, exports, itineraries, rooming
 from app.services import booking as booking_service
 from app.services.errors import NotFound
 from app.services.links import external_url
 
 
+def member_json(member) -> dict:
+    """A member as GET /delegations/{id} lists them, with the private link to their itinerary."""
+    return {"id": member.id, "name": member.name, "email": member.email,
+            "itinerary_url": itineraries.itinerary_url(member)}
+
+
 def delegation_json(delegation) -> dict:
     return {
         "id": delegation.id, "name": delegation.name, "organisation_number": delegation.organisation_number,
-        "members": [{"id": m.id, "name": m.name, "email": m.email} for m in delegation.members],
+        "members": [member_json(m) for m in delegation.members],
         "calendar_url": external_url("public.delegation_calendar", token=delegation.calendar_token),
         "rooming_csv_url": external_url("api.rooming_csv", delegation_id=delegation.id),
     }
@@ -54,7 +60,7 @@ def add_member(delegation_id):
     name, email = body.str("name", max_length=200), body.str("email", max_length=254)
     body.done()
     member = delegations.add_member(current_actor(), delegation_id, name, email)
-    return {"id": member.id, "delegation_id": delegation_id, "name": member.name, "email": member.email}, 201
+    return {**member_json(member), "delegation_id": delegation_id}, 201
 
 
 @api.patch("/delegations/<int:delegation_id>/members/<int:member_id>")
@@ -67,7 +73,7 @@ def update_member(delegation_id, member_id):
     email = body.str("email", False, max_length=254)
     body.done()
     member = delegations.update_member(current_actor(), delegation_id, member_id, name=name, email=email)
-    return {"id": member.id, "delegation_id": delegation_id, "name": member.name, "email": member.email}
+    return {**member_json(member), "delegation_id": delegation_id}
 
 
 @api.delete("/delegations/<int:delegation_id>/members/<int:member_id>")

@@ -47,6 +47,13 @@ class Member(Model):
     delegation_id: Mapped[int] = mapped_column(ForeignKey("delegations.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(254))
+    # The secret of the member's private itinerary link (/itinerary/<token>). Every itinerary mail and the
+    # coordinator's pages show the link again, so it is kept as issued, like the calendar feeds' tokens (a hash
+    # could not be turned back into the link); a new e-mail address gets a new token.
+    itinerary_token: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # SHA-256 of the itinerary the member was last sent (null: none sent, or no bed since): the itinerary mail
+    # goes out when what the member would be told differs from it (app.services.itineraries.refresh).
+    itinerary_digest: Mapped[str | None] = mapped_column(String(64))
 
     delegation: Mapped[Delegation] = relationship(back_populates="members")
 

@@ -10,7 +10,7 @@ from stdnum.se import orgnr, personnummer
 
 from app.extensions import db
 from app.models import BedNight, Booking, Delegation, Member
-from app.services import audit
+from app.services import audit, itineraries
 from app.services.access import owned_delegation
 from app.services.accounts import normalise_email
 from app.services.base import Actor, now_or, unit_of_work
@@ -84,7 +84,8 @@ def add_member(actor: Actor, delegation_id: int, name: str, email: str, *,
     if errors:
         raise ValidationFailed(errors)
     with unit_of_work():
-        member = Member(delegation_id=delegation_id, name=name, email=email)
+        member = Member(delegation_id=delegation_id, name=name, email=email,
+                        itinerary_token=itineraries.new_token())
         db.session.add(member)
         db.session.flush()
         audit.record(actor, "member.added", "delegation", delegation_id, after={"member_id": member.id,
@@ -101,7 +102,8 @@ def _member_of(delegation_id: int, member_id: int) -> Member:
 
 def update_member(actor: Actor, delegation_id: int, member_id: int, *, name: str | None = None,
                   email: str | None = None, now: datetime | None = None) -> Member:
-    """Rename a member or change the e-mail; the rooming list follows (it refers to the member)."""
+    """Rename a member or change the e-mail; the rooming list follows (it refers to the member). A new address
+    gets a new itinerary link (the old one stops working) and, when the member has a bed, the itinerary."""
     now = now_or(now)
     owned_delegation(actor, delegation_id)
     errors: dict[str, list[str]] = {}
@@ -122,11 +124,14 @@ def update_member(actor: Actor, delegation_id: int, member_id: int, *, name: str
         before = {"name": member.name, "email": member.email}
         if name is not None:
             member.name = name
-        if email is not None:
+        if email is not None and email != member.email:
             member.email = email
+            # Whoever had the old address (a typo's stranger, a colleague who left) may have the old link.
+            member.itinerary_token = itineraries.new_token()
         audit.record(actor, "member.updated", "delegation", delegation_id,
                      before={"member_id": member_id, **before},
                      after={"member_id": member_id, "name": member.name, "email": member.email}, now=now)
+        itineraries.refresh([member_id], now=now)  # a new address with a bed gets the itinerary and its new link
     return member
 
 

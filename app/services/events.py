@@ -23,6 +23,9 @@ HOST_SUSPENDED = "host.suspended"  # by an admin or by strikes; the coordinators
 FLAG_RESOLVED = "flag.resolved"
 WAITLIST_OFFERED = "waitlist.offered"  # payload: entry, booking, now
 REFUND_QUEUED = "refund.queued"  # payload: booking, reason (a Swedish msgid), amount_ore, now
+# A member's itinerary differs from the one they were last sent; payload: itinerary (as it is now, maybe without
+# stays), first (nothing was sent before), now
+ITINERARY_CHANGED = "member.itinerary_changed"
 
 
 def subscribe(name: str, handler: Callable[..., None]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from flask_babel import force_locale, format_date, format_datetime
 from flask_babel import gettext as _
@@ -22,6 +23,9 @@ from app.services.base import now_or
 from app.services.links import external_url
 from app.services.offers import is_offer
 from app.services.vetting import suspension_impact
+
+if TYPE_CHECKING:
+    from app.services.itineraries import Itinerary, Stay
 
 HOLD_REMINDED = "booking.hold_reminder_queued"
 
@@ -433,3 +437,72 @@ def register() -> None:
     events.subscribe(events.FLAG_RESOLVED, on_flag_resolved)
     events.subscribe(events.WAITLIST_OFFERED, on_waitlist_offered)
     events.subscribe(events.REFUND_QUEUED, on_refund_queued)
+
+
+# ---------------------------------------------------------------------------------------------
+# Members' itineraries
+# ---------------------------------------------------------------------------------------------
+
+
+def _itinerary_stay(stay: Stay) -> str:
+    """One stay of an itinerary as a paragraph, in the current (recipient's) locale."""
+    lines = [
+        _("%(check_in)s – %(check_out)s (nätter: %(nights)s)", check_in=format_date(stay.check_in, "EEEE d MMMM y"),
+          check_out=format_date(stay.check_out, "EEEE d MMMM y"), nights=stay.nights),
+        _("Boende: %(title)s", title=stay.listing_title),
+        _("Adress: %(address)s, %(postal_code)s", address=stay.address, postal_code=stay.postal_code),
+        _("%(walking)s minuters promenad till Almedalen", walking=stay.walking_minutes),
+        _("Rum: %(room)s, bädd: %(bed)s (%(kind)s)", room=stay.room, bed=stay.bed,
+          kind=in_sentence("bed_kind", stay.bed_kind)),
+        (_("Värd: %(name)s, telefon %(phone)s", name=stay.host.name, phone=stay.host.phone) if stay.host.phone
+         else _("Värd: %(name)s", name=stay.host.name)),
+    ]
+    if not stay.confirmed:
+        lines.append(_("Bokningen är inte betald än; värdens telefonnummer kommer när den är bekräftad."))
+    return "\n".join(lines)
+
+
+def on_itinerary_changed(itinerary: Itinerary, first: bool, now: datetime, **_ignored) -> None:
+    """A member hears where they sleep when they first get a bed and again whenever that changes, with the link
+    to their itinerary; a member without an e-mail address hears nothing. The message is in the coordinator's
+    language (members have no language setting; the page follows the reader's)."""
+    if not (itinerary.email or "").strip():
+        return
+    c = itinerary.coordinator
+
+    def build():
+        ask = (_("Frågor? Kontakta er samordnare %(name)s, %(email)s, %(phone)s.", name=c.name, email=c.email,
+                 phone=c.phone) if c.phone else
+               _("Frågor? Kontakta er samordnare %(name)s, %(email)s.", name=c.name, email=c.email))
+        if not itinerary.stays:
+            return _("Du har inte längre någon bädd: %(delegation)s", delegation=itinerary.delegation), [
+                _("Du har inte längre någon bädd genom %(delegation)s på Sängplats: bokningen är avbokad eller "
+                  "du har flyttats ur rumsfördelningen.", delegation=itinerary.delegation),
+                ask,
+            ]
+        if first:
+            subject = _("Här bor du under Almedalsveckan: %(delegation)s", delegation=itinerary.delegation)
+            intro = _("%(delegation)s har gett dig en bädd genom Sängplats. Här bor du:",
+                      delegation=itinerary.delegation)
+        else:
+            subject = _("Din resplan är ändrad: %(delegation)s", delegation=itinerary.delegation)
+            intro = _("Din resplan för %(delegation)s är ändrad. Så här ser den ut nu:",
+                      delegation=itinerary.delegation)
+        return subject, [
+            intro,
+            *[_itinerary_stay(stay) for stay in itinerary.stays],
+            _("Din resplan, alltid aktuell (länken är personlig, dela den inte):\n%(url)s", url=itinerary.url),
+            ask,
+        ]
+
+    with force_locale(itinerary.locale):
+        subject, paragraphs = build()
+        greeting = _("Hej %(name)s!", name=itinerary.member_name)
+        signature = _("Vänliga hälsningar\nSängplats")
+    body = "\n\n".join([greeting, *[p for p in paragraphs if p], signature]) + "\n"
+    mail.queue_email(itinerary.email, subject, body, now=now)
+
+
+def register_itinerary_mail() -> None:
+    """Subscribe the itinerary mail to its event (idempotent)."""
+    events.subscribe(events.ITINERARY_CHANGED, on_itinerary_changed)

@@ -9,7 +9,7 @@ from sqlalchemy import and_, func, select, update
 
 from app.extensions import db
 from app.models import Bed, BedNight, Booking, Delegation, Listing, Member, Room
-from app.services import audit
+from app.services import audit, itineraries
 from app.services.access import own_booking
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, ValidationFailed
@@ -46,7 +46,8 @@ def rooming_rows(delegation_id: int) -> list[RoomingRow]:
 
 def assign_rooming(actor: Actor, booking_id: int, assignments: object, *,
                    now: datetime | None = None) -> Booking:
-    """Put the delegation's members in the booked beds (member_id null empties a bed)."""
+    """Put the delegation's members in the booked beds (member_id null empties a bed); each member whose
+    itinerary this changes is e-mailed the new one."""
     now = now_or(now)
     booking = own_booking(actor, booking_id)
     if booking.status not in CANCELLABLE:
@@ -72,6 +73,8 @@ def assign_rooming(actor: Actor, booking_id: int, assignments: object, *,
     with unit_of_work():
         # One rooming change of a delegation at a time, so two bookings' lists cannot each pass the check.
         db.session.execute(select(Delegation.id).where(Delegation.id == booking.delegation_id).with_for_update())
+        # Whoever slept in the booking before and whoever is put in it now may have a new itinerary.
+        concerned = itineraries.members_in_booking(booking_id) | set(wanted.values())
         for bed_id, member_id in wanted.items():
             db.session.execute(update(BedNight).where(
                 BedNight.booking_id == booking_id, BedNight.bed_id == bed_id).values(member_id=member_id))
@@ -81,6 +84,7 @@ def assign_rooming(actor: Actor, booking_id: int, assignments: object, *,
                              "delegationens bokningar."), code="member_double_booked", conflicts=conflicts)
         audit.record(actor, "booking.rooming", "booking", booking_id,
                      after={str(b): m for b, m in wanted.items()}, now=now)
+        itineraries.refresh(concerned, now=now)
     return db.session.get_one(Booking, booking_id)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Booking, Contract, Delegation
 from app.models.types import utcnow
-from app.services import accounts, delegations, exports, flags, vetting
+from app.services import accounts, delegations, exports, flags, itineraries, vetting
 from app.services import booking as booking_service
 from app.services.access import own_booking, owned_delegation
 from app.services.base import local_date
@@ -120,8 +120,13 @@ def new_delegation():
 @bp.get("/delegations/<int:delegation_id>")
 def delegation(delegation_id):
     """Show a delegation: members, calendar feed, rooming list."""
-    item = owned_delegation(actor(), delegation_id)
-    return render_template("coordinator/delegation.html", delegation=item, form=MemberForm())
+    return _delegation_page(owned_delegation(actor(), delegation_id), MemberForm())
+
+
+def _delegation_page(item: Delegation, form: MemberForm, status: int = 200):
+    """The delegation page, with each member's private itinerary link (on BASE_URL, as the member's mail has it)."""
+    links = {m.id: itineraries.itinerary_url(m) for m in item.members}
+    return render_template("coordinator/delegation.html", delegation=item, form=form, itinerary_urls=links), status
 
 
 @bp.post("/delegations/<int:delegation_id>/members")
@@ -138,7 +143,7 @@ def add_member(delegation_id):
         else:
             flash(_("%(name)s är tillagd.", name=member.name), "success")
             return redirect(url_for("coordinator.delegation", delegation_id=delegation_id))
-    return render_template("coordinator/delegation.html", delegation=item, form=form), status
+    return _delegation_page(item, form, status)
 
 
 def _member_or_404(item, member_id: int):

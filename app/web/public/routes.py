@@ -1,10 +1,10 @@
-"""Public pages: home, listing pages, contract verification, calendars."""
-from flask import Blueprint, Response, abort, render_template, request
+"""Public pages: home, listing pages, contract verification, members' itineraries, calendars."""
+from flask import Blueprint, Response, abort, make_response, render_template, request
 
 from app.extensions import db
 from app.models import Listing
 from app.presenters import public_listing_json
-from app.services import availability, contracts, listings
+from app.services import availability, contracts, itineraries, listings
 from app.services.booking import host_record
 from app.services.errors import DomainError
 from app.services.seasons import current_season
@@ -37,6 +37,20 @@ def verify_contract():
     number, sha = request.args.get("number", ""), request.args.get("sha256", "")
     result = contracts.verify(number, sha) if number or sha else None
     return render_template("public/verify.html", number=number, sha256=sha, result=result)
+
+
+@bp.get("/itinerary/<token>")
+def itinerary(token):
+    """A member's itinerary behind their private link (no sign-in): where they sleep and whom to ask."""
+    member = itineraries.member_by_token(token)
+    if member is None:
+        abort(404)
+    response = make_response(render_template("public/itinerary.html", itinerary=itineraries.itinerary(member)))
+    # A private page: never indexed, never kept by a browser or proxy, and its address never sent on as Referer.
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @bp.get("/calendar/host/<token>.ics")
