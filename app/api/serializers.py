@@ -67,7 +67,8 @@ def booking_json(booking: Booking) -> dict:
     payments = db.session.scalars(select(Payment).where(Payment.booking_id == booking.id).order_by(Payment.id))
     return {
         "id": booking.id, "status": booking.status, "delegation_id": booking.delegation_id,
-        "listing_id": booking.listing_id, "host_id": booking.host_id, "total_ore": booking.total_ore,
+        "listing_id": booking.listing_id, "host_id": booking.host_id, "order_id": booking.order_id,
+        "total_ore": booking.total_ore,
         "refund_ore": booking.refund_ore, "check_in": iso(booking.check_in), "check_out": iso(booking.check_out),
         "payment_method": booking.payment_method, "expires_at": iso(booking.expires_at),
         "created_at": iso(booking.created_at),

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Bed, BedNight, Booking, HostProfile, Listing, Room, Season
 from app.services import booking as booking_service
+from app.services import orders
 from app.services.availability import ListingResult, search_page, taken_bed_nights
 from app.services.errors import DomainError
 from app.services.proposals import Proposal, propose
@@ -39,12 +40,16 @@ class ContractPreview:
 
 def contract_preview(bed_ids: list[int], check_in: date, check_out: date) -> ContractPreview:
     """The contract the booking would form now, checked by the booking service's own rules."""
-    bed_ids = sorted(set(bed_ids))
-    quote = booking_service.quote_booking(bed_ids, check_in, check_out)
+    return _preview_of(booking_service.quote_booking(bed_ids, check_in, check_out), check_in, check_out)
+
+
+def _preview_of(quote: booking_service.Quote, check_in: date, check_out: date) -> ContractPreview:
+    """A quote as the contract it would form, with the bed-nights already taken now (checked at render time)."""
     season, listing = quote.season, quote.listing
     lines = [PreviewLine(date.fromisoformat(line["night"]), line["bed_id"], line["bed"], line["price_ore"])
              for line in quote.lines]
     labels = {line.bed_id: line.bed for line in lines}
+    bed_ids = sorted(labels)
     profile = db.session.get(HostProfile, listing.host_id)
     return ContractPreview(
         season=season, listing=listing, host_legal_name=profile.legal_name if profile else listing.host.name,
@@ -59,6 +64,50 @@ def conflict_list(error: DomainError, preview: ContractPreview) -> list[tuple[st
     labels = {line.bed_id: line.bed for line in preview.lines}
     return [(labels.get(item["bed_id"], str(item["bed_id"])), date.fromisoformat(item["night"]))
             for item in error.facts.get("conflicts", [])]
+
+
+@dataclass
+class OrderPreview:
+    """Every part's contract for one stay, the season's terms (shared by all of them) and the order's total."""
+    season: Season
+    check_in: date
+    check_out: date
+    parts: list[ContractPreview]
+
+    @property
+    def total_ore(self) -> int:
+        return sum(part.total_ore for part in self.parts)
+
+    @property
+    def beds(self) -> int:
+        return sum(len(part.bed_ids) for part in self.parts)
+
+    @property
+    def nights(self) -> int:
+        return (self.check_out - self.check_in).days
+
+    @property
+    def taken(self) -> bool:
+        return any(part.taken for part in self.parts)
+
+
+def order_preview(bed_groups: list[list[int]], check_in: date, check_out: date) -> OrderPreview:
+    """The contracts an order of these parts would form now, checked by the order service's own rules."""
+    quotes = orders.quote_order([{"bed_ids": bed_ids} for bed_ids in bed_groups], check_in, check_out)
+    parts = [_preview_of(quote, check_in, check_out) for quote in quotes]
+    return OrderPreview(parts[0].season, check_in, check_out, parts)
+
+
+def order_conflicts(error: DomainError, preview: OrderPreview) -> list[tuple[ContractPreview, list[tuple[str, date]]]]:
+    """The taken bed-nights of an order's `bed_nights_taken` refusal, part by part: (part, [(bed label, night)])."""
+    taken = [(item["bed_id"], date.fromisoformat(item["night"])) for item in error.facts.get("conflicts", [])]
+    found = []
+    for part in preview.parts:
+        labels = {line.bed_id: line.bed for line in part.lines}
+        pairs = [(labels[bed_id], night) for bed_id, night in taken if bed_id in labels]
+        if pairs:
+            found.append((part, pairs))
+    return found
 
 
 def booked_beds(booking: Booking) -> list[tuple[int, str]]:
