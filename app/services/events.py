@@ -15,7 +15,8 @@ _handlers: dict[str, list[Callable[..., None]]] = defaultdict(list)
 
 BOOKING_CREATED = "booking.created"
 BOOKING_CONFIRMED = "booking.confirmed"
-BOOKING_CANCELLED_BY_GUEST = "booking.cancelled_by_guest"
+BOOKING_CANCELLED_BY_GUEST = "booking.cancelled_by_guest"  # payload: booking, now, refund_ore, credit_ore
+BOOKING_LINES_CANCELLED = "booking.lines_cancelled"  # some bed-nights freed, the booking stands; booking, amendment
 BOOKING_CANCELLED_BY_HOST = "booking.cancelled_by_host"
 BOOKING_EXPIRED = "booking.expired"
 HOST_DECIDED = "host.decided"
