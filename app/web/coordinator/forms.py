@@ -1,4 +1,6 @@
 """Coordinator forms (shape only; the rules live in app/services/)."""
+from datetime import date
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -139,6 +141,21 @@ class OrderForm(OrderStayForm):
 
 class ConfirmForm(FlaskForm):
     """Only the CSRF token: a POST that confirms what the page showed."""
+
+
+def bed_night(value: str | tuple[int, date]) -> tuple[int, date]:
+    """ "<bed id>:<night YYYY-MM-DD>", as a checkbox of the cancel page sends it, as (bed id, night)."""
+    if isinstance(value, tuple):
+        return value
+    bed_id, _colon, night = str(value).partition(":")
+    return int32(bed_id), date.fromisoformat(night)
+
+
+class CancelLinesForm(FlaskForm):
+    """The bed-nights ticked on the cancel page (which ones may go is the cancellation service's rule)."""
+
+    part = HiddenField(default="lines")  # tells this form from the cancel-everything one on the same page
+    lines = SelectMultipleField(_l("Bäddnätter att avboka"), coerce=bed_night, validate_choice=False)
 
 
 class FlagForm(FlaskForm):
