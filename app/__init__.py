@@ -11,7 +11,16 @@ from werkzeug.exceptions import HTTPException
 
 from app.extensions import babel, csrf, db, limiter, login_manager, migrate
 from app.json_provider import OrjsonProvider
-from config import BASE_DIR, CONFIGS, ProductionConfig, app_env, deployment_settings, unsafe_configuration
+from config import (
+    BASE_DIR,
+    CONFIGS,
+    ProductionConfig,
+    SettingsError,
+    app_env,
+    flask_settings,
+    read_settings,
+    unsafe_configuration,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +32,18 @@ class UnsafeConfiguration(RuntimeError):
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(BASE_DIR / "templates"), instance_path=str(BASE_DIR / "instance"))
     app.json = OrjsonProvider(app)
-    env = app_env(config_name)
-    app.config.from_object(CONFIGS.get(env, ProductionConfig))
+    try:
+        settings = read_settings()  # the only read of the environment, checked before anything starts
+    except SettingsError as error:
+        raise UnsafeConfiguration(str(error)) from None
+    env = app_env(config_name, settings)
+    config_class = CONFIGS.get(env, ProductionConfig)
+    app.config.from_object(config_class)
     app.config["APP_ENV"] = env
-    app.config.update(deployment_settings())
+    app.config.update(flask_settings(settings, config_class))
     if overrides:
         app.config.update(overrides)
-    reason = unsafe_configuration(env, app.config)
+    reason = unsafe_configuration(env, app.config, settings)
     if reason:
         raise UnsafeConfiguration(reason)
     if app.config.get("PROXY_FIX_X_FOR"):
