@@ -22,6 +22,7 @@ from app.models.payments import Payment, Payout, Refund, StripeEvent
 from app.models.seasons import Season
 from app.models.types import utcnow
 from app.models.users import ROLES, ApiToken, User
+from app.models.worker import WorkerHeartbeat
 
 __all__ = [
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
@@ -29,5 +30,5 @@ __all__ = [
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",
     "PriceChange", "ROLES",
     "Refund", "Room", "Season", "StripeEvent", "User", "ApiToken", "VETTING_STATUSES", "WaitlistEntry",
-    "utcnow",
+    "WorkerHeartbeat", "utcnow",
 ]
