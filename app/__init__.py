@@ -6,7 +6,6 @@ from pathlib import Path
 
 from flask import Flask, abort, g, render_template, request, session
 from flask_babel import gettext as _
-from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -88,11 +87,10 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
     @app.get("/healthz")
     def healthz():
-        """Liveness and database check."""
+        """Liveness, the database, the worker's heartbeat and the outbox, in one database round trip."""
+        from app.services import health
         try:
-            db.session.execute(text("SELECT 1"))
-            db.session.commit()
-            return {"status": "ok", "db": "ok"}
+            return health.report()
         except Exception:  # any database failure makes the health check fail, never the process
             log.exception("health check failed")
             db.session.rollback()
