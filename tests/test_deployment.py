@@ -244,8 +244,9 @@ def test_an_unreachable_database_answers_503_unavailable(down_app):
     assert health.status_code == 503 and health.get_json()["db"] == "error"
 
 
-def test_an_unreachable_database_gives_the_cli_one_line_and_exit_1():
-    result = _flask(_env(APP_ENV="testing", SECRET_KEY=None, DATABASE_URL=PG_DOWN), "holds", "expire")
+@pytest.mark.parametrize("command", ["holds expire", "worker"])
+def test_an_unreachable_database_gives_the_cli_one_line_and_exit_1(command):
+    result = _flask(_env(APP_ENV="testing", SECRET_KEY=None, DATABASE_URL=PG_DOWN), *command.split())
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
