@@ -3,8 +3,8 @@
 sender has a message, so that a second worker never sends a message another is still sending (a due retry of a
 message in flight looked like a message to send).
 
-Revision ID: 0014_worker
-Revises: 0013_booking_kind
+Revision ID: 0016_worker
+Revises: 0015_amendments
 Create Date: 2026-12-13 00:00:00
 """
 from alembic import op
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from app.models.types import UTCDateTime
 
-revision = "0014_worker"
-down_revision = "0013_booking_kind"
+revision = "0016_worker"
+down_revision = "0015_amendments"
 branch_labels = None
 depends_on = None
 
