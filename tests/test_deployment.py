@@ -198,7 +198,7 @@ def test_a_signature_dated_in_the_future_is_refused(app, client):
 # --- append-only tables ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("table", ["contracts", "audit_entries"])
+@pytest.mark.parametrize("table", ["contracts", "audit_entries", "amendments"])
 def test_truncate_of_an_append_only_table_is_refused(app, backend, table):
     if backend != "postgresql":
         pytest.skip("not applicable: SQLite has no TRUNCATE statement "
