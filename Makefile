@@ -89,7 +89,7 @@ test: install-dev chromium axe
 
 # Style, imports, likely bugs and old idioms (settings in pyproject.toml).
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check app config.py wsgi.py tests tools bench
+	$(VENV)/bin/ruff check app config.py wsgi.py jsonlog.py deploy tests tools bench
 	$(VENV)/bin/mypy
 
 # Types alone (settings in pyproject.toml; `make lint` runs them too).
