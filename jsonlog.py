@@ -101,7 +101,8 @@ class AccessJsonFormatter(JsonFormatter):
     """gunicorn's access log as JSON: the usual combined line as `message`, and its parts as fields."""
 
     ATOMS = {  # field: gunicorn's atom
-        "remote_addr": "h", "method": "m", "path": "U", "query": "q", "status": "s", "bytes": "B",
+        "remote_addr": "h", "forwarded_for": "{x-forwarded-for}i", "method": "m", "path": "U", "query": "q",
+        "status": "s", "bytes": "B",
         "duration_us": "D", "referer": "f", "user_agent": "a", "request_id": "{x-request-id}o",
         "user_id": "{" + ENVIRON_USER_ID + "}e", "route": "{" + ENVIRON_ROUTE + "}e",
     }

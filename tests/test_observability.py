@@ -296,7 +296,8 @@ def test_a_stripe_that_hangs_is_given_up_after_two_short_tries(app):
         app.config["STRIPE_TIMEOUT_SECONDS"] = 10
 
 
-def test_stripe_gives_up_before_gunicorn_kills_the_worker():
+def test_stripe_gives_up_before_gunicorn_kills_the_worker(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # the file sets it when unset; undone after the test
     settings = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
     from config import Config
     assert stripe_gateway.worst_case_seconds(Config.STRIPE_TIMEOUT_SECONDS) < settings["timeout"]

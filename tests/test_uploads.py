@@ -132,8 +132,8 @@ MIGRATION = "0017_uploads_in_database"
 
 def _previous_revision() -> str:
     """The revision this migration follows (read from the script, so a re-chained history still works)."""
-    from alembic.script import ScriptDirectory
     from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
     config = AlembicConfig(str(ROOT / "migrations" / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     previous = ScriptDirectory.from_config(config).get_revision(MIGRATION).down_revision
