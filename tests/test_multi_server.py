@@ -95,7 +95,7 @@ def servers(tmp_path_factory):
                                                        "802000-1239")
             world = {"admin_email": admin.email, "totp_secret": secret, "newcomer_id": newcomer.id,
                      "newcomer_email": newcomer.email, "bed_ids": bed_ids, "delegation_id": delegation.id,
-                     "coordinator_token": accounts.issue_token(coordinator)}
+                     "coordinator_token": accounts.issue_token(coordinator), "coordinator_id": coordinator.id}
             db.session.remove()
             db.engine.dispose()
         shared = {"APP_ENV": "development", "SECRET_KEY": "shared-secret-" + uuid.uuid4().hex,
@@ -236,11 +236,12 @@ def test_metrics_add_up_every_worker_process_and_refuse_requests_without_the_tok
           f"from {len(files)} worker file(s) {files}; /metrics without a token 401, with a wrong one 403")
 
 
-def test_the_access_log_is_json_with_the_request_id(servers):
-    one, _two, _world = servers
+def test_the_access_log_is_json_with_the_request_id_route_and_user(servers):
+    one, _two, world = servers
     request_id = "multi-" + uuid.uuid4().hex[:12]
-    assert requests.get(f"{one.base_url}/healthz", headers={"X-Request-ID": request_id},
-                        timeout=30).headers["X-Request-ID"] == request_id
+    answer = requests.get(f"{one.base_url}/api/v1/me", timeout=30, headers={
+        "X-Request-ID": request_id, "Authorization": f"Bearer {world['coordinator_token']}"})
+    assert answer.status_code == 200 and answer.headers["X-Request-ID"] == request_id
     deadline = time.monotonic() + 10  # the access line is written right after the answer (unbuffered)
     while True:
         lines = [json.loads(line) for line in one.log_tail(5_000_000).splitlines() if line.startswith("{")]
@@ -250,6 +251,7 @@ def test_the_access_log_is_json_with_the_request_id(servers):
             break
         time.sleep(0.1)
     assert len(access) == 1, lines[-5:]
-    assert (access[0]["status"], access[0]["path"], access[0]["route"]) == (200, "/healthz", "healthz")
+    assert (access[0]["status"], access[0]["path"], access[0]["route"], access[0]["user_id"]) == (
+        200, "/api/v1/me", "api.me", world["coordinator_id"])
     assert all({"time", "level", "message"} <= set(line) for line in lines)
     print(f"\naccess log: {json.dumps(access[0], ensure_ascii=False)}")
