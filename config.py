@@ -151,7 +151,8 @@ class Settings:
                                           "0 without one", _whole(0, 10))
     SESSION_COOKIE_SECURE: bool | None = setting("cookies only over HTTPS (default: yes, no in development)", _bool)
     HSTS: bool | None = setting("send Strict-Transport-Security (default: yes, no in development)", _bool)
-    UPLOAD_DIR: str | None = setting("folder for vetting documents (default: instance/uploads)")
+    UPLOAD_DIR: str | None = setting("where vetting documents were kept before they moved into the database: read "
+                                     "once, by the migration that moves them (default: instance/uploads)")
     RATELIMIT_STORAGE_URI: str | None = setting("where rate limits are counted: redis://host:6379 in production "
                                                 "(default memory://, one process only)")
     STRIPE_SECRET_KEY: str | None = setting("Stripe's secret key (sk_live_... in production)", secret=True)
@@ -290,7 +291,6 @@ class DevelopmentConfig(Config):
 
 class TestingConfig(DevelopmentConfig):
     TESTING = True
-    LOG_LEVEL = "WARNING"  # the suite's output stays as it was; a test that reads INFO lines sets INFO itself
     WTF_CSRF_ENABLED = True
     BASE_URL = "http://localhost"
     # The tests count their own limits in memory, whatever the machine's environment says.

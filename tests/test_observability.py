@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import runpy
 import socket
 import threading
@@ -316,3 +317,48 @@ def test_stripe_unreachable_where_nothing_caught_it_is_a_503_not_a_500(app, clie
     assert answer.status_code == 503 and answer.get_json()["code"] == "service_unavailable"
     page = client.get("/_stripe_probe")
     assert page.status_code == 503 and "svarar inte just nu" in page.get_data(as_text=True)
+
+
+def test_the_worker_counts_each_run_of_its_jobs(app):
+    from app.cli.worker import Worker
+    from app.services.jobs import PeriodicJob
+
+    def broken(_now):
+        raise RuntimeError("a round that fails")
+
+    worker = Worker(app)
+    fine, failing = (PeriodicJob("probe_fine", lambda _now: "", "WORKER_TICK_SECONDS"),
+                     PeriodicJob("probe_failing", broken, "WORKER_TICK_SECONDS"))
+
+    def count(job, outcome):
+        return metrics.JOB_RUNS.labels(job, outcome)._value.get()
+
+    before = (count("probe_fine", "ok"), count("probe_failing", "failed"))
+    worker.run_job(fine)
+    worker.run_job(failing)  # logged, counted, and the worker goes on
+    assert (count("probe_fine", "ok"), count("probe_failing", "failed")) == (before[0] + 1, before[1] + 1)
+
+
+@pytest.mark.parametrize("name,value,says", [
+    ("STRIPE_TIMEOUT_SECONDS", "20", "more than 14 seconds"),
+    ("STRIPE_TIMEOUT_SECONDS", "soon", "is not a number of seconds"),
+    ("LOG_LEVEL", "loud", "is not one of debug, info, warning, error"),
+    ("METRICS_TOKEN", "tiny-token", "shorter than 16 characters"),
+    ("SENTRY_DSN", "key@sentry.example/1", "is not an http(s) address"),
+])
+def test_an_operations_setting_that_does_not_parse_stops_the_start(name, value, says):
+    from config import SettingsError, read_settings
+    with pytest.raises(SettingsError, match=re.escape(says)) as refused:
+        read_settings({name: value})
+    if name in ("METRICS_TOKEN", "SENTRY_DSN"):
+        assert value not in str(refused.value) and "(not shown)" in str(refused.value)  # secrets are never shown
+
+
+def test_operations_settings_reach_the_app(database_url, monkeypatch):
+    monkeypatch.setenv("STRIPE_TIMEOUT_SECONDS", "4.5")
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("METRICS_TOKEN", TOKEN)
+    configured = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url})
+    assert (configured.config["STRIPE_TIMEOUT_SECONDS"], configured.config["LOG_LEVEL"],
+            configured.config["METRICS_TOKEN"]) == (4.5, "warning", TOKEN)
+    assert configured.test_client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
