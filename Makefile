@@ -16,7 +16,7 @@ export STRIPE_WEBHOOK_SECRET ?= whsec_sangplats_dev
 export APP_ENV ?= development
 export BASE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: run test lint typecheck install install-dev chromium axe translations translations-extract bench bench-quick services clean
+.PHONY: run test lint typecheck install install-dev chromium axe translations translations-extract bench bench-quick services clean release
 
 # Runtime packages (requirements.txt), then the development tools on top (requirements-dev.txt, which
 # includes the runtime file): each stamp is renewed when its own file, or the runtime one, changes.
@@ -89,7 +89,7 @@ test: install-dev chromium axe
 
 # Style, imports, likely bugs and old idioms (settings in pyproject.toml).
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check app config.py wsgi.py tests tools bench
+	$(VENV)/bin/ruff check app config.py wsgi.py jsonlog.py deploy tests tools bench
 	$(VENV)/bin/mypy
 
 # Types alone (settings in pyproject.toml; `make lint` runs them too).
@@ -101,6 +101,11 @@ bench: install
 
 bench-quick: install
 	$(PY) -m bench.rush --quick
+
+# The release step of a deployment (README, "Running it for real"): translations compiled, `flask db upgrade`,
+# with the environment's DATABASE_URL.
+release: install
+	sh deploy/release.sh
 
 clean:
 	rm -rf $(VENV) instance/*.db .pytest_cache

@@ -111,6 +111,22 @@ def _address(value: str) -> str:
     return value
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _stripe_timeout(value: str) -> float:
+    seconds = _seconds(value)
+    if seconds > 14:
+        raise ValueError("is more than 14 seconds (two tries and the pause must end inside gunicorn's 30 s)")
+    return seconds
+
+
+def _token(value: str) -> str:
+    if len(value) < 16 or any(c.isspace() for c in value):
+        raise ValueError("is shorter than 16 characters or has spaces")
+    return value
+
+
 def setting(meaning: str, parse: Callable[[str], Any] = _text, *, secret: bool = False) -> Any:
     """A field of Settings: the variable's meaning (for .env.example and errors), how to parse it, and whether
     its value is a secret (never shown in an error)."""
@@ -135,7 +151,8 @@ class Settings:
                                           "0 without one", _whole(0, 10))
     SESSION_COOKIE_SECURE: bool | None = setting("cookies only over HTTPS (default: yes, no in development)", _bool)
     HSTS: bool | None = setting("send Strict-Transport-Security (default: yes, no in development)", _bool)
-    UPLOAD_DIR: str | None = setting("folder for vetting documents (default: instance/uploads)")
+    UPLOAD_DIR: str | None = setting("where vetting documents were kept before they moved into the database: read "
+                                     "once, by the migration that moves them (default: instance/uploads)")
     RATELIMIT_STORAGE_URI: str | None = setting("where rate limits are counted: redis://host:6379 in production "
                                                 "(default memory://, one process only)")
     STRIPE_SECRET_KEY: str | None = setting("Stripe's secret key (sk_live_... in production)", secret=True)
@@ -160,6 +177,15 @@ class Settings:
     WORKER_STRIPE_SECONDS: float | None = setting("how often the worker runs its Stripe and ledger jobs "
                                                   "(reconciliation, failed events, refunds, payouts); default 300",
                                                   _seconds)
+    STRIPE_TIMEOUT_SECONDS: float | None = setting("seconds a Stripe call may take per try (one retry); default 10, at "
+                                                   "most 14 so that both tries end inside gunicorn's 30 s",
+                                                   _stripe_timeout)
+    LOG_LEVEL: str | None = setting("the lowest level that reaches the log (JSON lines on stderr): debug, info, "
+                                    "warning or error; default info", _choice(*LOG_LEVELS))
+    METRICS_TOKEN: str | None = setting("the bearer token of GET /metrics (Authorization: Bearer <token>), at "
+                                        "least 16 characters; unset: /metrics answers 404", _token, secret=True)
+    SENTRY_DSN: str | None = setting("Sentry's DSN: unhandled errors and ERROR log lines are reported there (no "
+                                     "personal data); unset: nothing is loaded or sent", _http_url, secret=True)
 
     @classmethod
     def names(cls) -> list[str]:
@@ -236,6 +262,15 @@ class Config:
 
     WORKER_TICK_SECONDS = 15.0
     WORKER_STRIPE_SECONDS = 300.0
+
+    # Operations: logs, metrics, error reporting, Stripe's time budget. PROMETHEUS_MULTIPROC_DIR is read by
+    # prometheus-client itself (app/metrics.py), not here.
+    LOG_LEVEL = "INFO"
+    METRICS_TOKEN = ""  # unset: GET /metrics answers 404
+    SENTRY_DSN = ""  # unset: no error reporting (nothing is loaded or sent)
+    STRIPE_TIMEOUT_SECONDS = 10.0  # per try; one retry (app/services/stripe_gateway.py)
+    # Redis (rate limits) that does not answer: the request gets 503 within seconds instead of hanging.
+    RATELIMIT_REDIS_TIMEOUT_SECONDS = 2
 
     # argon2id cost: None is the library's recommended parameters (production and development).
     PASSWORD_HASH_COST: dict | None = None

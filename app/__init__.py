@@ -8,6 +8,7 @@ from flask import Flask, abort, g, render_template, request, session
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
+from app import metrics
 from app.extensions import babel, csrf, db, limiter, login_manager, migrate
 from app.json_provider import OrjsonProvider
 from config import (
@@ -49,6 +50,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         from werkzeug.middleware.proxy_fix import ProxyFix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))  # type: ignore[method-assign]  # Flask's documented way to wrap the WSGI app
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    from app import observability
+    observability.init_app(app)  # first: request ids and JSON logs for every hook after it
 
     db.init_app(app)
     with app.app_context():
@@ -57,6 +60,10 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    if str(app.config["RATELIMIT_STORAGE_URI"]).startswith(("redis://", "rediss://")):
+        seconds = app.config.get("RATELIMIT_REDIS_TIMEOUT_SECONDS", 2)
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": seconds,
+                                                            "socket_timeout": seconds})
     limiter.init_app(app)
     login_manager.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Europe/Stockholm")
@@ -158,6 +165,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
+        metrics.refused(error.code)
         if _is_api() or request.path.startswith("/stripe/"):
             return problem_from_error(error)
         return render_template("errors/error.html", status=error.status, message=error.message), error.status
@@ -175,6 +183,8 @@ def _register_error_handlers(app: Flask) -> None:
             code = codes.get(error.code, "http_error")
             if _is_csrf_error(error):
                 code = "csrf_failed"
+            if error.code == 429:
+                metrics.refused(code)
             response = problem(error.code or 500, code, title, detail)
             if error.code == 429:
                 retry = getattr(error, "retry_after", None) or _retry_after_header(error)
@@ -189,9 +199,13 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
+        from app.observability import unreachable_service
         from app.services.errors import database_unreachable
         if database_unreachable(error):
             return _database_unavailable(error)
+        service = unreachable_service(error)
+        if service:
+            return _service_unavailable(service, error)
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
         if _is_api():
@@ -215,6 +229,28 @@ def _database_unavailable(error: Exception):
     else:
         g._login_user = login_manager.anonymous_user()  # the page must not ask the database who is signed in
         from flask import make_response
+        response = make_response(render_template("errors/error.html", status=503, message=message), 503)
+    response.headers["Retry-After"] = "30"
+    return response
+
+
+def _service_unavailable(service: str, error: Exception):
+    """While Redis (rate limits) or Stripe cannot be reached: the API's 503 `service_unavailable`, a page elsewhere."""
+    from flask import make_response
+
+    from app.http_problems import problem
+    log.error("%s unreachable on %s %s: %s", service, request.method, request.path,
+              (str(error).strip().splitlines() or [type(error).__name__])[0])
+    try:
+        db.session.rollback()
+    except Exception:  # nosec B110 - nothing to roll back
+        pass
+    metrics.refused("service_unavailable")
+    title = _("Tjänsten är inte tillgänglig")
+    message = _("En tjänst som Sängplats behöver svarar inte just nu. Försök igen om en stund.")
+    if _is_api() or request.path.startswith("/stripe/"):
+        response = problem(503, "service_unavailable", title, message)
+    else:
         response = make_response(render_template("errors/error.html", status=503, message=message), 503)
     response.headers["Retry-After"] = "30"
     return response

@@ -86,16 +86,23 @@ def _healthy(port: int) -> bool:
 
 
 class GunicornServer:
-    """`gunicorn wsgi:app` with N sync workers on 127.0.0.1:<free port>, against `database_url`."""
+    """`gunicorn wsgi:app` with N sync workers on 127.0.0.1:<free port>, against `database_url`.
+
+    With `config_file` (deploy/gunicorn.conf.py) gunicorn takes its settings from that file instead (only the address
+    and the number of workers are given on the command line); with `cwd` it runs in that folder (another machine's
+    working folder), importing the app from the project."""
 
     def __init__(self, database_url: str, *, workers: int = 4, log_path: Path | None = None,
-                 extra_env: dict | None = None, startup_timeout: float = 60.0):
+                 extra_env: dict | None = None, startup_timeout: float = 60.0, config_file: Path | None = None,
+                 cwd: Path | None = None):
         self.database_url = database_url
         self.workers = workers
         self.port = free_port()
         self.log_path = log_path
         self.extra_env = extra_env or {}
         self.startup_timeout = startup_timeout
+        self.config_file = config_file
+        self.cwd = cwd
         self.process: subprocess.Popen | None = None
         self._log = None
 
@@ -112,12 +119,15 @@ class GunicornServer:
         env.update(self.extra_env)
         self._log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         executable = str(GUNICORN) if GUNICORN.exists() else None
-        command = ([executable] if executable else [sys.executable, "-m", "gunicorn"]) + [
-            "wsgi:app", "--workers", str(self.workers), "--worker-class", "sync",
-            "--bind", f"127.0.0.1:{self.port}", "--backlog", "2048", "--timeout", "60",
-            "--log-level", "warning",
-        ]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self._log, stderr=self._log)
+        command = ([executable] if executable else [sys.executable, "-m", "gunicorn"])
+        if self.config_file:
+            command += ["-c", str(self.config_file), "wsgi:app", "--pythonpath", str(ROOT),
+                        "--workers", str(self.workers), "--bind", f"127.0.0.1:{self.port}"]
+        else:
+            command += ["wsgi:app", "--workers", str(self.workers), "--worker-class", "sync",
+                        "--bind", f"127.0.0.1:{self.port}", "--backlog", "2048", "--timeout", "60",
+                        "--log-level", "warning"]
+        self.process = subprocess.Popen(command, cwd=self.cwd or ROOT, env=env, stdout=self._log, stderr=self._log)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -40,8 +40,7 @@ def test_vetting_page_links_the_document_upload(client, login, make_host):
 
 def test_admin_vetting_queue_links_each_hosts_document(client, admin_login, make_host, app):
     host = make_host(approved=False)
-    vetting.attach_document(Actor(host.id, "host"), "lagfart.pdf", b"%PDF-1.4 lagfart\n%%EOF",
-                            upload_dir=app.config["UPLOAD_DIR"])
+    vetting.attach_document(Actor(host.id, "host"), "lagfart.pdf", b"%PDF-1.4 lagfart\n%%EOF")
     without = make_host(approved=False)
     admin_login()
     html = client.get("/admin/hosts?status=pending").get_data(as_text=True)

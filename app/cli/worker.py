@@ -24,6 +24,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask, current_app
 
+from app import metrics
 from app.extensions import db
 from app.services import health
 from app.services.errors import database_unreachable
@@ -65,7 +66,12 @@ class Worker:
 
     def run_job(self, job: PeriodicJob) -> None:
         def action() -> None:
-            said = job.run_once()
+            ok = False
+            try:
+                said = job.run_once()
+                ok = True
+            finally:
+                metrics.job_ran(job.name, ok)  # sangplats_job_runs_total{job, outcome} on GET /metrics
             if said:
                 log.info("%s: %s", job.name, said)
         self._in_context(job.name, action)

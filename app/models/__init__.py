@@ -22,6 +22,7 @@ from app.models.misc import OutboxEmail, WaitlistEntry
 from app.models.payments import Payment, Payout, Refund, StripeEvent
 from app.models.seasons import Season
 from app.models.types import utcnow
+from app.models.uploads import MAX_UPLOAD_BYTES, Upload
 from app.models.users import ROLES, ApiToken, User
 from app.models.worker import WorkerHeartbeat
 
@@ -33,5 +34,5 @@ __all__ = [
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",
     "PriceChange", "ROLES",
     "Refund", "Room", "Season", "StripeEvent", "User", "ApiToken", "VETTING_STATUSES", "WaitlistEntry",
-    "WorkerHeartbeat", "utcnow",
+    "WorkerHeartbeat", "utcnow", "MAX_UPLOAD_BYTES", "Upload",
 ]

@@ -38,8 +38,8 @@ class HostProfile(Model):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decision_reason: Mapped[str | None] = mapped_column(String(1000))
     calendar_token: Mapped[str] = mapped_column(String(64), unique=True)
-    document_name: Mapped[str | None] = mapped_column(String(80))
-    document_mime: Mapped[str | None] = mapped_column(String(40))
+    # The vetting document (an Upload in the database) and the name it was uploaded with, shown in lists.
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("uploads.id"))
     document_original_name: Mapped[str | None] = mapped_column(String(200))
 
     user: Mapped[User] = relationship(back_populates="host_profile")

@@ -20,14 +20,35 @@ CURRENCY = "sek"
 __all__ = [
     "CURRENCY", "CardError", "IntentView", "InvalidRequestError", "StripeError", "cancel_intent", "card_owner",
     "configure_stripe", "create_intent", "create_refund", "create_setup_intent", "fetch_intent", "fetch_refund",
-    "plain",
+    "plain", "unreachable", "worst_case_seconds",
 ]
+
+
+# One retry (Stripe's requests carry idempotency keys): a call that cannot reach Stripe gives up after at most
+# 2 × STRIPE_TIMEOUT_SECONDS plus the SDK's 0.5 s pause between tries, well inside gunicorn's 30 s worker timeout
+# (tests/test_observability.py holds the two together). The SDK's own default would wait 80 s per try.
+MAX_NETWORK_RETRIES = 1
+RETRY_PAUSE_SECONDS = 0.5  # stripe._http_client.HTTPClient.INITIAL_DELAY, the pause before the one retry
+
+
+def worst_case_seconds(timeout: float) -> float:
+    """The longest one SDK call can take with `timeout` seconds per try."""
+    return (MAX_NETWORK_RETRIES + 1) * timeout + MAX_NETWORK_RETRIES * RETRY_PAUSE_SECONDS
 
 
 def configure_stripe() -> None:
     stripe.api_key = current_app.config["STRIPE_SECRET_KEY"]
     stripe.api_base = current_app.config.get("STRIPE_API_BASE") or "https://api.stripe.com"
-    stripe.max_network_retries = 1
+    stripe.max_network_retries = MAX_NETWORK_RETRIES
+    timeout = float(current_app.config.get("STRIPE_TIMEOUT_SECONDS") or 10)
+    client = stripe.default_http_client
+    if not isinstance(client, stripe.RequestsClient) or getattr(client, "_timeout", None) != timeout:
+        stripe.default_http_client = stripe.RequestsClient(timeout=timeout)
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` is the SDK saying Stripe could not be reached (refused, timed out, cut off)."""
+    return isinstance(error, stripe.APIConnectionError)
 
 
 def _sdk() -> Any:

@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.labels import in_sentence
-from app.models import Booking, Delegation, HostProfile, User
-from app.services import audit, events
+from app.models import MAX_UPLOAD_BYTES, Booking, Delegation, HostProfile, User
+from app.services import audit, events, uploads
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from app.services.seasons import current_season, stockholm_today
@@ -209,7 +209,7 @@ def host_user(user_id: int) -> User | None:
     return user if user is not None and user.role == "host" else None
 
 
-MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+MAX_DOCUMENT_BYTES = MAX_UPLOAD_BYTES  # 5 MB
 DOCUMENT_TYPES = {  # magic bytes -> (mime type, extension, accepted file name endings)
     b"%PDF-": ("application/pdf", "pdf", (".pdf",)),
     b"\x89PNG\r\n\x1a\n": ("image/png", "png", (".png",)),
@@ -217,10 +217,8 @@ DOCUMENT_TYPES = {  # magic bytes -> (mime type, extension, accepted file name e
 }
 
 
-def attach_document(actor: Actor, filename: str, data: bytes, *, upload_dir: str,
-                    now: datetime | None = None) -> HostProfile:
-    """Store the host's vetting document (PDF, JPEG or PNG, at most 5 MB) outside the web root."""
-    import os
+def attach_document(actor: Actor, filename: str, data: bytes, *, now: datetime | None = None) -> HostProfile:
+    """Store the host's vetting document (PDF, JPEG or PNG, at most 5 MB) in the database; it replaces the last one."""
     now = now_or(now)
     if actor.role != "host":
         raise Forbidden(_("Bara värdar laddar upp granskningsdokument."))
@@ -233,35 +231,27 @@ def attach_document(actor: Actor, filename: str, data: bytes, *, upload_dir: str
     if kind is None or not name.endswith(kind[2]):
         raise ValidationFailed({"document": [_("Ladda upp en PDF-, JPEG- eller PNG-fil vars innehåll stämmer med "
                                                "filnamnet.")]})
-    profile = db.session.get(HostProfile, actor.user_id)
-    if profile is None:
-        raise DomainError(_("Skicka först in dina uppgifter för granskning och bifoga sedan dokumentet."),
-                          code="no_profile")
-    os.makedirs(upload_dir, exist_ok=True)
-    stored = f"{secrets.token_hex(16)}.{kind[1]}"
-    with open(os.path.join(upload_dir, stored), "wb") as handle:
-        handle.write(data)
-    old = profile.document_name
     with unit_of_work():
-        profile = db.session.get_one(HostProfile, actor.user_id)
-        profile.document_name = stored
-        profile.document_mime = kind[0]
-        profile.document_original_name = os.path.basename(filename)[:200]
+        profile = db.session.scalar(select(HostProfile).where(HostProfile.user_id == actor.user_id)
+                                    .with_for_update())
+        if profile is None:
+            raise DomainError(_("Skicka först in dina uppgifter för granskning och bifoga sedan dokumentet."),
+                              code="no_profile")
+        upload = uploads.store("vetting_document", filename, kind[0], data, now=now)
+        old = profile.document_id
+        profile.document_id = upload.id
+        profile.document_original_name = upload.filename
+        db.session.flush()
+        if old is not None:
+            uploads.discard(old)  # a replaced document is not kept (the audit log keeps its hash)
         audit.record(actor, "host.document_uploaded", "host", actor.user_id,
-                     after={"mime": kind[0], "bytes": len(data)}, now=now)
-    if old and old != stored:
-        try:
-            os.remove(os.path.join(upload_dir, old))
-        except OSError:
-            pass
+                     after={"mime": kind[0], "bytes": len(data), "sha256": upload.sha256}, now=now)
     return profile
 
 
-def document_for(actor: Actor, host_user_id: int, *, upload_dir: str) -> tuple[str, str | None, str]:
-    """The stored path, mime type and download name of a host's document: for that host and admins only."""
-    import os
+def document_for(actor: Actor, host_user_id: int) -> uploads.StoredFile:
+    """A host's vetting document (bytes, type, download name): for that host and admins only."""
     profile = db.session.get(HostProfile, host_user_id)
-    if profile is None or not profile.document_name or not (actor.is_admin or actor.user_id == host_user_id):
+    if profile is None or profile.document_id is None or not (actor.is_admin or actor.user_id == host_user_id):
         raise NotFound(_("Dokumentet finns inte."))
-    return (os.path.join(upload_dir, profile.document_name), profile.document_mime,
-            profile.document_original_name or profile.document_name)
+    return uploads.fetch(profile.document_id)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from flask import abort, flash, request
 from flask_login import current_user, login_required
 
+from app import metrics
 from app.services.base import Actor
 from app.services.errors import DomainError
 
@@ -53,7 +54,8 @@ def role_required(*roles: str):
 
 
 def flash_error(error: DomainError, form=None) -> None:
-    """Show a domain error next to its field when the form has it, else as a flash."""
+    """Show a domain error next to its field when the form has it, else as a flash (and count the refusal)."""
+    metrics.refused(error.code)
     field_name = error.facts.get("field")
     errors = getattr(error, "errors", None)
     fields = form._fields if form is not None else {}  # the form's fields only, never one of its properties

@@ -1,8 +1,9 @@
 """Account pages: password change and reset, two-factor enrolment, vetting document, language."""
+import io
 from datetime import UTC, datetime
 
 import segno
-from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, send_file, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
@@ -118,8 +119,7 @@ def vetting_document():
     if form.validate_on_submit():
         upload = form.document.data
         try:
-            vetting.attach_document(actor(), upload.filename, upload.read(),
-                                    upload_dir=current_app.config["UPLOAD_DIR"])
+            vetting.attach_document(actor(), upload.filename, upload.read())
         except DomainError as error:
             flash_error(error, form)
             return render_template("account/document.html", form=form), error.status
@@ -134,8 +134,9 @@ def vetting_document():
 @role_required("host", "admin")
 def download_document(host_id):
     """Serve a vetting document to its host and to admins only."""
-    path, mime, name = vetting.document_for(actor(), host_id, upload_dir=current_app.config["UPLOAD_DIR"])
-    return send_file(path, mimetype=mime, as_attachment=True, download_name=name)
+    document = vetting.document_for(actor(), host_id)
+    return send_file(io.BytesIO(document.data), mimetype=document.content_type, as_attachment=True,
+                     download_name=document.filename, etag=document.sha256)
 
 
 @bp.post("/account/locale")
