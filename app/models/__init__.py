@@ -1,4 +1,5 @@
 """All models, imported here so that Alembic and the app see the whole schema."""
+from app.models.allocation import DRAW_STATES, REQUEST_STATUSES, AllocationRequest, AllocationRound
 from app.models.audit import AuditEntry
 from app.models.bookings import (
     BED_NIGHT_STATES,
@@ -24,6 +25,7 @@ from app.models.types import utcnow
 from app.models.users import ROLES, ApiToken, User
 
 __all__ = [
+    "AllocationRequest", "AllocationRound", "DRAW_STATES", "REQUEST_STATUSES",
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
     "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "Listing",
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",

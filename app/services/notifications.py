@@ -17,7 +17,20 @@ from sqlalchemy import select
 from app.extensions import db
 from app.i18n import kr
 from app.labels import in_sentence
-from app.models import Booking, Contract, Delegation, Flag, HostProfile, Listing, OutboxEmail, User
+from app.models import (
+    AllocationRequest,
+    Booking,
+    Contract,
+    Delegation,
+    Flag,
+    HostProfile,
+    Listing,
+    Order,
+    OutboxEmail,
+    Season,
+    User,
+    WaitlistEntry,
+)
 from app.services import events, mail
 from app.services.base import now_or
 from app.services.links import external_url
@@ -425,6 +438,85 @@ def on_flag_resolved(flag: Flag, now: datetime, **_ignored) -> None:
         _queue(host, build_host, now=now)
 
 
+# ---------------------------------------------------------------------------------------------
+# The allocation draw
+# ---------------------------------------------------------------------------------------------
+
+
+def on_allocation_decided(request: AllocationRequest, order: Order | None, entry: WaitlistEntry | None,
+                          place: int | None, now: datetime, **_ignored) -> None:
+    """The coordinator hears the draw's answer: the order with its contracts, or the waiting-list place.
+
+    An invoice order's bookings are confirmed at once and each sends its confirmation with the contract as PDF
+    (`on_booking_created`); a card order's bookings wait for payment, so each card booking's contract comes here,
+    with the time to pay by."""
+    coordinator = _user(request.coordinator_id)
+    if coordinator is None:
+        return
+    season = db.session.get_one(Season, request.season_id)
+    bookings = list(order.bookings) if order is not None else []
+    facts = {booking.id: _stay_facts(booking) for booking in bookings}
+    result = _url("fordelning.round_page", year=season.year)
+
+    def build():
+        draw = _("Er ansökan %(ref)s fick plats %(rank)s i dragningen.", ref=request.ref, rank=request.rank)
+        if order is None:
+            return _("Fördelningen %(year)s: ingen plats i dragningen, ni står i väntelistan", year=season.year), [
+                draw,
+                _("Ingen kombination av lediga bäddar uppfyllde er ansökan när det blev er tur: %(beds)s bäddar "
+                  "%(check_in)s – %(check_out)s inom era gränser.", beds=request.beds,
+                  check_in=_day(request.check_in), check_out=_day(request.check_out)),
+                _("Ni står nu i väntelistan för vistelsen, som nummer %(place)s. Blir bäddar lediga får ni ett "
+                  "erbjudande, reserverat i 48 timmar.", place=place or "–"),
+                _url("waitlist.index"),
+                _("Den vanliga bokningen öppnar %(opens)s för det som finns kvar.",
+                  opens=_moment(season.bookings_open_at)),
+                _("Hela dragningen, med fröet som vem som helst kan kontrollera: %(url)s", url=result),
+            ]
+        lines = []
+        for booking in bookings:
+            s = _stay(booking, facts[booking.id])
+            lines.append(_("Avtal %(number)s: %(beds)s bäddar i %(title)s, %(total)s.", number=s["number"],
+                           beds=s["beds"], title=s["title"], total=s["total"]))
+        if request.payment_method == "card":
+            expires = bookings[0].expires_at if bookings else None
+            payment = _("Betala med kort senast %(when)s, annars släpps bäddarna. Varje avtal kommer med en länk "
+                        "till betalningen i ett eget meddelande.", when=_moment(expires) if expires else "–")
+        else:
+            payment = _("Bokningarna är bekräftade och betalas mot faktura. Varje bekräftelse kommer med avtalet "
+                        "som PDF i ett eget meddelande.")
+        return _("Fördelningen %(year)s: ni har fått %(beds)s bäddar", year=season.year, beds=request.beds), [
+            draw,
+            _("Ni har fått bäddar för %(check_in)s – %(check_out)s. Avtalen ni godkände i förväg är nu bindande "
+              "för er och värdarna:", check_in=_day(request.check_in), check_out=_day(request.check_out)),
+            "\n".join(lines),
+            payment,
+            _("Hela dragningen, med fröet som vem som helst kan kontrollera: %(url)s", url=result),
+        ]
+
+    _queue(coordinator, build, now=now)
+    for booking in bookings:
+        if booking.payment_method == "card" and facts[booking.id]["contract"] is not None:
+            _queue(coordinator, _allocated_card_builder(booking, facts[booking.id]), now=now,
+                   contract_number=facts[booking.id]["number"])
+
+
+def _allocated_card_builder(booking: Booking, facts: dict):
+    def build():
+        s = _stay(booking, facts)
+        assert booking.expires_at is not None  # a card hold always has an expiry  # nosec B101
+        return _("Avtal %(number)s från fördelningen: betala senast %(when)s", number=s["number"],
+                 when=_moment(booking.expires_at)), [
+            _("Avtalet %(number)s för %(delegation)s är bildat i fördelningen och finns bifogat som PDF. Betala "
+              "%(total)s med kort senast %(when)s, annars släpps bäddarna.", number=s["number"],
+              delegation=s["delegation"], total=s["total"], when=_moment(booking.expires_at)),
+            _stay_line(s),
+            _url("payments.pay", booking_id=booking.id),
+        ]
+
+    return build
+
+
 def register() -> None:
     """Subscribe the mail handlers to the domain events (idempotent)."""
     events.subscribe(events.BOOKING_CREATED, on_booking_created)
@@ -437,6 +529,7 @@ def register() -> None:
     events.subscribe(events.FLAG_RESOLVED, on_flag_resolved)
     events.subscribe(events.WAITLIST_OFFERED, on_waitlist_offered)
     events.subscribe(events.REFUND_QUEUED, on_refund_queued)
+    events.subscribe(events.ALLOCATION_DECIDED, on_allocation_decided)
 
 
 # ---------------------------------------------------------------------------------------------
