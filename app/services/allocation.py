@@ -64,6 +64,8 @@ MAX_REQUEST_BEDS = MAX_BEDS_PER_BOOKING
 # A step that meets a change it did not expect (a bed taken or removed, a listing withdrawn) loads the inventory
 # again and chooses again; this many times at most, then the run stops and the next run goes on from there.
 STEP_ATTEMPTS = 5
+# Requests read ahead at a time, in rank order (each is re-read under the lock before it is decided).
+READ_AHEAD = 50
 # The key of a season's advisory lock on PostgreSQL is (ADVISORY_CLASS, season id).
 ADVISORY_CLASS = 15_0001
 
@@ -456,6 +458,7 @@ class _Draw:
     now: datetime
     free: FreeBeds | None = None
     next_rank: int | None = None  # the rank this run expects to decide next (else someone else decided some)
+    ahead: list[_Request] = field(default_factory=list)  # the next undecided requests, the lowest rank last
     actor: Actor = field(default_factory=Actor.system)
 
     def run(self) -> None:
@@ -473,6 +476,7 @@ class _Draw:
                                      "för att fortsätta därifrån.", rank=request.rank, reason=str(failure)),
                                    code="draw_interrupted", rank=request.rank) from None
                 self.free = None  # load again and choose again
+                self.ahead.append(request)
                 continue
             if not mine:
                 # Another run decided it meanwhile: that run is drawing now, and goes on with the next request
@@ -513,12 +517,14 @@ class _Draw:
         db.session.commit()
 
     def next_request(self) -> _Request | None:
-        request = db.session.scalar(select(AllocationRequest).where(
-            AllocationRequest.season_id == self.season_id, AllocationRequest.status == "submitted",
-            AllocationRequest.rank.is_not(None)).order_by(AllocationRequest.rank).limit(1))
-        found = _Request.of(request) if request is not None else None
-        db.session.commit()  # end the read
-        return found
+        """The lowest-ranked request still undecided, read a batch ahead (each step re-checks it under the lock)."""
+        if not self.ahead:
+            self.ahead = [_Request.of(request) for request in db.session.scalars(select(AllocationRequest).where(
+                AllocationRequest.season_id == self.season_id, AllocationRequest.status == "submitted",
+                AllocationRequest.rank.is_not(None)).order_by(AllocationRequest.rank).limit(READ_AHEAD))]
+            self.ahead.reverse()
+            db.session.commit()  # end the read
+        return self.ahead.pop() if self.ahead else None
 
     def choose(self, request: _Request) -> Choice | None:
         assert self.free is not None  # loaded by run()  # nosec B101
@@ -548,15 +554,19 @@ class _Draw:
                 if allocation_round.draw_state != "drawing" or row.status != "submitted":
                     return False  # decided by another run meanwhile
                 order, refusal = None, None
-                if prepared:
-                    try:
-                        with db.session.begin_nested():  # an organisation over its limit: unallocated instead
-                            order = form_order(coordinator, prepared, stay, self.now)
-                    except DomainError as error:
-                        if error.code != LIMIT_CODE:
-                            raise
-                        refusal = error.code
-                self.decide(row, order, refusal)
+                # Every step of forming an order flushes where it reads back what it wrote (the bookings, the
+                # contracts, the waiting-list entry); flushing before each of the step's forty-odd queries as well
+                # cost a quarter of the draw's time.
+                with db.session.no_autoflush:
+                    if prepared:
+                        try:
+                            with db.session.begin_nested():  # an organisation over its limit: unallocated instead
+                                order = form_order(coordinator, prepared, stay, self.now)
+                        except DomainError as error:
+                            if error.code != LIMIT_CODE:
+                                raise
+                            refusal = error.code
+                    self.decide(row, order, refusal)
         except IntegrityError as error:  # a bed-night taken since the inventory was loaded
             raise _StepFailed(str(error.orig)) from None
         except DomainError as error:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -209,12 +209,13 @@ def insert_booking(actor: Actor, part: Part, stay: Stay, now: datetime, *, order
     )
     db.session.add(booking)
     db.session.flush()
-    db.session.add_all([
-        BedNight(bed_id=bed_id, night=night, state="held" if is_card else "booked", booking_id=booking.id,
-                 price_ore=part.prices[bed_id], created_at=now)
+    # One executemany, not one INSERT per bed-night (the ORM sends them one by one on SQLite to learn their ids,
+    # which nothing here needs): a delegation's booking has dozens.
+    db.session.execute(insert(BedNight), [
+        {"bed_id": bed_id, "night": night, "state": "held" if is_card else "booked", "booking_id": booking.id,
+         "price_ore": part.prices[bed_id], "created_at": now}
         for night in stay.nights for bed_id in part.bed_ids
     ])
-    db.session.flush()
     return booking
 
 
