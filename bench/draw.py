@@ -6,7 +6,7 @@ closed: 2,000 listings with 10,000 beds (prices 250-850 kr, some nights blocked 
 its own organisation. Then:
 
 1. draw       `allocation.draw` in this process, timed: its duration, the share of requests allocated, the longest
-              transaction (on SQLite the write lock is held that long), while a reader thread keeps reading the
+              transaction (on SQLite the write lock is held that long), while a reader process keeps reading the
               round and searching availability (ordinary reads keep working during the draw: their count and slowest);
 2. checks     the published result verifies (seed against commitment, every rank recomputed), no bed-night is
               occupied twice, every allocated request holds exactly its beds for every night of its stay, every
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import secrets
@@ -29,7 +30,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -183,31 +183,33 @@ def seed(database_url: str, rng: random.Random, listings: int, beds: int, reques
 # ---------------------------------------------------------------------------------------------
 
 
-class Reader(threading.Thread):
-    """Ordinary reads during the draw: the round's public view and an availability search, over and over."""
-
-    def __init__(self, app):
-        super().__init__(daemon=True)
-        self.app, self.stop, self.latencies, self.errors = app, threading.Event(), [], []
-
-    def run(self) -> None:
-        from app.extensions import db
-        from app.services import allocation, availability
-        rng = random.Random(7)
-        with self.app.app_context():
-            while not self.stop.is_set():
-                started = time.perf_counter()
-                try:
-                    allocation.public_round(YEAR)
-                    check_in = FIRST_NIGHT + timedelta(days=rng.randrange(NIGHTS - 2))
-                    availability.search_page(YEAR, check_in, check_in + timedelta(days=2), rng.randint(1, 4),
-                                             limit=50, refuse_past=False)
-                    db.session.commit()
-                except Exception as error:  # reported, not raised: the figure is whether reads keep working
-                    db.session.rollback()
-                    self.errors.append(repr(error)[:200])
-                self.latencies.append(time.perf_counter() - started)
-            db.session.remove()
+def read_loop(database_url: str, stop, results) -> None:
+    """Ordinary reads during the draw, from a process of its own as an app server's would be: the round's public view
+    and an availability search, one every 20 ms; (latencies, errors) are sent back when `stop` is set."""
+    from app import create_app
+    from app.extensions import db
+    from app.services import allocation, availability
+    rng = random.Random(7)
+    latencies: list[float] = []
+    errors: list[str] = []
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url})
+    with app.app_context():
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                allocation.public_round(YEAR)
+                check_in = FIRST_NIGHT + timedelta(days=rng.randrange(NIGHTS - 2))
+                availability.search_page(YEAR, check_in, check_in + timedelta(days=2), rng.randint(1, 4), limit=50,
+                                         refuse_past=False)
+                db.session.commit()
+            except Exception as error:  # reported, not raised: the figure is whether reads keep working
+                db.session.rollback()
+                errors.append(repr(error)[:200])
+            latencies.append(time.perf_counter() - started)
+            stop.wait(0.02)
+        db.session.remove()
+        db.engine.dispose()
+    results.put((latencies, errors))
 
 
 def checks(year: int) -> dict:
@@ -261,11 +263,15 @@ def run_backend(kind: str, workdir: Path, sizes: dict) -> dict:
     try:
         world = seed(url, rng, **sizes)
         app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
+        spawn = multiprocessing.get_context("spawn")
+        stop, sent = spawn.Event(), spawn.Queue()
+        reader = spawn.Process(target=read_loop, args=(url, stop, sent), daemon=True)
+        reader.start()
+        time.sleep(3)  # the reader's app is up before the draw starts
         with app.app_context():
-            reader = Reader(app)
-            reader.start()
             report = allocation.draw(YEAR)
-            reader.stop.set()
+            stop.set()
+            latencies, read_errors = sent.get(timeout=120)
             reader.join(60)
             checked = checks(YEAR)
 
@@ -293,7 +299,7 @@ def run_backend(kind: str, workdir: Path, sizes: dict) -> dict:
     finally:
         if context is not None:
             context.__exit__(None, None, None)
-    reads = sorted(reader.latencies)
+    reads = sorted(latencies)
     return {
         "world": world,
         "draw_s": round(report.seconds, 2),
@@ -306,7 +312,7 @@ def run_backend(kind: str, workdir: Path, sizes: dict) -> dict:
         "reads_during_draw": len(reads),
         "read_p50_ms": round(statistics.median(reads) * 1000, 1) if reads else None,
         "read_max_ms": round(reads[-1] * 1000, 1) if reads else None,
-        "read_errors": reader.errors[:5],
+        "read_errors": read_errors[:5],
         "checks": checked,
         "resume": {"stopped_after": stop_at, "decided_by_second_run": resumed.allocated + resumed.unallocated,
                    "complete": resumed.drawn, "third_run_changed_nothing": again.already,

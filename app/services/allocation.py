@@ -41,7 +41,16 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.i18n import local_dt
-from app.models import AllocationRequest, AllocationRound, Listing, Season, WaitlistEntry
+from app.models import (
+    AllocationRequest,
+    AllocationRound,
+    Delegation,
+    HostProfile,
+    Listing,
+    Season,
+    User,
+    WaitlistEntry,
+)
 from app.services import audit, events, lottery, waitlist
 from app.services.access import owned_delegation
 from app.services.availability import check_not_past, check_stay
@@ -538,21 +547,24 @@ class _Draw:
         False when another run had decided it meanwhile (nothing done here)."""
         choice = self.choose(request)
         coordinator = Actor(request.coordinator_id, "coordinator", ip=request.accepted_ip)
-        season = db.session.get_one(Season, self.season_id)
         try:
-            # Read before the write lock, as a booking does: the parts' prices and contracts.
-            prepared = [prepare_part(coordinator, season, request.delegation_id, list(bed_ids), request.check_in,
-                                     request.check_out, self.now, accepted_at=request.accepted_at, by_draw=True)
-                        for _listing_id, bed_ids in choice.parts] if choice else []
-            stay = order_stay(season, request.delegation_id, request.check_in, request.check_out,
-                              request.payment_method, self.now,
-                              hold=timedelta(hours=season.allocation_payment_hours), by_draw=True)
             with _timed(self.report):
                 allocation_round = _locked_round(self.season_id, share=False)
                 row = db.session.scalars(select(AllocationRequest).where(AllocationRequest.id == request.id)
                                          .with_for_update().execution_options(populate_existing=True)).one()
                 if allocation_round.draw_state != "drawing" or row.status != "submitted":
                     return False  # decided by another run meanwhile
+                # The parts' prices and contracts are read under the round's lock, not before it as a booking reads
+                # them: nobody else books before bookings open, and what is read here stays loaded for the mails.
+                season = db.session.get_one(Season, self.season_id)
+                held = self.hold_parties(request, choice)  # noqa: F841 (held until the step ends)
+                prepared = [prepare_part(coordinator, season, request.delegation_id, list(bed_ids),
+                                         request.check_in, request.check_out, self.now,
+                                         accepted_at=request.accepted_at, by_draw=True)
+                            for _listing_id, bed_ids in choice.parts] if choice else []
+                stay = order_stay(season, request.delegation_id, request.check_in, request.check_out,
+                                  request.payment_method, self.now,
+                                  hold=timedelta(hours=season.allocation_payment_hours), by_draw=True)
                 order, refusal = None, None
                 # Every step of forming an order flushes where it reads back what it wrote (the bookings, the
                 # contracts, the waiting-list entry); flushing before each of the step's forty-odd queries as well
@@ -560,9 +572,10 @@ class _Draw:
                 with db.session.no_autoflush:
                     if prepared:
                         try:
-                            with db.session.begin_nested():  # an organisation over its limit: unallocated instead
-                                order = form_order(coordinator, prepared, stay, self.now)
+                            order = form_order(coordinator, prepared, stay, self.now)
                         except DomainError as error:
+                            # An organisation over its limit is refused before anything of the order is written
+                            # (form_order checks the limits first): unallocated, in the same transaction.
                             if error.code != LIMIT_CODE:
                                 raise
                             refusal = error.code
@@ -583,6 +596,16 @@ class _Draw:
         else:
             self.report.unallocated += 1
         return True
+
+    def hold_parties(self, request: _Request, choice: Choice | None) -> list:
+        """Load the step's parties in three queries and keep them referenced until it ends: the contracts and the
+        mails ask for the coordinator, the delegation and each host again, and the session forgets a row nobody
+        references (its identity map holds them weakly), so each would be read anew."""
+        assert self.free is not None  # nosec B101
+        hosts = {self.free.host_of[listing_id] for listing_id, _bed_ids in choice.parts} if choice else set()
+        return [*db.session.scalars(select(User).where(User.id.in_({request.coordinator_id, *hosts}))),
+                *db.session.scalars(select(HostProfile).where(HostProfile.user_id.in_(hosts))),
+                db.session.get_one(Delegation, request.delegation_id)]
 
     def decide(self, row: AllocationRequest, order, refusal: str | None) -> None:
         """Mark the request allocated (with its order) or unallocated (with a waiting-list entry) (flush only)."""

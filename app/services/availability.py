@@ -121,9 +121,10 @@ def _bookable(season: Season, *columns):
 
 
 def bookable_beds(season: Season):
-    """SQL: (listing_id, title, walking_minutes, bed_id, price_ore) of every bed on offer in the season, free or not
-    (the allocation draw holds them in memory with their occupied nights, `occupied_nights`)."""
-    return _bookable(season, Listing.id, Listing.title, Listing.walking_minutes, Bed.id, BedPrice.price_ore)
+    """SQL: (listing_id, host_id, title, walking_minutes, bed_id, price_ore) of every bed on offer in the season,
+    free or not (the allocation draw holds them in memory with their occupied nights, `occupied_nights`)."""
+    return _bookable(season, Listing.id, Listing.host_id, Listing.title, Listing.walking_minutes, Bed.id,
+                     BedPrice.price_ore)
 
 
 def occupied_nights(first_night: date, check_out: date, now: datetime):

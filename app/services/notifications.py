@@ -7,6 +7,7 @@ the recipient's `locale` (Flask-Babel's force_locale); money and dates are forma
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -79,30 +80,39 @@ def _stay_facts(booking: Booking) -> dict:
 
 
 def _stays_facts(bookings: list[Booking]) -> dict[int, dict]:
-    """`_stay_facts` of several bookings (an order's), in four queries whatever their number."""
-    ids = [booking.id for booking in bookings]
-    places = {row.id: row for row in db.session.execute(
-        select(Listing.id, Listing.title, Listing.address, Listing.postal_code, Listing.walking_minutes)
-        .where(Listing.id.in_({booking.listing_id for booking in bookings})))}
-    names = dict(db.session.execute(select(Delegation.id, Delegation.name).where(
-        Delegation.id.in_({booking.delegation_id for booking in bookings}))).tuples().all())
-    contracts = {contract.booking_id: contract
-                 for contract in db.session.scalars(select(Contract).where(Contract.booking_id.in_(ids)))}
-    # Counted in the database: a delegation's booking has dozens of lines, and loading them as objects costs more
-    # than the rest of the mail.
-    beds = dict(db.session.execute(select(BedNight.booking_id, func.count(distinct(BedNight.bed_id)))
-                                   .where(BedNight.booking_id.in_(ids)).group_by(BedNight.booking_id))
-                .tuples().all())
+    """`_stay_facts` of several bookings (an order's) in one query whatever their number; `contract` is the
+    contract's (number, sha256) or None."""
+    # The beds counted in the database: a delegation's booking has dozens of lines, and loading them as objects
+    # costs more than the rest of the mail.
+    beds = (select(BedNight.booking_id, func.count(distinct(BedNight.bed_id)).label("beds"))
+            .where(BedNight.booking_id.in_([booking.id for booking in bookings]))
+            .group_by(BedNight.booking_id).subquery())
+    rows = db.session.execute(
+        select(Booking.id, Listing.title, Listing.address, Listing.postal_code, Listing.walking_minutes,
+               Delegation.name, Contract.number, Contract.sha256, beds.c.beds)
+        .join(Listing, Listing.id == Booking.listing_id).join(Delegation, Delegation.id == Booking.delegation_id)
+        .outerjoin(Contract, Contract.booking_id == Booking.id).outerjoin(beds, beds.c.booking_id == Booking.id)
+        .where(Booking.id.in_([booking.id for booking in bookings]))).all()
+    found = {row.id: row for row in rows}
     facts = {}
     for booking in bookings:
-        place, contract = places[booking.listing_id], contracts.get(booking.id)
+        row = found[booking.id]
+        contract = ContractRef(row.number, row.sha256) if row.number is not None else None
         facts[booking.id] = {
-            "title": place.title, "address": f"{place.address}, {place.postal_code} Visby",
-            "walking": place.walking_minutes, "delegation": names[booking.delegation_id],
-            "nights": (booking.check_out - booking.check_in).days, "beds": beds.get(booking.id, 0),
+            "title": row.title, "address": f"{row.address}, {row.postal_code} Visby",
+            "walking": row.walking_minutes, "delegation": row.name,
+            "nights": (booking.check_out - booking.check_in).days, "beds": row.beds or 0,
             "number": contract.number if contract else "", "contract": contract,
         }
     return facts
+
+
+@dataclass(frozen=True)
+class ContractRef:
+    """What a mail says of a contract: its number (the PDF attached by it) and its SHA-256."""
+
+    number: str
+    sha256: str
 
 
 def _stay(booking: Booking, facts: dict | None = None) -> dict:
@@ -128,7 +138,7 @@ def _user(user_id: int | None) -> User | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _confirmation_queued(user: User, contract: Contract) -> bool:
+def _confirmation_queued(user: User, contract: ContractRef) -> bool:
     return db.session.scalar(select(OutboxEmail.id).where(
         OutboxEmail.to_address == user.email,
         OutboxEmail.attachment_name == f"{contract.number}{mail.CONTRACT_SUFFIX}").limit(1)

@@ -144,7 +144,9 @@ def form_order(actor: Actor, prepared: list[Part], stay: Stay, now: datetime) ->
         taken += release_expired_holds(part.bed_ids, stay.check_in, stay.check_out, now)
     if taken:
         raise conflict_error(taken)
-    # The whole order counts against the organisation's limits: its bed-nights, and one card hold.
+    # The whole order counts against the organisation's limits: its bed-nights, and one card hold. Checked before
+    # anything of the order is written, so a refusal leaves the caller's transaction as it was but for lapsed holds
+    # released above (the allocation draw goes on with the request unallocated).
     beds = sum(len(part.bed_ids) for part in locked)
     enforce_organisation_limits(stay.delegation_id, stay.season_id, bed_nights=beds * len(stay.nights),
                                 card_hold=stay.is_card, now=now)

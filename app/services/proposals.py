@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import combinations
+from typing import NamedTuple
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -34,9 +35,9 @@ SEARCH_STEPS = 10_000
 DEFAULT_LISTINGS = 3
 
 
-@dataclass(frozen=True)
-class Offer:
-    """One listing's free beds for the stay: the cheapest first, at most N of them."""
+class Offer(NamedTuple):
+    """One listing's free beds for the stay: the cheapest first, at most N of them. (A tuple: the draw makes one for
+    each listing for each request, and a frozen dataclass costs several times as much to make.)"""
     listing_id: int
     title: str
     walking_minutes: int
@@ -331,11 +332,13 @@ class FreeBeds:
         self.first_night = season.first_night
         self.masks: dict[int, int] = {}
         self.listings: list[_Listed] = []
+        self.host_of: dict[int, int] = {}  # listing id -> its host's user id
         by_id: dict[int, _Listed] = {}
-        for listing_id, title, walking, bed_id, price in db.session.execute(bookable_beds(season)):
+        for listing_id, host_id, title, walking, bed_id, price in db.session.execute(bookable_beds(season)):
             listed = by_id.get(listing_id)
             if listed is None:
                 listed = by_id[listing_id] = _Listed(listing_id, title, walking)
+                self.host_of[listing_id] = host_id
             listed.beds.append((min(price, season.price_cap_ore), bed_id))
             self.masks[bed_id] = 0
         for listed in by_id.values():
@@ -355,24 +358,15 @@ class FreeBeds:
     def offers(self, check_in: date, check_out: date, beds: int, *, max_walking_minutes: int | None = None,
                max_price_ore: int | None = None) -> list[Offer]:
         """Per listing within the limits, its cheapest `beds` beds free every night of the stay (as `propose`)."""
-        stay = self._stay_mask(check_in, check_out)
-        found = []
+        stay, masks, found = self._stay_mask(check_in, check_out), self.masks, []
         for listed in self.listings:
             if max_walking_minutes is not None and listed.walking_minutes > max_walking_minutes:
                 continue
-            bed_ids: list[int] = []
-            prices: list[int] = []
-            for price, bed_id in listed.beds:
-                if max_price_ore is not None and price > max_price_ore:
-                    break
-                if not self.masks[bed_id] & stay:
-                    bed_ids.append(bed_id)
-                    prices.append(price)
-                    if len(bed_ids) == beds:
-                        break
-            if bed_ids:
-                found.append(Offer(listed.listing_id, listed.title, listed.walking_minutes, tuple(bed_ids),
-                                   tuple(prices)))
+            free = [(price, bed_id) for price, bed_id in listed.beds if not masks[bed_id] & stay
+                    and (max_price_ore is None or price <= max_price_ore)][:beds]
+            if free:
+                found.append(Offer(listed.listing_id, listed.title, listed.walking_minutes,
+                                   tuple(bed_id for _price, bed_id in free), tuple(price for price, _bed in free)))
         return found
 
     def take(self, bed_ids: Sequence[int], check_in: date, check_out: date) -> None:

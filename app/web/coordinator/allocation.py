@@ -20,7 +20,7 @@ from app.services.errors import DomainError
 from app.services.proposals import DEFAULT_LISTINGS
 from app.services.seasons import current_season, season_or_404
 from app.web.common import actor, flash_error, required, role_required
-from app.web.converters import Int32Field
+from app.web.converters import Int32Field, int32
 from app.web.coordinator.forms import StayWishForm
 
 bp = Blueprint("allocation", __name__, url_prefix="/coordinator/fordelning")
@@ -62,7 +62,7 @@ def require_coordinator():
 
 
 def _season() -> Season | None:
-    year = request.values.get("year", type=int)
+    year = request.values.get("year", type=int32)
     return season_or_404(year) if year else current_season()
 
 
