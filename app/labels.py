@@ -9,7 +9,7 @@ else spells a status out. `badge_class` gives the badge colour the pages show wi
 Kinds are named after their column: booking_status, bed_night_state, payment_method,
 vetting_status, vetting_decision, payout_status, refund_status, payment_status (a Stripe
 attempt), webhook_status, waitlist_status, allocation_status, allocation_round_status, bed_kind,
-flag_category, flag_status, flag_source, role, locale.
+flag_category, flag_status, flag_source, role, locale, amendment_kind.
 """
 from __future__ import annotations
 
@@ -69,6 +69,9 @@ LABELS: dict[str, dict[str, Words]] = {
         "reject": Words(N_("Avslå")),
         "suspend": Words(N_("Stäng av")),
         "reinstate": Words(N_("Återinsätt")),
+    },
+    "amendment_kind": {
+        "guest_cancellation": Words(N_("Avbokade bäddnätter enligt avtalets villkor")),
     },
     "payout_status": {
         "scheduled": Words(N_("Planerad"), WARN),

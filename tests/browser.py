@@ -70,6 +70,31 @@ def axe_source() -> str:
     return AXE_JS.read_text("utf-8")
 
 
+# axe-core's WCAG 2 A/AA rules; a serious or critical violation fails a page (tests/test_accessibility.py).
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+BLOCKING = ("serious", "critical")
+
+
+def axe_violations(page) -> list[dict]:
+    """Run axe-core's WCAG 2 A/AA rules on the page; the serious and critical violations."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(axe_source())
+    result = page.evaluate("""async (tags) => {
+        const results = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
+        return results.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map(n => ({target: n.target.join(' '), summary: n.failureSummary}))}));
+    }""", WCAG_TAGS)
+    return [v for v in result if v["impact"] in BLOCKING]
+
+
+def describe(violations: list[dict]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"{v['impact']}: {v['id']} – {v['help']}")
+        lines += [f"    {n['target']}: {(n['summary'] or '').splitlines()[-1].strip()}" for n in v["nodes"][:8]]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # The live app
 # ---------------------------------------------------------------------------------------------

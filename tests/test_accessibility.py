@@ -18,9 +18,10 @@ from app.services.base import Actor
 from tests.browser import (
     FIRST_NIGHT,
     PASSWORD,
-    axe_source,
+    axe_violations,
     bookable_world,
     chromium,
+    describe,
     live_app,
     make_coordinator,
     make_delegation,
@@ -30,8 +31,6 @@ from tests.browser import (
 )
 from tests.helpers import YEAR
 
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-BLOCKING = ("serious", "critical")
 CHECK_OUT = date(YEAR, 6, 22)
 
 PAGES = [
@@ -121,26 +120,6 @@ def tabs(site, browser):
     yield tab_for
     for tab in opened.values():
         tab.close()
-
-
-def axe_violations(page) -> list[dict]:
-    """Run axe-core's WCAG 2 A/AA rules on the page; the serious and critical violations."""
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(axe_source())
-    result = page.evaluate("""async (tags) => {
-        const results = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
-        return results.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-            nodes: v.nodes.map(n => ({target: n.target.join(' '), summary: n.failureSummary}))}));
-    }""", WCAG_TAGS)
-    return [v for v in result if v["impact"] in BLOCKING]
-
-
-def describe(violations: list[dict]) -> str:
-    lines = []
-    for v in violations:
-        lines.append(f"{v['impact']}: {v['id']} – {v['help']}")
-        lines += [f"    {n['target']}: {(n['summary'] or '').splitlines()[-1].strip()}" for n in v["nodes"][:8]]
-    return "\n".join(lines)
 
 
 @pytest.mark.parametrize("width,height", [(1280, 900), (390, 844)], ids=["desktop", "phone"])

@@ -14,7 +14,7 @@ from app.services import accounts, cancellations, delegations, itineraries, paym
 from app.services.base import Actor
 from app.services.jobs import expire_holds
 from app.services.stripe_gateway import CURRENCY, IntentView
-from tests.helpers import YEAR, csrf_from, valid_organisation_number
+from tests.helpers import NOW, YEAR, csrf_from, valid_organisation_number
 from tests.pause import interleave
 
 BASE = "https://sangplats.example"
@@ -181,6 +181,22 @@ def test_a_cancelled_booking_tells_each_of_its_members_once(world, client, who):
         assert "inte längre någon bädd" in gone.subject
     html = page(client, world["bo"]).get_data(as_text=True)
     assert "Du har ingen bädd just nu" in html and "Villa Solsidan" not in html
+
+
+def test_a_partial_cancellation_tells_the_members_whose_nights_it_took(world, client):
+    """Cancelling some bed-nights (an amendment) clears their members from those lines: the member who lost every
+    night hears they have no bed, the one who lost a night gets the shorter stay, the untouched one nothing."""
+    put_rooming(world, [(0, world["anna"]), (1, world["bo"]), (2, None)])
+    first, second = date(YEAR, 6, 21), date(YEAR, 6, 22)
+    cancellations.cancel_lines(world["actor"], world["booking"].id,
+                               [(world["beds"][0], first), (world["beds"][0], second), (world["beds"][1], second)],
+                               now=NOW)
+    _first, gone = mails("anna@example.se")
+    assert "inte längre någon bädd" in gone.subject
+    _first, shorter = mails("bo@example.se")
+    assert "resplan är ändrad" in shorter.subject
+    assert f"{day(first)} – {day(second)}" in shorter.body_text, shorter.body_text
+    assert "Du har ingen bädd just nu" in page(client, world["anna"]).get_data(as_text=True)
 
 
 def test_another_live_booking_stays_on_the_itinerary_when_one_is_cancelled(world, make_booking, make_listing):

@@ -24,7 +24,7 @@ KIND_OF_COLUMN = {
     ("flags", "category"): "flag_category", ("flags", "status"): "flag_status", ("flags", "source"): "flag_source",
     ("waitlist_entries", "status"): "waitlist_status", ("host_profiles", "vetting_status"): "vetting_status",
     ("stripe_events", "status"): "webhook_status", ("payouts", "status"): "payout_status",
-    ("beds", "kind"): "bed_kind", ("orders", "status"): "order_status",
+    ("beds", "kind"): "bed_kind", ("orders", "status"): "order_status", ("amendments", "kind"): "amendment_kind",
     ("allocation_requests", "status"): "allocation_status", ("allocation_requests", "payment_method"): "payment_method",
 }
 # Constrained columns whose values are not label words: shown in other words, or not shown at all.

@@ -7,13 +7,13 @@ from sqlalchemy import or_, select
 
 from app.api import api
 from app.api.common import Body, answer_once, current_actor, json_body, roles
-from app.api.serializers import booking_json, contract_json
+from app.api.serializers import booking_json, cancellation_json, contract_json
 from app.extensions import db
 from app.http_problems import problem
 from app.models import Booking, Contract
 from app.services import access, cancellations, contracts, delegations, exports, itineraries, rooming
 from app.services import booking as booking_service
-from app.services.errors import NotFound
+from app.services.errors import NotFound, ValidationFailed
 from app.services.links import external_url
 
 
@@ -153,10 +153,15 @@ def get_booking(booking_id):
 @api.post("/bookings/<int:booking_id>/cancel")
 @roles("coordinator")
 def cancel_booking(booking_id):
-    """Cancel as the guest, under the contract's terms."""
+    """Cancel as the guest, under the contract's terms: the whole booking, or only the bed-nights in `lines`."""
     access.visible_booking(current_actor(), booking_id)
-    booking = cancellations.cancel_by_guest(current_actor(), booking_id)
-    return {"id": booking.id, "status": booking.status, "refund_ore": booking.refund_ore}
+    data = request.get_json(silent=True) if request.get_data() else {}
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": [_("Skicka ett JSON-objekt med Content-Type: application/json.")]})
+    body = Body(data)
+    lines = body.bed_nights("lines", required=False)
+    body.done()
+    return cancellation_json(cancellations.cancel_lines(current_actor(), booking_id, lines))
 
 
 @api.post("/bookings/<int:booking_id>/host-cancel")

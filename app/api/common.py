@@ -21,6 +21,7 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _Str: TypeAlias = str
 _Int: TypeAlias = int
 _Bool: TypeAlias = bool
+_Date: TypeAlias = date
 
 
 def json_body() -> dict[str, Any]:
@@ -144,6 +145,30 @@ class Body:
             self.errors.setdefault(name, []).append(_("En lista med högst %(max)s heltal.", max=max_items))
             return None
         return value
+
+    def bed_nights(self, name: _Str, required: _Bool = True, max_items: _Int = 2000
+                   ) -> list[tuple[_Int, _Date]] | None:
+        """A list of {bed_id, night} objects (as POST /bookings/{id}/cancel and /report take), as (bed id, night)."""
+        value, present = self._get(name, required)
+        if not present:
+            return None
+        items = value if isinstance(value, list) and len(value) <= max_items else [None]
+        lines = []
+        for item in items:
+            fields = item if isinstance(item, dict) and set(item) <= {"bed_id", "night"} else {}
+            bed_id, night = fields.get("bed_id"), fields.get("night")
+            try:
+                parsed = date.fromisoformat(night) if isinstance(night, str) and len(night) == 10 else _raise()
+            except ValueError:
+                parsed = None
+            if (not isinstance(bed_id, int) or isinstance(bed_id, bool) or not INT_MIN <= bed_id <= INT_MAX
+                    or parsed is None):
+                self.errors.setdefault(name, []).append(
+                    _("En lista med högst %(max)s objekt {bed_id, night}: bed_id ett heltal, night ÅÅÅÅ-MM-DD.",
+                      max=max_items))
+                return None
+            lines.append((bed_id, parsed))
+        return lines
 
     def done(self) -> None:
         if self.errors:

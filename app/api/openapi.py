@@ -200,8 +200,18 @@ PATHS = {
         "get": op("Own bookings", tag="bookings"),
     },
     "/bookings/{booking_id}": {"get": op("A booking", tag="bookings", params=[path_id("booking_id")])},
-    "/bookings/{booking_id}/cancel": {"post": op("Cancel as guest", tag="bookings", errors=[409],
-                                                 params=[path_id("booking_id")])},
+    "/bookings/{booking_id}/cancel": {"post": op(
+        "Cancel as guest under the contract's terms: the whole booking, or only the bed-nights in `lines` (recorded "
+        "as an amendment beside the contract; the booking keeps its status while lines remain)", tag="bookings",
+        errors=[409], params=[path_id("booking_id")],
+        request={**body({"lines": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["bed_id", "night"], "properties": {"bed_id": INT, "night": DATE}}}}),
+            "required": False},
+        ok_schema={"type": "object", "properties": {
+            "id": INT, "status": _str(), "refund_ore": INT, "invoice_credit_ore": INT,
+            "cancelled_lines": {"type": "array", "items": {"type": "object", "properties": {
+                "bed_id": INT, "night": DATE, "price_ore": INT}}},
+            "amendment": {"type": ["object", "null"]}}})},
     "/bookings/{booking_id}/host-cancel": {"post": op(
         "Cancel as host (breach)", tag="bookings", errors=[409], params=[path_id("booking_id")],
         request=body({"reason": _str()}))},

@@ -1,14 +1,19 @@
 """Turning models into the API's JSON shapes."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Bed, Booking, Contract, Flag, HostProfile, Listing, Payment, Room, Season, User
+from app.models import Amendment, Bed, Booking, Contract, Flag, HostProfile, Listing, Payment, Room, Season, User
 from app.presenters import iso
-from app.services.contracts import contract_status, snapshot_of
+from app.services.contracts import amendments_of, contract_status, snapshot_of
 from app.services.links import external_url
 from app.services.seasons import SEASON_FIELDS
+
+if TYPE_CHECKING:
+    from app.services.cancellations import GuestCancellation
 
 
 def user_json(user: User) -> dict:
@@ -67,7 +72,8 @@ def booking_json(booking: Booking) -> dict:
     payments = db.session.scalars(select(Payment).where(Payment.booking_id == booking.id).order_by(Payment.id))
     return {
         "id": booking.id, "status": booking.status, "delegation_id": booking.delegation_id,
-        "listing_id": booking.listing_id, "host_id": booking.host_id, "total_ore": booking.total_ore,
+        "listing_id": booking.listing_id, "host_id": booking.host_id, "order_id": booking.order_id,
+        "total_ore": booking.total_ore,
         "refund_ore": booking.refund_ore, "check_in": iso(booking.check_in), "check_out": iso(booking.check_out),
         "payment_method": booking.payment_method, "expires_at": iso(booking.expires_at),
         "created_at": iso(booking.created_at),
@@ -81,6 +87,23 @@ def booking_json(booking: Booking) -> dict:
     }
 
 
+def amendment_json(amendment: Amendment) -> dict:
+    return {"number": amendment.number, "at": iso(amendment.at), "kind": amendment.kind,
+            "lines": [{"bed_id": line["bed_id"], "bed": line.get("bed"), "night": line["night"],
+                       "price_ore": line["price_ore"]} for line in amendment.lines],
+            "lines_ore": amendment.lines_ore, "refund_ore": amendment.refund_ore,
+            "invoice_credit_ore": amendment.invoice_credit_ore}
+
+
+def cancellation_json(done: GuestCancellation) -> dict:
+    """A guest cancellation's answer: the booking's status, this cancellation's refund (and credit), its lines."""
+    return {"id": done.booking.id, "status": done.booking.status, "refund_ore": done.refund_ore,
+            "invoice_credit_ore": done.invoice_credit_ore,
+            "cancelled_lines": [{"bed_id": line["bed_id"], "night": line["night"], "price_ore": line["price_ore"]}
+                                for line in done.lines],
+            "amendment": amendment_json(done.amendment) if done.amendment else None}
+
+
 def contract_json(contract: Contract) -> dict:
     snapshot = snapshot_of(contract)
     return {
@@ -91,6 +114,7 @@ def contract_json(contract: Contract) -> dict:
         "host_offer_accepted_at": iso(contract.host_offer_accepted_at),
         "coordinator_accepted_at": iso(contract.coordinator_accepted_at),
         "status": contract_status(contract), "snapshot": snapshot,
+        "amendments": [amendment_json(amendment) for amendment in amendments_of(contract.id)],
         "pdf_url": external_url("api.contract_pdf", contract_id=contract.id),
     }
 

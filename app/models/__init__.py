@@ -4,6 +4,7 @@ from app.models.audit import AuditEntry
 from app.models.bookings import (
     BED_NIGHT_STATES,
     BOOKING_STATUSES,
+    LIVE_LINE_STATES,
     OCCUPYING_STATES,
     ORDER_STATUSES,
     BedNight,
@@ -14,7 +15,7 @@ from app.models.bookings import (
     Member,
     Order,
 )
-from app.models.contracts import Contract
+from app.models.contracts import AMENDMENT_KINDS, Amendment, Contract
 from app.models.flags import FLAG_CATEGORIES, Flag
 from app.models.hosts import VETTING_STATUSES, HostProfile
 from app.models.listings import BED_KINDS, Bed, BedPrice, Listing, OfferAcceptance, PriceChange, Room
@@ -23,13 +24,15 @@ from app.models.payments import Payment, Payout, Refund, StripeEvent
 from app.models.seasons import Season
 from app.models.types import utcnow
 from app.models.users import ROLES, ApiToken, User
+from app.models.worker import WorkerHeartbeat
 
 __all__ = [
-    "AllocationRequest", "AllocationRound", "DRAW_STATES", "REQUEST_STATUSES",
+    "AMENDMENT_KINDS", "Amendment", "AllocationRequest", "AllocationRound", "DRAW_STATES", "REQUEST_STATUSES",
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
-    "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "Listing",
+    "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "LIVE_LINE_STATES",
+    "Listing",
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",
     "PriceChange", "ROLES",
     "Refund", "Room", "Season", "StripeEvent", "User", "ApiToken", "VETTING_STATUSES", "WaitlistEntry",
-    "utcnow",
+    "WorkerHeartbeat", "utcnow",
 ]

@@ -23,6 +23,8 @@ BOOKING_STATUSES = (
 OCCUPYING_STATES = ("held", "booked", "host_block", "host_cancelled")
 BED_NIGHT_STATES = OCCUPYING_STATES + ("released",)
 OCCUPYING_SQL = "state IN ('held', 'booked', 'host_block', 'host_cancelled')"
+# A booking's bed-nights that are still its own (not released by a cancellation, nor locked by a host's breach).
+LIVE_LINE_STATES = ("held", "booked")
 
 
 class Delegation(Model):
@@ -145,6 +147,11 @@ class Booking(Model):
     @property
     def is_cancelled(self) -> bool:
         return self.status in ("cancelled_by_guest", "cancelled_by_host", "expired")
+
+    @property
+    def live_lines(self) -> list[BedNight]:
+        """The bed-nights the booking still holds (a partial cancellation released the others)."""
+        return [line for line in self.lines if line.state in LIVE_LINE_STATES]
 
 
 class BedNight(Model):

@@ -28,7 +28,7 @@ def _event(booking: Booking, summary: str) -> Event:
     event.add("summary", summary)
     listing = db.session.get_one(Listing, booking.listing_id)
     event.add("location", f"{listing.address}, {listing.postal_code} Gotland")
-    beds = len({line.bed_id for line in booking.lines})
+    beds = len({line.bed_id for line in booking.live_lines})
     number = booking.contract.number if booking.contract else ""
     event.add("description", f"{beds} bäddar/beds · {booking.status} · {number}")
     event.add("status", "CONFIRMED" if booking.status == "confirmed" else "TENTATIVE")

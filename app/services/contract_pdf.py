@@ -12,7 +12,7 @@ from fpdf.enums import WrapMode
 from app.i18n import kr
 from app.labels import label
 from app.models import Contract
-from app.services.contracts import snapshot_of
+from app.services.contracts import amendments_of, snapshot_of
 from app.services.links import external_url
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "static" / "fonts"
@@ -115,4 +115,27 @@ def render_pdf(contract: Contract) -> bytes:
     # The whole address, wrapped wherever the line ends, and clickable.
     pdf.multi_cell(width, 5, f"Verifiera / Verify: {verify_url}", align="L", link=verify_url, wrapmode=WrapMode.CHAR,
                    new_x="LMARGIN", new_y="NEXT")
+    amendments = amendments_of(contract.id)
+    if amendments:
+        # The document's keywords name what it holds, for a reader (or a search) that does not parse the pages.
+        pdf.set_keywords(" ".join([contract.number, *(amendment.number for amendment in amendments)]))
+        pdf.ln(3)
+        heading("Ändringar / Amendments")
+        para("Avtalet ovan är oförändrat; ändringarna läggs till efter det och ingår inte i kontrollsumman. / "
+             "The contract above is unchanged; amendments are appended after it and are not covered by its checksum.",
+             9)
+    for amendment in amendments:
+        heading(f"{amendment.number} · {local_time(amendment.at.isoformat())}", 11)
+        para("Avbokade av beställaren enligt avtalets villkor / Cancelled by the client under the contract's terms:", 9)
+        pdf.set_font("DejaVu", "", 9)
+        for line in amendment.lines:
+            pdf.cell(cols[0], 5, line["night"])
+            pdf.cell(cols[1], 5, str(line.get("bed") or line["bed_id"])[:60])
+            pdf.cell(cols[2], 5, kr(line["price_ore"], "sv"), align="R")
+            pdf.ln()
+        if pay["method"] == "invoice":
+            money = (f"Fakturan krediteras / Invoice credited: {kr(amendment.invoice_credit_ore, 'sv')}")
+        else:
+            money = f"Återbetalning / Refund: {kr(amendment.refund_ore, 'sv')}"
+        para(f"Värde / Value {kr(amendment.lines_ore, 'sv')} · {money}", 9)
     return bytes(pdf.output())

@@ -1,4 +1,5 @@
-"""Binding contracts: the canonical snapshot, its SHA-256, numbering and verification."""
+"""Binding contracts: the canonical snapshot, its SHA-256, numbering and verification; the amendments appended
+beside a contract (which itself never changes)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import Booking, Contract, Counter, Delegation, HostProfile, Listing, Season, User
+from app.models import Amendment, Booking, Contract, Counter, Delegation, HostProfile, Listing, Season, User
 from app.services.errors import NotFound
 
 
@@ -125,7 +126,7 @@ class Verification:
 
     valid: bool
     status: str | None = None  # the booking's status, only for a genuine contract
-    amended: bool = False  # no amendments exist yet
+    amended: bool = False  # amendments were appended beside it (the contract itself, and its hash, never change)
 
     def as_json(self) -> dict[str, Any]:
         return {"valid": self.valid, "status": self.status, "amended": self.amended}
@@ -139,7 +140,7 @@ def verify(number: str, sha256: str) -> Verification:
         return Verification(False)
     if not digest(contract.snapshot) == contract.sha256 == sha256.strip().lower():
         return Verification(False)
-    return Verification(True, contract.booking.status, False)
+    return Verification(True, contract.booking.status, is_amended(contract.id))
 
 
 def snapshot_of(contract: Contract) -> dict[str, Any]:
@@ -157,3 +158,33 @@ def get_contract(contract_id: int) -> Contract:
     if contract is None:
         raise NotFound(_("Avtalet finns inte."))
     return contract
+
+
+# ---------------------------------------------------------------------------------------------
+# Amendments: appended beside the contract, never changing it
+# ---------------------------------------------------------------------------------------------
+
+
+def is_amended(contract_id: int) -> bool:
+    return db.session.scalar(select(Amendment.id).where(Amendment.contract_id == contract_id).limit(1)) is not None
+
+
+def add_amendment(contract: Contract, *, kind: str, lines: list[dict], refund_ore: int, invoice_credit_ore: int,
+                  actor_id: int | None, now: datetime) -> Amendment:
+    """Append the contract's next amendment, "<contract number>-A<n>" (flush only). The caller holds the booking's
+    row lock, which makes the series gap-free; UNIQUE (contract_id, seq) refuses a second writer regardless."""
+    seq = (db.session.scalar(select(func.max(Amendment.seq)).where(Amendment.contract_id == contract.id)) or 0) + 1
+    amendment = Amendment(
+        contract_id=contract.id, booking_id=contract.booking_id, seq=seq, number=f"{contract.number}-A{seq}",
+        kind=kind, lines=[{"bed_id": line["bed_id"], "bed": line.get("bed"), "night": line["night"],
+                           "price_ore": line["price_ore"]} for line in lines],
+        lines_ore=sum(line["price_ore"] for line in lines), refund_ore=refund_ore,
+        invoice_credit_ore=invoice_credit_ore, actor_id=actor_id, at=now)
+    db.session.add(amendment)
+    db.session.flush()
+    return amendment
+
+
+def amendments_of(contract_id: int) -> list[Amendment]:
+    return list(db.session.scalars(select(Amendment).where(Amendment.contract_id == contract_id)
+                                   .order_by(Amendment.seq)))

@@ -15,7 +15,9 @@ _handlers: dict[str, list[Callable[..., None]]] = defaultdict(list)
 
 BOOKING_CREATED = "booking.created"
 BOOKING_CONFIRMED = "booking.confirmed"
-BOOKING_CANCELLED_BY_GUEST = "booking.cancelled_by_guest"
+BOOKING_CANCELLED_BY_GUEST = "booking.cancelled_by_guest"  # payload: booking, now, refund_ore, credit_ore
+# some bed-nights freed, the booking stands; payload: booking, amendment, member_ids (who lost bed-nights), now
+BOOKING_LINES_CANCELLED = "booking.lines_cancelled"
 BOOKING_CANCELLED_BY_HOST = "booking.cancelled_by_host"
 BOOKING_EXPIRED = "booking.expired"
 HOST_DECIDED = "host.decided"

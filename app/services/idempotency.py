@@ -71,3 +71,20 @@ def run(user_id: int, key: str, data: Any, work: Callable[[], tuple[int, dict]],
         row.response_status = status
         row.response_body = json.dumps(body, default=str)
     return status, body
+
+
+def run_or_raise(user_id: int, key: str, data: Any, work: Callable[[], tuple[int, dict]], *,
+                 now: datetime | None = None) -> dict:
+    """As `run`, for a door that shows refusals itself (a page): the first answer's body, or its refusal raised
+    again as the DomainError it was, so a repeated submit of a form shows what the first one got."""
+    status, body = run(user_id, key, data, work, now=now)
+    if not body.get("__error__"):
+        return body
+    facts = dict(body["facts"])
+    error: DomainError
+    if body["code"] == ValidationFailed.code and isinstance(facts.get("errors"), dict):
+        error = ValidationFailed(facts.pop("errors"), body["message"])
+    else:
+        error = DomainError(body["message"], code=body["code"], status=status, **facts)
+    error.title = body["title"]
+    raise error

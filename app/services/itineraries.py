@@ -190,8 +190,16 @@ def _on_booking_changed(booking: Booking, now: datetime, **_ignored) -> None:
     refresh(members_in_booking(booking.id), now=now)
 
 
+def _on_lines_cancelled(booking: Booking, now: datetime, member_ids: Iterable[int] = (),
+                        **_ignored) -> None:
+    """Some bed-nights were cancelled: the members still in the booking and those who lost their bed-nights (the
+    cancellation cleared them from the lines, so the booking no longer remembers them)."""
+    refresh(members_in_booking(booking.id) | set(member_ids), now=now)
+
+
 def register() -> None:
     """Subscribe to the booking events that change where members sleep (idempotent)."""
     for name in (events.BOOKING_CONFIRMED, events.BOOKING_CANCELLED_BY_GUEST, events.BOOKING_CANCELLED_BY_HOST,
                  events.BOOKING_EXPIRED):
         events.subscribe(name, _on_booking_changed)
+    events.subscribe(events.BOOKING_LINES_CANCELLED, _on_lines_cancelled)

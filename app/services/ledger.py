@@ -4,13 +4,15 @@ what a host earns. Each figure is computed here and only here; the one function 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n import N_
-from app.models import Booking, Payment, Refund
+from app.models import Amendment, Booking, Payment, Refund
+from app.services.contracts import snapshot_of
 
 # A refund that still counts against the captured amount (a failed one is retried, so it counts too).
 COUNTED_REFUND_STATUSES = ("pending", "sending", "succeeded", "failed")
@@ -22,6 +24,7 @@ EARNING_STATUSES = ("confirmed", "completed", "cancelled_by_guest")
 # Swedish msgids (marked for extraction); pages and e-mails translate them when shown.
 REFUND_REASONS = {
     "guest_cancellation": N_("Avbokad av delegationen enligt avtalets villkor."),
+    "guest_partial_cancellation": N_("Några bäddnätter avbokade av delegationen enligt avtalets villkor."),
     "host_cancellation": N_("Värden avbokade: hela beloppet återbetalas."),
     "late_payment_beds_taken": N_("Betalningen kom efter att reservationen löpt ut och sängarna hade hunnit bokas av "
                                   "någon annan. Hela beloppet återbetalas."),
@@ -106,38 +109,95 @@ def add_refund(booking_id: int, payment_id: int | None, amount_ore: int, reason:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class GuestTerms:
+    """What a contract says a guest cancellation pays back: everything up to and including `free_until`,
+    `late_refund_pct` per cent after."""
+
+    free_until: date
+    late_refund_pct: int
+
+    def share_ore(self, base_ore: int, today: date) -> int:
+        """The part of `base_ore` these terms give back to a guest who cancels on `today` (the one place the rule
+        is written): all of it until the free-cancellation date, that day included; the late percentage of it
+        after, rounded down to whole öre."""
+        if today <= self.free_until:
+            return base_ore
+        return base_ore * self.late_refund_pct // 100
+
+
+def guest_terms(booking: Booking) -> GuestTerms:
+    """The guest cancellation terms of the booking's contract (its snapshot: a later change to the season does
+    not reach a contract already formed); the season's for a hold that has no contract yet."""
+    if booking.contract is not None:
+        terms = snapshot_of(booking.contract).get("cancellation") or {}
+        if "guest_free_until" in terms and "guest_late_refund_pct" in terms:
+            return GuestTerms(date.fromisoformat(terms["guest_free_until"]), int(terms["guest_late_refund_pct"]))
+    season = booking.season
+    return GuestTerms(season.free_cancellation_until, season.late_cancellation_refund_pct)
+
+
+def guest_share_ore(booking: Booking, base_ore: int, today: date) -> int:
+    """The part of `base_ore` the booking's contract gives back to a guest who cancels on `today`."""
+    return guest_terms(booking).share_ore(base_ore, today)
+
+
+def amended_ore(booking_id: int) -> tuple[int, int]:
+    """(value, kept) of the bed-nights the booking's amendments cancelled: their contract value, and what of it
+    the host keeps (neither refunded nor credited: the late share)."""
+    value, kept = db.session.execute(select(
+        func.coalesce(func.sum(Amendment.lines_ore), 0),
+        func.coalesce(func.sum(Amendment.lines_ore - Amendment.refund_ore - Amendment.invoice_credit_ore), 0),
+    ).where(Amendment.booking_id == booking_id)).one()
+    return int(value), int(kept)
+
+
+def current_value_ore(booking: Booking) -> int:
+    """What the booking is worth now: the contract's total (booking.total_ore, which never changes, like the
+    contract) less the contract value of the bed-nights cancelled by amendments."""
+    return booking.total_ore - amended_ore(booking.id)[0]
+
+
+def lines_cancellation_ore(booking: Booking, lines_ore: int, today: date) -> tuple[int, int]:
+    """(refund, invoice credit) of a guest cancelling bed-nights worth `lines_ore` of the contract today: the
+    terms' share of them, paid back from card money actually received (never more than is left of it), or
+    credited on an invoice the app has not been paid."""
+    share = guest_share_ore(booking, lines_ore, today)
+    if booking.payment_method == "card":
+        return min(share, max(paid_ore(booking.id), 0)), 0
+    return 0, share
+
+
 def guest_cancellation_ore(booking: Booking, today: date) -> tuple[int, int]:
-    """(refund, invoice credit) of a guest cancellation today: the contract's terms' share (all of it until
-    the free-cancellation date, the late percentage after) of what the booking is worth, but money is
-    refunded only where it was received: a card's captured payment. An invoice the app has not been
-    paid is credited by that share instead, and the rest stays due."""
+    """(refund, invoice credit) of a guest cancelling what remains of a booking today: the contract's terms'
+    share (all of it until the free-cancellation date, the late percentage after) of what the remaining
+    bed-nights are worth, but money is refunded only where it was received: a card's captured payment, less
+    what was paid back already and what the host keeps of bed-nights cancelled before (so nothing is refunded
+    twice). An invoice the app has not been paid is credited by that share instead, and the rest stays due."""
     if booking.status == "awaiting_payment":
         return 0, 0  # an unpaid card hold or an unaccepted waiting-list offer: nothing was paid or invoiced
-    season = booking.season
-
-    def share(base: int) -> int:
-        if today <= season.free_cancellation_until:
-            return base
-        return base * season.late_cancellation_refund_pct // 100
-
+    value, kept = amended_ore(booking.id)
+    remaining = booking.total_ore - value
     if booking.payment_method == "card":
-        return share(paid_ore(booking.id)), 0
-    return 0, share(booking.total_ore)
+        return guest_share_ore(booking, max(min(paid_ore(booking.id) - kept, remaining), 0), today), 0
+    return 0, guest_share_ore(booking, remaining, today)
 
 
 def host_cancellation_ore(booking: Booking) -> tuple[int, int]:
-    """(refund, invoice credit) of a host cancellation: the guest gets back all the money actually received (a
-    card's captured payment) and owes nothing more, so an invoice the app has not been paid is credited in full
-    rather than "refunded". Sängplats records no invoice payments, so every invoice counts as unpaid."""
+    """(refund, invoice credit) of a host cancellation: the guest gets back all the money actually received and
+    not yet refunded (a card's captured payment) and owes nothing more, so what is still due on an invoice the
+    app has not been paid is credited in full rather than "refunded" (after partial cancellations, the rest of
+    it). Sängplats records no invoice payments, so every invoice counts as unpaid."""
     if booking.status == "awaiting_payment":
         return 0, 0  # an unpaid card hold: nothing was paid or invoiced
     if booking.payment_method == "card":
         return paid_ore(booking.id), 0
-    return 0, booking.total_ore
+    return 0, max(booking.total_ore - (booking.invoice_credited_ore or 0), 0)
 
 
 def host_share_ore(booking: Booking) -> int:
-    """What the host earns from a booking: the contract's amount minus every refund; nothing after a breach."""
+    """What the host earns from a booking: the contract's amount minus every refund and credit (partial
+    cancellations included: they keep their late share); nothing after a breach."""
     if booking.status not in EARNING_STATUSES:
         return 0
     if booking.payment_method == "invoice":

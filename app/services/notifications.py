@@ -20,6 +20,7 @@ from app.i18n import kr
 from app.labels import in_sentence
 from app.models import (
     AllocationRequest,
+    Amendment,
     BedNight,
     Booking,
     Contract,
@@ -211,11 +212,14 @@ def on_booking_confirmed(booking: Booking, now: datetime, **_ignored) -> None:
     _notify_host_of_booking(booking, now, facts)
 
 
-def on_cancelled_by_guest(booking: Booking, now: datetime, **_ignored) -> None:
-    """The host hears of every cancellation of a booking they were told about; the coordinator gets a receipt."""
+def on_cancelled_by_guest(booking: Booking, now: datetime, refund_ore: int | None = None,
+                          credit_ore: int | None = None, **_ignored) -> None:
+    """The host hears of every cancellation of a booking they were told about; the coordinator gets a receipt
+    of this cancellation's refund or credit (after partial cancellations, the booking's totals are more)."""
     if booking.confirmed_at is None:
         return  # an unpaid hold or an unaccepted offer: no one was told of a booking
-    s_refund, s_credit = booking.refund_ore, booking.invoice_credited_ore or 0
+    s_refund = booking.refund_ore if refund_ore is None else refund_ore
+    s_credit = (booking.invoice_credited_ore or 0) if credit_ore is None else credit_ore
     host, coordinator = _user(booking.host_id), _user(booking.coordinator_id)
 
     def build_host():
@@ -236,6 +240,44 @@ def on_cancelled_by_guest(booking: Booking, now: datetime, **_ignored) -> None:
             (_("Fakturan krediteras enligt avtalet med %(credit)s; resten ska betalas.", credit=kr(s_credit))
              if booking.payment_method == "invoice" else
              _("Återbetalning enligt avtalet: %(refund)s.", refund=kr(s_refund))),
+        ]
+
+    if host is not None:
+        _queue(host, build_host, now=now)
+    if coordinator is not None:
+        _queue(coordinator, build_coordinator, now=now)
+
+
+def _amended_lines(amendment: Amendment) -> str:
+    """The cancelled bed-nights of an amendment, one per line, in the current (recipient's) locale."""
+    return "\n".join(_("%(night)s: %(bed)s, %(price)s", night=_day(date.fromisoformat(line["night"])),
+                        bed=line.get("bed") or line["bed_id"], price=kr(line["price_ore"]))
+                      for line in amendment.lines)
+
+
+def on_lines_cancelled(booking: Booking, amendment: Amendment, now: datetime, **_ignored) -> None:
+    """Some bed-nights were cancelled and the booking stands: the host and the coordinator get the amendment."""
+    host, coordinator = _user(booking.host_id), _user(booking.coordinator_id)
+
+    def build_host():
+        s = _stay(booking)
+        return _("Ändring %(number)s: %(title)s", number=amendment.number, title=s["title"]), [
+            _("%(delegation)s har avbokat %(count)s bäddnätter av sin bokning (avtal %(contract)s) enligt avtalets "
+              "villkor. Resten av bokningen gäller som förut.", delegation=s["delegation"],
+              count=len(amendment.lines), contract=s["number"]),
+            _amended_lines(amendment),
+            _("Bäddnätterna är lediga igen och kan bokas av andra."),
+        ]
+
+    def build_coordinator():
+        s = _stay(booking)
+        return _("Ändring %(number)s är registrerad: %(title)s", number=amendment.number, title=s["title"]), [
+            _("Ni har avbokat %(count)s bäddnätter av bokningen med avtal %(contract)s. Resten av bokningen "
+              "gäller som förut.", count=len(amendment.lines), contract=s["number"]),
+            _amended_lines(amendment),
+            (_("Fakturan krediteras enligt avtalet med %(credit)s.", credit=kr(amendment.invoice_credit_ore))
+             if booking.payment_method == "invoice" else
+             _("Återbetalning enligt avtalet: %(refund)s.", refund=kr(amendment.refund_ore))),
         ]
 
     if host is not None:
@@ -551,6 +593,7 @@ def register() -> None:
     events.subscribe(events.BOOKING_CREATED, on_booking_created)
     events.subscribe(events.BOOKING_CONFIRMED, on_booking_confirmed)
     events.subscribe(events.BOOKING_CANCELLED_BY_GUEST, on_cancelled_by_guest)
+    events.subscribe(events.BOOKING_LINES_CANCELLED, on_lines_cancelled)
     events.subscribe(events.BOOKING_CANCELLED_BY_HOST, on_cancelled_by_host)
     events.subscribe(events.BOOKING_EXPIRED, on_booking_expired)
     events.subscribe(events.HOST_DECIDED, on_host_decided)

@@ -19,22 +19,23 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Booking, Order, Season
-from app.services import audit, payments
+from app.services import audit, payments, stripe_gateway
 from app.services.access import owned_delegation
 from app.services.availability import check_not_past, check_stay
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.booking import (
     PAYMENT_METHODS,
     Part,
+    Quote,
     Stay,
     insert_booking,
     lock_terms,
     prepare_part,
+    quote_booking,
     seal_booking,
     taken_or_removed,
 )
@@ -53,26 +54,40 @@ from app.services.seasons import season_for_stay
 MAX_PARTS = 10
 
 
-def _check_request(parts, payment_method) -> list[list[int]]:
-    """Shape only: 1..MAX_PARTS parts, each a list of distinct bed ids; a known payment method."""
-    errors: dict[str, list[str]] = {}
+def _check_parts(parts, errors: dict[str, list[str]]) -> None:
+    """Shape only: 1..MAX_PARTS parts, each a list of distinct bed ids."""
     if not isinstance(parts, list) or not parts or len(parts) > MAX_PARTS:
         errors["parts"] = [_("Ange mellan 1 och %(max)s delar, var och en med sina bädd-id:n.", max=MAX_PARTS)]
-    else:
-        for i, part in enumerate(parts):
-            bed_ids = part.get("bed_ids") if isinstance(part, dict) else None
-            if (not isinstance(bed_ids, list) or not bed_ids
-                    or not all(isinstance(b, int) and not isinstance(b, bool) for b in bed_ids)):
-                errors[f"parts[{i}].bed_ids"] = [_("Ange en lista med bädd-id:n.")]
-            elif len(set(bed_ids)) != len(bed_ids):
-                errors[f"parts[{i}].bed_ids"] = [_("Varje bädd får bara finnas med en gång.")]
-            elif len(bed_ids) > MAX_BEDS_PER_BOOKING:
-                errors[f"parts[{i}].bed_ids"] = [_("Högst %(max)s bäddar i en bokning.", max=MAX_BEDS_PER_BOOKING)]
+        return
+    for i, part in enumerate(parts):
+        bed_ids = part.get("bed_ids") if isinstance(part, dict) else None
+        if (not isinstance(bed_ids, list) or not bed_ids
+                or not all(isinstance(b, int) and not isinstance(b, bool) for b in bed_ids)):
+            errors[f"parts[{i}].bed_ids"] = [_("Ange en lista med bädd-id:n.")]
+        elif len(set(bed_ids)) != len(bed_ids):
+            errors[f"parts[{i}].bed_ids"] = [_("Varje bädd får bara finnas med en gång.")]
+        elif len(bed_ids) > MAX_BEDS_PER_BOOKING:
+            errors[f"parts[{i}].bed_ids"] = [_("Högst %(max)s bäddar i en bokning.", max=MAX_BEDS_PER_BOOKING)]
+
+
+def _check_request(parts, payment_method) -> list[list[int]]:
+    """Shape only: the parts (above) and a known payment method."""
+    errors: dict[str, list[str]] = {}
+    _check_parts(parts, errors)
     if payment_method not in PAYMENT_METHODS:
         errors["payment_method"] = [_("Välj 'invoice' (faktura) eller 'card' (kort).")]
     if errors:
         raise ValidationFailed(errors)
-    return [sorted(part["bed_ids"]) for part in parts]
+    return _bed_lists(parts)
+
+
+def _bed_lists(parts) -> list[list[int]]:
+    """Each part's bed ids, sorted; a bed in two parts is refused (both parts would be in its listing)."""
+    bed_lists = [sorted(part["bed_ids"]) for part in parts]
+    all_beds = [bed_id for bed_ids in bed_lists for bed_id in bed_ids]
+    if len(set(all_beds)) != len(all_beds):
+        raise _parts_share_listing()
+    return bed_lists
 
 
 def _parts_share_listing() -> DomainError:
@@ -89,8 +104,6 @@ def create_order(actor: Actor, *, delegation_id: int, check_in: date, check_out:
     owned_delegation(actor, delegation_id)
     bed_lists = _check_request(parts, payment_method)
     all_beds = [bed_id for bed_ids in bed_lists for bed_id in bed_ids]
-    if len(set(all_beds)) != len(all_beds):  # a bed in two parts: both parts are in its listing
-        raise _parts_share_listing()
     season = season_for_stay(check_in)
     if season is None:
         raise no_season_error(check_in.year)
@@ -166,6 +179,19 @@ def form_order(actor: Actor, prepared: list[Part], stay: Stay, now: datetime) ->
     return order
 
 
+def quote_order(parts, check_in: date, check_out: date, *, now: datetime | None = None) -> list[Quote]:
+    """What an order of these parts would be now, for the review page: each part quoted under the booking rules,
+    and the order's own shape (one listing per part, no listing twice), without booking anything."""
+    errors: dict[str, list[str]] = {}
+    _check_parts(parts, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    quotes = [quote_booking(bed_ids, check_in, check_out, now=now) for bed_ids in _bed_lists(parts)]
+    if len({quote.listing.id for quote in quotes}) != len(quotes):
+        raise _parts_share_listing()
+    return quotes
+
+
 def visible_order(actor: Actor, order_id: int) -> Order:
     """An order its coordinator or an admin may see; anyone else gets 404."""
     order = db.session.get(Order, order_id)
@@ -186,6 +212,52 @@ def order_status(order: Order) -> str:
     return "partly_cancelled" if live else "cancelled"
 
 
+def due_card_bookings(order: Order) -> list[Booking]:
+    """The order's card bookings still to pay (awaiting payment, or a lapsed hold that may be paid again)."""
+    return [booking for booking in order.bookings
+            if booking.payment_method == "card" and booking.status in ("awaiting_payment", "expired")]
+
+
+def _payable_bookings(order: Order) -> list[Booking]:
+    """The bookings one card entry pays now; refused for an invoice order and for one already paid."""
+    if all(booking.payment_method != "card" for booking in order.bookings):
+        raise Conflict(_("Den här beställningen betalas mot faktura, inte med kort."), code="not_card")
+    due = due_card_bookings(order)
+    if not due:
+        raise Conflict(_("Beställningen är redan betald."), code="already_paid", status_now=order_status(order))
+    return due
+
+
+def _own_order(actor: Actor, order_id: int) -> Order:
+    """The acting coordinator's own order (an admin sees it, but does not pay for it)."""
+    order = visible_order(actor, order_id)
+    if order.coordinator_id != actor.user_id:
+        raise Forbidden(_("Bara beställningens samordnare betalar för den."))
+    return order
+
+
+def setup_card_entry(actor: Actor, order_id: int, *, now: datetime | None = None) -> str:
+    """A SetupIntent for the order's pay page: Stripe.js turns the one card entry into a PaymentMethod with it."""
+    now = now_or(now)
+    order = _own_order(actor, order_id)
+    for booking in _payable_bookings(order):
+        payments.check_payable(booking, now)
+    db.session.commit()
+    try:
+        return stripe_gateway.create_setup_intent(order_id=order_id)
+    except stripe_gateway.StripeError:
+        raise DomainError(_("Kortbetalning går inte just nu; försök igen om några minuter."),
+                          code="stripe_unavailable", status=503) from None
+
+
+def sync_order(actor: Actor, order_id: int, *, now: datetime | None = None) -> None:
+    """Re-fetch the open PaymentIntents of the order's card bookings from Stripe and apply them (the order page's
+    second trigger, beside the webhook)."""
+    order = visible_order(actor, order_id)
+    for booking_id in [booking.id for booking in order.bookings if booking.payment_method == "card"]:
+        payments.sync_booking(booking_id, now=now)
+
+
 def pay_order(actor: Actor, order_id: int, payment_method_id, *, now: datetime | None = None
               ) -> tuple[list[tuple[int, payments.PaymentResult]], str]:
     """Pay every unpaid card booking of the order with one PaymentMethod: one PaymentIntent per booking.
@@ -193,16 +265,8 @@ def pay_order(actor: Actor, order_id: int, payment_method_id, *, now: datetime |
     Returns ([(booking_id, result)], "succeeded" or "requires_action"). A decline stops at that booking: what
     was paid stays paid (with `paid_booking_ids` in the error), and paying again charges only the rest."""
     now = now_or(now)
-    order = visible_order(actor, order_id)
-    if order.coordinator_id != actor.user_id:
-        raise Forbidden(_("Bara beställningens samordnare betalar för den."))
-    bookings = list(db.session.scalars(select(Booking).where(Booking.order_id == order.id).order_by(Booking.id)))
-    if all(booking.payment_method != "card" for booking in bookings):
-        raise Conflict(_("Den här beställningen betalas mot faktura, inte med kort."), code="not_card")
-    due = [booking.id for booking in bookings
-           if booking.payment_method == "card" and booking.status in ("awaiting_payment", "expired")]
-    if not due:
-        raise Conflict(_("Beställningen är redan betald."), code="already_paid", status_now=order_status(order))
+    order = _own_order(actor, order_id)
+    due = [booking.id for booking in _payable_bookings(order)]
     results: list[tuple[int, payments.PaymentResult]] = []
     for booking_id in due:
         try:
@@ -224,4 +288,5 @@ def pay_order(actor: Actor, order_id: int, payment_method_id, *, now: datetime |
     return results, "succeeded" if succeeded else "requires_action"
 
 
-__all__ = ["MAX_PARTS", "create_order", "form_order", "order_stay", "order_status", "pay_order", "visible_order"]
+__all__ = ["MAX_PARTS", "create_order", "due_card_bookings", "form_order", "order_stay", "order_status",
+           "pay_order", "quote_order", "setup_card_entry", "sync_order", "visible_order"]

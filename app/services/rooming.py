@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, func, select, update
 
 from app.extensions import db
-from app.models import Bed, BedNight, Booking, Delegation, Listing, Member, Room
+from app.models import LIVE_LINE_STATES, Bed, BedNight, Booking, Delegation, Listing, Member, Room
 from app.services import audit, itineraries
 from app.services.access import own_booking
 from app.services.base import Actor, now_or, unit_of_work
@@ -52,7 +52,7 @@ def assign_rooming(actor: Actor, booking_id: int, assignments: object, *,
     booking = own_booking(actor, booking_id)
     if booking.status not in CANCELLABLE:
         raise Conflict(_("Bara en aktiv bokning har en rumsfördelning."), code="not_active")
-    bed_ids = {line.bed_id for line in booking.lines}
+    bed_ids = {line.bed_id for line in booking.live_lines}  # a bed whose nights were all cancelled is no more
     member_ids = {m.id for m in booking.delegation.members}
     errors: dict[str, list[str]] = {}
     wanted: dict[int, int | None] = {}
@@ -77,7 +77,8 @@ def assign_rooming(actor: Actor, booking_id: int, assignments: object, *,
         concerned = itineraries.members_in_booking(booking_id) | set(wanted.values())
         for bed_id, member_id in wanted.items():
             db.session.execute(update(BedNight).where(
-                BedNight.booking_id == booking_id, BedNight.bed_id == bed_id).values(member_id=member_id))
+                BedNight.booking_id == booking_id, BedNight.bed_id == bed_id,
+                BedNight.state.in_(LIVE_LINE_STATES)).values(member_id=member_id))
         conflicts = member_double_bookings(booking.delegation_id)
         if conflicts:
             raise Conflict(_("En deltagare kan bara sova i en bädd per natt, i den här eller en annan av "

@@ -89,10 +89,18 @@ def cancel_intent(intent_id: str) -> IntentView:
     return IntentView.of(_sdk().PaymentIntent.cancel(intent_id))
 
 
-def create_setup_intent(booking_id: int) -> str:
-    """A SetupIntent for the pay page; returns its client secret."""
-    intent = _sdk().SetupIntent.create(usage="on_session", payment_method_types=["card"],
-                                       metadata={"booking_id": str(booking_id)})
+def create_setup_intent(booking_id: int | None = None, *, order_id: int | None = None) -> str:
+    """A SetupIntent for a pay page (one booking's, or an order's); returns its client secret.
+
+    An order's card pays several PaymentIntents, and Stripe lets a PaymentMethod be used more than once only
+    when it belongs to a Customer: the order's SetupIntent makes one, so the card is saved to it."""
+    if order_id is not None:
+        customer = _sdk().Customer.create(metadata={"order_id": str(order_id)})
+        intent = _sdk().SetupIntent.create(usage="on_session", payment_method_types=["card"], customer=customer.id,
+                                           metadata={"order_id": str(order_id)})
+    else:
+        intent = _sdk().SetupIntent.create(usage="on_session", payment_method_types=["card"],
+                                           metadata={"booking_id": str(booking_id)})
     return intent.client_secret
 
 

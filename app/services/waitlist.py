@@ -281,6 +281,11 @@ def _on_cancelled_by_guest(booking: Booking, now: datetime, **_) -> None:
     offer_freed_beds(booking, now)
 
 
+def _on_lines_cancelled(booking: Booking, now: datetime, **_) -> None:
+    # The booking stands (no offer of it to close); the bed-nights it gave up may serve a waiting entry.
+    offer_freed_beds(booking, now)
+
+
 def _on_expired(booking: Booking, now: datetime, **_) -> None:
     _close_offer_of(booking, "expired", now)
     offer_freed_beds(booking, now)
@@ -289,4 +294,5 @@ def _on_expired(booking: Booking, now: datetime, **_) -> None:
 def register() -> None:
     """Subscribe the waiting list to the events that free beds (idempotent)."""
     events.subscribe(events.BOOKING_CANCELLED_BY_GUEST, _on_cancelled_by_guest)
+    events.subscribe(events.BOOKING_LINES_CANCELLED, _on_lines_cancelled)
     events.subscribe(events.BOOKING_EXPIRED, _on_expired)

@@ -19,6 +19,11 @@ def actor() -> Actor:
     return Actor.of(current_user, ip=request.remote_addr)
 
 
+def wants_json() -> bool:
+    """The request asks for JSON (pay.js's fetch), not a page."""
+    return request.accept_mimetypes.best == "application/json"
+
+
 def local_path(target: str) -> str | None:
     """`target` when it is a path on this site, else None: a `next` address never leads elsewhere.
 

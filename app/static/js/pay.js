@@ -1,6 +1,7 @@
-/* The card payment page: Stripe.js turns the card element into a PaymentMethod (through a
- * SetupIntent made by our server), our server charges it, and 3-D Secure is finished here when
- * Stripe asks for it. Card numbers never reach Sängplats. Configuration comes from data-* attributes. */
+/* The card payment pages (one booking, or every card booking of an order with one card entry): Stripe.js
+ * turns the card element into a PaymentMethod (through a SetupIntent made by our server), our server
+ * charges it, and 3-D Secure is finished here when Stripe asks for it. Card numbers never reach
+ * Sängplats. Configuration comes from data-* attributes. */
 (function () {
   "use strict";
 
@@ -61,8 +62,11 @@
         throw declined(setup.error);
       }
       var result = await charge(setup.setupIntent.payment_method);
-      if (result.status === "requires_action") {
-        var done = await stripe.confirmCardPayment(result.client_secret);
+      // One booking answers one client_secret; an order lists every PaymentIntent that wants 3-D Secure.
+      var pending = result.client_secrets ||
+        (result.status === "requires_action" ? [result.client_secret] : []);
+      for (var i = 0; i < pending.length; i++) {
+        var done = await stripe.confirmCardPayment(pending[i]);
         if (done.error) {
           throw declined(done.error);
         }

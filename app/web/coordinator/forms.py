@@ -1,17 +1,21 @@
 """Coordinator forms (shape only; the rules live in app/services/)."""
+from datetime import date
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
     EmailField,
+    Field,
+    HiddenField,
     RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from app.i18n import kronor_to_ore
 from app.labels import lazy_choices
@@ -85,8 +89,73 @@ class BookForm(StayForm):
         DataRequired(message=_l("Kryssa i att du accepterar avtalet för att boka."))])
 
 
+class BedGroupsField(Field):
+    """Repeated values, each one part's bed ids separated by commas ("12,13"): [[12, 13], [20]].
+
+    Carried in hidden inputs and query strings; the template writes them out itself."""
+
+    data: list[list[int]] | None
+
+    def process_formdata(self, valuelist):
+        groups = []
+        for value in valuelist:
+            try:
+                groups.append([int32(bed_id) for bed_id in value.split(",")])
+            except ValueError:
+                self.data = None
+                raise ValueError(_l("Förslagets bäddar kunde inte läsas. Välj förslaget i sökningen igen.")) from None
+        self.data = groups
+
+    def pre_validate(self, form):
+        # Not DataRequired: it would clear the reason a value could not be read.
+        if not self.data and not self.process_errors:
+            raise ValidationError(_l("Välj ett förslag i sökningen."))
+
+
+class OrderStayForm(FlaskForm):
+    """A group proposal carried from the search to the order's review: the stay and each part's beds."""
+
+    class Meta:
+        csrf = False
+
+    check_in = DateField(_l("Incheckning"), validators=[InputRequired()])
+    check_out = DateField(_l("Utcheckning"), validators=[InputRequired()])
+    parts = BedGroupsField(_l("Delar"))
+    delegation_id = Int32Field(_l("Delegation"), validators=[Optional()])
+
+
+class OrderForm(OrderStayForm):
+    """The whole proposal booked in one step. `token` is the page's one-time idempotency key: a second submit
+    of the same form gets the first answer instead of a second order."""
+
+    class Meta:
+        csrf = True
+
+    delegation_id = SelectField(_l("Delegation"), coerce=int, validators=[InputRequired()])
+    payment_method = RadioField(_l("Betalning"), choices=lazy_choices("payment_method"),
+                                default="invoice", validators=[InputRequired()])
+    accept_contract = BooleanField(_l("Jag accepterar de bindande avtalen"), validators=[
+        DataRequired(message=_l("Kryssa i att du accepterar avtalen för att boka."))])
+    token = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
+
+
 class ConfirmForm(FlaskForm):
     """Only the CSRF token: a POST that confirms what the page showed."""
+
+
+def bed_night(value: str | tuple[int, date]) -> tuple[int, date]:
+    """ "<bed id>:<night YYYY-MM-DD>", as a checkbox of the cancel page sends it, as (bed id, night)."""
+    if isinstance(value, tuple):
+        return value
+    bed_id, _colon, night = str(value).partition(":")
+    return int32(bed_id), date.fromisoformat(night)
+
+
+class CancelLinesForm(FlaskForm):
+    """The bed-nights ticked on the cancel page (which ones may go is the cancellation service's rule)."""
+
+    part = HiddenField(default="lines")  # tells this form from the cancel-everything one on the same page
+    lines = SelectMultipleField(_l("Bäddnätter att avboka"), coerce=bed_night, validate_choice=False)
 
 
 class FlagForm(FlaskForm):

@@ -17,7 +17,7 @@ from app.services.errors import DomainError
 from app.services.ledger import REFUND_REASONS
 from app.services.refunds import request_refund, retry_refund
 from app.services.webhooks import retry_failed_events
-from app.web.common import actor, role_required
+from app.web.common import actor, role_required, wants_json
 from app.web.converters import int32
 
 bp = Blueprint("payments", __name__)
@@ -26,10 +26,6 @@ bp = Blueprint("payments", __name__)
 def _own_booking(booking_id: int) -> Booking:
     """The signed-in coordinator's own booking, else 404."""
     return own_booking(actor(), booking_id)
-
-
-def _wants_json() -> bool:
-    return request.accept_mimetypes.best == "application/json"
 
 
 @bp.get("/bookings/<int:booking_id>/pay")
@@ -55,7 +51,7 @@ def pay(booking_id):
 def pay_submit(booking_id):
     """Charge the card Stripe.js saved (its PaymentMethod id); answer JSON for pay.js."""
     _own_booking(booking_id)
-    if not request.form.get("payment_method_id") and not _wants_json():
+    if not request.form.get("payment_method_id") and not wants_json():
         flash(_("Kortbetalning kräver JavaScript i webbläsaren."), "error")
         return redirect(url_for("payments.pay", booking_id=booking_id))
     try:

@@ -13,17 +13,19 @@ from app.services import accounts, delegations, exports, flags, itineraries, vet
 from app.services import booking as booking_service
 from app.services.access import own_booking, owned_delegation
 from app.services.base import local_date
-from app.services.cancellations import cancel_by_guest
+from app.services.cancellations import GuestCancellation, cancel_lines
 from app.services.contract_pdf import render_pdf
+from app.services.contracts import amendments_of
 from app.services.errors import DomainError, NotFound
 from app.services.inventory import CANCELLABLE
-from app.services.ledger import guest_cancellation_ore
+from app.services.ledger import current_value_ore
 from app.services.rooming import assign_rooming
 from app.services.seasons import current_season
 from app.web.common import actor, flash_error, page_number, required, role_required
 from app.web.coordinator import presenters
 from app.web.coordinator.forms import (
     BookForm,
+    CancelLinesForm,
     ConfirmForm,
     ContactForm,
     DelegationForm,
@@ -287,6 +289,8 @@ def booking(booking_id):
     """Show a booking: status, lines, total, invoice and contract."""
     item = _own_booking(booking_id)
     return render_template("coordinator/booking.html", booking=item, contract=item.contract,
+                           amendments=amendments_of(item.contract.id) if item.contract else [],
+                           current_ore=current_value_ore(item),
                            contacts=booking_service.party_contacts(actor(), item),
                            host_suspended=vetting.is_host_suspended(item.host_id),
                            can_pay="payments.pay" in current_app.view_functions,
@@ -306,27 +310,47 @@ def contract_pdf(contract_id):
 
 @bp.route("/bookings/<int:booking_id>/cancel", methods=["GET", "POST"])
 def cancel(booking_id):
-    """Show what the contract refunds today, and cancel when confirmed."""
-    item, form, status = _own_booking(booking_id), ConfirmForm(), 200
-    if form.validate_on_submit():
-        try:
-            item = cancel_by_guest(actor(), booking_id)
-        except DomainError as error:
-            flash_error(error)
-            status = error.status
+    """Show each remaining bed-night and what the contract gives back today; cancel the ticked ones, or all."""
+    item, status = _own_booking(booking_id), 200
+    form, lines_form = ConfirmForm(formdata=None), CancelLinesForm(formdata=None)
+    if request.method == "POST":
+        partial = request.form.get("part") == "lines"
+        used: ConfirmForm | CancelLinesForm
+        if partial:
+            used = lines_form = CancelLinesForm()
         else:
-            if item.invoice_credited_ore:
-                flash(_("Bokningen är avbokad. Fakturan krediteras med %(amount)s.",
-                        amount=kr(item.invoice_credited_ore)), "success")
+            used = form = ConfirmForm()
+        if used.validate_on_submit():
+            try:
+                done = cancel_lines(actor(), booking_id, lines_form.lines.data if partial else None)
+            except DomainError as error:
+                flash_error(error, used)
+                status = error.status
             else:
-                flash(_("Bokningen är avbokad. Återbetalning: %(amount)s.", amount=kr(item.refund_ore)), "success")
-            return redirect(url_for("coordinator.booking", booking_id=booking_id))
-    elif form.is_submitted():
-        flash(_("Formuläret hade gått ut. Försök igen."), "error")
-        status = 400
-    refund, credit = guest_cancellation_ore(item, local_date(utcnow()))
-    return render_template("coordinator/cancel.html", booking=item, form=form, refund_ore=refund, credit_ore=credit,
+                _flash_cancelled(done)
+                return redirect(url_for("coordinator.booking", booking_id=booking_id))
+        elif "csrf_token" in used.errors:
+            flash(_("Formuläret hade gått ut. Försök igen."), "error")
+            status = 400
+        else:
+            status = 422
+    return render_template("coordinator/cancel.html", booking=item, form=form, lines_form=lines_form,
+                           view=presenters.cancel_view(item, local_date(utcnow())),
                            cancellable=item.status in CANCELLABLE), status
+
+
+def _flash_cancelled(done: GuestCancellation) -> None:
+    if done.amendment is not None and done.booking.status != "cancelled_by_guest":
+        money = (_("Fakturan krediteras med %(amount)s.", amount=kr(done.invoice_credit_ore))
+                 if done.booking.payment_method == "invoice" else
+                 _("Återbetalning: %(amount)s.", amount=kr(done.refund_ore)))
+        flash(_("Ändring %(number)s: %(count)s bäddnätter avbokade. %(money)s", number=done.amendment.number,
+                count=len(done.lines), money=money), "success")
+    elif done.invoice_credit_ore:
+        flash(_("Bokningen är avbokad. Fakturan krediteras med %(amount)s.", amount=kr(done.invoice_credit_ore)),
+              "success")
+    else:
+        flash(_("Bokningen är avbokad. Återbetalning: %(amount)s.", amount=kr(done.refund_ore)), "success")
 
 
 @bp.route("/bookings/<int:booking_id>/rooming", methods=["GET", "POST"])

@@ -14,6 +14,7 @@ from app.i18n import kr
 from app.models import Bed, BedNight, Booking, Delegation, Listing, Room, Season, utcnow
 from app.services import access, availability, cancellations, inventory, ledger
 from app.services import booking as bookings
+from app.services.contracts import amendments_of
 from app.services.errors import DomainError
 from app.services.seasons import current_season, season_for_year
 from app.web.common import actor, flash_error, role_required
@@ -117,6 +118,8 @@ def booking_page(booking_id):
     """One of the host's bookings: the contract (PDF), the guests, the coordinator's contact, and cancelling."""
     item = access.visible_booking(actor(), booking_id)
     return render_template("host/booking.html", booking=item, contract=item.contract,
+                           amendments=amendments_of(item.contract.id) if item.contract else [],
+                           current_ore=ledger.current_value_ore(item),
                            contacts=bookings.party_contacts(actor(), item),
                            cancellable=item.status in inventory.CANCELLABLE)
 

@@ -7,8 +7,8 @@ Database guards, as the contracts have theirs: a round's seed and commitment nev
 deleted (the commitment published before the first request stays the one the draw is checked against); a request's
 `ref` never changes, nor its `rank` once the draw has set it, and no request is deleted.
 
-Revision ID: 0016_allocation_round
-Revises: 0014_member_itinerary
+Revision ID: 0017_allocation_round
+Revises: 0016_worker
 Create Date: 2026-12-16 00:00:00
 """
 from alembic import op
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from app.models.types import UTCDateTime
 
-revision = "0016_allocation_round"
-down_revision = "0014_member_itinerary"
+revision = "0017_allocation_round"
+down_revision = "0016_worker"
 branch_labels = None
 depends_on = None
 
