@@ -8,8 +8,8 @@ else spells a status out. `badge_class` gives the badge colour the pages show wi
 
 Kinds are named after their column: booking_status, bed_night_state, payment_method,
 vetting_status, vetting_decision, payout_status, refund_status, payment_status (a Stripe
-attempt), webhook_status, waitlist_status, bed_kind, flag_category, flag_status, flag_source,
-role, locale, amendment_kind.
+attempt), webhook_status, waitlist_status, allocation_status, allocation_round_status, bed_kind,
+flag_category, flag_status, flag_source, role, locale, amendment_kind.
 """
 from __future__ import annotations
 
@@ -106,6 +106,18 @@ LABELS: dict[str, dict[str, Words]] = {
         "booked": Words(N_("Bokad"), OK),
         "expired": Words(N_("Förfallen"), PLAIN),
         "cancelled": Words(N_("Avbruten"), PLAIN),
+    },
+    "allocation_status": {  # an allocation request's status
+        "submitted": Words(N_("Inskickad"), WARN),
+        "withdrawn": Words(N_("Tillbakadragen"), PLAIN),
+        "allocated": Words(N_("Fick bäddar"), OK),
+        "unallocated": Words(N_("Ingen plats – i väntelistan"), BAD),
+    },
+    "allocation_round_status": {  # a round as the public sees it (allocation.round_status)
+        "scheduled": Words(N_("Ansökan har inte öppnat"), PLAIN),
+        "open": Words(N_("Ansökan är öppen"), OK),
+        "closed": Words(N_("Ansökan är stängd, dragningen väntar"), WARN),
+        "drawn": Words(N_("Dragen"), OK),
     },
     "bed_kind": {
         "single": Words(N_("Enkelsäng")),

@@ -14,10 +14,14 @@ from app.services import flags
 from app.services.base import Actor
 from tests.helpers import PASSWORD, YEAR, csrf_from
 
-# Public by design: the published listing, public contract verification, secret-token calendars.
+# Public by design: the published listing, public contract verification, secret-token calendars, a season's
+# allocation round and its published draw.
 PUBLIC = {
     ("GET", "/api/v1/listings/<int:listing_id>"),
     ("GET", "/listings/<int:listing_id>"),
+    ("GET", "/api/v1/allocation/<int:year>"),
+    ("GET", "/api/v1/allocation/<int:year>/result"),
+    ("GET", "/fordelning/<int:year>"),
 }
 SKIP_ARGS = {"token", "filename", "path"}  # secrets or static files, not object ids
 

@@ -8,10 +8,11 @@ through the DevTools protocol, which the site's CSP (no inline scripts) does not
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from app.services import allocation, seasons
 from app.services import booking as booking_service
 from app.services.base import Actor
 from tests.browser import (
@@ -55,6 +56,8 @@ PAGES = [
     ("coordinator", "/coordinator/delegations/{delegation}"),
     ("coordinator", "/coordinator/bookings/{booking}/cancel"),
     ("coordinator", "/coordinator/waitlist/"),
+    ("coordinator", f"/coordinator/fordelning/?year={YEAR + 1}"),
+    ("public", f"/fordelning/{YEAR + 1}"),
     ("admin", "/admin/"),
     ("admin", "/admin/hosts"),
     ("admin", "/admin/flags"),
@@ -77,6 +80,17 @@ def site(tmp_path_factory):
         booked = booking_service.create_booking(
             Actor(coordinator.id, "coordinator"), delegation_id=delegation.id, bed_ids=beds[:1],
             check_in=FIRST_NIGHT, check_out=CHECK_OUT, accept_contract=True, payment_method="invoice")
+        # Next year's season opens with an allocation round, its requests open now; the coordinator has made one.
+        now = datetime.now(UTC)
+        seasons.create_season(Actor(world.admin.id, "admin"), {
+            "year": YEAR + 1, "name": f"Almedalsveckan {YEAR + 1}", "first_night": date(YEAR + 1, 6, 19),
+            "last_night": date(YEAR + 1, 6, 24), "bookings_open_at": now + timedelta(days=2), "price_cap_ore": 90000,
+            "max_increase_pct": 10, "strike_limit": 3, "hold_minutes": 15,
+            "free_cancellation_until": date(YEAR + 1, 4, 20), "late_cancellation_refund_pct": 50,
+            "requests_open_at": now - timedelta(hours=1), "allocation_at": now + timedelta(days=1)})
+        allocation.submit_request(Actor(coordinator.id, "coordinator"), YEAR + 1, delegation_id=delegation.id,
+                                  check_in=date(YEAR + 1, 6, 20), check_out=date(YEAR + 1, 6, 22), beds=2,
+                                  payment_method="invoice", accept_contract=True)
         served.ids = {"listing": world.listing.id, "booking": booked.id, "delegation": delegation.id,
                       "free_bed": beds[1]}
         served.logins = {"host": world.host.email, "coordinator": coordinator.email, "admin": world.admin.email}

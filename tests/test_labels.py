@@ -12,6 +12,7 @@ from sqlalchemy import CheckConstraint
 from app import labels
 from app.extensions import db
 from app.models import BED_KINDS, BOOKING_STATUSES, FLAG_CATEGORIES, VETTING_STATUSES
+from app.services.allocation import ROUND_STATUSES
 from app.services.ledger import COUNTED_REFUND_STATUSES, REFUND_REASONS
 from app.services.payments import OPEN_STATUSES
 
@@ -24,11 +25,13 @@ KIND_OF_COLUMN = {
     ("waitlist_entries", "status"): "waitlist_status", ("host_profiles", "vetting_status"): "vetting_status",
     ("stripe_events", "status"): "webhook_status", ("payouts", "status"): "payout_status",
     ("beds", "kind"): "bed_kind", ("orders", "status"): "order_status", ("amendments", "kind"): "amendment_kind",
+    ("allocation_requests", "status"): "allocation_status", ("allocation_requests", "payment_method"): "payment_method",
 }
 # Constrained columns whose values are not label words: shown in other words, or not shown at all.
 NOT_LABELLED = {
     ("bookings", "kind"): "how the booking was made; never shown, it only picks the mails' wording",
     ("bookings", "refund_reason"): "shown as its sentence in ledger.REFUND_REASONS",
+    ("allocation_rounds", "draw_state"): "the draw's progress; shown as the round's status (allocation_round_status)",
 }
 IN_LIST = re.compile(r"(\w+) IN \(([^)]*)\)")
 
@@ -59,6 +62,7 @@ def enums() -> dict[str, set[str]]:
     wanted["refund_status"] = {*COUNTED_REFUND_STATUSES, "rejected"}
     wanted["payment_status"] = {*OPEN_STATUSES, "succeeded", "canceled", "failed"}
     wanted["vetting_decision"] = {"approve", "reject", "suspend", "reinstate"}
+    wanted["allocation_round_status"] = set(ROUND_STATUSES)
     return wanted
 
 

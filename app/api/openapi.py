@@ -30,7 +30,13 @@ SEASON_FIELDS = {
     "terms_version": _str(maxLength=40), "terms_text": _str(),
     "max_beds_per_organisation": {"type": ["integer", "null"], "minimum": 1, "maximum": 100000},
     "max_open_holds": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 3},
+    # The allocation round (optional): both times or neither (null removes a round without requests).
+    "requests_open_at": {"type": ["string", "null"], "format": "date-time"},
+    "allocation_at": {"type": ["string", "null"], "format": "date-time"},
+    "allocation_payment_hours": {"type": "integer", "minimum": 1, "maximum": 720, "default": 48},
 }
+OPTIONAL_SEASON_FIELDS = ("terms_version", "terms_text", "max_beds_per_organisation", "max_open_holds",
+                          "requests_open_at", "allocation_at", "allocation_payment_hours")
 
 
 def body(properties: dict, required: list[str] | None = None) -> dict:
@@ -74,6 +80,21 @@ ORDER = {"type": "object", "properties": {
     "bookings": {"type": "array", "items": OBJ}}}
 
 
+ROUND = {"type": "object", "properties": {
+    "year": INT, "requests_open_at": DATETIME, "allocation_at": DATETIME, "bookings_open_at": DATETIME,
+    "status": {"type": "string", "enum": ["scheduled", "open", "closed", "drawn"]},
+    "seed_commitment": _str(pattern="^[0-9a-f]{64}$"), "seed": {"type": ["string", "null"]},
+    "requests": INT, "drawn_at": {"type": ["string", "null"], "format": "date-time"}}}
+DRAW_RESULT = {"type": "object", "properties": {
+    "year": INT, "seed": _str(pattern="^[0-9a-f]{64}$"), "seed_commitment": _str(pattern="^[0-9a-f]{64}$"),
+    "draw": {"type": "array", "items": {"type": "object", "properties": {
+        "ref": _str(), "rank": INT, "allocated": BOOL, "beds": INT}}}}}
+ALLOCATION_REQUEST = {"type": "object", "properties": {
+    "id": INT, "ref": _str(pattern="^[A-Za-z0-9_-]{16,}$"),
+    "status": {"type": "string", "enum": ["submitted", "withdrawn", "allocated", "unallocated"]},
+    "rank": {"type": ["integer", "null"]}, "order_id": {"type": ["integer", "null"]}}}
+
+
 PATHS = {
     "/users": {"post": op("Register a host or coordinator", tag="accounts", auth=False, ok=201, errors=[409, 429],
                           request=body({"email": _str("email"), "password": _str(minLength=10), "name": _str(),
@@ -99,9 +120,7 @@ PATHS = {
                       "reason": _str()}, ["decision"]))},
     "/admin/seasons": {"post": op("Create a season", tag="seasons", ok=201, errors=[409],
                                   request=body(SEASON_FIELDS, [k for k in SEASON_FIELDS
-                                                               if k not in ("terms_version", "terms_text",
-                                                                             "max_beds_per_organisation",
-                                                                             "max_open_holds")]))},
+                                                               if k not in OPTIONAL_SEASON_FIELDS]))},
     "/admin/seasons/{year}": {"patch": op("Change a season", tag="seasons", params=[path_id("year")],
                                           request=body({k: v for k, v in SEASON_FIELDS.items() if k != "year"}))},
     "/seasons": {"get": op("Every season", tag="seasons", auth=False)},
@@ -253,6 +272,33 @@ PATHS = {
         params=[path_id("entry_id")], request=body({"accept_contract": BOOL}, ["accept_contract"]))},
     "/waitlist/{entry_id}/cancel": {"post": op("Leave the waiting list (declines an offer)", tag="waitlist",
                                                errors=[409], params=[path_id("entry_id")])},
+    "/allocation/{year}": {"get": op(
+        "A season's allocation round: times, status, the seed's SHA-256 commitment, the number of requests; the seed "
+        "once drawn", tag="allocation", auth=False, params=[path_id("year")], ok_schema=ROUND)},
+    "/allocation/{year}/result": {"get": op(
+        "The whole draw, once done: the seed, its commitment, every request's ref, rank, outcome and beds, in rank "
+        "order", tag="allocation", auth=False, errors=[409], params=[path_id("year")], ok_schema=DRAW_RESULT)},
+    "/allocation/{year}/requests": {
+        "post": op("Make the organisation's one request in the round (the contract accepted in advance)",
+                   tag="allocation", ok=201, errors=[409], params=[path_id("year")], ok_schema=ALLOCATION_REQUEST,
+                   request=body({
+                       "delegation_id": INT, "check_in": DATE, "check_out": DATE,
+                       "beds": {"type": "integer", "minimum": 1, "maximum": 100},
+                       "max_walking_minutes": {"type": "integer", "minimum": 0, "maximum": 600},
+                       "max_price_ore": {"type": "integer", "minimum": 1},
+                       "max_listings": {"type": "integer", "minimum": 1, "maximum": 5, "default": 3},
+                       "preferred_listing_ids": {"type": "array", "items": INT, "maxItems": 5},
+                       "payment_method": {"type": "string", "enum": ["invoice", "card"]},
+                       "accept_contract": BOOL},
+                       ["delegation_id", "check_in", "check_out", "beds", "payment_method", "accept_contract"])),
+        "get": op("The coordinator's requests in the round", tag="allocation", params=[path_id("year")]),
+    },
+    "/allocation/{year}/requests/{request_id}": {
+        "get": op("A request: ref, status, rank, order", tag="allocation", ok_schema=ALLOCATION_REQUEST,
+                  params=[path_id("year"), path_id("request_id")]),
+        "delete": op("Withdraw a request before the draw", tag="allocation", errors=[409],
+                     ok_schema=ALLOCATION_REQUEST, params=[path_id("year"), path_id("request_id")]),
+    },
     "/transparency": {"get": op("The season's public figures", tag="public", auth=False,
                                 params=[query("year", INT)])},
 }

@@ -1,4 +1,5 @@
 """All models, imported here so that Alembic and the app see the whole schema."""
+from app.models.allocation import DRAW_STATES, REQUEST_STATUSES, AllocationRequest, AllocationRound
 from app.models.audit import AuditEntry
 from app.models.bookings import (
     BED_NIGHT_STATES,
@@ -27,7 +28,7 @@ from app.models.users import ROLES, ApiToken, User
 from app.models.worker import WorkerHeartbeat
 
 __all__ = [
-    "AMENDMENT_KINDS", "Amendment",
+    "AMENDMENT_KINDS", "Amendment", "AllocationRequest", "AllocationRound", "DRAW_STATES", "REQUEST_STATUSES",
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
     "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "LIVE_LINE_STATES",
     "Listing",

@@ -24,6 +24,10 @@ class Season(Model):
         CheckConstraint("max_beds_per_organisation IS NULL OR max_beds_per_organisation >= 1",
                         name="max_beds_positive"),
         CheckConstraint("max_open_holds >= 1", name="max_open_holds_positive"),
+        # The allocation round (API.md "The allocation round"): both times or neither, requests before the draw.
+        CheckConstraint("(requests_open_at IS NULL) = (allocation_at IS NULL)", name="round_complete"),
+        CheckConstraint("requests_open_at IS NULL OR requests_open_at < allocation_at", name="round_ordered"),
+        CheckConstraint("allocation_payment_hours >= 1", name="allocation_payment_hours_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,7 +48,16 @@ class Season(Model):
     # season's nights), and unpaid card holds at once.
     max_beds_per_organisation: Mapped[int | None] = mapped_column()
     max_open_holds: Mapped[int] = mapped_column(default=3, server_default=text("3"))
+    # An optional allocation round before bookings open: requests from requests_open_at until allocation_at, then
+    # the draw; card holds formed by the draw last allocation_payment_hours. The round's seed is AllocationRound's.
+    requests_open_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    allocation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    allocation_payment_hours: Mapped[int] = mapped_column(default=48, server_default=text("48"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def has_round(self) -> bool:
+        return self.requests_open_at is not None and self.allocation_at is not None
 
     @property
     def check_out_day(self) -> date:

@@ -106,24 +106,45 @@ def checked_season(year: int, check_in: date, check_out: date, beds: int,
     return season, nights
 
 
-def free_beds_query(season: Season, check_in: date, check_out: date, now: datetime, *,
-                    max_walking_minutes: int | None = None, max_price_ore: int | None = None,
-                    listing_id: int | None = None):
-    """SQL: one row per bookable bed free every night of the stay, ranked by price within its listing."""
-    free = (
-        select(Listing.id.label("listing_id"), Listing.title, Listing.walking_minutes, Bed.id.label("bed_id"),
-               Bed.label, Bed.kind, Room.name.label("room_name"), BedPrice.price_ore,
-               func.count().over(partition_by=Listing.id).label("free_count"),
-               func.row_number().over(partition_by=Listing.id, order_by=(BedPrice.price_ore, Bed.id))
-               .label("price_rank"))
+def _bookable(season: Season, *columns):
+    """SQL: the beds on offer in the season (published listings of approved hosts under the season's terms, beds not
+    removed, priced for the season), with the given columns."""
+    return (
+        select(*columns).select_from(Listing)
         .join(Room, Room.listing_id == Listing.id)
         .join(Bed, Bed.room_id == Room.id)
         .join(BedPrice, and_(BedPrice.bed_id == Bed.id, BedPrice.season_id == season.id))
         .join(HostProfile, HostProfile.user_id == Listing.host_id)
         .where(Listing.published.is_(True), HostProfile.vetting_status == "approved",
-               Listing.accepted_terms_version == season.terms_version, Bed.removed_at.is_(None),
-               Bed.id.not_in(occupied_bed_ids(check_in, check_out, now)))
+               Listing.accepted_terms_version == season.terms_version, Bed.removed_at.is_(None))
     )
+
+
+def bookable_beds(season: Season):
+    """SQL: (listing_id, host_id, title, walking_minutes, bed_id, price_ore) of every bed on offer in the season,
+    free or not (the allocation draw holds them in memory with their occupied nights, `occupied_nights`)."""
+    return _bookable(season, Listing.id, Listing.host_id, Listing.title, Listing.walking_minutes, Bed.id,
+                     BedPrice.price_ore)
+
+
+def occupied_nights(first_night: date, check_out: date, now: datetime):
+    """SQL: (bed_id, night) of every bed-night occupied from first_night until check_out (a hold past its time does
+    not count, as in every search)."""
+    return (select(BedNight.bed_id, BedNight.night)
+            .outerjoin(Booking, Booking.id == BedNight.booking_id)
+            .where(BedNight.night >= first_night, BedNight.night < check_out, occupies(now)))
+
+
+def free_beds_query(season: Season, check_in: date, check_out: date, now: datetime, *,
+                    max_walking_minutes: int | None = None, max_price_ore: int | None = None,
+                    listing_id: int | None = None):
+    """SQL: one row per bookable bed free every night of the stay, ranked by price within its listing."""
+    free = _bookable(
+        season, Listing.id.label("listing_id"), Listing.title, Listing.walking_minutes, Bed.id.label("bed_id"),
+        Bed.label, Bed.kind, Room.name.label("room_name"), BedPrice.price_ore,
+        func.count().over(partition_by=Listing.id).label("free_count"),
+        func.row_number().over(partition_by=Listing.id, order_by=(BedPrice.price_ore, Bed.id)).label("price_rank"),
+    ).where(Bed.id.not_in(occupied_bed_ids(check_in, check_out, now)))
     if max_walking_minutes is not None:
         free = free.where(Listing.walking_minutes <= max_walking_minutes)
     if max_price_ore is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -142,6 +142,8 @@ class Stay:
     nights: list[date]
     payment_method: str
     expires_at: datetime | None
+    # Formed by the allocation draw, before bookings open (the opening time does not apply; all else does).
+    by_draw: bool = False
 
     @property
     def is_card(self) -> bool:
@@ -164,22 +166,27 @@ class Part:
 
 
 def prepare_part(actor: Actor, season: Season, delegation_id: int, bed_ids: list[int], check_in: date,
-                 check_out: date, now: datetime) -> Part:
-    """Check the beds bookable (one listing) and read what its contract needs, before the write lock."""
-    listing, prices = bookable_listing(bed_ids, season, now)
+                 check_out: date, now: datetime, *, accepted_at: datetime | None = None,
+                 by_draw: bool = False) -> Part:
+    """Check the beds bookable (one listing) and read what its contract needs, before the write lock.
+
+    `accepted_at`: when the coordinator accepted the contract, if before `now` (an allocation request accepts it
+    in advance, and the draw forms it); `by_draw`: formed by the allocation draw, before bookings open."""
+    listing, prices = bookable_listing(bed_ids, season, now, by_draw=by_draw)
     assert actor.user_id is not None  # a coordinator acts (checked by the callers)  # nosec B101
     # Everything that can be read is read before the write lock (plain values: the unit of work's
     # start expires loaded objects), so that the lock is held for the inserts alone.
     draft = prepare_contract(season, listing, delegation_id=delegation_id, coordinator_id=actor.user_id,
                              lines=contract_lines(bed_ids, stay_nights(check_in, check_out), prices),
-                             accepted_at=now, ip=actor.ip)
+                             accepted_at=accepted_at or now, ip=actor.ip,
+                             formed_at=now if accepted_at is not None else None)
     return Part(bed_ids, listing.id, listing.host_id, prices, draft)
 
 
 def lock_terms(part: Part, stay: Stay, now: datetime) -> Part:
     """Inside the unit of work: the part at the prices and property in force now, locked until commit."""
     # The price a booking copies is the price in force when it commits (API.md): read again under lock.
-    prices, place = terms_in_force(stay.season_id, stay.year, part.listing_id, part.bed_ids, now)
+    prices, place = terms_in_force(stay.season_id, stay.year, part.listing_id, part.bed_ids, now, by_draw=stay.by_draw)
     draft = part.draft
     if prices == part.prices and all(draft.parts["property"][k] == v for k, v in place.items()):
         return part
@@ -202,12 +209,13 @@ def insert_booking(actor: Actor, part: Part, stay: Stay, now: datetime, *, order
     )
     db.session.add(booking)
     db.session.flush()
-    db.session.add_all([
-        BedNight(bed_id=bed_id, night=night, state="held" if is_card else "booked", booking_id=booking.id,
-                 price_ore=part.prices[bed_id], created_at=now)
+    # One executemany, not one INSERT per bed-night (the ORM sends them one by one on SQLite to learn their ids,
+    # which nothing here needs): a delegation's booking has dozens.
+    db.session.execute(insert(BedNight), [
+        {"bed_id": bed_id, "night": night, "state": "held" if is_card else "booked", "booking_id": booking.id,
+         "price_ore": part.prices[bed_id], "created_at": now}
         for night in stay.nights for bed_id in part.bed_ids
     ])
-    db.session.flush()
     return booking
 
 

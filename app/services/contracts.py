@@ -54,10 +54,14 @@ class ContractDraft:
     accepted_at: datetime
     ip: str | None
     parts: dict[str, Any]
+    # When the contract is formed, if later than the coordinator's acceptance (the allocation draw forms the
+    # contract its request accepted in advance); None: at the acceptance.
+    formed_at: datetime | None = None
 
 
 def prepare_contract(season: Season, listing: Listing, *, delegation_id: int, coordinator_id: int,
-                     lines: list[dict], accepted_at: datetime, ip: str | None) -> ContractDraft:
+                     lines: list[dict], accepted_at: datetime, ip: str | None,
+                     formed_at: datetime | None = None) -> ContractDraft:
     """Read the parties, the property and the terms for a contract (no writes)."""
     host_profile = db.session.get(HostProfile, listing.host_id)
     host_user = db.session.get_one(User, listing.host_id)
@@ -89,7 +93,7 @@ def prepare_contract(season: Season, listing: Listing, *, delegation_id: int, co
         "coordinator_acceptance": {"at": accepted_at.isoformat(), "actor_id": coordinator.id, "ip": ip},
     }
     return ContractDraft(season.id, season.year, season.terms_version, listing.offer_accepted_at, coordinator.id,
-                         accepted_at, ip, parts)
+                         accepted_at, ip, parts, formed_at)
 
 
 def form_contract(booking: Booking, draft: ContractDraft) -> Contract:
@@ -109,7 +113,7 @@ def form_contract(booking: Booking, draft: ContractDraft) -> Contract:
         terms_version=draft.terms_version, snapshot=snapshot, sha256=digest(snapshot),
         host_offer_accepted_at=draft.host_offer_accepted_at or draft.accepted_at,
         coordinator_accepted_at=draft.accepted_at, coordinator_actor_id=draft.coordinator_id,
-        coordinator_ip=draft.ip, created_at=draft.accepted_at,
+        coordinator_ip=draft.ip, created_at=draft.formed_at or draft.accepted_at,
     )
     db.session.add(contract)
     db.session.flush()

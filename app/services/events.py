@@ -28,6 +28,9 @@ REFUND_QUEUED = "refund.queued"  # payload: booking, reason (a Swedish msgid), a
 # A member's itinerary differs from the one they were last sent; payload: itinerary (as it is now, maybe without
 # stays), first (nothing was sent before), now
 ITINERARY_CHANGED = "member.itinerary_changed"
+# The draw decided an allocation request; payload: request, order (allocated) or None, entry (its waiting-list
+# entry when unallocated) or None, place (that entry's place in the queue) or None, now
+ALLOCATION_DECIDED = "allocation.decided"
 
 
 def subscribe(name: str, handler: Callable[..., None]) -> None:

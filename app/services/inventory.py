@@ -73,16 +73,19 @@ _OCCUPANTS = (
 )
 
 
-def _not_bookable_reason(published, vetting_status, accepted_terms_version, season, now, all_priced
-                         ) -> str | None:
-    """Why a listing cannot be booked now, or None (the same words before and under the lock)."""
+def _not_bookable_reason(published, vetting_status, accepted_terms_version, season, now, all_priced, *,
+                         by_draw: bool = False) -> str | None:
+    """Why a listing cannot be booked now, or None (the same words before and under the lock).
+
+    `by_draw`: the allocation draw forms its orders before bookings open (API.md "The allocation round"), so
+    the opening time does not apply to it; everything else does."""
     if not published:
         return _("Boendet är inte publicerat.")
     if vetting_status != "approved":
         return _("Värden kan inte ta emot bokningar just nu.")
     if accepted_terms_version != season.terms_version:
         return _("Värden har ännu inte godkänt villkoren för %(year)s.", year=season.year)
-    if not season.is_open(now):
+    if not by_draw and not season.is_open(now):
         return _("Bokningen för %(year)s öppnar %(opens)s.", year=season.year,
                  opens=local_dt(season.bookings_open_at, "d MMM y HH:mm"))
     if not all_priced:
@@ -94,7 +97,8 @@ def _not_bookable(reason: str) -> DomainError:
     return DomainError(_("%(reason)s Ingenting bokades.", reason=reason), code="not_bookable")
 
 
-def bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listing, dict[int, int]]:
+def bookable_listing(bed_ids: list[int], season, now: datetime, *, by_draw: bool = False
+                     ) -> tuple[Listing, dict[int, int]]:
     """The single listing these beds belong to, checked bookable, and each bed's price (one query)."""
     rows = db.session.execute(_BEDS_FOR_BOOKING, {"season_id": season.id, "bed_ids": bed_ids}).all()
     unknown = sorted(set(bed_ids) - {row[0] for row in rows})
@@ -107,7 +111,7 @@ def bookable_listing(bed_ids: list[int], season, now: datetime) -> tuple[Listing
     # Never above the cap in force (a lowered cap has lowered the prices above it; this is the guard).
     prices = {bed_id: min(price, season.price_cap_ore) for bed_id, _, _, price in rows if price is not None}
     reason = _not_bookable_reason(listing.published, status, listing.accepted_terms_version, season, now,
-                                  len(prices) == len(bed_ids))
+                                  len(prices) == len(bed_ids), by_draw=by_draw)
     if reason:
         raise _not_bookable(reason)
     return listing, prices
@@ -148,8 +152,8 @@ _LOCKED_PRICES = (
 )
 
 
-def terms_in_force(season_id: int, year: int, listing_id: int, bed_ids: list[int], now: datetime
-                    ) -> tuple[dict[int, int], dict]:
+def terms_in_force(season_id: int, year: int, listing_id: int, bed_ids: list[int], now: datetime, *,
+                   by_draw: bool = False) -> tuple[dict[int, int], dict]:
     """Inside the booking's unit of work: re-check the listing is bookable and read each bed's price and the
     property as they are in force now, locked until commit (three queries; plain values in, so that no expired
     object is reloaded). Returns (prices, property)."""
@@ -162,7 +166,8 @@ def terms_in_force(season_id: int, year: int, listing_id: int, bed_ids: list[int
     prices = {bed_id: min(price, cap) for bed_id, price in db.session.execute(
         _LOCKED_PRICES, {"season_id": season_id, "bed_ids": bed_ids})}
     locked_season = _SeasonTerms(year, terms_version, open_at)
-    reason = _not_bookable_reason(published, status, accepted_terms, locked_season, now, len(prices) == len(bed_ids))
+    reason = _not_bookable_reason(published, status, accepted_terms, locked_season, now, len(prices) == len(bed_ids),
+                                  by_draw=by_draw)
     if reason:
         raise _not_bookable(reason)
     place = {"title": title, "address": address, "postal_code": postal_code, "walking_minutes": walking_minutes}

@@ -7,17 +7,33 @@ the recipient's `locale` (Flask-Babel's force_locale); money and dates are forma
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from flask_babel import force_locale, format_date, format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 
 from app.extensions import db
 from app.i18n import kr
 from app.labels import in_sentence
-from app.models import Amendment, Booking, Contract, Delegation, Flag, HostProfile, Listing, OutboxEmail, User
+from app.models import (
+    AllocationRequest,
+    Amendment,
+    BedNight,
+    Booking,
+    Contract,
+    Delegation,
+    Flag,
+    HostProfile,
+    Listing,
+    Order,
+    OutboxEmail,
+    Season,
+    User,
+    WaitlistEntry,
+)
 from app.services import events, mail
 from app.services.base import now_or
 from app.services.links import external_url
@@ -61,16 +77,43 @@ def _queue(user: User, build: Callable[[], tuple[str, list[str | None]]], *, now
 
 def _stay_facts(booking: Booking) -> dict:
     """What the mails say about a booking, read once per event (the locale-free part)."""
-    listing = db.session.get_one(Listing, booking.listing_id)
-    delegation = db.session.get_one(Delegation, booking.delegation_id)
-    contract = db.session.scalar(select(Contract).where(Contract.booking_id == booking.id))
-    return {
-        "title": listing.title, "address": f"{listing.address}, {listing.postal_code} Visby",
-        "walking": listing.walking_minutes, "delegation": delegation.name,
-        "nights": (booking.check_out - booking.check_in).days,
-        "beds": len({line.bed_id for line in booking.lines}),
-        "number": contract.number if contract else "", "contract": contract,
-    }
+    return _stays_facts([booking])[booking.id]
+
+
+def _stays_facts(bookings: list[Booking]) -> dict[int, dict]:
+    """`_stay_facts` of several bookings (an order's) in one query whatever their number; `contract` is the
+    contract's (number, sha256) or None."""
+    # The beds counted in the database: a delegation's booking has dozens of lines, and loading them as objects
+    # costs more than the rest of the mail.
+    beds = (select(BedNight.booking_id, func.count(distinct(BedNight.bed_id)).label("beds"))
+            .where(BedNight.booking_id.in_([booking.id for booking in bookings]))
+            .group_by(BedNight.booking_id).subquery())
+    rows = db.session.execute(
+        select(Booking.id, Listing.title, Listing.address, Listing.postal_code, Listing.walking_minutes,
+               Delegation.name, Contract.number, Contract.sha256, beds.c.beds)
+        .join(Listing, Listing.id == Booking.listing_id).join(Delegation, Delegation.id == Booking.delegation_id)
+        .outerjoin(Contract, Contract.booking_id == Booking.id).outerjoin(beds, beds.c.booking_id == Booking.id)
+        .where(Booking.id.in_([booking.id for booking in bookings]))).all()
+    found = {row.id: row for row in rows}
+    facts = {}
+    for booking in bookings:
+        row = found[booking.id]
+        contract = ContractRef(row.number, row.sha256) if row.number is not None else None
+        facts[booking.id] = {
+            "title": row.title, "address": f"{row.address}, {row.postal_code} Visby",
+            "walking": row.walking_minutes, "delegation": row.name,
+            "nights": (booking.check_out - booking.check_in).days, "beds": row.beds or 0,
+            "number": contract.number if contract else "", "contract": contract,
+        }
+    return facts
+
+
+@dataclass(frozen=True)
+class ContractRef:
+    """What a mail says of a contract: its number (the PDF attached by it) and its SHA-256."""
+
+    number: str
+    sha256: str
 
 
 def _stay(booking: Booking, facts: dict | None = None) -> dict:
@@ -96,7 +139,7 @@ def _user(user_id: int | None) -> User | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _confirmation_queued(user: User, contract: Contract) -> bool:
+def _confirmation_queued(user: User, contract: ContractRef) -> bool:
     return db.session.scalar(select(OutboxEmail.id).where(
         OutboxEmail.to_address == user.email,
         OutboxEmail.attachment_name == f"{contract.number}{mail.CONTRACT_SUFFIX}").limit(1)
@@ -466,6 +509,85 @@ def on_flag_resolved(flag: Flag, now: datetime, **_ignored) -> None:
         _queue(host, build_host, now=now)
 
 
+# ---------------------------------------------------------------------------------------------
+# The allocation draw
+# ---------------------------------------------------------------------------------------------
+
+
+def on_allocation_decided(request: AllocationRequest, order: Order | None, entry: WaitlistEntry | None,
+                          place: int | None, now: datetime, **_ignored) -> None:
+    """The coordinator hears the draw's answer: the order with its contracts, or the waiting-list place.
+
+    An invoice order's bookings are confirmed at once and each sends its confirmation with the contract as PDF
+    (`on_booking_created`); a card order's bookings wait for payment, so each card booking's contract comes here,
+    with the time to pay by."""
+    coordinator = _user(request.coordinator_id)
+    if coordinator is None:
+        return
+    season = db.session.get_one(Season, request.season_id)
+    bookings = list(order.bookings) if order is not None else []
+    facts = _stays_facts(bookings) if bookings else {}
+    result = _url("fordelning.round_page", year=season.year)
+
+    def build():
+        draw = _("Er ansökan %(ref)s fick plats %(rank)s i dragningen.", ref=request.ref, rank=request.rank)
+        if order is None:
+            return _("Fördelningen %(year)s: ingen plats i dragningen, ni står i väntelistan", year=season.year), [
+                draw,
+                _("Ingen kombination av lediga bäddar uppfyllde er ansökan när det blev er tur: %(beds)s bäddar "
+                  "%(check_in)s – %(check_out)s inom era gränser.", beds=request.beds,
+                  check_in=_day(request.check_in), check_out=_day(request.check_out)),
+                _("Ni står nu i väntelistan för vistelsen, som nummer %(place)s. Blir bäddar lediga får ni ett "
+                  "erbjudande, reserverat i 48 timmar.", place=place or "–"),
+                _url("waitlist.index"),
+                _("Den vanliga bokningen öppnar %(opens)s för det som finns kvar.",
+                  opens=_moment(season.bookings_open_at)),
+                _("Hela dragningen, med fröet som vem som helst kan kontrollera: %(url)s", url=result),
+            ]
+        lines = []
+        for booking in bookings:
+            s = _stay(booking, facts[booking.id])
+            lines.append(_("Avtal %(number)s: %(beds)s bäddar i %(title)s, %(total)s.", number=s["number"],
+                           beds=s["beds"], title=s["title"], total=s["total"]))
+        if request.payment_method == "card":
+            expires = bookings[0].expires_at if bookings else None
+            payment = _("Betala med kort senast %(when)s, annars släpps bäddarna. Varje avtal kommer med en länk "
+                        "till betalningen i ett eget meddelande.", when=_moment(expires) if expires else "–")
+        else:
+            payment = _("Bokningarna är bekräftade och betalas mot faktura. Varje bekräftelse kommer med avtalet "
+                        "som PDF i ett eget meddelande.")
+        return _("Fördelningen %(year)s: ni har fått %(beds)s bäddar", year=season.year, beds=request.beds), [
+            draw,
+            _("Ni har fått bäddar för %(check_in)s – %(check_out)s. Avtalen ni godkände i förväg är nu bindande "
+              "för er och värdarna:", check_in=_day(request.check_in), check_out=_day(request.check_out)),
+            "\n".join(lines),
+            payment,
+            _("Hela dragningen, med fröet som vem som helst kan kontrollera: %(url)s", url=result),
+        ]
+
+    _queue(coordinator, build, now=now)
+    for booking in bookings:
+        if booking.payment_method == "card" and facts[booking.id]["contract"] is not None:
+            _queue(coordinator, _allocated_card_builder(booking, facts[booking.id]), now=now,
+                   contract_number=facts[booking.id]["number"])
+
+
+def _allocated_card_builder(booking: Booking, facts: dict):
+    def build():
+        s = _stay(booking, facts)
+        assert booking.expires_at is not None  # a card hold always has an expiry  # nosec B101
+        return _("Avtal %(number)s från fördelningen: betala senast %(when)s", number=s["number"],
+                 when=_moment(booking.expires_at)), [
+            _("Avtalet %(number)s för %(delegation)s är bildat i fördelningen och finns bifogat som PDF. Betala "
+              "%(total)s med kort senast %(when)s, annars släpps bäddarna.", number=s["number"],
+              delegation=s["delegation"], total=s["total"], when=_moment(booking.expires_at)),
+            _stay_line(s),
+            _url("payments.pay", booking_id=booking.id),
+        ]
+
+    return build
+
+
 def register() -> None:
     """Subscribe the mail handlers to the domain events (idempotent)."""
     events.subscribe(events.BOOKING_CREATED, on_booking_created)
@@ -479,6 +601,7 @@ def register() -> None:
     events.subscribe(events.FLAG_RESOLVED, on_flag_resolved)
     events.subscribe(events.WAITLIST_OFFERED, on_waitlist_offered)
     events.subscribe(events.REFUND_QUEUED, on_refund_queued)
+    events.subscribe(events.ALLOCATION_DECIDED, on_allocation_decided)
 
 
 # ---------------------------------------------------------------------------------------------

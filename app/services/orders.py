@@ -6,6 +6,10 @@ Under the write lock the parts are taken in listing-id order, and every part's b
 before any counter (invoice, contract number) is taken, so two overlapping orders, or an order and a
 single booking, wait for each other in one order and never deadlock.
 
+`create_order` is the coordinator's door; `form_order` is the flush-only step it shares with the allocation draw,
+which forms an order for a request's coordinator at the draw (its card holds lasting the season's
+allocation_payment_hours, before bookings open: `order_stay(..., by_draw=True)`).
+
 Card orders are paid with one card entry: one PaymentMethod, charged as one PaymentIntent per booking
 (`pay_order`), so that each booking keeps its own payment and a refund of one booking works as for any
 booking.
@@ -18,13 +22,14 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import Booking, Order
+from app.models import Booking, Order, Season
 from app.services import audit, payments, stripe_gateway
 from app.services.access import owned_delegation
 from app.services.availability import check_not_past, check_stay
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.booking import (
     PAYMENT_METHODS,
+    Part,
     Quote,
     Stay,
     insert_booking,
@@ -119,34 +124,58 @@ def create_order(actor: Actor, *, delegation_id: int, check_in: date, check_out:
         stale += part_stale
     if taken and not stale:
         raise conflict_error(taken)
-    stay = Stay(delegation_id, season.id, season.year, check_in, check_out, stay_nights(check_in, check_out),
-                payment_method, now + timedelta(minutes=season.hold_minutes) if payment_method == "card" else None)
+    stay = order_stay(season, delegation_id, check_in, check_out, payment_method, now,
+                      hold=timedelta(minutes=season.hold_minutes))
     try:
         with unit_of_work():
-            locked = [lock_terms(part, stay, now) for part in prepared]
-            taken = []
-            for part in locked:
-                taken += release_expired_holds(part.bed_ids, check_in, check_out, now)
-            if taken:
-                raise conflict_error(taken)
-            # The whole order counts against the organisation's limits: its bed-nights, and one card hold.
-            enforce_organisation_limits(delegation_id, stay.season_id,
-                                        bed_nights=len(all_beds) * len(stay.nights), card_hold=stay.is_card, now=now)
-            order = Order(delegation_id=delegation_id, coordinator_id=actor.user_id,
-                          status="awaiting_payment" if stay.is_card else "confirmed",
-                          total_ore=sum(part.total_ore for part in locked) * len(stay.nights), created_at=now)
-            db.session.add(order)
-            db.session.flush()
-            # Every part's bed-nights first (the UNIQUE index decides), then the counters of each part.
-            formed = [(insert_booking(actor, part, stay, now, order_id=order.id), part) for part in locked]
-            for booking, part in formed:
-                seal_booking(actor, booking, part, stay, now)
-            audit.record(actor, "order.created", "order", order.id,
-                         after={"booking_ids": [booking.id for booking, _part in formed], "check_in": check_in,
-                                "check_out": check_out, "total_ore": order.total_ore, "status": order.status},
-                         now=now)
+            order = form_order(actor, prepared, stay, now)
     except IntegrityError:
         raise taken_or_removed(all_beds, check_in, check_out) from None
+    return order
+
+
+def order_stay(season: Season, delegation_id: int, check_in: date, check_out: date, payment_method: str,
+               now: datetime, *, hold: timedelta, by_draw: bool = False) -> Stay:
+    """What every booking of an order shares; a card order's holds last `hold` from `now` (the season's
+    hold_minutes for an order a coordinator makes, its allocation_payment_hours for one the draw forms)."""
+    return Stay(delegation_id, season.id, season.year, check_in, check_out, stay_nights(check_in, check_out),
+                payment_method, now + hold if payment_method == "card" else None, by_draw)
+
+
+def form_order(actor: Actor, prepared: list[Part], stay: Stay, now: datetime) -> Order:
+    """Inside the caller's unit of work (flush only): form the order of these prepared parts, all or none.
+
+    Under the write lock: each part's terms re-read and locked (season, listing, beds, prices; parts in listing-id
+    order), lapsed holds on its bed-nights released, the organisation's limits checked for the whole order (its
+    bed-nights and one card hold), then every part's bed-nights inserted (the UNIQUE index decides: an
+    IntegrityError leaves the caller to roll back) before any counter is taken. `actor` is the coordinator the
+    order is for (the draw forms it for the request's coordinator)."""
+    parts = sorted(prepared, key=lambda part: part.listing_id)
+    locked = [lock_terms(part, stay, now) for part in parts]
+    taken: list[tuple[int, date]] = []
+    for part in locked:
+        taken += release_expired_holds(part.bed_ids, stay.check_in, stay.check_out, now)
+    if taken:
+        raise conflict_error(taken)
+    # The whole order counts against the organisation's limits: its bed-nights, and one card hold. Checked before
+    # anything of the order is written, so a refusal leaves the caller's transaction as it was but for lapsed holds
+    # released above (the allocation draw goes on with the request unallocated).
+    beds = sum(len(part.bed_ids) for part in locked)
+    enforce_organisation_limits(stay.delegation_id, stay.season_id, bed_nights=beds * len(stay.nights),
+                                card_hold=stay.is_card, now=now)
+    order = Order(delegation_id=stay.delegation_id, coordinator_id=actor.user_id,
+                  status="awaiting_payment" if stay.is_card else "confirmed",
+                  total_ore=sum(part.total_ore for part in locked) * len(stay.nights), created_at=now)
+    db.session.add(order)
+    db.session.flush()
+    # Every part's bed-nights first (the UNIQUE index decides), then the counters of each part.
+    formed = [(insert_booking(actor, part, stay, now, order_id=order.id), part) for part in locked]
+    for booking, part in formed:
+        seal_booking(actor, booking, part, stay, now)
+    audit.record(actor, "order.created", "order", order.id,
+                 after={"booking_ids": [booking.id for booking, _part in formed], "check_in": stay.check_in,
+                        "check_out": stay.check_out, "total_ore": order.total_ore, "status": order.status},
+                 now=now)
     return order
 
 
@@ -259,5 +288,5 @@ def pay_order(actor: Actor, order_id: int, payment_method_id, *, now: datetime |
     return results, "succeeded" if succeeded else "requires_action"
 
 
-__all__ = ["MAX_PARTS", "create_order", "due_card_bookings", "order_status", "pay_order", "quote_order",
-           "setup_card_entry", "sync_order", "visible_order"]
+__all__ = ["MAX_PARTS", "create_order", "due_card_bookings", "form_order", "order_stay", "order_status",
+           "pay_order", "quote_order", "setup_card_entry", "sync_order", "visible_order"]

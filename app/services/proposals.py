@@ -2,19 +2,26 @@
 
 The database does the wide part (per listing: its beds free every night, ranked by price, only the
 cheapest N of each sent); a small branch and bound in Python chooses the sets of listings.
+
+The allocation draw asks for one choice per request, with preferred listings first (`best_choice`), from the
+season's beds held in memory (`FreeBeds`): one query for the whole draw instead of one search per request.
 """
 from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import combinations
+from typing import NamedTuple
 
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
-from app.services.availability import checked_season, free_beds_query
+from app.models import Season
+from app.services.availability import bookable_beds, checked_season, free_beds_query, occupied_nights
 from app.services.base import now_or
 from app.services.errors import ValidationFailed
 
@@ -28,9 +35,9 @@ SEARCH_STEPS = 10_000
 DEFAULT_LISTINGS = 3
 
 
-@dataclass(frozen=True)
-class Offer:
-    """One listing's free beds for the stay: the cheapest first, at most N of them."""
+class Offer(NamedTuple):
+    """One listing's free beds for the stay: the cheapest first, at most N of them. (A tuple: the draw makes one for
+    each listing for each request, and a frozen dataclass costs several times as much to make.)"""
     listing_id: int
     title: str
     walking_minutes: int
@@ -227,3 +234,143 @@ def _proposal(offers: list[Offer], beds: int, nights: int) -> Proposal:
     parts.sort(key=lambda part: (part.walking_minutes, part.listing_id))
     return Proposal(parts, sum(part.total_ore for part in parts), max(part.walking_minutes for part in parts))
 
+
+# ---------------------------------------------------------------------------------------------
+# The allocation draw: one choice per request, preferred listings first
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Exactly N beds for a request: (listing id, bed ids) per listing, and what ranks it against other choices."""
+
+    parts: tuple[tuple[int, tuple[int, ...]], ...]
+    preferred_beds: int  # beds in the request's preferred listings
+    preference: tuple[int, ...]  # beds in each preferred listing, in the order given (0 for one with no free bed)
+    total_ore: int  # per night
+
+    @property
+    def listings(self) -> int:
+        return len(self.parts)
+
+    def key(self) -> tuple:
+        """Smaller is better: most preferred beds, then most in the first preferred listing, the second, ...;
+        then fewest listings; then lowest total."""
+        return (-self.preferred_beds, tuple(-n for n in self.preference), self.listings, self.total_ore)
+
+
+def best_choice(offers: list[Offer], beds: int, max_listings: int, preferred: Sequence[int] = ()) -> Choice | None:
+    """Of every way to take exactly `beds` of these offers' beds from at most `max_listings` listings (each offer
+    its cheapest beds first), the one with the most beds in the `preferred` listings (then, tied, the most in the
+    first of them, then the second, ...), then the fewest listings, then the lowest total; None when none exists.
+
+    A choice's preferred listings Q decide its preference figures: with room for all `beds` in Q, the preferred
+    listings in their order take as many as they can (each at least one); else Q gives every free bed it has and
+    the rest comes from the fewest, then cheapest, other listings (`best_sets`). So the sets Q are tried in the
+    order of their figures, and the first that can be completed within `max_listings` is the answer.
+    """
+    by_id = {offer.listing_id: offer for offer in offers}
+    wanted = list(dict.fromkeys(lid for lid in preferred if lid in by_id))
+    chosen_pref = [by_id[lid] for lid in wanted]
+    others = [offer for offer in offers if offer.listing_id not in set(wanted)]
+    caps_desc = sorted((min(len(o.prices), beds) for o in others), reverse=True)
+    room = [0]
+    for cap in caps_desc:
+        room.append(room[-1] + cap)
+
+    def others_hold(rest: int, slots: int) -> bool:
+        return rest == 0 or (slots >= 1 and room[min(slots, len(caps_desc))] >= rest)
+
+    candidates = []
+    for size in range(0, min(len(chosen_pref), max_listings, beds) + 1):
+        for subset in combinations(range(len(chosen_pref)), size):
+            counts = [0] * len(chosen_pref)
+            caps = {i: min(len(chosen_pref[i].prices), beds) for i in subset}
+            if sum(caps.values()) >= beds:  # all in Q: each in turn as many as leaves one for each later member
+                left = beds
+                for position, i in enumerate(subset):
+                    counts[i] = min(caps[i], left - (len(subset) - position - 1))
+                    left -= counts[i]
+            else:  # every free bed of Q, the rest from other listings
+                for i in subset:
+                    counts[i] = caps[i]
+            candidates.append((-sum(counts), tuple(-n for n in counts), subset, counts, beds - sum(counts)))
+    candidates.sort(key=lambda item: (item[0], item[1]))
+    for _neg, _vector, subset, counts, rest in candidates:
+        if not others_hold(rest, max_listings - len(subset)):
+            continue
+        parts = [(chosen_pref[i], counts[i]) for i in subset]
+        if rest:
+            indexes = best_sets(others, rest, max_listings - len(subset), 1)[0]
+            picked = [others[i] for i in indexes]
+            parts += list(zip(picked, allocation(picked, rest), strict=True))
+        taken = {chosen_pref[i].listing_id: counts[i] for i in subset}
+        return Choice(
+            parts=tuple((offer.listing_id, tuple(offer.bed_ids[:n])) for offer, n in parts),
+            preferred_beds=sum(counts), preference=tuple(taken.get(lid, 0) for lid in dict.fromkeys(preferred)),
+            total_ore=sum(sum(offer.prices[:n]) for offer, n in parts))
+    return None
+
+
+@dataclass
+class _Listed:
+    listing_id: int
+    title: str
+    walking_minutes: int
+    beds: list[tuple[int, int]] = field(default_factory=list)  # (price per night, bed id), ascending
+
+
+class FreeBeds:
+    """The season's beds on offer and the nights each is occupied, held in memory for many choices in a row.
+
+    Loaded in two queries (`availability.bookable_beds`, `availability.occupied_nights`), so the draw does not
+    search the database once per request; `take` marks what the draw itself took. Whatever others change meanwhile
+    is not seen: a choice that meets a taken bed-night fails at its insert (the UNIQUE index), and the draw loads
+    again. Prices are the ones a booking would copy (never above the season's cap)."""
+
+    def __init__(self, season: Season, now: datetime):
+        self.first_night = season.first_night
+        self.masks: dict[int, int] = {}
+        self.listings: list[_Listed] = []
+        self.host_of: dict[int, int] = {}  # listing id -> its host's user id
+        by_id: dict[int, _Listed] = {}
+        for listing_id, host_id, title, walking, bed_id, price in db.session.execute(bookable_beds(season)):
+            listed = by_id.get(listing_id)
+            if listed is None:
+                listed = by_id[listing_id] = _Listed(listing_id, title, walking)
+                self.host_of[listing_id] = host_id
+            listed.beds.append((min(price, season.price_cap_ore), bed_id))
+            self.masks[bed_id] = 0
+        for listed in by_id.values():
+            listed.beds.sort()
+        self.listings = sorted(by_id.values(), key=lambda listed: listed.listing_id)
+        for bed_id, night in db.session.execute(occupied_nights(season.first_night, season.check_out_day, now)):
+            if bed_id in self.masks:
+                self.masks[bed_id] |= self._bit(night)
+
+    def _bit(self, night: date) -> int:
+        return 1 << (night - self.first_night).days
+
+    def _stay_mask(self, check_in: date, check_out: date) -> int:
+        """One bit per night of the stay (bit 0: the season's first night)."""
+        return ((1 << (check_out - check_in).days) - 1) << (check_in - self.first_night).days
+
+    def offers(self, check_in: date, check_out: date, beds: int, *, max_walking_minutes: int | None = None,
+               max_price_ore: int | None = None) -> list[Offer]:
+        """Per listing within the limits, its cheapest `beds` beds free every night of the stay (as `propose`)."""
+        stay, masks, found = self._stay_mask(check_in, check_out), self.masks, []
+        for listed in self.listings:
+            if max_walking_minutes is not None and listed.walking_minutes > max_walking_minutes:
+                continue
+            free = [(price, bed_id) for price, bed_id in listed.beds if not masks[bed_id] & stay
+                    and (max_price_ore is None or price <= max_price_ore)][:beds]
+            if free:
+                found.append(Offer(listed.listing_id, listed.title, listed.walking_minutes,
+                                   tuple(bed_id for _price, bed_id in free), tuple(price for price, _bed in free)))
+        return found
+
+    def take(self, bed_ids: Sequence[int], check_in: date, check_out: date) -> None:
+        """Mark these beds occupied for the stay (the draw took them)."""
+        stay = self._stay_mask(check_in, check_out)
+        for bed_id in bed_ids:
+            self.masks[bed_id] |= stay

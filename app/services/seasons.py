@@ -6,11 +6,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 
 from app.extensions import db
-from app.models import BedPrice, Counter, PriceChange, Season
-from app.services import audit
+from app.models import AllocationRequest, AllocationRound, BedPrice, Counter, PriceChange, Season
+from app.services import audit, lottery
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.services.terms import STANDARD_TERMS_TEXT, STANDARD_TERMS_VERSION
@@ -21,11 +21,16 @@ SEASON_FIELDS = (
     "year", "name", "first_night", "last_night", "bookings_open_at", "price_cap_ore", "max_increase_pct",
     "strike_limit", "hold_minutes", "free_cancellation_until", "late_cancellation_refund_pct",
     "terms_version", "terms_text", "max_beds_per_organisation", "max_open_holds",
+    "requests_open_at", "allocation_at", "allocation_payment_hours",
 )
-REQUIRED_FIELDS = SEASON_FIELDS[:-4]
-# Optional settings that null sets back to their default; a PATCH that leaves them out keeps them.
-NULLABLE_FIELDS = ("max_beds_per_organisation",)
+REQUIRED_FIELDS = SEASON_FIELDS[:11]
+# Optional settings that null sets back to their default (for the round's times: no round); a PATCH that leaves
+# them out keeps them.
+NULLABLE_FIELDS = ("max_beds_per_organisation", "requests_open_at", "allocation_at")
+ROUND_FIELDS = ("requests_open_at", "allocation_at", "allocation_payment_hours")
 DEFAULT_MAX_OPEN_HOLDS = 3
+DEFAULT_ALLOCATION_PAYMENT_HOURS = 48
+MAX_ALLOCATION_PAYMENT_HOURS = 30 * 24
 MAX_PRICE_CAP_ORE = 10_000_000  # 100 000 kr a bed and night: beyond any real cap, inside a 32-bit column
 
 
@@ -84,12 +89,74 @@ def _check(values: dict[str, Any]) -> None:
                                                  "säsongens antal nätter.")]
     if not 1 <= values["max_open_holds"] <= 1000:
         errors["max_open_holds"] = [_("Mellan 1 och 1000 obetalda kortreservationer.")]
+    errors.update(_round_errors(values))
     if not (values.get("terms_version") or "").strip() or len(values["terms_version"]) > 40:
         errors["terms_version"] = [_("Ge villkoren en version (högst 40 tecken).")]
     if not (values.get("terms_text") or "").strip():
         errors["terms_text"] = [_("Villkorstexten får inte vara tom.")]
     if errors:
         raise ValidationFailed(errors)
+
+
+def _round_errors(values: dict[str, Any]) -> dict[str, list[str]]:
+    """The allocation round's times: both or neither, with a time zone, requests_open_at < allocation_at <=
+    bookings_open_at; its payment time in hours."""
+    errors: dict[str, list[str]] = {}
+    hours = values.get("allocation_payment_hours") or 0
+    if not 1 <= hours <= MAX_ALLOCATION_PAYMENT_HOURS:
+        errors["allocation_payment_hours"] = [_("Mellan 1 och %(max)s timmar.", max=MAX_ALLOCATION_PAYMENT_HOURS)]
+    opens, draws = values.get("requests_open_at"), values.get("allocation_at")
+    if opens is None and draws is None:
+        return errors
+    for name, value in (("requests_open_at", opens), ("allocation_at", draws)):
+        if value is None:
+            errors[name] = [_("Ange både när ansökningarna öppnar och när dragningen sker, eller ingetdera.")]
+        elif value.tzinfo is None:
+            errors[name] = [_("Ange tidszon, till exempel 2027-03-01T09:00:00+01:00.")]
+    if opens is None or draws is None or errors.keys() & {"requests_open_at", "allocation_at"}:
+        return errors
+    if not opens < draws:
+        errors["allocation_at"] = [_("Dragningen måste ske efter att ansökningarna har öppnat.")]
+    elif values["bookings_open_at"].tzinfo is not None and draws > values["bookings_open_at"]:
+        errors["allocation_at"] = [_("Dragningen måste ske senast när bokningen öppnar.")]
+    return errors
+
+
+def _open_round(actor: Actor, season: Season, now: datetime) -> AllocationRound:
+    """Give the season its round (flush only): a secret seed, its SHA-256 published from this moment on."""
+    seed = lottery.new_seed()
+    allocation_round = AllocationRound(season_id=season.id, seed=seed, seed_commitment=lottery.commitment(seed),
+                                       draw_state="pending", created_at=now)
+    db.session.add(allocation_round)
+    db.session.flush()
+    audit.record(actor, "allocation.round_created", "season", season.year,
+                 after={"seed_commitment": allocation_round.seed_commitment,
+                        "requests_open_at": season.requests_open_at, "allocation_at": season.allocation_at},
+                 now=now)
+    return allocation_round
+
+
+def _check_round_change(season: Season, allocation_round: AllocationRound | None, before: dict[str, Any],
+                        changes: dict[str, Any]) -> None:
+    """What a season's round allows to change: nothing of the round once the draw has begun; not its removal, nor
+    the terms its requests accepted in advance, while it has requests."""
+    changed = {key for key, value in changes.items() if before.get(key) != value}
+    if allocation_round is not None and allocation_round.draw_state != "pending" and changed & set(ROUND_FIELDS):
+        raise Conflict(_("Dragningen för %(year)s är gjord eller pågår; omgångens tider kan inte ändras längre.",
+                         year=season.year), code="round_drawn")
+    if allocation_round is None or allocation_round.draw_state != "pending":
+        return
+    live = db.session.scalar(select(func.count(AllocationRequest.id)).where(
+        AllocationRequest.season_id == season.id, AllocationRequest.status == "submitted")) or 0
+    if not live:
+        return
+    if changes.get("requests_open_at", before["requests_open_at"]) is None:
+        raise Conflict(_("Omgången har %(count)s ansökningar och kan inte tas bort.", count=live),
+                       code="round_has_requests")
+    if "terms_version" in changed:
+        raise Conflict(_("Omgången har %(count)s ansökningar som har godkänt villkoren %(version)s i förväg; "
+                         "villkorsversionen kan inte ändras före dragningen.", count=live,
+                         version=before["terms_version"]), code="round_has_requests")
 
 
 def create_season(actor: Actor, values: dict[str, Any], *, now: datetime | None = None) -> Season:
@@ -108,6 +175,8 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: datetime | None 
         values["terms_text"] = STANDARD_TERMS_TEXT
     if values.get("max_open_holds") is None:
         values["max_open_holds"] = DEFAULT_MAX_OPEN_HOLDS
+    if values.get("allocation_payment_hours") is None:
+        values["allocation_payment_hours"] = DEFAULT_ALLOCATION_PAYMENT_HOURS
     _check(values)
     with unit_of_work():
         if db.session.scalar(select(Season.id).where(Season.year == values["year"])) is not None:
@@ -119,6 +188,8 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: datetime | None 
             db.session.add(Counter(name=f"{series}:{values['year']}", value=0))
         db.session.flush()
         audit.record(actor, "season.created", "season", season.year, after=season_facts(season), now=now)
+        if season.has_round:
+            _open_round(actor, season, now)
     return season
 
 
@@ -130,15 +201,22 @@ def update_season(actor: Actor, year: int, changes: dict[str, Any], *, now: date
     changes = {k: v for k, v in changes.items()
                if k in SEASON_FIELDS and k != "year" and (v is not None or k in NULLABLE_FIELDS)}
     with unit_of_work():
+        # The round first (lock order: round, season, ...): a request or the draw holds it while it decides.
+        allocation_round = db.session.scalar(
+            select(AllocationRound).join(Season, Season.id == AllocationRound.season_id).where(Season.year == year)
+            .with_for_update(of=AllocationRound).execution_options(populate_existing=True))
         # Locked: a booking or a price change reads the cap under FOR SHARE of this row, so each one is
         # wholly before or wholly after this change (a price above the cap in force is never sold).
         season = season_or_404(year, lock=True)
         before = season_facts(season)
         merged = {**before, **changes}
         _check(merged)
+        _check_round_change(season, allocation_round, before, changes)
         for key, value in changes.items():
             setattr(season, key, value)
         audit.record(actor, "season.updated", "season", year, before=before, after=season_facts(season), now=now)
+        if season.has_round and allocation_round is None:
+            _open_round(actor, season, now)
         if season.price_cap_ore < before["price_cap_ore"]:
             _lower_prices_to_cap(season, now)
     return season

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -95,16 +95,36 @@ def join(actor: Actor, *, delegation_id: int, year: int, check_in: date, check_o
         if duplicate is not None:
             raise Conflict(_("Delegationen väntar redan på den här vistelsen; avbryt den anmälan för att ändra den."),
                            code="already_waiting", entry_id=duplicate)
-        entry = WaitlistEntry(delegation_id=delegation_id, season_id=season.id, check_in=check_in,
-                              check_out=check_out, beds=beds, max_walking_minutes=max_walking_minutes,
-                              max_price_ore=max_price_ore, status="waiting", created_at=now)
-        db.session.add(entry)
-        db.session.flush()
-        audit.record(actor, "waitlist.joined", "waitlist_entry", entry.id,
-                     after={"delegation_id": delegation_id, "check_in": check_in, "check_out": check_out,
-                            "beds": beds, "max_walking_minutes": max_walking_minutes,
-                            "max_price_ore": max_price_ore}, now=now)
+        entry = add_entry(actor, delegation_id=delegation_id, season_id=season.id, check_in=check_in,
+                          check_out=check_out, beds=beds, max_walking_minutes=max_walking_minutes,
+                          max_price_ore=max_price_ore, now=now)
     return entry
+
+
+def add_entry(actor: Actor, *, delegation_id: int, season_id: int, check_in: date, check_out: date, beds: int,
+              max_walking_minutes: int | None, max_price_ore: int | None, now: datetime) -> WaitlistEntry:
+    """Inside the caller's unit of work (flush only): a waiting entry, at the back of the queue.
+
+    `join` adds one for a coordinator after its checks; the allocation draw adds one for each request it could not
+    serve (its stay and beds, its walking and price limits), before bookings open."""
+    entry = WaitlistEntry(delegation_id=delegation_id, season_id=season_id, check_in=check_in,
+                          check_out=check_out, beds=beds, max_walking_minutes=max_walking_minutes,
+                          max_price_ore=max_price_ore, status="waiting", created_at=now)
+    db.session.add(entry)
+    db.session.flush()
+    audit.record(actor, "waitlist.joined", "waitlist_entry", entry.id,
+                 after={"delegation_id": delegation_id, "check_in": check_in, "check_out": check_out,
+                        "beds": beds, "max_walking_minutes": max_walking_minutes,
+                        "max_price_ore": max_price_ore}, now=now)
+    return entry
+
+
+def place_in_queue(entry: WaitlistEntry) -> int:
+    """The entry's place among the season's waiting entries, oldest first (1: next to be offered beds)."""
+    return db.session.scalar(select(func.count(WaitlistEntry.id)).where(
+        WaitlistEntry.season_id == entry.season_id, WaitlistEntry.status == "waiting",
+        or_(WaitlistEntry.created_at < entry.created_at,
+            and_(WaitlistEntry.created_at == entry.created_at, WaitlistEntry.id <= entry.id)))) or 0
 
 
 def _locked_entry(entry_id: int) -> WaitlistEntry:

@@ -58,16 +58,46 @@ class SeasonForm(FlaskForm):
                                 validators=[Optional()])
     terms_version = StringField(_l("Villkorsversion"), validators=[Optional(), Length(max=40)])
     terms_text = TextAreaField(_l("Villkorstext"), validators=[Optional()])
+    # The allocation round (optional): a date and a time each, both times or neither (the service's rule).
+    requests_open_on = DateField(_l("Ansökan till fördelningen öppnar, datum"), validators=[Optional()])
+    requests_open_time = TimeField(_l("Ansökan öppnar, klockslag (svensk tid)"), validators=[Optional()])
+    allocation_on = DateField(_l("Dragningen, datum"), validators=[Optional()])
+    allocation_time = TimeField(_l("Dragningen, klockslag (svensk tid)"), validators=[Optional()])
+    allocation_payment_hours = Int32Field(_l("Betaltid med kort efter dragningen (timmar)"), validators=[Optional()])
 
     # Service field -> form field, to show a service's refusal next to the right input.
-    SERVICE_FIELDS: ClassVar[dict[str, str]] = {"price_cap_ore": "price_cap", "bookings_open_at": "bookings_open_on"}
+    SERVICE_FIELDS: ClassVar[dict[str, str]] = {"price_cap_ore": "price_cap", "bookings_open_at": "bookings_open_on",
+                                                "requests_open_at": "requests_open_on",
+                                                "allocation_at": "allocation_on"}
+    # (date field, time field, the service's value) of each moment the form takes as a date and a time.
+    ROUND_MOMENTS: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("requests_open_on", "requests_open_time", "requests_open_at"),
+        ("allocation_on", "allocation_time", "allocation_at"))
 
-    def values(self) -> dict:
-        """The season's values as the seasons service takes them (an aware time, öre)."""
+    def validate(self, extra_validators=None) -> bool:
+        """Shape only: each of the round's moments has a date and a time, or neither."""
+        valid = super().validate(extra_validators)
+        for day, clock, _value in self.ROUND_MOMENTS:
+            if (self[day].data is None) != (self[clock].data is None) and not self[day].errors + self[clock].errors:
+                missing = self[clock] if self[clock].data is None else self[day]
+                missing.errors = [*missing.errors, _l("Ange både datum och klockslag, eller inget av dem.")]
+                valid = False
+        return valid
+
+    def values(self, season: Season | None = None) -> dict:
+        """The season's values as the seasons service takes them (aware times, öre). A round's moment shown to the
+        minute and left as it was keeps `season`'s exact time (a drawn round's times cannot change at all)."""
+        moments = {name for moment in self.ROUND_MOMENTS for name in moment[:2]}
         values = {name: field.data for name, field in self._fields.items()
-                  if name not in ("csrf_token", "bookings_open_on", "bookings_open_time", "price_cap")}
+                  if name not in ("csrf_token", "bookings_open_on", "bookings_open_time", "price_cap", *moments)}
         values["bookings_open_at"] = datetime.combine(self.bookings_open_on.data, self.bookings_open_time.data,
                                                       tzinfo=STOCKHOLM)
+        for day, clock, value in self.ROUND_MOMENTS:
+            values[value] = (datetime.combine(self[day].data, self[clock].data, tzinfo=STOCKHOLM)
+                             if self[day].data is not None and self[clock].data is not None else None)
+            kept = getattr(season, value) if season is not None else None
+            if kept is not None and values[value] is not None and values[value] == _to_minute(kept):
+                values[value] = kept
         values["price_cap_ore"] = kronor_to_ore(required(self.price_cap.data))
         for name in ("terms_version", "terms_text"):
             values[name] = (values.get(name) or "").strip() or None
@@ -79,9 +109,18 @@ class SeasonForm(FlaskForm):
         data = {name: getattr(season, name) for name in (
             "year", "name", "first_night", "last_night", "max_increase_pct", "strike_limit", "hold_minutes",
             "free_cancellation_until", "late_cancellation_refund_pct", "terms_version", "terms_text",
-            "max_beds_per_organisation", "max_open_holds")}
+            "max_beds_per_organisation", "max_open_holds", "allocation_payment_hours")}
+        for day, clock, value in SeasonForm.ROUND_MOMENTS:
+            moment = getattr(season, value)
+            if moment is not None:
+                data[day], data[clock] = moment.astimezone(STOCKHOLM).date(), moment.astimezone(STOCKHOLM).time()
         return {**data, "bookings_open_on": local_open.date(), "bookings_open_time": local_open.time(),
                 "price_cap": ore_to_kronor(season.price_cap_ore)}
+
+
+def _to_minute(moment: datetime) -> datetime:
+    """A moment as the form shows it: Stockholm time, to the minute."""
+    return moment.astimezone(STOCKHOLM).replace(second=0, microsecond=0)
 
 
 class ResolveFlagForm(FlaskForm):

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Season
-from app.services import seasons
+from app.services import allocation, seasons
 from app.services.errors import DomainError, ValidationFailed
 from app.web.admin.forms import SeasonForm
 from app.web.admin.routes import bp
@@ -54,11 +54,14 @@ def season_edit(year):
     del form.year
     if form.validate_on_submit():
         try:
-            seasons.update_season(actor(), year, form.values())
+            seasons.update_season(actor(), year, form.values(season))
         except DomainError as error:
             show_season_error(error, form)
-            return render_template("admin/season_form.html", form=form, season=season), error.status
+            return render_template("admin/season_form.html", form=form, season=season,
+                                   round=allocation.public_round(year) if allocation.round_of(season) else None
+                                   ), error.status
         flash(_("Säsongen %(year)s är uppdaterad.", year=year), "success")
         return redirect(url_for("admin.seasons_index"))
     status = 422 if request.method == "POST" else 200
-    return render_template("admin/season_form.html", form=form, season=season), status
+    return render_template("admin/season_form.html", form=form, season=season,
+                           round=allocation.public_round(year) if allocation.round_of(season) else None), status

@@ -7,8 +7,9 @@ from flask import Blueprint, render_template, request
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 
-from app.services import transparency
+from app.services import allocation, transparency
 from app.services.errors import NotFound
+from app.services.seasons import season_for_year
 from app.web.converters import int32
 
 bp = Blueprint("transparency", __name__)
@@ -102,5 +103,7 @@ def insyn():
         figures = transparency.figures(year)
     except NotFound:
         return render_template("public/insyn.html", figures=None, chart=None, year=year), 404 if year else 200
+    season = season_for_year(figures["year"])
+    allocation_round = allocation.public_round(figures["year"]) if allocation.round_of(season) else None
     return render_template("public/insyn.html", figures=figures, chart=price_chart(figures),
-                           changes=price_changes(figures), year=figures["year"])
+                           changes=price_changes(figures), year=figures["year"], round=allocation_round)
