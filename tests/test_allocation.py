@@ -602,3 +602,15 @@ def test_admin_gives_a_season_a_round_through_the_form(client, admin_login):
     assert season.requests_open_at.isoformat() == f"{year}-01-10T08:00:00+00:00"  # 09:00 in Stockholm
     edit = client.get(f"/admin/seasons/{year}/edit").get_data(as_text=True)
     assert db.session.scalar(select(AllocationRound.seed_commitment)) in edit and 'value="12:00"' in edit
+
+
+def test_the_worker_runs_the_draw_once_due(past_world):
+    """The worker's periodic list holds the draw: due, its first run draws; the next run has nothing to do."""
+    from app.services import jobs
+
+    job = next(job for job in jobs.PERIODIC if job.name == "allocation_draw")
+    said = job.run_once(now=NOW)
+    assert f"Draw {YEAR}: complete" in said, said
+    assert db.session.scalar(select(AllocationRound.draw_state)) == "drawn"
+    after = tally()
+    assert job.run_once(now=NOW) == "" and tally() == after

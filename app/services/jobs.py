@@ -217,6 +217,15 @@ def _send_mail(now: datetime | None) -> str:
     return str(report) if report.sent or report.retrying or report.failed or report.not_configured else ""
 
 
+def _draw_due(now: datetime | None) -> str:
+    """The allocation draw of every season whose `allocation_at` has passed (safe with several workers: the draw
+    locks its round and each request, so a second worker changes nothing)."""
+    from app.services import allocation  # the draw forms orders: imported when it runs, not at start
+
+    reports = allocation.draw_due(now=now)
+    return " ".join(line for report in reports for line in report.lines())
+
+
 def _reconcile_payments(now: datetime | None) -> str:
     result = reconcile_payments(now=now)
     return (f"{result.checked} checked, {result.changed} changed, {result.unreachable} unreachable"
@@ -239,6 +248,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob("expire_holds", lambda now: _ids("expired", expire_and_cancel(now=now)), TICK),
     PeriodicJob("remind_holds", lambda now: _ids("reminded", remind_expiring_holds(now=now)), TICK),
     PeriodicJob("send_mail", _send_mail, TICK),
+    PeriodicJob("allocation_draw", _draw_due, TICK),
     PeriodicJob("reconcile_payments", _reconcile_payments, STRIPE, exclusive=True),
     PeriodicJob("retry_failed_events", _retry_failed_events, STRIPE, exclusive=True),
     PeriodicJob("send_refunds", lambda now: _ids("sent", send_pending_refunds(now=now)), STRIPE, exclusive=True),
