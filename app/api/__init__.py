@@ -15,4 +15,4 @@ def load_token_user():
         g.api_user = user_for_token(header[7:].strip())
 
 
-from app.api import accounts, bookings, hosts, listings, openapi, orders, payments, public, seasons, waitlist  # noqa: E402,F401,E501
+from app.api import accounts, bookings, hosts, invoices, listings, openapi, orders, payments, public, seasons, waitlist  # noqa: E402,F401,E501

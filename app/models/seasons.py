@@ -24,6 +24,7 @@ class Season(Model):
         CheckConstraint("max_beds_per_organisation IS NULL OR max_beds_per_organisation >= 1",
                         name="max_beds_positive"),
         CheckConstraint("max_open_holds >= 1", name="max_open_holds_positive"),
+        CheckConstraint("unpaid_invoice_cancel_days >= 1", name="unpaid_cancel_days_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,6 +45,9 @@ class Season(Model):
     # season's nights), and unpaid card holds at once.
     max_beds_per_organisation: Mapped[int | None] = mapped_column()
     max_open_holds: Mapped[int] = mapped_column(default=3, server_default=text("3"))
+    # Days after an invoice's due date before an invoice booking with nothing paid is cancelled and its beds
+    # freed (after reminders; app.services.invoices.remind_due).
+    unpaid_invoice_cancel_days: Mapped[int] = mapped_column(default=14, server_default=text("14"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property

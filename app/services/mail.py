@@ -25,7 +25,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select, update
 
 from app.extensions import db
-from app.models import Contract, OutboxEmail
+from app.models import Contract, Invoice, OutboxEmail
 from app.services.base import now_or, unit_of_work
 from app.services.contract_pdf import render_pdf
 from app.services.errors import ValidationFailed
@@ -49,7 +49,8 @@ SMTP_TIMEOUT_SECONDS = 20
 
 def queue_email(to_address: str, subject: str, body_text: str, *, attachment_name: str | None = None,
                 attachment_mime: str | None = None, attachment: bytes | None = None,
-                contract_number: str | None = None, now: datetime | None = None) -> OutboxEmail:
+                contract_number: str | None = None, invoice_number: str | None = None,
+                now: datetime | None = None) -> OutboxEmail:
     """Add a message to the outbox inside the caller's unit of work (no flush, no network).
 
     `contract_number` attaches that contract's PDF, rendered when the message is sent: rendering
@@ -63,6 +64,8 @@ def queue_email(to_address: str, subject: str, body_text: str, *, attachment_nam
         raise ValidationFailed({"attachment": [_("Ange en bilaga tillsammans med dess filnamn.")]})
     if contract_number is not None:
         attachment_name, attachment_mime = f"{contract_number}{CONTRACT_SUFFIX}", CONTRACT_MIME
+    if invoice_number is not None:  # the invoice's PDF, rendered when sent, like a contract's
+        attachment_name, attachment_mime = f"{invoice_number}{CONTRACT_SUFFIX}", CONTRACT_MIME
     email = OutboxEmail(
         to_address=to_address, subject=" ".join(subject.split())[:300], body_text=body_text,
         attachment_name=attachment_name, attachment_mime=attachment_mime or (
@@ -188,6 +191,11 @@ def _with_attachment(item: _Outgoing) -> _Outgoing:
     number = item.attachment_name.removesuffix(CONTRACT_SUFFIX)
     contract = db.session.scalar(select(Contract).where(Contract.number == number))
     pdf = render_pdf(contract) if contract is not None else None
+    if pdf is None:
+        from app.services import invoices
+        from app.services.invoice_pdf import render as render_invoice
+        invoice = db.session.scalar(select(Invoice).where(Invoice.number == number))
+        pdf = render_invoice(invoices.invoice_document(invoice)) if invoice is not None else None
     db.session.commit()  # end the read transaction again
     return replace(item, attachment=pdf)
 
