@@ -42,7 +42,7 @@ def create_delegation():
     name, number = body.str("name", max_length=200), body.str("organisation_number", max_length=20)
     details = _invoice_details(body)
     body.done()
-    return delegation_json(delegations.create_delegation(current_actor(), name, number, **details)), 201
+    return delegation_json(delegations.create_delegation(current_actor(), name, number, invoice_details=details)), 201
 
 
 def _invoice_details(body: Body) -> dict[str, str | None]:
@@ -59,7 +59,7 @@ def patch_delegation(delegation_id):
     body = Body(json_body())
     details = _invoice_details(body)
     body.done()
-    return delegation_json(delegations.update_invoice_details(current_actor(), delegation_id, **details))
+    return delegation_json(delegations.update_invoice_details(current_actor(), delegation_id, details))
 
 
 @api.get("/delegations")

@@ -40,6 +40,7 @@ def import_bgmax(path: Path) -> None:
 def remind() -> None:
     """Send reminders for overdue invoices; cancel invoice bookings left unpaid past the season's terms."""
     done = invoices.remind_due()
-    click.echo(f"Reminders sent: {len(done['reminded'])}{': ' + ', '.join(done['reminded']) if done['reminded'] else ''}.")
+    click.echo(f"Reminders sent: {len(done['reminded'])}"
+               f"{': ' + ', '.join(done['reminded']) if done['reminded'] else ''}.")
     click.echo(f"Cancelled unpaid: {len(done['cancelled'])}"
                f"{': ' + ', '.join(done['cancelled']) if done['cancelled'] else ''}.")

@@ -16,8 +16,8 @@ from app.models.bookings import (
 )
 from app.models.contracts import AMENDMENT_KINDS, Amendment, Contract
 from app.models.flags import FLAG_CATEGORIES, Flag
-from app.models.invoices import INVOICE_STATUSES, CreditNote, Invoice, InvoicePayment, InvoiceReminder
 from app.models.hosts import VETTING_STATUSES, HostProfile
+from app.models.invoices import INVOICE_STATUSES, CreditNote, Invoice, InvoicePayment, InvoiceReminder
 from app.models.listings import BED_KINDS, Bed, BedPrice, Listing, OfferAcceptance, PriceChange, Room
 from app.models.misc import OutboxEmail, WaitlistEntry
 from app.models.payments import Payment, Payout, Refund, StripeEvent
@@ -28,7 +28,8 @@ from app.models.users import ROLES, ApiToken, User
 __all__ = [
     "AMENDMENT_KINDS", "Amendment",
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
-    "Contract", "Counter", "CreditNote", "INVOICE_STATUSES", "Invoice", "InvoicePayment", "InvoiceReminder", "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "LIVE_LINE_STATES",
+    "Contract", "Counter", "CreditNote", "INVOICE_STATUSES", "Invoice", "InvoicePayment", "InvoiceReminder",
+    "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "LIVE_LINE_STATES",
     "Listing",
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",
     "PriceChange", "ROLES",

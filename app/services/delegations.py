@@ -77,13 +77,14 @@ def clean_invoice_details(values: dict, errors: dict[str, list[str]]) -> dict[st
 
 
 def create_delegation(actor: Actor, name: str, organisation_number: str, *,
-                      now: datetime | None = None, **invoice_details: str | None) -> Delegation:
+                      now: datetime | None = None,
+                      invoice_details: dict[str, str | None] | None = None) -> Delegation:
     """Register an organisation's delegation under the acting coordinator (with its invoice details, optional)."""
     now = now_or(now)
     if actor.role != "coordinator":
         raise Forbidden(_("Bara samordnare registrerar delegationer."))
     errors: dict[str, list[str]] = {}
-    details = clean_invoice_details(invoice_details, errors)
+    details = clean_invoice_details(invoice_details or {}, errors)
     name = (name or "").strip()
     if not name or len(name) > 200:
         errors["name"] = [_("Organisationens namn, högst %(max)s tecken.", max=200)]
@@ -105,8 +106,8 @@ def create_delegation(actor: Actor, name: str, organisation_number: str, *,
     return delegation
 
 
-def update_invoice_details(actor: Actor, delegation_id: int, *, now: datetime | None = None,
-                           **values: str | None) -> Delegation:
+def update_invoice_details(actor: Actor, delegation_id: int, values: dict[str, str | None], *,
+                           now: datetime | None = None) -> Delegation:
     """PATCH /delegations/{id}: change the invoice details given (the others stay)."""
     now = now_or(now)
     owned_delegation(actor, delegation_id)

@@ -393,8 +393,8 @@ def remind_due(now: datetime | None = None) -> dict[str, list[str]]:
     """Send the reminders that are due (one per overdue invoice per step) and cancel the invoice bookings the
     season's terms let go unpaid. Idempotent: every step is a unique row. Answers {"reminded": [...],
     "cancelled": [...]} (invoice numbers)."""
-    from app.services import cancellations, notifications
     from app.models import InvoiceReminder, Season
+    from app.services import cancellations, notifications
     now = now_or(now)
     today = local_date(now)
     done: dict[str, list[str]] = {"reminded": [], "cancelled": []}
