@@ -14,7 +14,7 @@ from app.services.base import Actor
 from app.services.errors import ValidationFailed
 from app.services.ledger import host_share_ore
 from app.services.ocr import is_valid_ocr, ocr_for_invoice_number
-from tests.helpers import NOW, YEAR, api_book
+from tests.helpers import NOW, YEAR, api_book, csrf_from, signed_in
 
 NS = {"inv": einvoice.NS_INVOICE, "cn": einvoice.NS_CREDIT_NOTE, "cac": einvoice.CAC, "cbc": einvoice.CBC}
 TOTAL = 200000  # two beds, two nights, 500 kr each
@@ -396,3 +396,52 @@ def test_overdue_reminders_once_per_step_then_unpaid_booking_cancelled(make_book
     assert cancelled.status == "cancelled_by_guest" and cancelled.cancel_reason == "unpaid_invoice"
     assert not cancelled.live_lines  # the beds are free again
     assert invoices.remind_due(now=gone)["cancelled"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pages_link_the_invoice_and_only_its_parties_get_it(app, make_booking, make_user):
+    from app.models import User
+    booking = make_booking()
+    coordinator = db.session.get(User, booking.coordinator_id)
+    browser = signed_in(app, coordinator)
+    page = browser.get(f"/coordinator/bookings/{booking.id}").get_data(as_text=True)
+    assert f"/bookings/{booking.id}/invoice.pdf" in page and f"/bookings/{booking.id}/invoice.xml" in page
+    pdf = browser.get(f"/bookings/{booking.id}/invoice.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert browser.get(f"/bookings/{booking.id}/invoice.xml").status_code == 200
+    stranger = signed_in(app, make_user("coordinator"))
+    assert stranger.get(f"/bookings/{booking.id}/invoice.pdf").status_code == 404
+    host = signed_in(app, db.session.get(User, booking.host_id))
+    assert f"/bookings/{booking.id}/invoice.pdf" in host.get(f"/host/bookings/{booking.id}").get_data(as_text=True)
+    assert host.get(f"/bookings/{booking.id}/invoice.pdf").status_code == 200
+
+
+def test_admin_ledger_page_records_a_payment(app, client, admin_login, make_booking):
+    booking = make_booking()
+    admin_login()
+    page = client.get("/admin/payments/invoices")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and booking.invoice_number in html
+    response = client.post(f"/admin/payments/invoices/{booking.invoice_number}/payments", data={
+        "csrf_token": csrf_from(page), "amount": "500", "paid_on": NOW.date().isoformat()})
+    assert response.status_code == 302
+    money = invoices.figures(invoice_of(booking), NOW.date())
+    assert (money.paid_ore, money.status) == (50000, "open")
+    assert "1\u00a0500 kr" in client.get("/admin/payments/invoices?status=open").get_data(as_text=True)
+
+
+def test_delegation_form_takes_invoice_details(app, make_user):
+    from app.models import Delegation
+    browser = signed_in(app, make_user("coordinator"))
+    page = browser.get("/coordinator/delegations/new")
+    response = browser.post("/coordinator/delegations/new", data={
+        "csrf_token": csrf_from(page), "name": "Förening", "organisation_number": "802000-1239",
+        "buyer_reference": "Kst 4411", "invoice_email": "ekonomi@forening.se", "address": "Gatan 1",
+        "postal_code": "11122", "city": "Stockholm"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    delegation = db.session.scalar(select(Delegation).where(Delegation.name == "Förening"))
+    assert (delegation.buyer_reference, delegation.postal_code, delegation.city) == ("Kst 4411", "111 22", "Stockholm")

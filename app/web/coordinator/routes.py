@@ -107,7 +107,9 @@ def new_delegation():
     form, status = DelegationForm(), 200
     if form.validate_on_submit():
         try:
-            delegation = delegations.create_delegation(actor(), form.name.data, form.organisation_number.data)
+            delegation = delegations.create_delegation(
+                actor(), form.name.data, form.organisation_number.data,
+                invoice_details={name: getattr(form, name).data for name in delegations.INVOICE_FIELDS})
         except DomainError as error:
             flash_error(error, form)
             status = error.status
