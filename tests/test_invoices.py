@@ -445,3 +445,19 @@ def test_delegation_form_takes_invoice_details(app, make_user):
     assert response.status_code == 302, response.get_data(as_text=True)
     delegation = db.session.scalar(select(Delegation).where(Delegation.name == "Förening"))
     assert (delegation.buyer_reference, delegation.postal_code, delegation.city) == ("Kst 4411", "111 22", "Stockholm")
+
+
+def test_season_decides_when_an_unpaid_invoice_booking_is_cancelled(make_booking, make_admin, api_as):
+    booking = make_booking()
+    invoice = invoice_of(booking)
+    admin_api = api_as(make_admin())
+    assert admin_api.patch(f"/admin/seasons/{YEAR}", json={"unpaid_invoice_cancel_days": 5}).status_code == 422
+    changed = admin_api.patch(f"/admin/seasons/{YEAR}", json={"unpaid_invoice_cancel_days": 30})
+    assert changed.status_code == 200 and changed.get_json()["unpaid_invoice_cancel_days"] == 30
+    day_22 = NOW + timedelta(days=(invoice.due_on - NOW.date()).days + 22)
+    assert invoices.remind_due(now=day_22)["cancelled"] == []  # 14 days would have cancelled it; 30 does not
+    invoices.record_payment(admin(make_admin), invoice.number, 100, day_22.date(), now=day_22)
+    day_40 = day_22 + timedelta(days=18)
+    assert invoices.remind_due(now=day_40)["cancelled"] == []  # something was paid: reminded, never cancelled
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).status == "confirmed"

@@ -32,6 +32,7 @@ SEASON_FIELDS = {
     "terms_version": _str(maxLength=40), "terms_text": _str(),
     "max_beds_per_organisation": {"type": ["integer", "null"], "minimum": 1, "maximum": 100000},
     "max_open_holds": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 3},
+    "unpaid_invoice_cancel_days": {"type": "integer", "minimum": 9, "maximum": 365, "default": 14},
 }
 
 
@@ -104,7 +105,8 @@ PATHS = {
                                   request=body(SEASON_FIELDS, [k for k in SEASON_FIELDS
                                                                if k not in ("terms_version", "terms_text",
                                                                              "max_beds_per_organisation",
-                                                                             "max_open_holds")]))},
+                                                                             "max_open_holds",
+                                                                             "unpaid_invoice_cancel_days")]))},
     "/admin/seasons/{year}": {"patch": op("Change a season", tag="seasons", params=[path_id("year")],
                                           request=body({k: v for k, v in SEASON_FIELDS.items() if k != "year"}))},
     "/seasons": {"get": op("Every season", tag="seasons", auth=False)},

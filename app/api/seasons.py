@@ -27,6 +27,7 @@ def _season_values(body: Body, required: bool) -> dict:
         "terms_text": body.str("terms_text", False, 100_000),
         "max_beds_per_organisation": body.int("max_beds_per_organisation", False),
         "max_open_holds": body.int("max_open_holds", False),
+        "unpaid_invoice_cancel_days": body.int("unpaid_invoice_cancel_days", False),
     }
     body.done()
     # null is a value for the bed-night limit (20 x the season's nights); left out, it stays as it is.

@@ -20,12 +20,15 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 SEASON_FIELDS = (
     "year", "name", "first_night", "last_night", "bookings_open_at", "price_cap_ore", "max_increase_pct",
     "strike_limit", "hold_minutes", "free_cancellation_until", "late_cancellation_refund_pct",
-    "terms_version", "terms_text", "max_beds_per_organisation", "max_open_holds",
+    "terms_version", "terms_text", "max_beds_per_organisation", "max_open_holds", "unpaid_invoice_cancel_days",
 )
-REQUIRED_FIELDS = SEASON_FIELDS[:-4]
+REQUIRED_FIELDS = SEASON_FIELDS[:-5]
 # Optional settings that null sets back to their default; a PATCH that leaves them out keeps them.
 NULLABLE_FIELDS = ("max_beds_per_organisation",)
 DEFAULT_MAX_OPEN_HOLDS = 3
+# Days after an invoice's due date (and two reminders) before an invoice booking with nothing paid is cancelled
+# and its beds freed (app.services.invoices.remind_due).
+DEFAULT_UNPAID_INVOICE_CANCEL_DAYS = 14
 MAX_PRICE_CAP_ORE = 10_000_000  # 100 000 kr a bed and night: beyond any real cap, inside a 32-bit column
 
 
@@ -84,6 +87,9 @@ def _check(values: dict[str, Any]) -> None:
                                                  "säsongens antal nätter.")]
     if not 1 <= values["max_open_holds"] <= 1000:
         errors["max_open_holds"] = [_("Mellan 1 och 1000 obetalda kortreservationer.")]
+    if not 9 <= values["unpaid_invoice_cancel_days"] <= 365:
+        errors["unpaid_invoice_cancel_days"] = [_("Mellan 9 och 365 dagar efter förfallodagen (efter två "
+                                                  "påminnelser).")]
     if not (values.get("terms_version") or "").strip() or len(values["terms_version"]) > 40:
         errors["terms_version"] = [_("Ge villkoren en version (högst 40 tecken).")]
     if not (values.get("terms_text") or "").strip():
@@ -108,6 +114,8 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: datetime | None 
         values["terms_text"] = STANDARD_TERMS_TEXT
     if values.get("max_open_holds") is None:
         values["max_open_holds"] = DEFAULT_MAX_OPEN_HOLDS
+    if values.get("unpaid_invoice_cancel_days") is None:
+        values["unpaid_invoice_cancel_days"] = DEFAULT_UNPAID_INVOICE_CANCEL_DAYS
     _check(values)
     with unit_of_work():
         if db.session.scalar(select(Season.id).where(Season.year == values["year"])) is not None:
@@ -115,7 +123,7 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: datetime | None 
                            code="season_exists")
         season = Season(**values, created_at=now)
         db.session.add(season)
-        for series in ("contract", "invoice"):
+        for series in ("contract", "invoice", "credit_note"):
             db.session.add(Counter(name=f"{series}:{values['year']}", value=0))
         db.session.flush()
         audit.record(actor, "season.created", "season", season.year, after=season_facts(season), now=now)

@@ -56,6 +56,8 @@ class SeasonForm(FlaskForm):
     max_beds_per_organisation = Int32Field(_l("Högst antal bäddnätter per organisation"), validators=[Optional()])
     max_open_holds = Int32Field(_l("Högst antal obetalda kortreservationer per organisation"),
                                 validators=[Optional()])
+    unpaid_invoice_cancel_days = Int32Field(_l("Dagar efter förfallodagen innan en obetald fakturabokning avbokas"),
+                                            validators=[Optional()])
     terms_version = StringField(_l("Villkorsversion"), validators=[Optional(), Length(max=40)])
     terms_text = TextAreaField(_l("Villkorstext"), validators=[Optional()])
 
@@ -79,7 +81,7 @@ class SeasonForm(FlaskForm):
         data = {name: getattr(season, name) for name in (
             "year", "name", "first_night", "last_night", "max_increase_pct", "strike_limit", "hold_minutes",
             "free_cancellation_until", "late_cancellation_refund_pct", "terms_version", "terms_text",
-            "max_beds_per_organisation", "max_open_holds")}
+            "max_beds_per_organisation", "max_open_holds", "unpaid_invoice_cancel_days")}
         return {**data, "bookings_open_on": local_open.date(), "bookings_open_time": local_open.time(),
                 "price_cap": ore_to_kronor(season.price_cap_ore)}
 
