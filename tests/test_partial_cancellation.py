@@ -119,7 +119,7 @@ def test_invoice_partial_cancel_credits_the_contract_share_at_the_boundary(world
     assert after.total_ore == TOTAL
     assert current_value_ore(after) == TOTAL - PRICE  # the contract's total stands; the current value is less
     assert host_share_ore(after) == 0  # nothing received on the invoice yet
-    assert host_share_ore(paid_in_full(after)) == TOTAL - back  # the host keeps the late share of the cancelled bed-night
+    assert host_share_ore(paid_in_full(after)) == TOTAL - back  # the host keeps the late share
     assert db.session.scalar(select(func.count(Refund.id)).where(Refund.booking_id == booking.id)) == 0
 
 
