@@ -461,3 +461,43 @@ def test_season_decides_when_an_unpaid_invoice_booking_is_cancelled(make_booking
     assert invoices.remind_due(now=day_40)["cancelled"] == []  # something was paid: reminded, never cancelled
     db.session.expire_all()
     assert db.session.get(Booking, booking.id).status == "confirmed"
+
+
+def test_migration_backfills_invoices_and_credit_notes_of_existing_invoice_bookings(tmp_path):
+    """0018 gives every invoice booking made before it its invoice (with its OCR) and a credit note for what
+    cancellations had already credited (SQLite file; the migration's SQL is the same on PostgreSQL)."""
+    import sqlite3
+
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from tests.live_server import ROOT
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"), revision="0015_amendments")
+        db.engine.dispose()
+    raw = sqlite3.connect(tmp_path / "old.db")
+    columns = ("id, delegation_id, season_id, listing_id, host_id, coordinator_id, status, payment_method, total_ore, "
+               "refund_ore, invoice_credited_ore, check_in, check_out, created_at, invoice_number, invoice_due_on, "
+               "kind")
+    raw.execute(f"INSERT INTO bookings ({columns}) VALUES (7, 1, 1, 1, 2, 3, 'confirmed', 'invoice', 200000, 0, 0, "
+                f"'{YEAR}-06-21', '{YEAR}-06-23', '{YEAR - 1}-12-01 10:00:00.000000', 'F-{YEAR}-000004', "
+                f"'{YEAR}-01-01', 'booking')")
+    raw.execute(f"INSERT INTO bookings ({columns}) VALUES (8, 1, 1, 1, 2, 3, 'cancelled_by_guest', 'invoice', 100000, "
+                f"0, 50000, '{YEAR}-06-21', '{YEAR}-06-23', '{YEAR - 1}-12-02 10:00:00.000000', 'F-{YEAR}-000005', "
+                f"'{YEAR}-01-02', 'booking')")
+    raw.commit()
+    raw.close()
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        rows = db.session.execute(select(Invoice.booking_id, Invoice.number, Invoice.ocr, Invoice.amount_ore,
+                                         Invoice.issued_on, Invoice.due_on).order_by(Invoice.id)).all()
+        notes = db.session.execute(select(CreditNote.number, CreditNote.amount_ore)).all()
+        db.engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        (7, f"F-{YEAR}-000004", ocr_for_invoice_number(f"F-{YEAR}-000004"), 200000, date(YEAR - 1, 12, 1),
+         date(YEAR, 1, 1)),
+        (8, f"F-{YEAR}-000005", ocr_for_invoice_number(f"F-{YEAR}-000005"), 100000, date(YEAR - 1, 12, 2),
+         date(YEAR, 1, 2))]
+    assert [tuple(n) for n in notes] == [(f"K-{YEAR}-000001", 50000)]
