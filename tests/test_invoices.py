@@ -1,5 +1,6 @@
 """Issue 16: invoices organisations can pay: OCR references, the e-invoice, the ledger, BgMax files, reminders."""
 from datetime import date, timedelta
+from pathlib import Path
 from decimal import Decimal
 
 import pytest
@@ -501,3 +502,16 @@ def test_migration_backfills_invoices_and_credit_notes_of_existing_invoice_booki
         (8, f"F-{YEAR}-000005", ocr_for_invoice_number(f"F-{YEAR}-000005"), 100000, date(YEAR - 1, 12, 2),
          date(YEAR, 1, 2))]
     assert [tuple(n) for n in notes] == [(f"K-{YEAR}-000001", 50000)]
+
+
+def test_credit_note_mailed_with_its_pdf_attached_when_sent(app, make_booking):
+    from app.services import mail
+    booking = make_booking()
+    cancellations.cancel_by_guest(Actor(booking.coordinator_id, "coordinator"), booking.id, now=NOW)
+    note = invoice_of(booking).credit_notes[0]
+    address = db.session.get(Booking, booking.id).delegation.coordinator.email
+    sent = [m for m in mails_to(address) if note.number in m.subject]
+    assert len(sent) == 1 and sent[0].attachment_name == f"{note.number}.pdf"
+    mail.send_pending(now=NOW)
+    files = list((Path(app.config["MAIL_OUTBOX_DIR"])).glob("*"))
+    assert any(note.number.encode() in f.read_bytes() and b"application/pdf" in f.read_bytes() for f in files)

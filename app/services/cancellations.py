@@ -252,6 +252,9 @@ def cancel_unpaid_invoice(booking_id: int, *, now: datetime | None = None) -> Bo
         booking = locked_booking(booking_id)
         if booking.status != "confirmed" or booking.payment_method != "invoice":
             return None
+        invoice = invoices.invoice_for_booking(booking.id)
+        if invoice is not None and invoices.sums_of(invoice.id)[1] > 0:
+            return None  # money arrived since the reminder run looked (read again under the booking's lock)
         booking.cancel_reason = "unpaid_invoice"
         _cancel_whole(Actor.system(), booking, now)
     refunds.after_cancellation(booking_id)

@@ -70,6 +70,8 @@ def credit(booking: Booking, amount_ore: int, reason: str, now: datetime) -> Cre
                       issued_on=local_date(now), amount_ore=amount_ore, reason=reason, created_at=now)
     db.session.add(note)
     db.session.flush()
+    from app.services import notifications
+    notifications.queue_credit_note(note, invoice, booking, now)
     return note
 
 

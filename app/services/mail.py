@@ -25,7 +25,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select, update
 
 from app.extensions import db
-from app.models import Contract, Invoice, OutboxEmail
+from app.models import Contract, CreditNote, Invoice, OutboxEmail
 from app.services.base import now_or, unit_of_work
 from app.services.contract_pdf import render_pdf
 from app.services.errors import ValidationFailed
@@ -196,6 +196,9 @@ def _with_attachment(item: _Outgoing) -> _Outgoing:
         from app.services.invoice_pdf import render as render_invoice
         invoice = db.session.scalar(select(Invoice).where(Invoice.number == number))
         pdf = render_invoice(invoices.invoice_document(invoice)) if invoice is not None else None
+        note = db.session.scalar(select(CreditNote).where(CreditNote.number == number)) if pdf is None else None
+        if note is not None:
+            pdf = render_invoice(invoices.credit_note_document(note))
     db.session.commit()  # end the read transaction again
     return replace(item, attachment=pdf)
 

@@ -596,3 +596,17 @@ def queue_invoice_reminder(invoice, booking: Booking, money, step: int, now: dat
             _("Vänliga hälsningar\nSängplats"),
         ]) + "\n"
     mail.queue_email(address, subject, body, invoice_number=invoice.number, now=now)
+
+
+def queue_credit_note(note, invoice, booking: Booking, now: datetime) -> None:
+    """A credit note (its PDF attached, rendered when sent) to the invoice address."""
+    address, coordinator = _invoice_recipient(booking)
+    with force_locale(coordinator.locale or "sv"):
+        subject = _("Kreditfaktura %(number)s från Sängplats", number=note.number)
+        body = "\n\n".join([
+            _("Hej!"),
+            _("Kreditfakturan %(number)s krediterar %(amount)s av faktura %(invoice)s (bokning %(booking)s).",
+              number=note.number, amount=kr(note.amount_ore), invoice=invoice.number, booking=booking.id),
+            _("Vänliga hälsningar\nSängplats"),
+        ]) + "\n"
+    mail.queue_email(address, subject, body, invoice_number=note.number, now=now)
