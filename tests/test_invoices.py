@@ -1,7 +1,7 @@
 """Issue 16: invoices organisations can pay: OCR references, the e-invoice, the ledger, BgMax files, reminders."""
 from datetime import date, timedelta
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from lxml import etree
