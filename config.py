@@ -80,7 +80,7 @@ class Config:
     # The platform collects invoice money as the hosts' payment agent: its name, organisation number and bankgiro
     # are the invoices' payee (PDF and Peppol e-invoice); BgMax files from Bankgirot are for this bankgiro.
     PLATFORM_NAME = os.environ.get("PLATFORM_NAME", "Sängplats AB")
-    PLATFORM_ORGANISATION_NUMBER = os.environ.get("PLATFORM_ORGANISATION_NUMBER", "559999-9999")
+    PLATFORM_ORGANISATION_NUMBER = os.environ.get("PLATFORM_ORGANISATION_NUMBER", "559999-9991")
     PLATFORM_BANKGIRO = os.environ.get("PLATFORM_BANKGIRO", "5050-1055")
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(BASE_DIR / "instance" / "mail"))
 

@@ -193,6 +193,13 @@ def test_invoice_xml_has_every_mandatory_element_and_adds_up(api_world, tmp_path
     assert amount(root, "cac:TaxTotal/cbc:TaxAmount") == 0
     assert all(x.find("cbc:Percent", NS) is None for x in root.iter(f"{{{einvoice.CAC}}}ClassifiedTaxCategory"))
     assert root.find("cac:AccountingSupplierParty/cac:Party/cac:PartyTaxScheme", NS) is None
+    seller = "cac:AccountingSupplierParty/cac:Party/"
+    assert (root.findtext(seller + "cac:PartyIdentification/cbc:ID", namespaces=NS)  # BR-CO-26
+            or root.findtext(seller + "cac:PartyLegalEntity/cbc:CompanyID", namespaces=NS))
+    for scheme_id in root.xpath("//*[@schemeID='0007']"):  # Swedish organisation numbers: 10 digits, Luhn
+        assert len(scheme_id.text) == 10 and luhn.is_valid(scheme_id.text), scheme_id.text
+    for element in root.iter():  # PEPPOL-EN16931-R008: no empty elements
+        assert len(element) or (element.text or "").strip(), element.tag
 
 
 def test_vat_registered_host_lines_net_and_payable_all_in(make_booking, make_listing):

@@ -10,6 +10,9 @@ element order the UBL 2.1 schema requires. Choices, for a Swedish seller that ma
   (BT-114) makes the payable the all-in total the buyer agreed to.
 - Electronic addresses (PEPPOL-EN16931-R010/R020): scheme 0007 (Swedish organisation number, digits only). A
   seller without an organisation number (a private host) is reached through the platform, the payment agent.
+- Seller identification (BR-CO-26): the platform's own id of the host (BT-29) always; the organisation number as
+  the legal registration identifier (BT-30, scheme 0007) when the host gave one (a personal identity number is
+  shown on the PDF only, never put in the e-invoice as an identifier).
 - Payment: credit transfer (code 30) to the platform's bankgiro (`SE:BANKGIRO`, digits only, the Swedish national
   rules), the OCR reference as PaymentID; the platform is the PayeeParty (BG-10).
 """
@@ -79,6 +82,9 @@ def _party(b: _Builder, parent, party: dict, *, seller: bool, platform: dict, ra
     own_number = is_organisation_number(party.get("organisation_number"))
     endpoint = digits(party["organisation_number"] if own_number else platform["organisation_number"])
     b.cbc(node, "EndpointID", endpoint, schemeID=ORGANISATION_SCHEME)
+    if seller:  # BT-29: the seller identifier, so that a host without an organisation number is identified (BR-CO-26)
+        identification = b.cac(node, "PartyIdentification")
+        b.cbc(identification, "ID", party["id"])
     name = b.cac(node, "PartyName")
     b.cbc(name, "Name", party["name"])
     address = b.cac(node, "PostalAddress")
