@@ -347,7 +347,8 @@ def _parties(booking: Booking) -> tuple[dict, dict, dict, str]:
     delegation = db.session.get_one(Delegation, booking.delegation_id)
     coordinator = db.session.get_one(User, booking.coordinator_id)
     config = current_app.config
-    seller = {"id": f"SANGPLATS-HOST-{host.user_id}", "name": host.legal_name, "address": host.address, "postal_code": host.postal_code,
+    seller = {"id": f"SANGPLATS-HOST-{host.user_id}", "name": host.legal_name, "address": host.address,
+              "postal_code": host.postal_code,
               "organisation_number": host.organisation_number, "vat_number": host.vat_number,
               "email": host.user.email if host.user else None}
     buyer = {"name": delegation.name, "organisation_number": delegation.organisation_number,
