@@ -418,6 +418,7 @@ def test_pages_link_the_invoice_and_only_its_parties_get_it(app, make_booking, m
     browser = signed_in(app, coordinator)
     page = browser.get(f"/coordinator/bookings/{booking.id}").get_data(as_text=True)
     assert f"/bookings/{booking.id}/invoice.pdf" in page and f"/bookings/{booking.id}/invoice.xml" in page
+    assert f'<dd class="ocr">{invoice_of(booking).ocr}</dd>' in page
     pdf = browser.get(f"/bookings/{booking.id}/invoice.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
     assert browser.get(f"/bookings/{booking.id}/invoice.xml").status_code == 200

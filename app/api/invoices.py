@@ -32,7 +32,6 @@ def admin_invoice_payment(number):
     amount, paid_on = body.int("amount_ore", minimum=1), body.date("paid_on")
     body.done()
     payment = invoices.record_payment(current_actor(), number, amount, paid_on)
-    invoice = invoices.invoice_by_number(number)
-    row = next(r for r in invoices.ledger().rows if r.invoice.id == invoice.id)
+    row = invoices.ledger_row(invoices.invoice_by_number(number))
     return {"payment": {"id": payment.id if payment else None, "amount_ore": amount, "paid_on": iso(paid_on)},
             "invoice": ledger_row_json(row)}, 201

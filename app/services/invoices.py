@@ -210,6 +210,13 @@ def ledger(status: str | None = None, *, now: datetime | None = None) -> Ledger:
     return Ledger(rows, sums)
 
 
+def ledger_row(invoice: Invoice, *, now: datetime | None = None) -> LedgerRow:
+    """One invoice's ledger row."""
+    booking = db.session.get_one(Booking, invoice.booking_id)
+    organisation = db.session.get_one(Delegation, booking.delegation_id).name
+    return LedgerRow(invoice, booking, organisation, figures(invoice, local_date(now_or(now))))
+
+
 def _parse_day(value) -> date:
     if isinstance(value, date):
         return value
