@@ -523,3 +523,18 @@ def test_credit_note_mailed_with_its_pdf_attached_when_sent(app, make_booking):
     mail.send_pending(now=NOW)
     files = list((Path(app.config["MAIL_OUTBOX_DIR"])).glob("*"))
     assert any(note.number.encode() in f.read_bytes() and b"application/pdf" in f.read_bytes() for f in files)
+
+
+def test_host_profile_page_takes_organisation_and_vat_details(client, login, make_user):
+    from tests.test_web_host import _profile_form
+    host = make_user("host")
+    login(host)
+    page = client.get("/host/profile")
+    assert page.status_code == 200 and 'name="vat_rate_pct"' in page.get_data(as_text=True)
+    response = client.post("/host/profile", data={**_profile_form(), "organisation_number": "556677-8899",
+                                                  "vat_number": "SE556677889901", "vat_rate_pct": "12",
+                                                  "csrf_token": csrf_from(page)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    profile = db.session.get(HostProfile, host.id)
+    assert (profile.organisation_number, profile.vat_number, profile.vat_rate_pct) == (
+        "556677-8899", "SE556677889901", 12)
