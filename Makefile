@@ -1,9 +1,11 @@
-# Sängplats — `make run` (demo at http://127.0.0.1:5000), `make test` (the whole suite), `make lint` (ruff).
+# Sängplats — `make run` (demo at http://127.0.0.1:5000; or `make run PORT=8000 STRIPE_PORT=8421`), `make test`
+# (the whole suite), `make lint` (ruff).
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 PYTHON ?= python3.11
+PORT ?= 5000
 STRIPE_PORT ?= 8420
 export STRIPE_API_BASE ?= http://127.0.0.1:$(STRIPE_PORT)
 export STRIPE_JS_URL ?= http://127.0.0.1:$(STRIPE_PORT)/js.stripe.com/v3/
@@ -12,7 +14,7 @@ export STRIPE_PUBLISHABLE_KEY ?= pk_test_sangplats
 export STRIPE_WEBHOOK_SECRET ?= whsec_sangplats_dev
 # `make run` is development: the defaults (SQLite, memory:// limits, a development key) are refused elsewhere.
 export APP_ENV ?= development
-export BASE_URL ?= http://127.0.0.1:5000
+export BASE_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test lint typecheck install install-dev chromium axe translations translations-extract bench bench-quick services clean
 
@@ -68,12 +70,12 @@ $(AXE_JS): tests/axe/package-lock.json
 
 axe: $(AXE_JS)
 
+# The development server on 127.0.0.1:$(PORT), one worker and localstripe on 127.0.0.1:$(STRIPE_PORT), all three
+# stopped together by Ctrl-C (tools/run.py supervises them).
 run: install-dev
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
-	$(PY) -m tools.localstripe --port $(STRIPE_PORT) --webhook http://127.0.0.1:5000/stripe/webhook --background
-	@echo "Sängplats at http://127.0.0.1:5000 (localstripe at $(STRIPE_API_BASE))"
-	SESSION_COOKIE_SECURE=0 $(FLASK) run --host 127.0.0.1 --port 5000
+	SESSION_COOKIE_SECURE=0 $(PY) -m tools.run --port $(PORT) --stripe-port $(STRIPE_PORT)
 
 # The whole suite in two parts: everything but the gunicorn races on TEST_WORKERS processes (pytest-xdist, one
 # test file per worker at a time, so module fixtures such as the browser's live app start once), then the races

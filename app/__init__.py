@@ -6,12 +6,20 @@ from pathlib import Path
 
 from flask import Flask, abort, g, render_template, request, session
 from flask_babel import gettext as _
-from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import babel, csrf, db, limiter, login_manager, migrate
 from app.json_provider import OrjsonProvider
-from config import BASE_DIR, CONFIGS, ProductionConfig, app_env, deployment_settings, unsafe_configuration
+from config import (
+    BASE_DIR,
+    CONFIGS,
+    ProductionConfig,
+    SettingsError,
+    app_env,
+    flask_settings,
+    read_settings,
+    unsafe_configuration,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +31,18 @@ class UnsafeConfiguration(RuntimeError):
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(BASE_DIR / "templates"), instance_path=str(BASE_DIR / "instance"))
     app.json = OrjsonProvider(app)
-    env = app_env(config_name)
-    app.config.from_object(CONFIGS.get(env, ProductionConfig))
+    try:
+        settings = read_settings()  # the only read of the environment, checked before anything starts
+    except SettingsError as error:
+        raise UnsafeConfiguration(str(error)) from None
+    env = app_env(config_name, settings)
+    config_class = CONFIGS.get(env, ProductionConfig)
+    app.config.from_object(config_class)
     app.config["APP_ENV"] = env
-    app.config.update(deployment_settings())
+    app.config.update(flask_settings(settings, config_class))
     if overrides:
         app.config.update(overrides)
-    reason = unsafe_configuration(env, app.config)
+    reason = unsafe_configuration(env, app.config, settings)
     if reason:
         raise UnsafeConfiguration(reason)
     if app.config.get("PROXY_FIX_X_FOR"):
@@ -76,11 +89,10 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
     @app.get("/healthz")
     def healthz():
-        """Liveness and database check."""
+        """Liveness, the database, the worker's heartbeat and the outbox, in one database round trip."""
+        from app.services import health
         try:
-            db.session.execute(text("SELECT 1"))
-            db.session.commit()
-            return {"status": "ok", "db": "ok"}
+            return health.report()
         except Exception:  # any database failure makes the health check fail, never the process
             log.exception("health check failed")
             db.session.rollback()

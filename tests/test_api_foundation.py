@@ -11,7 +11,7 @@ from tests.helpers import NOW, PASSWORD, YEAR
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "db": "ok"}
+    assert response.get_json() == {"status": "ok", "db": "ok", "worker": "late", "outbox": 0, "mail": "files"}
 
 
 def test_register_and_token_and_me(api_as):

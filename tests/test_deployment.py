@@ -30,7 +30,8 @@ SAFE_PRODUCTION = {
     "STRIPE_WEBHOOK_SECRET": "whsec_deployment_own", "BASE_URL": "https://sangplats.se",
 }
 DEPLOYMENT_KEYS = ("APP_ENV", "SECRET_KEY", "DATABASE_URL", "RATELIMIT_STORAGE_URI", "STRIPE_SECRET_KEY",
-                   "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET", "BASE_URL", "TRUSTED_HOSTS", "PROXY_FIX_X_FOR")
+                   "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET", "BASE_URL", "TRUSTED_HOSTS", "PROXY_FIX_X_FOR",
+                   "MAIL_SERVER", "MAIL_PORT", "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_SECURITY")
 
 
 def _env(**changes) -> dict:
@@ -61,6 +62,9 @@ UNSAFE = {
     "stripe_test_key": {"STRIPE_SECRET_KEY": "sk_test_abc"},
     "stripe_default_key": {"STRIPE_SECRET_KEY": None},
     "development_webhook_secret": {"STRIPE_WEBHOOK_SECRET": "whsec_sangplats_dev"},
+    "mail_password_in_clear": {"MAIL_SERVER": "smtp.example.com", "MAIL_USERNAME": "u", "MAIL_PASSWORD": "p"},
+    "mail_security_unknown": {"MAIL_SECURITY": "ssl"},
+    "mail_port_not_a_number": {"MAIL_PORT": "smtp"},
 }
 
 
@@ -240,8 +244,9 @@ def test_an_unreachable_database_answers_503_unavailable(down_app):
     assert health.status_code == 503 and health.get_json()["db"] == "error"
 
 
-def test_an_unreachable_database_gives_the_cli_one_line_and_exit_1():
-    result = _flask(_env(APP_ENV="testing", SECRET_KEY=None, DATABASE_URL=PG_DOWN), "holds", "expire")
+@pytest.mark.parametrize("command", ["holds expire", "worker"])
+def test_an_unreachable_database_gives_the_cli_one_line_and_exit_1(command):
+    result = _flask(_env(APP_ENV="testing", SECRET_KEY=None, DATABASE_URL=PG_DOWN), *command.split())
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -484,7 +484,7 @@ def test_migration_backfills_invoices_and_credit_notes_of_existing_invoice_booki
     url = f"sqlite:///{tmp_path / 'old.db'}"
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"), revision="0015_amendments")
+        upgrade(directory=str(ROOT / "migrations"), revision="0016_worker")
         db.engine.dispose()
     raw = sqlite3.connect(tmp_path / "old.db")
     columns = ("id, delegation_id, season_id, listing_id, host_id, coordinator_id, status, payment_method, total_ore, "

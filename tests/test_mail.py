@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import email
-import socket
-import time
 from datetime import timedelta
 from email import policy
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from app.extensions import db
@@ -18,62 +15,13 @@ from app.services import accounts, cancellations, delegations, flags, jobs, mail
 from app.services.base import Actor
 from app.services.errors import Conflict
 from tests.helpers import NOW, YEAR
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.startswith("nobody@"):
-            return "550 5.1.1 No such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted"
-
-    def to(self, address: str) -> list:
-        return [m for m in self.messages if m["To"] == address]
-
-
-class SmtpServer:
-    def __init__(self, port: int):
-        self.port = port
-        self.inbox = Inbox()
-        self.controller = None
-
-    def start(self):
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # poll until it accepts connections
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("the SMTP server did not start")
-
-    def stop(self):
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
+from tests.smtp_server import SmtpServer
 
 
 @pytest.fixture
 def smtp(app):
     """A real SMTP server on a free local port, and the app configured to send through it (not yet started)."""
-    server = SmtpServer(free_port())
+    server = SmtpServer()
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
     yield server
     server.stop()

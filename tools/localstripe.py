@@ -1,6 +1,7 @@
 """Start localstripe (a stateful fake Stripe on loopback) and register our webhook with it.
 
-Used by `make run` and by the test fixtures; never by production code.
+Used by `make run` (through tools/run.py) and by the test fixtures; never by production code. localstripe's own
+command binds every interface; `start` runs its server module in a process of its own bound to 127.0.0.1 only.
 """
 from __future__ import annotations
 
@@ -49,15 +50,30 @@ def register_webhook(base: str, url: str, secret: str, name: str = "sangplats") 
     response.raise_for_status()
 
 
+# localstripe's `start()` with one change: 127.0.0.1 instead of every interface (and always from scratch).
+SERVE_ON_LOOPBACK = """
+import logging, sys
+from aiohttp import web
+from localstripe.server import app
+access = logging.getLogger("aiohttp.access")
+access.setLevel(logging.DEBUG)
+access.addHandler(logging.StreamHandler())
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=access, print=None)
+"""
+
+
 def start(port: int, *, background: bool = False, log_path: Path | None = None) -> subprocess.Popen:
-    """Start localstripe from this virtualenv on 127.0.0.1:port and wait until it answers."""
-    binary = Path(sys.executable).with_name("localstripe")
+    """Start localstripe from this virtualenv on 127.0.0.1:port (loopback only) and wait until it answers."""
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(  # nosec B603 - fixed argv, no shell, no user input
-        [str(binary), "--port", str(port), "--from-scratch"], stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-c", SERVE_ON_LOOPBACK, str(port)], stdout=log, stderr=subprocess.STDOUT,
         start_new_session=background, cwd=str(ROOT / "instance") if (ROOT / "instance").is_dir() else None,
     )
-    wait_until_ready(f"http://127.0.0.1:{port}")
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}")
+    except RuntimeError:
+        process.terminate()
+        raise
     return process
 
 

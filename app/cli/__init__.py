@@ -1,6 +1,6 @@
 """Command line: `flask --app wsgi ...`. Thin: every rule is in app/services.
 
-One module per subject (accounts and demo data, holds, mail, payments and payouts); `register_cli`
+One module per subject (accounts and demo data, holds, mail, payments and payouts, the worker); `register_cli`
 adds every group to the app and makes each command answer one line while the database is down.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import click
 from flask import Flask
 
-from app.cli import accounts, holds, invoices, mail, payments
+from app.cli import accounts, holds, invoices, mail, payments, worker
 from app.services.errors import database_unreachable
 
 GROUPS: tuple[click.Group, ...] = (
@@ -23,6 +23,7 @@ def register_cli(app: Flask) -> None:
     """Add every command group to the app."""
     for group in GROUPS:
         app.cli.add_command(group)
+    app.cli.add_command(worker.worker_command)
     _one_line_when_database_down(app.cli)
 
 

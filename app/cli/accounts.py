@@ -38,6 +38,6 @@ def seed() -> None:
         logins = seed_demo()
     except DomainError as error:
         fail(error)
-    click.echo("Demo data loaded. Sign in at http://127.0.0.1:5000/login with:")
+    click.echo(f"Demo data loaded. Sign in at {current_app.config['BASE_URL']}/login with:")
     for role, email, password, extra in logins:
         click.echo(f"  {role:<12} {email:<32} {password}{'  ' + extra if extra else ''}")

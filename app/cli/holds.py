@@ -1,4 +1,4 @@
-"""Command line for unpaid card holds: `flask holds expire` (e.g. from cron, every minute)."""
+"""Command line for unpaid card holds: `flask holds expire` (the worker runs it; this is the one-shot command)."""
 from __future__ import annotations
 
 import click

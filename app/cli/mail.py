@@ -1,4 +1,5 @@
-"""Command line for the e-mail outbox: `flask --app wsgi mail send` and `mail remind-holds` (e.g. from cron)."""
+"""Command line for the e-mail outbox: `flask --app wsgi mail send` and `mail remind-holds` (the worker runs both;
+these are the operator's one-shot commands)."""
 from __future__ import annotations
 
 import click
@@ -12,8 +13,11 @@ mail_cli = AppGroup("mail", help="The e-mail outbox.")
 
 @mail_cli.command("send")
 def send() -> None:
-    """Send the outbox's due messages (SMTP, or .eml files when MAIL_SERVER is empty)."""
-    click.echo(f"Mail: {send_pending()}.")
+    """Send the outbox's due messages (SMTP; without MAIL_SERVER .eml files in development, else nothing)."""
+    report = send_pending()
+    if report.not_configured:
+        raise click.ClickException(f"Mail: {report}.")
+    click.echo(f"Mail: {report}.")
 
 
 @mail_cli.command("remind-holds")

@@ -24,6 +24,7 @@ from app.models.payments import Payment, Payout, Refund, StripeEvent
 from app.models.seasons import Season
 from app.models.types import utcnow
 from app.models.users import ROLES, ApiToken, User
+from app.models.worker import WorkerHeartbeat
 
 __all__ = [
     "AMENDMENT_KINDS", "Amendment",
@@ -34,5 +35,5 @@ __all__ = [
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",
     "PriceChange", "ROLES",
     "Refund", "Room", "Season", "StripeEvent", "User", "ApiToken", "VETTING_STATUSES", "WaitlistEntry",
-    "utcnow",
+    "WorkerHeartbeat", "utcnow",
 ]

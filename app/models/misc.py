@@ -27,6 +27,8 @@ class OutboxEmail(Model):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set while one sender has the message (claimed, not yet recorded): no other sender takes it before then.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class WaitlistEntry(Model):

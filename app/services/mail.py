@@ -1,18 +1,24 @@
 """The e-mail outbox: mail is queued in the business transaction and sent later, with retries.
 
 `queue_email` only adds a row to the caller's unit of work, so a message exists exactly when the
-change that caused it was committed. `send_pending` (run by `flask mail send`, e.g. every minute
-from cron) delivers due messages over SMTP outside any write transaction: each attempt is first
-claimed in a short transaction (attempts + 1), then sent, then recorded as sent or as a failure
-to retry after a back-off. Delivery is at least once: a crash between the SMTP hand-over and the
-record may send a message twice, never lose it. With MAIL_SERVER empty (development) messages are
-written as .eml files into MAIL_OUTBOX_DIR instead.
+change that caused it was committed. `send_pending` (run by the worker, `flask --app wsgi worker`, and
+by `flask mail send`) delivers due messages over SMTP outside any write transaction: each attempt is first
+claimed in a short transaction (attempts + 1, and `claimed_until` so that no other worker takes it while
+it is being sent), then sent, then recorded as sent or as a failure to retry after a back-off. Delivery is
+at least once: a crash between the SMTP hand-over and the record may send a message twice (after the
+claim lapses), never lose it.
+
+SMTP is configured by MAIL_SERVER, MAIL_PORT, MAIL_USERNAME, MAIL_PASSWORD (a login when a user is set)
+and MAIL_SECURITY (`none`, `starttls`, or `tls` from the first byte; certificates are verified). Without
+MAIL_SERVER, development and testing write .eml files into MAIL_OUTBOX_DIR; anywhere else mail stays
+queued, untouched, and /healthz says `mail: "not_configured"`: it is never marked sent.
 """
 from __future__ import annotations
 
 import logging
 import re
 import smtplib
+import ssl
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -22,13 +28,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from app.extensions import db
 from app.models import Contract, CreditNote, Invoice, OutboxEmail
 from app.services.base import now_or, unit_of_work
 from app.services.contract_pdf import render_pdf
 from app.services.errors import ValidationFailed
+from config import SAFE_TO_TRY_ENVS, mail_port
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -45,6 +52,9 @@ CONTRACT_SUFFIX = ".pdf"
 CONTRACT_MIME = "application/pdf"
 BATCH_SIZE = 200
 SMTP_TIMEOUT_SECONDS = 20
+# A claimed message is left alone this long: far longer than one SMTP hand-over with its PDF; after it, a
+# message whose sender died mid-send is taken again by its retry schedule.
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 def queue_email(to_address: str, subject: str, body_text: str, *, attachment_name: str | None = None,
@@ -103,9 +113,26 @@ class SendReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    not_configured: bool = False  # MAIL_SERVER unset outside development: nothing was touched
+    waiting: int = 0  # with not_configured: the messages that stay queued
 
     def __str__(self) -> str:
+        if self.not_configured:
+            return f"not configured (MAIL_SERVER is unset): {self.waiting} message(s) stay queued, none sent"
         return f"{self.sent} sent, {self.retrying} to retry, {self.failed} given up"
+
+
+def delivery_mode() -> str:
+    """`smtp` with MAIL_SERVER; without it `files` (.eml) in development and testing, else `not_configured`."""
+    config = current_app.config
+    if config.get("MAIL_SERVER"):
+        return "smtp"
+    return "files" if config.get("APP_ENV") in SAFE_TO_TRY_ENVS else "not_configured"
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of MAIL_SECURITY starttls and tls: the system's trusted certificates, names checked."""
+    return ssl.create_default_context()
 
 
 def build_message(item: _Outgoing) -> EmailMessage:
@@ -131,10 +158,10 @@ class _Transport:
     def __init__(self) -> None:
         config = current_app.config
         self.server = config.get("MAIL_SERVER") or ""
-        self.port = int(config.get("MAIL_PORT") or 25)
+        self.port = mail_port(config)
         self.username = config.get("MAIL_USERNAME") or ""
         self.password = config.get("MAIL_PASSWORD") or ""
-        self.starttls = bool(config.get("MAIL_USE_STARTTLS"))
+        self.security = config.get("MAIL_SECURITY") or "none"
         self.folder = Path(config["MAIL_OUTBOX_DIR"])
         self.smtp: smtplib.SMTP | None = None
 
@@ -151,12 +178,7 @@ class _Transport:
 
     def _connection(self) -> smtplib.SMTP:
         if self.smtp is None:
-            smtp = smtplib.SMTP(self.server, self.port, timeout=SMTP_TIMEOUT_SECONDS)
-            if self.starttls:
-                smtp.starttls()
-            if self.username:
-                smtp.login(self.username, self.password)
-            self.smtp = smtp
+            self.smtp = connect(self.server, self.port, self.security, self.username, self.password)
         return self.smtp
 
     def _write_file(self, item: _Outgoing, message: EmailMessage) -> None:
@@ -173,10 +195,33 @@ class _Transport:
             self.smtp = None
 
 
+def connect(server: str, port: int, security: str, username: str, password: str) -> smtplib.SMTP:
+    """An SMTP connection as MAIL_SECURITY says (`tls`: TLS from the first byte; `starttls`: upgraded before
+    anything else is said, refused if the server cannot), logged in when a user name is given."""
+    smtp: smtplib.SMTP
+    if security == "tls":
+        smtp = smtplib.SMTP_SSL(server, port, timeout=SMTP_TIMEOUT_SECONDS, context=tls_context())
+    else:
+        smtp = smtplib.SMTP(server, port, timeout=SMTP_TIMEOUT_SECONDS)
+    try:
+        if security == "starttls":
+            smtp.starttls(context=tls_context())  # raises SMTPNotSupportedError without STARTTLS: nothing in clear
+        if username:
+            smtp.login(username, password)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _not_claimed(now: datetime):
+    return or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until <= now)
+
+
 def _due(now: datetime, limit: int) -> list[_Outgoing]:
     due = or_(*(and_(OutboxEmail.attempts == n, OutboxEmail.created_at <= now - wait)
                 for n, wait in enumerate(RETRY_SCHEDULE)))
-    rows = db.session.scalars(select(OutboxEmail).where(OutboxEmail.status == "pending", due)
+    rows = db.session.scalars(select(OutboxEmail).where(OutboxEmail.status == "pending", due, _not_claimed(now))
                               .order_by(OutboxEmail.id).limit(limit)).all()
     items = [_Outgoing(e.id, e.attempts, e.to_address, e.subject, e.body_text, e.attachment_name,
                        e.attachment_mime, e.attachment, e.created_at) for e in rows]
@@ -204,24 +249,30 @@ def _with_attachment(item: _Outgoing) -> _Outgoing:
 
 
 def is_permanent(error: Exception) -> bool:
-    """A 5xx answer (unknown mailbox, refused sender) will not change by retrying."""
+    """A 5xx answer about the message (unknown mailbox, refused sender) will not change by retrying. A refused
+    login is the configuration's fault, not the message's: it is retried once MAIL_USERNAME/PASSWORD are right."""
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return False
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return bool(error.recipients) and all(code >= 500 for code, _ in error.recipients.values())
     return isinstance(error, smtplib.SMTPResponseException) and 500 <= error.smtp_code < 600
 
 
-def _claim(item: _Outgoing) -> bool:
-    """Count this attempt before sending; False when another sender claimed it first."""
+def _claim(item: _Outgoing, now: datetime) -> bool:
+    """Count this attempt and hold the message for CLAIM_LEASE before sending; False when another sender has
+    it (claimed first, or still sending it: its retry may already be due by the schedule)."""
     with unit_of_work():
         claimed = cast("CursorResult[Any]", db.session.execute(update(OutboxEmail).where(
             OutboxEmail.id == item.id, OutboxEmail.status == "pending", OutboxEmail.attempts == item.attempt,
-        ).values(attempts=item.attempt + 1))).rowcount  # an UPDATE's result is a CursorResult
+            _not_claimed(now),
+        ).values(attempts=item.attempt + 1, claimed_until=now + CLAIM_LEASE))).rowcount  # an UPDATE's result
     return claimed == 1
 
 
 def _record(item: _Outgoing, error: str | None, now: datetime, *, permanent: bool = False) -> str:
     with unit_of_work():
         email = db.session.get_one(OutboxEmail, item.id)
+        email.claimed_until = None
         if error is None:
             email.status, email.sent_at, email.last_error = "sent", now, None
         else:
@@ -234,11 +285,16 @@ def send_pending(now: datetime | None = None, *, limit: int = BATCH_SIZE) -> Sen
     """Deliver every due message once; failures are retried after a back-off, given up after the last
     attempt or at once on a permanent (5xx) refusal."""
     now = now_or(now)
+    if delivery_mode() == "not_configured":
+        waiting = db.session.scalar(select(func.count(OutboxEmail.id)).where(OutboxEmail.status == "pending"))
+        db.session.commit()
+        log.error("mail is not configured (MAIL_SERVER is unset): %s message(s) stay queued", waiting)
+        return SendReport(not_configured=True, waiting=waiting or 0)
     report = SendReport()
     transport = _Transport()
     try:
         for item in _due(now, limit):
-            if not _claim(item):
+            if not _claim(item, now):
                 continue
             error, permanent = None, False
             try:

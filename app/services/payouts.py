@@ -11,7 +11,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n import local_dt
@@ -57,6 +57,10 @@ def sync_payouts(*, now: datetime | None = None) -> int:
     latest_check_in = (now - PAYABLE_AFTER).astimezone(STOCKHOLM).date()
     created = 0
     with unit_of_work():
+        # One writer of the ledger at a time (the worker, `flask payouts schedule`, an admin): two at once would
+        # both void or re-amount a payout. Held until commit; SQLite's IMMEDIATE transaction already serialises.
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(select(func.pg_advisory_xact_lock(func.hashtext("sangplats.payouts"))))
         candidates = db.session.scalars(select(Booking).where(
             Booking.status.in_(EARNING_STATUSES), Booking.check_in <= latest_check_in,
             ~Booking.id.in_(select(Payout.booking_id)))).all()

@@ -8,7 +8,7 @@ TRUNCATE on PostgreSQL (the guards of 0001 and 0005, copied). Existing invoice b
 and a credit note for what cancellations already credited.
 
 Revision ID: 0018_invoices
-Revises: 0015_amendments
+Revises: 0016_worker
 Create Date: 2026-12-08 00:00:00
 """
 from datetime import date
@@ -20,7 +20,7 @@ from app.models.types import UTCDateTime
 from app.services.ocr import ocr_for_invoice_number
 
 revision = "0018_invoices"
-down_revision = "0015_amendments"
+down_revision = "0016_worker"
 branch_labels = None
 depends_on = None
 
