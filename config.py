@@ -171,6 +171,10 @@ class Settings:
                                         _choice(*MAIL_SECURITY_MODES))
     MAIL_FROM: str | None = setting("the sender, e.g. 'Sängplats <noreply@sangplats.se>'", _address)
     MAIL_OUTBOX_DIR: str | None = setting("development only: folder for .eml files when MAIL_SERVER is unset")
+    PLATFORM_NAME: str | None = setting("the platform's legal name, the invoices' payee (payment agent of the hosts)")
+    PLATFORM_ORGANISATION_NUMBER: str | None = setting("the platform's Swedish organisation number NNNNNN-NNNN, on "
+                                                       "every invoice and e-invoice")
+    PLATFORM_BANKGIRO: str | None = setting("the bankgiro invoices are paid to (NNNN-NNNN); BgMax files are for it")
     WORKER_TICK_SECONDS: float | None = setting("how often the worker runs its frequent jobs (lapsed holds, "
                                                 "reminders, the outbox) and beats its heartbeat; default 15",
                                                 _seconds)
@@ -259,6 +263,11 @@ class Config:
     MAIL_SECURITY = "none"
     MAIL_FROM = "Sängplats <noreply@sangplats.se>"
     MAIL_OUTBOX_DIR = str(BASE_DIR / "instance" / "mail")
+    # The platform collects invoice money as the hosts' payment agent: its name, organisation number and bankgiro
+    # are the invoices' payee (PDF and Peppol e-invoice); BgMax files from Bankgirot are for this bankgiro.
+    PLATFORM_NAME = "Sängplats AB"
+    PLATFORM_ORGANISATION_NUMBER = "559999-9991"
+    PLATFORM_BANKGIRO = "5050-1055"
 
     WORKER_TICK_SECONDS = 15.0
     WORKER_STRIPE_SECONDS = 300.0

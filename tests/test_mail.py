@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import OutboxEmail
-from app.services import accounts, cancellations, flags, jobs, mail, vetting
+from app.services import accounts, cancellations, delegations, flags, jobs, mail, vetting
 from app.services.base import Actor
 from app.services.errors import Conflict
 from tests.helpers import NOW, YEAR
@@ -27,11 +27,18 @@ def smtp(app):
     server.stop()
 
 
+INVOICES = "ekonomi@example.se"
+
+
 @pytest.fixture
 def world(make_listing, make_user, make_delegation):
     listing = make_listing(beds=3, price_ore=50000)
     coordinator = make_user("coordinator")
     delegation = make_delegation(coordinator)
+    # Invoices (issue 16) go to the organisation's accounts mailbox, so the coordinator's inbox holds the
+    # booking's own messages.
+    delegations.update_invoice_details(Actor(coordinator.id, "coordinator"), delegation.id,
+                                       {"invoice_email": INVOICES})
     return {"listing": listing, "bed_ids": [b.id for b in listing.beds()], "coordinator": coordinator,
             "delegation": delegation, "host": db.session.get(type(coordinator), listing.host_id)}
 
@@ -51,8 +58,14 @@ def test_invoice_booking_confirmation_arrives_with_the_contract_pdf(world, smtp,
     assert result.exit_code == 0, result.output
     assert "sent" in result.output
 
+    # The coordinator gets the confirmation with the contract, and (issue 16) the invoice with its own PDF.
     [confirmation] = smtp.inbox.to(world["coordinator"].email)
     assert number in confirmation["Subject"] and confirmation["From"]
+    [invoice_mail] = smtp.inbox.to(INVOICES)
+    assert booking.invoice_number in invoice_mail["Subject"]
+    [invoice_pdf] = list(invoice_mail.iter_attachments())
+    assert invoice_pdf.get_filename() == f"{booking.invoice_number}.pdf"
+    assert invoice_pdf.get_content().startswith(b"%PDF")
     body = confirmation.get_body(("plain",)).get_content()
     assert booking.invoice_number in body and booking.contract.sha256 in body and "2\u00a0000 kr" in body
     [pdf] = list(confirmation.iter_attachments())

@@ -31,10 +31,27 @@ def world(make_listing, make_delegation, make_user):
             "delegation": make_delegation(coordinator=coordinator)}
 
 
-def _invoice_booking(world, beds):
-    return booking_service.create_booking(
+def _invoice_booking(world, beds, *, paid=True):
+    """An invoice booking, its invoice paid in full unless `paid=False` (issue 16: a host earns invoice money only
+    once it is received)."""
+    from app.services import invoices
+    booking = booking_service.create_booking(
         Actor(world["coordinator"].id, "coordinator"), delegation_id=world["delegation"].id, bed_ids=beds,
         check_in=CHECK_IN, check_out=CHECK_OUT, accept_contract=True, payment_method="invoice")
+    if paid:
+        invoices.record_payment(Actor.system(), booking.invoice_number, booking.total_ore, datetime.now(UTC).date(),
+                                source="bgmax", bank_reference=f"test:{booking.id}")
+    return booking
+
+
+def test_an_unpaid_invoice_pays_the_host_nothing_until_its_money_is_received(world):
+    from app.services import invoices
+    booking = _invoice_booking(world, world["bed_ids"][:1], paid=False)
+    assert payouts.sync_payouts(now=DUE) == 0
+    invoices.record_payment(Actor.system(), booking.invoice_number, 30000, datetime.now(UTC).date(), source="bgmax",
+                            bank_reference="test:part")
+    assert payouts.sync_payouts(now=DUE) == 1
+    assert db.session.scalar(select(Payout.amount_ore).where(Payout.booking_id == booking.id)) == 30000
 
 
 def test_contract_amount_becomes_payable_24_hours_after_check_in_and_is_paid_once(world, admin_actor):

@@ -20,6 +20,7 @@ from app.api import (  # noqa: E402,F401
     allocation,
     bookings,
     hosts,
+    invoices,
     listings,
     openapi,
     orders,

@@ -26,6 +26,8 @@ def member_json(member) -> dict:
 def delegation_json(delegation) -> dict:
     return {
         "id": delegation.id, "name": delegation.name, "organisation_number": delegation.organisation_number,
+        "buyer_reference": delegation.buyer_reference, "invoice_email": delegation.invoice_email,
+        "address": delegation.address, "postal_code": delegation.postal_code, "city": delegation.city,
         "members": [member_json(m) for m in delegation.members],
         "calendar_url": external_url("public.delegation_calendar", token=delegation.calendar_token),
         "rooming_csv_url": external_url("api.rooming_csv", delegation_id=delegation.id),
@@ -38,8 +40,26 @@ def create_delegation():
     """Register a delegation."""
     body = Body(json_body())
     name, number = body.str("name", max_length=200), body.str("organisation_number", max_length=20)
+    details = _invoice_details(body)
     body.done()
-    return delegation_json(delegations.create_delegation(current_actor(), name, number)), 201
+    return delegation_json(delegations.create_delegation(current_actor(), name, number, invoice_details=details)), 201
+
+
+def _invoice_details(body: Body) -> dict[str, str | None]:
+    """The optional invoice details of a delegation body (only those sent)."""
+    return {name: body.str(name, False, max_length=delegations.INVOICE_LIMITS[name])
+            for name in delegations.INVOICE_FIELDS if name in body.data}
+
+
+@api.patch("/delegations/<int:delegation_id>")
+@roles("coordinator")
+def patch_delegation(delegation_id):
+    """Change a delegation's invoice details (buyer reference, invoice e-mail, postal address)."""
+    access.owned_delegation(current_actor(), delegation_id)
+    body = Body(json_body())
+    details = _invoice_details(body)
+    body.done()
+    return delegation_json(delegations.update_invoice_details(current_actor(), delegation_id, details))
 
 
 @api.get("/delegations")
@@ -196,6 +216,35 @@ def visible_contract(contract_id: int) -> Contract:
 def verify_contract():
     """Check a contract's number and SHA-256 (public)."""
     return contracts.verify(request.args.get("number", ""), request.args.get("sha256", "")).as_json()
+
+
+def _invoice_of(booking_id: int):
+    from app.services import invoices
+    booking = access.visible_booking(current_actor(), booking_id)
+    invoice = invoices.invoice_for_booking(booking.id)
+    if invoice is None:
+        raise NotFound(_("Bokningen har ingen faktura."))
+    return invoices.invoice_document(invoice)
+
+
+@api.get("/bookings/<int:booking_id>/invoice.pdf")
+@roles("coordinator", "host", "admin")
+def invoice_pdf(booking_id):
+    """The booking's invoice as PDF (invoice bookings)."""
+    from app.services.invoice_pdf import render
+    document = _invoice_of(booking_id)
+    return Response(render(document), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{document.number}.pdf"', "Cache-Control": "no-store"})
+
+
+@api.get("/bookings/<int:booking_id>/invoice.xml")
+@roles("coordinator", "host", "admin")
+def invoice_xml(booking_id):
+    """The booking's invoice as a Peppol BIS Billing 3.0 UBL 2.1 Invoice."""
+    from app.services.einvoice import build
+    document = _invoice_of(booking_id)
+    return Response(build(document), mimetype="application/xml", headers={
+        "Content-Disposition": f'inline; filename="{document.number}.xml"', "Cache-Control": "no-store"})
 
 
 @api.get("/contracts/<int:contract_id>")

@@ -22,7 +22,10 @@ def put_host_profile():
     values: dict[str, Any] = {
               "legal_name": body.str("legal_name", max_length=200), "phone": body.str("phone", max_length=40),
               "address": body.str("address", max_length=300), "postal_code": body.str("postal_code", max_length=10),
-              "right_to_rent": body.bool("right_to_rent")}
+              "right_to_rent": body.bool("right_to_rent"),
+              "organisation_number": body.str("organisation_number", False, max_length=20),
+              "vat_number": body.str("vat_number", False, max_length=20),
+              "vat_rate_pct": body.int("vat_rate_pct", False)}
     body.done()
     profile = vetting.submit_profile(current_actor(), **values)
     return host_json(profile)

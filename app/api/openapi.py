@@ -18,6 +18,8 @@ INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 DATE = _str("date")
 DATETIME = _str("date-time")
+INVOICE_DETAILS = {"buyer_reference": _str(), "invoice_email": _str("email"), "address": _str(),
+                   "postal_code": _str(), "city": _str()}
 
 SEASON_FIELDS = {
     "year": {"type": "integer", "minimum": 2000, "maximum": 2100}, "name": _str(maxLength=120),
@@ -34,9 +36,10 @@ SEASON_FIELDS = {
     "requests_open_at": {"type": ["string", "null"], "format": "date-time"},
     "allocation_at": {"type": ["string", "null"], "format": "date-time"},
     "allocation_payment_hours": {"type": "integer", "minimum": 1, "maximum": 720, "default": 48},
+    "unpaid_invoice_cancel_days": {"type": "integer", "minimum": 9, "maximum": 365, "default": 14},
 }
 OPTIONAL_SEASON_FIELDS = ("terms_version", "terms_text", "max_beds_per_organisation", "max_open_holds",
-                          "requests_open_at", "allocation_at", "allocation_payment_hours")
+                          "requests_open_at", "allocation_at", "allocation_payment_hours", "unpaid_invoice_cancel_days")
 
 
 def body(properties: dict, required: list[str] | None = None) -> dict:
@@ -108,7 +111,8 @@ PATHS = {
                         request=body({"phone": {"type": ["string", "null"], "maxLength": 40}}, ["phone"]))},
     "/host/profile": {
         "put": op("Submit vetting details", tag="hosts", request=body(
-            {"legal_name": _str(), "phone": _str(), "address": _str(), "postal_code": _str(), "right_to_rent": BOOL},
+            {"legal_name": _str(), "phone": _str(), "address": _str(), "postal_code": _str(), "right_to_rent": BOOL,
+             "organisation_number": _str(), "vat_number": _str(), "vat_rate_pct": INT},
             ["legal_name", "phone", "address", "postal_code", "right_to_rent"]), errors=[409]),
         "get": op("The host's own vetting details", tag="hosts"),
     },
@@ -164,10 +168,25 @@ PATHS = {
         query("max_price_ore", INT), query("max_listings", {"type": "integer", "minimum": 1, "maximum": 5})])},
     "/delegations": {
         "post": op("Register a delegation", tag="delegations", ok=201, request=body(
-            {"name": _str(), "organisation_number": _str()}, ["name", "organisation_number"])),
+            {"name": _str(), "organisation_number": _str(), **INVOICE_DETAILS}, ["name", "organisation_number"])),
         "get": op("The coordinator's delegations", tag="delegations"),
     },
-    "/delegations/{delegation_id}": {"get": op("A delegation", tag="delegations", params=[path_id("delegation_id")])},
+    "/delegations/{delegation_id}": {
+        "get": op("A delegation", tag="delegations", params=[path_id("delegation_id")]),
+        "patch": op("Change a delegation's invoice details", tag="delegations", params=[path_id("delegation_id")],
+                    request=body(INVOICE_DETAILS))},
+    "/bookings/{booking_id}/invoice.pdf": {"get": op(
+        "A booking's invoice as PDF", tag="invoices", params=[path_id("booking_id")], ok_type="application/pdf",
+        ok_schema={"type": "string"})},
+    "/bookings/{booking_id}/invoice.xml": {"get": op(
+        "A booking's invoice as Peppol BIS Billing 3.0 UBL", tag="invoices", params=[path_id("booking_id")],
+        ok_type="application/xml", ok_schema={"type": "string"})},
+    "/admin/invoices": {"get": op("The invoice ledger", tag="admin", params=[query(
+        "status", {"type": "string", "enum": ["open", "paid", "credited", "overdue"]})])},
+    "/admin/invoices/{number}/payments": {"post": op(
+        "Record money received on an invoice", tag="admin", ok=201,
+        params=[{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}],
+        request=body({"amount_ore": INT, "paid_on": DATE}, ["amount_ore", "paid_on"]))},
     "/delegations/{delegation_id}/members": {"post": op(
         "Add a member", tag="delegations", ok=201, params=[path_id("delegation_id")],
         request=body({"name": _str(), "email": _str("email")}, ["name", "email"]))},

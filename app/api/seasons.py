@@ -30,6 +30,7 @@ def _season_values(body: Body, required: bool) -> dict:
         "requests_open_at": body.datetime("requests_open_at", False),
         "allocation_at": body.datetime("allocation_at", False),
         "allocation_payment_hours": body.int("allocation_payment_hours", False),
+        "unpaid_invoice_cancel_days": body.int("unpaid_invoice_cancel_days", False),
     }
     body.done()
     # null is a value for the bed-night limit (20 x the season's nights); left out, it stays as it is.

@@ -8,7 +8,9 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Amendment, Bed, Booking, Contract, Flag, HostProfile, Listing, Payment, Room, Season, User
 from app.presenters import iso
+from app.services.base import local_date, now_or
 from app.services.contracts import amendments_of, contract_status, snapshot_of
+from app.services.invoices import booking_invoice_json
 from app.services.links import external_url
 from app.services.seasons import SEASON_FIELDS
 
@@ -22,6 +24,8 @@ def user_json(user: User) -> dict:
 
 def host_json(profile: HostProfile) -> dict:
     return {
+        "organisation_number": profile.organisation_number, "vat_number": profile.vat_number,
+        "vat_rate_pct": profile.vat_rate_pct,
         "user_id": profile.user_id, "legal_name": profile.legal_name, "phone": profile.phone,
         "address": profile.address, "postal_code": profile.postal_code, "right_to_rent": profile.right_to_rent,
         "vetting_status": profile.vetting_status, "strikes": profile.strikes,
@@ -80,9 +84,7 @@ def booking_json(booking: Booking) -> dict:
         "lines": [{"bed_id": line.bed_id, "night": iso(line.night), "price_ore": line.price_ore,
                    "member_id": line.member_id, "state": line.state} for line in booking.lines],
         "contract": contract_summary(booking.contract),
-        "invoice": ({"number": booking.invoice_number, "due_on": iso(booking.invoice_due_on),
-                     "credited_ore": booking.invoice_credited_ore or 0}
-                    if booking.invoice_number else None),
+        "invoice": booking_invoice_json(booking, local_date(now_or(None))),
         "payments": [payment_json(p) for p in payments],
     }
 

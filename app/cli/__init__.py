@@ -11,12 +11,12 @@ from typing import Any
 import click
 from flask import Flask
 
-from app.cli import accounts, allocation, holds, mail, payments, worker
+from app.cli import accounts, allocation, holds, invoices, mail, payments, worker
 from app.services.errors import database_unreachable
 
 GROUPS: tuple[click.Group, ...] = (
     accounts.users_cli, accounts.demo_cli, holds.holds_cli, mail.mail_cli, payments.payments_cli, payments.payouts_cli,
-    allocation.allocation_cli)
+    allocation.allocation_cli, invoices.invoices_cli)
 
 
 def register_cli(app: Flask) -> None:

@@ -18,6 +18,7 @@ from app.models.bookings import (
 from app.models.contracts import AMENDMENT_KINDS, Amendment, Contract
 from app.models.flags import FLAG_CATEGORIES, Flag
 from app.models.hosts import VETTING_STATUSES, HostProfile
+from app.models.invoices import INVOICE_STATUSES, CreditNote, Invoice, InvoicePayment, InvoiceReminder
 from app.models.listings import BED_KINDS, Bed, BedPrice, Listing, OfferAcceptance, PriceChange, Room
 from app.models.misc import OutboxEmail, WaitlistEntry
 from app.models.payments import Payment, Payout, Refund, StripeEvent
@@ -30,7 +31,8 @@ from app.models.worker import WorkerHeartbeat
 __all__ = [
     "AMENDMENT_KINDS", "Amendment", "AllocationRequest", "AllocationRound", "DRAW_STATES", "REQUEST_STATUSES",
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
-    "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "LIVE_LINE_STATES",
+    "Contract", "Counter", "CreditNote", "INVOICE_STATUSES", "Invoice", "InvoicePayment", "InvoiceReminder",
+    "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "LIVE_LINE_STATES",
     "Listing",
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",
     "PriceChange", "ROLES",

@@ -35,6 +35,13 @@ class Delegation(Model):
     name: Mapped[str] = mapped_column(String(200))
     # Normalised NNNNNN-NNNN; the delegations of one number share the season's hoarding limits.
     organisation_number: Mapped[str] = mapped_column(String(20), index=True)
+    # Invoicing (API.md "Invoices organisations can pay"), all optional: the buyer's reference (else the booking
+    # number is the BuyerReference), the accounts mailbox invoices go to (else the coordinator's), the address.
+    buyer_reference: Mapped[str | None] = mapped_column(String(100))
+    invoice_email: Mapped[str | None] = mapped_column(String(254))
+    address: Mapped[str | None] = mapped_column(String(300))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    city: Mapped[str | None] = mapped_column(String(100))
     calendar_token: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

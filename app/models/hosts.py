@@ -23,6 +23,7 @@ class HostProfile(Model):
             "vetting_status IN ('pending', 'approved', 'rejected', 'suspended')", name="vetting_status"
         ),
         CheckConstraint("strikes >= 0", name="strikes_not_negative"),
+        CheckConstraint("vat_rate_pct IS NULL OR (vat_rate_pct > 0 AND vat_rate_pct <= 25)", name="vat_rate"),
     )
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
@@ -31,6 +32,11 @@ class HostProfile(Model):
     address: Mapped[str] = mapped_column(String(300))
     postal_code: Mapped[str] = mapped_column(String(6))
     right_to_rent: Mapped[bool] = mapped_column(Boolean)
+    # Invoicing, optional: the seller's organisation (or personal) number and VAT number on the invoice, and the
+    # VAT rate of a VAT-registered host (null: outside VAT, the usual private letting; 12 for accommodation).
+    organisation_number: Mapped[str | None] = mapped_column(String(20))
+    vat_number: Mapped[str | None] = mapped_column(String(20))
+    vat_rate_pct: Mapped[int | None] = mapped_column()
     vetting_status: Mapped[str] = mapped_column(String(16), default="pending")
     strikes: Mapped[int] = mapped_column(default=0)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

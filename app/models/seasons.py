@@ -28,6 +28,7 @@ class Season(Model):
         CheckConstraint("(requests_open_at IS NULL) = (allocation_at IS NULL)", name="round_complete"),
         CheckConstraint("requests_open_at IS NULL OR requests_open_at < allocation_at", name="round_ordered"),
         CheckConstraint("allocation_payment_hours >= 1", name="allocation_payment_hours_positive"),
+        CheckConstraint("unpaid_invoice_cancel_days >= 1", name="unpaid_cancel_days_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,6 +54,9 @@ class Season(Model):
     requests_open_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     allocation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     allocation_payment_hours: Mapped[int] = mapped_column(default=48, server_default=text("48"))
+    # Days after an invoice's due date before an invoice booking with nothing paid is cancelled and its beds
+    # freed (after reminders; app.services.invoices.remind_due).
+    unpaid_invoice_cancel_days: Mapped[int] = mapped_column(default=14, server_default=text("14"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property

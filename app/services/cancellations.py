@@ -24,7 +24,7 @@ from app.extensions import db
 from app.i18n import local_date as local_date_text
 from app.labels import in_sentence
 from app.models import LIVE_LINE_STATES, Amendment, BedNight, Booking
-from app.services import audit, events, refunds
+from app.services import audit, events, invoices, refunds
 from app.services.access import locked_booking, visible_booking
 from app.services.availability import check_not_past
 from app.services.base import Actor, local_date, now_or, unit_of_work
@@ -119,6 +119,7 @@ def _cancel_whole(actor: Actor, booking: Booking, now: datetime) -> GuestCancell
     # Added to what earlier partial cancellations refunded and credited (the booking's row is locked).
     booking.refund_ore = (booking.refund_ore or 0) + refund
     booking.invoice_credited_ore = (booking.invoice_credited_ore or 0) + credit
+    invoices.credit(booking, credit, "cancellation", now)
     db.session.execute(update(BedNight).where(
         BedNight.booking_id == booking.id, BedNight.state.in_(LIVE_LINE_STATES))
         .values(state="released", released_at=now))
@@ -233,11 +234,31 @@ def _cancel_some(actor: Actor, booking: Booking, chosen: list[BedNight], now: da
                               invoice_credit_ore=credit, actor_id=actor.user_id, now=now)
     booking.refund_ore = (booking.refund_ore or 0) + refund
     booking.invoice_credited_ore = (booking.invoice_credited_ore or 0) + credit
+    invoices.credit(booking, credit, "partial_cancellation", now)
     audit.record(actor, "booking.lines_cancelled", "booking", booking.id,
                  after={"amendment": amendment.number, "lines": [[line["bed_id"], line["night"]] for line in lines],
                         "lines_ore": lines_ore, "refund_ore": refund, "invoice_credited_ore": credit}, now=now)
     events.emit(events.BOOKING_LINES_CANCELLED, booking=booking, amendment=amendment, member_ids=unseated, now=now)
     return GuestCancellation(booking, refund, credit, lines, amendment)
+
+
+def cancel_unpaid_invoice(booking_id: int, *, now: datetime | None = None) -> Booking | None:
+    """The season's terms let an invoice go unpaid too long (app.services.invoices.remind_due): the booking is
+    cancelled as the client's own cancellation under the contract's terms (the client broke the payment term),
+    its beds are freed and the invoice credited by the terms' share; the rest stays due. None when the booking
+    is no longer confirmed (cancelled meanwhile)."""
+    now = now_or(now)
+    with unit_of_work():
+        booking = locked_booking(booking_id)
+        if booking.status != "confirmed" or booking.payment_method != "invoice":
+            return None
+        invoice = invoices.invoice_for_booking(booking.id)
+        if invoice is not None and invoices.sums_of(invoice.id)[1] > 0:
+            return None  # money arrived since the reminder run looked (read again under the booking's lock)
+        booking.cancel_reason = "unpaid_invoice"
+        _cancel_whole(Actor.system(), booking, now)
+    refunds.after_cancellation(booking_id)
+    return booking
 
 
 def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: datetime | None = None) -> Booking:
@@ -267,6 +288,7 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: datetime 
         # Added to what earlier partial cancellations refunded and credited (the booking's row is locked).
         booking.refund_ore = (booking.refund_ore or 0) + refund
         booking.invoice_credited_ore = (booking.invoice_credited_ore or 0) + credit
+        invoices.credit(booking, credit, "host_cancellation", now)
         db.session.execute(update(BedNight).where(
             BedNight.booking_id == booking.id, BedNight.state.in_(LIVE_LINE_STATES))
             .values(state="host_cancelled"))

@@ -39,13 +39,52 @@ def normalise_organisation_number(value) -> str:
     return f"{digits[:6]}-{digits[6:]}"
 
 
+INVOICE_FIELDS = ("buyer_reference", "invoice_email", "address", "postal_code", "city")
+INVOICE_LIMITS = {"buyer_reference": 100, "invoice_email": 254, "address": 300, "postal_code": 10, "city": 100}
+
+
+def clean_invoice_details(values: dict, errors: dict[str, list[str]]) -> dict[str, str | None]:
+    """The delegation's invoice details (each optional: None or blank clears it), checked and normalised."""
+    out: dict[str, str | None] = {}
+    for name, value in values.items():
+        if name not in INVOICE_FIELDS:
+            continue
+        value = (value or "").strip() if isinstance(value, str) or value is None else value
+        if not isinstance(value, str):
+            errors[name] = [_("Text, högst %(max)s tecken.", max=INVOICE_LIMITS[name])]
+            continue
+        if not value:
+            out[name] = None
+            continue
+        if len(value) > INVOICE_LIMITS[name]:
+            errors[name] = [_("Högst %(max)s tecken.", max=INVOICE_LIMITS[name])]
+            continue
+        clean_text(value, name, errors=errors)
+        if name == "invoice_email":
+            try:
+                value = normalise_email(value)
+            except ValidationFailed as exc:
+                errors[name] = exc.errors.get("email") or next(iter(exc.errors.values()))
+                continue
+        if name == "postal_code":
+            compact = "".join(value.split())
+            if not (compact.isdigit() and len(compact) == 5):
+                errors[name] = [_("Ett svenskt postnummer, fem siffror som 621 55.")]
+                continue
+            value = f"{compact[:3]} {compact[3:]}"
+        out[name] = value
+    return out
+
+
 def create_delegation(actor: Actor, name: str, organisation_number: str, *,
-                      now: datetime | None = None) -> Delegation:
-    """Register an organisation's delegation under the acting coordinator."""
+                      now: datetime | None = None,
+                      invoice_details: dict[str, str | None] | None = None) -> Delegation:
+    """Register an organisation's delegation under the acting coordinator (with its invoice details, optional)."""
     now = now_or(now)
     if actor.role != "coordinator":
         raise Forbidden(_("Bara samordnare registrerar delegationer."))
     errors: dict[str, list[str]] = {}
+    details = clean_invoice_details(invoice_details or {}, errors)
     name = (name or "").strip()
     if not name or len(name) > 200:
         errors["name"] = [_("Organisationens namn, högst %(max)s tecken.", max=200)]
@@ -59,11 +98,30 @@ def create_delegation(actor: Actor, name: str, organisation_number: str, *,
         raise ValidationFailed(errors)
     with unit_of_work():
         delegation = Delegation(coordinator_id=actor.user_id, name=name, organisation_number=number,
-                                calendar_token=secrets.token_urlsafe(24), created_at=now)
+                                calendar_token=secrets.token_urlsafe(24), created_at=now, **details)
         db.session.add(delegation)
         db.session.flush()
         audit.record(actor, "delegation.created", "delegation", delegation.id,
                      after={"name": name, "organisation_number": delegation.organisation_number}, now=now)
+    return delegation
+
+
+def update_invoice_details(actor: Actor, delegation_id: int, values: dict[str, str | None], *,
+                           now: datetime | None = None) -> Delegation:
+    """PATCH /delegations/{id}: change the invoice details given (the others stay)."""
+    now = now_or(now)
+    owned_delegation(actor, delegation_id)
+    errors: dict[str, list[str]] = {}
+    details = clean_invoice_details(values, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        delegation = db.session.get_one(Delegation, delegation_id)
+        before = {name: getattr(delegation, name) for name in details}
+        for name, value in details.items():
+            setattr(delegation, name, value)
+        audit.record(actor, "delegation.invoice_details", "delegation", delegation_id, before=before,
+                     after=details, now=now)
     return delegation
 
 

@@ -243,6 +243,8 @@ def issue_invoice(booking: Booking, year: int, now: datetime) -> None:
     booking.invoice_number = f"F-{year}-{seq:06d}"
     booking.invoice_due_on = max(local_date(now), min(local_date(now) + timedelta(days=INVOICE_DAYS),
                                                       booking.check_in - timedelta(days=1)))
+    from app.services import invoices  # the ledger's invoice, with its OCR reference
+    invoices.issue(booking, now)
 
 
 def contract_lines(bed_ids, nights, prices) -> list[dict]:

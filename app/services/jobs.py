@@ -226,6 +226,15 @@ def _draw_due(now: datetime | None) -> str:
     return " ".join(line for report in reports for line in report.lines())
 
 
+def _remind_invoices(now: datetime | None) -> str:
+    """Overdue invoices: the reminders due and the unpaid bookings the season's terms let go (each step a unique
+    row, and one worker at a time runs it)."""
+    from app.services import invoices
+
+    done = invoices.remind_due(now=now)
+    return " ".join(f"{verb} {len(numbers)}: {', '.join(numbers)}" for verb, numbers in done.items() if numbers)
+
+
 def _reconcile_payments(now: datetime | None) -> str:
     result = reconcile_payments(now=now)
     return (f"{result.checked} checked, {result.changed} changed, {result.unreachable} unreachable"
@@ -253,4 +262,5 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob("retry_failed_events", _retry_failed_events, STRIPE, exclusive=True),
     PeriodicJob("send_refunds", lambda now: _ids("sent", send_pending_refunds(now=now)), STRIPE, exclusive=True),
     PeriodicJob("schedule_payouts", _schedule_payouts, STRIPE, exclusive=True),
+    PeriodicJob("remind_invoices", _remind_invoices, STRIPE, exclusive=True),
 )

@@ -187,7 +187,8 @@ def host_cancellation_ore(booking: Booking) -> tuple[int, int]:
     """(refund, invoice credit) of a host cancellation: the guest gets back all the money actually received and
     not yet refunded (a card's captured payment) and owes nothing more, so what is still due on an invoice the
     app has not been paid is credited in full rather than "refunded" (after partial cancellations, the rest of
-    it). Sängplats records no invoice payments, so every invoice counts as unpaid."""
+    it). Invoice money already received is then a credit balance on the invoice ledger, paid back by bank
+    transfer (app.services.invoices: `to_refund_ore`), never through Stripe."""
     if booking.status == "awaiting_payment":
         return 0, 0  # an unpaid card hold: nothing was paid or invoiced
     if booking.payment_method == "card":
@@ -197,9 +198,13 @@ def host_cancellation_ore(booking: Booking) -> tuple[int, int]:
 
 def host_share_ore(booking: Booking) -> int:
     """What the host earns from a booking: the contract's amount minus every refund and credit (partial
-    cancellations included: they keep their late share); nothing after a breach."""
+    cancellations included: they keep their late share), for an invoice only as far as its money was received;
+    nothing after a breach."""
     if booking.status not in EARNING_STATUSES:
         return 0
     if booking.payment_method == "invoice":
-        return max(booking.total_ore - booking.refund_ore - (booking.invoice_credited_ore or 0), 0)
+        # Invoice money counts once it is received (payments on the invoice ledger), never beyond what is due.
+        from app.services.invoices import received_ore
+        due = max(booking.total_ore - booking.refund_ore - (booking.invoice_credited_ore or 0), 0)
+        return min(due, received_ore(booking.id))
     return max(min(captured_ore(booking.id), booking.total_ore) - refunds_ore(booking_id=booking.id), 0)

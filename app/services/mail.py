@@ -31,7 +31,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select, update
 
 from app.extensions import db
-from app.models import Contract, OutboxEmail
+from app.models import Contract, CreditNote, Invoice, OutboxEmail
 from app.services.base import now_or, unit_of_work
 from app.services.contract_pdf import render_pdf
 from app.services.errors import ValidationFailed
@@ -59,7 +59,8 @@ CLAIM_LEASE = timedelta(minutes=5)
 
 def queue_email(to_address: str, subject: str, body_text: str, *, attachment_name: str | None = None,
                 attachment_mime: str | None = None, attachment: bytes | None = None,
-                contract_number: str | None = None, now: datetime | None = None) -> OutboxEmail:
+                contract_number: str | None = None, invoice_number: str | None = None,
+                now: datetime | None = None) -> OutboxEmail:
     """Add a message to the outbox inside the caller's unit of work (no flush, no network).
 
     `contract_number` attaches that contract's PDF, rendered when the message is sent: rendering
@@ -73,6 +74,8 @@ def queue_email(to_address: str, subject: str, body_text: str, *, attachment_nam
         raise ValidationFailed({"attachment": [_("Ange en bilaga tillsammans med dess filnamn.")]})
     if contract_number is not None:
         attachment_name, attachment_mime = f"{contract_number}{CONTRACT_SUFFIX}", CONTRACT_MIME
+    if invoice_number is not None:  # the invoice's PDF, rendered when sent, like a contract's
+        attachment_name, attachment_mime = f"{invoice_number}{CONTRACT_SUFFIX}", CONTRACT_MIME
     email = OutboxEmail(
         to_address=to_address, subject=" ".join(subject.split())[:300], body_text=body_text,
         attachment_name=attachment_name, attachment_mime=attachment_mime or (
@@ -233,6 +236,14 @@ def _with_attachment(item: _Outgoing) -> _Outgoing:
     number = item.attachment_name.removesuffix(CONTRACT_SUFFIX)
     contract = db.session.scalar(select(Contract).where(Contract.number == number))
     pdf = render_pdf(contract) if contract is not None else None
+    if pdf is None:
+        from app.services import invoices
+        from app.services.invoice_pdf import render as render_invoice
+        invoice = db.session.scalar(select(Invoice).where(Invoice.number == number))
+        pdf = render_invoice(invoices.invoice_document(invoice)) if invoice is not None else None
+        note = db.session.scalar(select(CreditNote).where(CreditNote.number == number)) if pdf is None else None
+        if note is not None:
+            pdf = render_invoice(invoices.credit_note_document(note))
     db.session.commit()  # end the read transaction again
     return replace(item, attachment=pdf)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from flask import current_app
 from flask_babel import force_locale, format_date, format_datetime
 from flask_babel import gettext as _
 from sqlalchemy import distinct, func, select
@@ -671,3 +672,64 @@ def on_itinerary_changed(itinerary: Itinerary, first: bool, now: datetime, **_ig
 def register_itinerary_mail() -> None:
     """Subscribe the itinerary mail to its event (idempotent)."""
     events.subscribe(events.ITINERARY_CHANGED, on_itinerary_changed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Invoices (app.services.invoices): the invoice to the organisation's accounts mailbox, and reminders
+# ---------------------------------------------------------------------------------------------
+
+
+def _invoice_recipient(booking: Booking) -> tuple[str, User]:
+    """The organisation's invoice address (else the coordinator's), and the coordinator (whose language it is)."""
+    delegation = db.session.get_one(Delegation, booking.delegation_id)
+    coordinator = db.session.get_one(User, booking.coordinator_id)
+    return delegation.invoice_email or coordinator.email, coordinator
+
+
+def queue_invoice(invoice, booking: Booking, now: datetime) -> None:
+    """The invoice, its PDF attached (rendered when the mail is sent), to the invoice address."""
+    address, coordinator = _invoice_recipient(booking)
+    bankgiro = current_app.config["PLATFORM_BANKGIRO"]
+    with force_locale(coordinator.locale or "sv"):
+        subject = _("Faktura %(number)s från Sängplats", number=invoice.number)
+        body = "\n\n".join([
+            _("Hej!"),
+            _("Här är fakturan %(number)s för bokning %(booking)s, %(total)s, att betala senast %(due)s.",
+              number=invoice.number, booking=booking.id, total=kr(invoice.amount_ore), due=_day(invoice.due_on)),
+            _("Betala till bankgiro %(bankgiro)s och ange OCR-nummer %(ocr)s.", bankgiro=bankgiro, ocr=invoice.ocr),
+            _("Fakturan finns som bilaga (PDF) och som e-faktura (Peppol BIS Billing 3.0) på bokningens sida."),
+            _("Vänliga hälsningar\nSängplats"),
+        ]) + "\n"
+    mail.queue_email(address, subject, body, invoice_number=invoice.number, now=now)
+
+
+def queue_invoice_reminder(invoice, booking: Booking, money, step: int, now: datetime) -> None:
+    """A reminder of an overdue invoice (one per step)."""
+    address, coordinator = _invoice_recipient(booking)
+    bankgiro = current_app.config["PLATFORM_BANKGIRO"]
+    with force_locale(coordinator.locale or "sv"):
+        subject = _("Påminnelse %(step)s: faktura %(number)s har förfallit", step=step, number=invoice.number)
+        body = "\n\n".join([
+            _("Hej!"),
+            _("Fakturan %(number)s för bokning %(booking)s förföll %(due)s. Kvar att betala: %(balance)s.",
+              number=invoice.number, booking=booking.id, due=_day(invoice.due_on), balance=kr(money.balance_ore)),
+            _("Betala till bankgiro %(bankgiro)s och ange OCR-nummer %(ocr)s.", bankgiro=bankgiro, ocr=invoice.ocr),
+            _("En bokning som inte betalats alls %(days)s dagar efter förfallodagen avbokas enligt säsongens villkor "
+              "och bäddarna frigörs.", days=booking.season.unpaid_invoice_cancel_days),
+            _("Vänliga hälsningar\nSängplats"),
+        ]) + "\n"
+    mail.queue_email(address, subject, body, invoice_number=invoice.number, now=now)
+
+
+def queue_credit_note(note, invoice, booking: Booking, now: datetime) -> None:
+    """A credit note (its PDF attached, rendered when sent) to the invoice address."""
+    address, coordinator = _invoice_recipient(booking)
+    with force_locale(coordinator.locale or "sv"):
+        subject = _("Kreditfaktura %(number)s från Sängplats", number=note.number)
+        body = "\n\n".join([
+            _("Hej!"),
+            _("Kreditfakturan %(number)s krediterar %(amount)s av faktura %(invoice)s (bokning %(booking)s).",
+              number=note.number, amount=kr(note.amount_ore), invoice=invoice.number, booking=booking.id),
+            _("Vänliga hälsningar\nSängplats"),
+        ]) + "\n"
+    mail.queue_email(address, subject, body, invoice_number=note.number, now=now)

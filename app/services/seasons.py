@@ -21,7 +21,7 @@ SEASON_FIELDS = (
     "year", "name", "first_night", "last_night", "bookings_open_at", "price_cap_ore", "max_increase_pct",
     "strike_limit", "hold_minutes", "free_cancellation_until", "late_cancellation_refund_pct",
     "terms_version", "terms_text", "max_beds_per_organisation", "max_open_holds",
-    "requests_open_at", "allocation_at", "allocation_payment_hours",
+    "requests_open_at", "allocation_at", "allocation_payment_hours", "unpaid_invoice_cancel_days",
 )
 REQUIRED_FIELDS = SEASON_FIELDS[:11]
 # Optional settings that null sets back to their default (for the round's times: no round); a PATCH that leaves
@@ -31,6 +31,9 @@ ROUND_FIELDS = ("requests_open_at", "allocation_at", "allocation_payment_hours")
 DEFAULT_MAX_OPEN_HOLDS = 3
 DEFAULT_ALLOCATION_PAYMENT_HOURS = 48
 MAX_ALLOCATION_PAYMENT_HOURS = 30 * 24
+# Days after an invoice's due date (and two reminders) before an invoice booking with nothing paid is cancelled
+# and its beds freed (app.services.invoices.remind_due).
+DEFAULT_UNPAID_INVOICE_CANCEL_DAYS = 14
 MAX_PRICE_CAP_ORE = 10_000_000  # 100 000 kr a bed and night: beyond any real cap, inside a 32-bit column
 
 
@@ -90,6 +93,9 @@ def _check(values: dict[str, Any]) -> None:
     if not 1 <= values["max_open_holds"] <= 1000:
         errors["max_open_holds"] = [_("Mellan 1 och 1000 obetalda kortreservationer.")]
     errors.update(_round_errors(values))
+    if not 9 <= values["unpaid_invoice_cancel_days"] <= 365:
+        errors["unpaid_invoice_cancel_days"] = [_("Mellan 9 och 365 dagar efter förfallodagen (efter två "
+                                                  "påminnelser).")]
     if not (values.get("terms_version") or "").strip() or len(values["terms_version"]) > 40:
         errors["terms_version"] = [_("Ge villkoren en version (högst 40 tecken).")]
     if not (values.get("terms_text") or "").strip():
@@ -177,6 +183,8 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: datetime | None 
         values["max_open_holds"] = DEFAULT_MAX_OPEN_HOLDS
     if values.get("allocation_payment_hours") is None:
         values["allocation_payment_hours"] = DEFAULT_ALLOCATION_PAYMENT_HOURS
+    if values.get("unpaid_invoice_cancel_days") is None:
+        values["unpaid_invoice_cancel_days"] = DEFAULT_UNPAID_INVOICE_CANCEL_DAYS
     _check(values)
     with unit_of_work():
         if db.session.scalar(select(Season.id).where(Season.year == values["year"])) is not None:
@@ -184,7 +192,7 @@ def create_season(actor: Actor, values: dict[str, Any], *, now: datetime | None 
                            code="season_exists")
         season = Season(**values, created_at=now)
         db.session.add(season)
-        for series in ("contract", "invoice"):
+        for series in ("contract", "invoice", "credit_note"):
             db.session.add(Counter(name=f"{series}:{values['year']}", value=0))
         db.session.flush()
         audit.record(actor, "season.created", "season", season.year, after=season_facts(season), now=now)

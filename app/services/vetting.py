@@ -44,13 +44,42 @@ def normalise_gotland_postal_code(postal_code: str) -> str:
     return f"{digits[:3]} {digits[3:]}"
 
 
+VAT_RATES = (6, 12, 25)  # Swedish rates; accommodation is 12 %
+
+
+def invoicing_details(organisation_number: str | None, vat_number: str | None, vat_rate_pct: int | None,
+                      errors: dict[str, list[str]]) -> tuple[str | None, str | None, int | None]:
+    """The host's optional seller details for invoices: an organisation (or personal) number, and for a
+    VAT-registered host the VAT number (SE + the 10 digits of the organisation number + 01) and the rate."""
+    from app.services.delegations import normalise_organisation_number
+    number = None
+    if organisation_number and organisation_number.strip():
+        try:
+            number = normalise_organisation_number(organisation_number)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+    vat = "".join((vat_number or "").split()).upper() or None
+    if vat is not None and not (len(vat) == 14 and vat.startswith("SE") and vat.endswith("01")
+                                and vat[2:12].isdigit()):
+        errors["vat_number"] = [_("Ett svenskt momsregistreringsnummer: SE, tolv siffror, slutar på 01 "
+                                  "(SE556677889901).")]
+    if vat_rate_pct is not None and vat_rate_pct not in VAT_RATES:
+        errors["vat_rate_pct"] = [_("Momssatsen är 6, 12 eller 25 procent (uthyrning av rum: 12).")]
+    if (vat is None) != (vat_rate_pct is None) and "vat_number" not in errors:
+        errors["vat_rate_pct"] = [_("Ange både momsregistreringsnummer och momssats, eller ingetdera "
+                                    "(uthyrning utan moms).")]
+    return number, vat, vat_rate_pct
+
+
 def submit_profile(actor: Actor, *, legal_name: str, phone: str, address: str, postal_code: str,
-                   right_to_rent: bool, now: datetime | None = None) -> HostProfile:
+                   right_to_rent: bool, organisation_number: str | None = None, vat_number: str | None = None,
+                   vat_rate_pct: int | None = None, now: datetime | None = None) -> HostProfile:
     """Submit or update the host's vetting details; it goes (back) to the admins' queue."""
     now = now_or(now)
     if actor.role != "host":
         raise Forbidden(_("Bara värdar har en värdprofil."))
     errors: dict[str, list[str]] = {}
+    org_number, vat_number, vat_rate_pct = invoicing_details(organisation_number, vat_number, vat_rate_pct, errors)
     for field, value, limit in (("legal_name", legal_name, 200), ("phone", phone, 40), ("address", address, 300)):
         if not (value or "").strip() or len(value) > limit:
             errors[field] = [_("Obligatoriskt, högst %(max)s tecken.", max=limit)]
@@ -76,6 +105,9 @@ def submit_profile(actor: Actor, *, legal_name: str, phone: str, address: str, p
         profile.address = address.strip()
         profile.postal_code = postal_code
         profile.right_to_rent = True
+        profile.organisation_number = org_number
+        profile.vat_number = vat_number
+        profile.vat_rate_pct = vat_rate_pct
         profile.vetting_status = "pending"
         profile.submitted_at = now
         db.session.flush()

@@ -56,6 +56,8 @@ class SeasonForm(FlaskForm):
     max_beds_per_organisation = Int32Field(_l("Högst antal bäddnätter per organisation"), validators=[Optional()])
     max_open_holds = Int32Field(_l("Högst antal obetalda kortreservationer per organisation"),
                                 validators=[Optional()])
+    unpaid_invoice_cancel_days = Int32Field(_l("Dagar efter förfallodagen innan en obetald fakturabokning avbokas"),
+                                            validators=[Optional()])
     terms_version = StringField(_l("Villkorsversion"), validators=[Optional(), Length(max=40)])
     terms_text = TextAreaField(_l("Villkorstext"), validators=[Optional()])
     # The allocation round (optional): a date and a time each, both times or neither (the service's rule).
@@ -109,7 +111,8 @@ class SeasonForm(FlaskForm):
         data = {name: getattr(season, name) for name in (
             "year", "name", "first_night", "last_night", "max_increase_pct", "strike_limit", "hold_minutes",
             "free_cancellation_until", "late_cancellation_refund_pct", "terms_version", "terms_text",
-            "max_beds_per_organisation", "max_open_holds", "allocation_payment_hours")}
+            "max_beds_per_organisation", "max_open_holds", "allocation_payment_hours",
+            "unpaid_invoice_cancel_days")}
         for day, clock, value in SeasonForm.ROUND_MOMENTS:
             moment = getattr(season, value)
             if moment is not None:

@@ -33,6 +33,12 @@ FLAG_CHOICES = [
 class DelegationForm(FlaskForm):
     name = StringField(_l("Organisationens namn"), validators=[DataRequired(), Length(max=200)])
     organisation_number = StringField(_l("Organisationsnummer"), validators=[DataRequired(), Length(max=20)])
+    # Invoice details, all optional (API.md "Invoices organisations can pay").
+    buyer_reference = StringField(_l("Er referens på fakturan"), validators=[Optional(), Length(max=100)])
+    invoice_email = StringField(_l("E-post för fakturor"), validators=[Optional(), Length(max=254)])
+    address = StringField(_l("Fakturaadress"), validators=[Optional(), Length(max=300)])
+    postal_code = StringField(_l("Postnummer"), validators=[Optional(), Length(max=10)])
+    city = StringField(_l("Ort"), validators=[Optional(), Length(max=100)])
 
 
 class ContactForm(FlaskForm):

@@ -197,3 +197,81 @@ def admin_mark_paid(payout_id):
 def host_payouts():
     """The host's payout statement: paid, due and still to come."""
     return render_template("payments/host_payouts.html", statement=payouts.host_statement(current_user.id))
+
+
+# ---------------------------------------------------------------------------------------------
+# Invoices: the documents for the booking's parties, the ledger for admins
+# ---------------------------------------------------------------------------------------------
+
+
+def _invoice_document(booking_id: int):
+    from app.services import invoices
+    booking = visible_booking(actor(), booking_id)  # its coordinator, its host, an admin
+    invoice = invoices.invoice_for_booking(booking.id)
+    if invoice is None:
+        abort(404)
+    return invoices.invoice_document(invoice)
+
+
+@bp.get("/bookings/<int:booking_id>/invoice.pdf")
+@role_required("coordinator", "host", "admin")
+def invoice_pdf(booking_id):
+    """The booking's invoice as PDF."""
+    from flask import Response
+
+    from app.services.invoice_pdf import render
+    document = _invoice_document(booking_id)
+    return Response(render(document), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{document.number}.pdf"'})
+
+
+@bp.get("/bookings/<int:booking_id>/invoice.xml")
+@role_required("coordinator", "host", "admin")
+def invoice_xml(booking_id):
+    """The booking's invoice as a Peppol BIS Billing 3.0 e-invoice."""
+    from flask import Response
+
+    from app.services.einvoice import build
+    document = _invoice_document(booking_id)
+    return Response(build(document), mimetype="application/xml", headers={
+        "Content-Disposition": f'attachment; filename="{document.number}.xml"'})
+
+
+@bp.get("/admin/payments/invoices")
+@role_required("admin")
+def admin_invoices():
+    """The invoice ledger: open, overdue, paid and credited invoices with their sums; record money received."""
+    from app.models import INVOICE_STATUSES
+    from app.services import invoices
+    status = request.args.get("status") or None
+    if status not in (None, *INVOICE_STATUSES):
+        status = None
+    book = invoices.ledger(status)
+    return render_template("payments/admin_invoices.html", book=book, status_filter=status,
+                           statuses=INVOICE_STATUSES)
+
+
+@bp.post("/admin/payments/invoices/<number>/payments")
+@role_required("admin")
+def admin_invoice_payment(number):
+    """Record money received on an invoice (amount in kronor, payment date)."""
+    from datetime import date
+
+    from app.services import invoices
+    try:
+        amount = parse_kronor(request.form.get("amount", ""))
+    except ValueError:
+        flash(_("Ange beloppet i kronor, till exempel 1 250,50."), "error")
+        return redirect(url_for("payments.admin_invoices"))
+    try:
+        paid_on = date.fromisoformat(request.form.get("paid_on", ""))
+    except ValueError:
+        flash(_("Ange betalningsdagen som ÅÅÅÅ-MM-DD."), "error")
+        return redirect(url_for("payments.admin_invoices"))
+    try:
+        invoices.record_payment(actor(), number, amount, paid_on)
+        flash(_("Betalningen på faktura %(number)s är registrerad.", number=number), "success")
+    except DomainError as exc:
+        errors = getattr(exc, "errors", {})
+        flash(next(iter(errors.values()))[0] if errors else exc.message, "error")
+    return redirect(url_for("payments.admin_invoices"))

@@ -107,7 +107,9 @@ def new_delegation():
     form, status = DelegationForm(), 200
     if form.validate_on_submit():
         try:
-            delegation = delegations.create_delegation(actor(), form.name.data, form.organisation_number.data)
+            delegation = delegations.create_delegation(
+                actor(), form.name.data, form.organisation_number.data,
+                invoice_details={name: getattr(form, name).data for name in delegations.INVOICE_FIELDS})
         except DomainError as error:
             flash_error(error, form)
             status = error.status
@@ -288,7 +290,10 @@ def bookings():
 def booking(booking_id):
     """Show a booking: status, lines, total, invoice and contract."""
     item = _own_booking(booking_id)
+    from app.services import invoices
+    from app.services.base import local_date, now_or
     return render_template("coordinator/booking.html", booking=item, contract=item.contract,
+                           invoice=invoices.booking_invoice_json(item, local_date(now_or(None))),
                            amendments=amendments_of(item.contract.id) if item.contract else [],
                            current_ore=current_value_ore(item),
                            contacts=booking_service.party_contacts(actor(), item),

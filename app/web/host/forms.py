@@ -56,6 +56,11 @@ class ProfileForm(FlaskForm):
     postal_code = StringField(_l("Postnummer"), validators=[REQUIRED, Length(max=10)])
     right_to_rent = BooleanField(_l("Jag intygar att jag har rätt att hyra ut bostaden "
                                     "(äger den eller har hyresvärdens/föreningens tillstånd)."))
+    organisation_number = StringField(_l("Organisationsnummer eller personnummer (på fakturan)"),
+                                      validators=[Optional(), Length(max=20)])
+    vat_number = StringField(_l("Momsregistreringsnummer"), validators=[Optional(), Length(max=20)])
+    vat_rate_pct = SelectField(_l("Moms"), choices=[("", _l("Ingen moms (privat uthyrning)")), ("12", "12 %"),
+                                                  ("25", "25 %"), ("6", "6 %")], default="")
 
 
 class ListingForm(FlaskForm):

@@ -42,7 +42,10 @@ def profile():
         try:
             vetting.submit_profile(actor(), legal_name=form.legal_name.data, phone=form.phone.data,
                                    address=form.address.data, postal_code=form.postal_code.data,
-                                   right_to_rent=form.right_to_rent.data)
+                                   right_to_rent=form.right_to_rent.data,
+                                   organisation_number=form.organisation_number.data,
+                                   vat_number=form.vat_number.data,
+                                   vat_rate_pct=int(form.vat_rate_pct.data) if form.vat_rate_pct.data else None)
         except DomainError as error:
             flash_error(error, form)
             return render_template("host/profile.html", form=form, profile=existing), error.status
