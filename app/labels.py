@@ -40,6 +40,7 @@ LABELS: dict[str, dict[str, Words]] = {
                                    {"coordinator": N_("Avbokad av värden – avtalsbrott")}),
         "expired": Words(N_("Förfallen"), PLAIN),
         "completed": Words(N_("Genomförd"), OK),
+        "offered": Words(N_("Ersättningsboende erbjudet"), WARN),
     },
     "order_status": {  # stored: what the order was when formed; shown: what its bookings make it now
         "awaiting_payment": Words(N_("Väntar på betalning"), WARN),

@@ -170,7 +170,7 @@ def test_host_cancellation_locks_beds_strikes_and_flags(api_world, make_user, ma
     response = api_world["host"].post(f"/bookings/{booking_id}/host-cancel", {"reason": "Sold to a higher bidder"})
     assert response.status_code == 200
     # An unpaid invoice: nothing to refund.
-    assert response.get_json() == {"id": booking_id, "status": "cancelled_by_host", "refund_ore": 0}
+    assert response.get_json() == {"id": booking_id, "status": "cancelled_by_host", "refund_ore": 0, "rehousing": None}
     states = set(db.session.scalars(select(BedNight.state).where(BedNight.booking_id == booking_id)))
     assert states == {"host_cancelled"}
     other = make_user("coordinator")

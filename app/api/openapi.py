@@ -194,8 +194,19 @@ PATHS = {
                 "bed_id": INT, "night": DATE, "price_ore": INT}}},
             "amendment": {"type": ["object", "null"]}}})},
     "/bookings/{booking_id}/host-cancel": {"post": op(
-        "Cancel as host (breach)", tag="bookings", errors=[409], params=[path_id("booking_id")],
-        request=body({"reason": _str()}))},
+        "Cancel as host (breach); comparable beds are held for the coordinator as a rehousing offer", tag="bookings",
+        errors=[409], params=[path_id("booking_id")], request=body({"reason": _str()}),
+        ok_schema={"type": "object", "properties": {
+            "id": INT, "status": _str(), "refund_ore": INT,
+            "rehousing": {"type": ["object", "null"], "properties": {
+                "booking_id": INT, "booking_ids": {"type": "array", "items": INT}, "expires_at": _str()}}}})},
+    "/bookings/{booking_id}/accept": {"post": op(
+        "Accept a rehousing offer (its own contract naming the breached one, the breached booking's payment "
+        "method)", tag="bookings", errors=[409], params=[path_id("booking_id")],
+        request=body({"accept_contract": BOOL}, ["accept_contract"]))},
+    "/bookings/{booking_id}/decline": {"post": op(
+        "Decline a rehousing offer (its beds are released)", tag="bookings", errors=[409],
+        params=[path_id("booking_id")])},
     "/bookings/{booking_id}/rooming": {"put": op(
         "Assign members to beds", tag="bookings", errors=[409], params=[path_id("booking_id")],
         request=body({"assignments": {"type": "array", "items": {"type": "object", "properties": {

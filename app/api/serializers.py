@@ -84,6 +84,7 @@ def booking_json(booking: Booking) -> dict:
                      "credited_ore": booking.invoice_credited_ore or 0}
                     if booking.invoice_number else None),
         "payments": [payment_json(p) for p in payments],
+        "rehoused_from_id": booking.rehoused_from_id,
     }
 
 

@@ -10,6 +10,7 @@ from app.models.bookings import (
     Booking,
     Counter,
     Delegation,
+    HostDeduction,
     IdempotencyKey,
     Member,
     Order,
@@ -27,7 +28,8 @@ from app.models.users import ROLES, ApiToken, User
 __all__ = [
     "AMENDMENT_KINDS", "Amendment",
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
-    "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "LIVE_LINE_STATES",
+    "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostDeduction", "HostProfile",
+    "IdempotencyKey", "LIVE_LINE_STATES",
     "Listing",
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",
     "PriceChange", "ROLES",

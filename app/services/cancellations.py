@@ -24,7 +24,7 @@ from app.extensions import db
 from app.i18n import local_date as local_date_text
 from app.labels import in_sentence
 from app.models import LIVE_LINE_STATES, Amendment, BedNight, Booking
-from app.services import audit, events, refunds
+from app.services import audit, events, refunds, rehousing
 from app.services.access import locked_booking, visible_booking
 from app.services.availability import check_not_past
 from app.services.base import Actor, local_date, now_or, unit_of_work
@@ -267,6 +267,7 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: datetime 
         # Added to what earlier partial cancellations refunded and credited (the booking's row is locked).
         booking.refund_ore = (booking.refund_ore or 0) + refund
         booking.invoice_credited_ore = (booking.invoice_credited_ore or 0) + credit
+        lost = [(line.bed_id, line.night, line.price_ore or 0) for line in _live_lines(booking.id)]
         db.session.execute(update(BedNight).where(
             BedNight.booking_id == booking.id, BedNight.state.in_(LIVE_LINE_STATES))
             .values(state="host_cancelled"))
@@ -277,5 +278,7 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: datetime 
         add_system_flag(actor, host_id=booking.host_id, booking_id=booking.id, category="cancellation",
                         description=f"The host cancelled booking {booking.id}: {reason}", strike_given=True, now=now)
         events.emit(events.BOOKING_CANCELLED_BY_HOST, booking=booking, now=now)
+        if booking.contract is not None:  # a contract was broken: comparable beds are held for the coordinator
+            rehousing.offer_for(booking, lost, now=now)
     refunds.after_cancellation(booking_id)
     return booking

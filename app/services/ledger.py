@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n import N_
-from app.models import Amendment, Booking, Payment, Refund
+from app.models import Amendment, Booking, HostDeduction, Payment, Refund
 from app.services.contracts import snapshot_of
 
 # A refund that still counts against the captured amount (a failed one is retried, so it counts too).
@@ -200,6 +200,25 @@ def host_share_ore(booking: Booking) -> int:
     cancellations included: they keep their late share); nothing after a breach."""
     if booking.status not in EARNING_STATUSES:
         return 0
+    return _coordinator_share_ore(booking) + rehousing_supplement_ore(booking)
+
+
+def _coordinator_share_ore(booking: Booking) -> int:
     if booking.payment_method == "invoice":
         return max(booking.total_ore - booking.refund_ore - (booking.invoice_credited_ore or 0), 0)
     return max(min(captured_ore(booking.id), booking.total_ore) - refunds_ore(booking_id=booking.id), 0)
+
+
+def rehousing_supplement_ore(booking: Booking) -> int:
+    """What a breaching host pays toward a rehousing booking (the new listing's price less the price offered): its
+    host earns it on top of what the coordinator pays, from the breaching host's withheld payouts."""
+    if booking.rehoused_from_id is None:
+        return 0
+    return int(db.session.scalar(select(func.coalesce(func.sum(HostDeduction.amount_ore), 0))
+                                 .where(HostDeduction.offer_booking_id == booking.id)) or 0)
+
+
+def host_deductions_ore(host_id: int) -> int:
+    """What a host owes for the rehousings of their breaches, withheld from their payouts."""
+    return int(db.session.scalar(select(func.coalesce(func.sum(HostDeduction.amount_ore), 0))
+                                 .where(HostDeduction.host_id == host_id)) or 0)

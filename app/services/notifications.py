@@ -356,6 +356,35 @@ def on_waitlist_offered(entry, booking: Booking, now: datetime, **_ignored) -> N
         _queue(coordinator, build, now=now)
 
 
+def on_rehousing_offered(breached: Booking, booking_ids: list[int], expires_at: datetime, now: datetime,
+                         **_ignored) -> None:
+    """The coordinator of a breached booking is offered comparable beds, held for 48 hours, with the link to the
+    offer's page (accept with its contract, or decline)."""
+    coordinator = _user(breached.coordinator_id)
+    parts = [db.session.get_one(Booking, booking_id) for booking_id in booking_ids]
+
+    def build():
+        breached_facts = _stay(breached)
+        paragraphs: list[str | None] = [
+            _("Värden avbokade er bokning (avtal %(number)s). Sängplats har reserverat jämförbara bäddar åt "
+              "%(delegation)s till %(expires)s, till högst samma pris per bäddnatt som i det brutna avtalet; "
+              "en eventuell prisskillnad betalas av värden som avbokade.", number=breached_facts["number"],
+              delegation=breached_facts["delegation"], expires=_moment(expires_at)),
+        ]
+        for part in parts:
+            s = _stay(part)
+            paragraphs += [_stay_line(s), _("Pris: %(total)s.", total=s["total"])]
+        paragraphs += [
+            _("Ta emot erbjudandet och godkänn dess avtal, eller tacka nej, på sidan för erbjudandet:"),
+            _url("coordinator.rehousing_offer", booking_id=parts[0].id),
+        ]
+        return _("Ersättningsboende reserverat åt er: %(delegation)s", delegation=_stay(breached)["delegation"]), \
+            paragraphs
+
+    if coordinator is not None:
+        _queue(coordinator, build, now=now)
+
+
 def on_refund_queued(booking: Booking, reason: str, amount_ore: int, now: datetime, **_ignored) -> None:
     """Tell the coordinator that a card payment is paid back, and why (`reason` is a Swedish msgid)."""
     coordinator = _user(booking.coordinator_id)
@@ -478,6 +507,7 @@ def register() -> None:
     events.subscribe(events.HOST_SUSPENDED, on_host_suspended)
     events.subscribe(events.FLAG_RESOLVED, on_flag_resolved)
     events.subscribe(events.WAITLIST_OFFERED, on_waitlist_offered)
+    events.subscribe(events.REHOUSING_OFFERED, on_rehousing_offered)
     events.subscribe(events.REFUND_QUEUED, on_refund_queued)
 
 

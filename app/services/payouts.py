@@ -5,7 +5,7 @@ bank transfer today, Stripe Connect later). Host cancellations never pay out.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.i18n import local_dt
 from app.labels import in_sentence
-from app.models import Booking, Payout
+from app.models import Booking, HostDeduction, Payout
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -140,11 +140,23 @@ class StatementLine:
 
 
 @dataclass
+class DeductionLine:
+    """What the host owes for the rehousing of a booking they broke (withheld from their payouts)."""
+
+    breached_booking_id: int
+    offer_booking_id: int
+    amount_ore: int
+    at: datetime
+
+
+@dataclass
 class Statement:
     lines: list[StatementLine]
     upcoming_ore: int
     due_ore: int
     paid_ore: int
+    deductions: list[DeductionLine] = field(default_factory=list)
+    deducted_ore: int = 0  # the sum of `deductions`
 
 
 def host_statement(host_id: int, *, now: datetime | None = None) -> Statement:
@@ -165,9 +177,14 @@ def host_statement(host_id: int, *, now: datetime | None = None) -> Statement:
             lines.append(StatementLine(booking.id, booking.check_in, booking.check_out, booking.status, amount,
                                        "upcoming", due_at_for(booking.check_in)))
     lines.sort(key=lambda line: (line.due_at, line.booking_id))
+    deductions = [DeductionLine(row.breached_booking_id, row.offer_booking_id, row.amount_ore, row.created_at)
+                  for row in db.session.scalars(select(HostDeduction).where(HostDeduction.host_id == host_id)
+                                                .order_by(HostDeduction.created_at, HostDeduction.id))]
     return Statement(
         lines=lines,
         upcoming_ore=sum(line.amount_ore for line in lines if line.status == "upcoming"),
         due_ore=sum(line.amount_ore for line in lines if line.status == "scheduled"),
         paid_ore=sum(line.amount_ore for line in lines if line.status == "paid"),
+        deductions=deductions,
+        deducted_ore=sum(line.amount_ore for line in deductions),
     )

@@ -1,0 +1,119 @@
+"""rehousing (issue 17, API.md "When a host breaks the contract"): a booking may be an `offered` rehousing offer
+(beds held for a coordinator whose host broke the contract), `rehoused_from_id` names the breached booking, and
+`host_deductions` records what the breaching host owes for each accepted offer (the new listing's price less the
+offered price), once per offer (UNIQUE), append-only like contracts and amendments (the guards of 0015, copied).
+
+On SQLite the bookings status CHECK is widened in place (PRAGMA writable_schema, the documented way to change a
+CHECK without rebuilding the table: a copy-and-rename of bookings would trip the foreign keys that point at it).
+
+Revision ID: 0019_rehousing
+Revises: 0015_amendments
+Create Date: 2026-12-19 00:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+from app.models.types import UTCDateTime
+
+revision = "0019_rehousing"
+down_revision = "0015_amendments"
+branch_labels = None
+depends_on = None
+
+TABLE = "host_deductions"
+OLD_STATUS = ("status IN ('awaiting_payment', 'confirmed', 'cancelled_by_guest', 'cancelled_by_host', "
+              "'expired', 'completed')")
+NEW_STATUS = ("status IN ('awaiting_payment', 'confirmed', 'cancelled_by_guest', 'cancelled_by_host', "
+              "'expired', 'completed', 'offered')")
+
+
+def _postgresql():
+    return op.get_bind().dialect.name == "postgresql"
+
+
+def _sqlite_replace_check(old: str, new: str) -> None:
+    bind = op.get_bind()
+    sql = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'bookings'").scalar()
+    if old not in sql:
+        raise RuntimeError("bookings status CHECK not found as expected")
+    version = bind.exec_driver_sql("PRAGMA schema_version").scalar()
+    bind.exec_driver_sql("PRAGMA writable_schema = ON")
+    bind.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'bookings'",
+                         (sql.replace(old, new),))
+    bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+    bind.exec_driver_sql("PRAGMA writable_schema = OFF")
+
+
+def upgrade():
+    if _postgresql():
+        op.drop_constraint(op.f("ck_bookings_status"), "bookings", type_="check")
+        op.create_check_constraint(op.f("ck_bookings_status"), "bookings", NEW_STATUS)
+        op.add_column("bookings", sa.Column("rehoused_from_id", sa.Integer(), nullable=True))
+        op.create_foreign_key(op.f("fk_bookings_rehoused_from_id_bookings"), "bookings", "bookings",
+                              ["rehoused_from_id"], ["id"])
+    else:
+        _sqlite_replace_check(OLD_STATUS, NEW_STATUS)
+        op.execute("ALTER TABLE bookings ADD COLUMN rehoused_from_id INTEGER "
+                   "CONSTRAINT fk_bookings_rehoused_from_id_bookings REFERENCES bookings (id)")
+    op.create_index(op.f("ix_bookings_rehoused_from_id"), "bookings", ["rehoused_from_id"], unique=False)
+    op.create_table(
+        TABLE,
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("host_id", sa.Integer(), nullable=False),
+        sa.Column("breached_booking_id", sa.Integer(), nullable=False),
+        sa.Column("offer_booking_id", sa.Integer(), nullable=False),
+        sa.Column("amount_ore", sa.Integer(), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("amount_ore > 0", name=op.f("ck_host_deductions_amount_positive")),
+        sa.ForeignKeyConstraint(["host_id"], ["users.id"], name=op.f("fk_host_deductions_host_id_users")),
+        sa.ForeignKeyConstraint(["breached_booking_id"], ["bookings.id"],
+                                name=op.f("fk_host_deductions_breached_booking_id_bookings")),
+        sa.ForeignKeyConstraint(["offer_booking_id"], ["bookings.id"],
+                                name=op.f("fk_host_deductions_offer_booking_id_bookings")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_host_deductions")),
+        sa.UniqueConstraint("offer_booking_id", name=op.f("uq_host_deductions_offer_booking_id")),
+    )
+    op.create_index(op.f("ix_host_deductions_host_id"), TABLE, ["host_id"], unique=False)
+    if _postgresql():
+        op.execute(f"""
+            CREATE FUNCTION {TABLE}_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION '{TABLE} rows are immutable' USING ERRCODE = 'restrict_violation';
+            END $$;
+        """)
+        op.execute(f"CREATE TRIGGER {TABLE}_no_update BEFORE UPDATE OR DELETE ON {TABLE} "
+                   f"FOR EACH ROW EXECUTE FUNCTION {TABLE}_immutable()")
+        op.execute(f"""
+            CREATE FUNCTION {TABLE}_no_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION '{TABLE} is append-only: TRUNCATE is refused' USING ERRCODE = 'restrict_violation';
+            END $$;
+        """)
+        op.execute(f"CREATE TRIGGER {TABLE}_no_truncate BEFORE TRUNCATE ON {TABLE} "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION {TABLE}_no_truncate()")
+    else:
+        for event in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER {TABLE}_no_{event.lower()} BEFORE {event} ON {TABLE} "
+                       f"BEGIN SELECT RAISE(ABORT, '{TABLE} rows are immutable'); END")
+
+
+def downgrade():
+    if _postgresql():
+        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}")
+        op.execute(f"DROP FUNCTION IF EXISTS {TABLE}_no_truncate()")
+        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_update ON {TABLE}")
+        op.execute(f"DROP FUNCTION IF EXISTS {TABLE}_immutable()")
+    else:
+        for event in ("update", "delete"):
+            op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_{event}")
+    op.drop_index(op.f("ix_host_deductions_host_id"), table_name=TABLE)
+    op.drop_table(TABLE)
+    op.drop_index(op.f("ix_bookings_rehoused_from_id"), table_name="bookings")
+    if _postgresql():
+        op.drop_constraint(op.f("fk_bookings_rehoused_from_id_bookings"), "bookings", type_="foreignkey")
+        op.drop_column("bookings", "rehoused_from_id")
+        op.drop_constraint(op.f("ck_bookings_status"), "bookings", type_="check")
+        op.create_check_constraint(op.f("ck_bookings_status"), "bookings", OLD_STATUS)
+    else:
+        op.execute("ALTER TABLE bookings DROP COLUMN rehoused_from_id")
+        _sqlite_replace_check(NEW_STATUS, OLD_STATUS)
