@@ -4,18 +4,18 @@ the breached one, and the price difference is owed once by the breaching host.""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import BedNight, Booking, HostDeduction, OutboxEmail, User
+from app.models import BedNight, Booking, HostDeduction, OutboxEmail, Payout, User
 from app.services import cancellations, ledger, payouts, rehousing
 from app.services.base import Actor
 from app.services.errors import Conflict, DomainError
-from tests.helpers import NOW, YEAR, api_book
+from tests.helpers import NOW, YEAR, api_book, signed_in
 
 
 def _offer_lines(booking_id):
@@ -191,7 +191,7 @@ def test_several_listings_make_one_offer(make_listing, make_user, make_delegatio
     assert [d.amount_ore for d in db.session.scalars(select(HostDeduction))] == [2 * 20000]
 
 
-def test_breach_end_to_end_through_the_api(breach, api_as, client):
+def test_breach_end_to_end_through_the_api(breach, api_as, app):
     """Cancellation → offer e-mail → accepted → ledger line, as each door answers."""
     world = breach()
     host_api, coord_api = api_as(world["host"]), api_as(world["coordinator"])
@@ -220,11 +220,20 @@ def test_breach_end_to_end_through_the_api(breach, api_as, client):
     statement = payouts.host_statement(world["host"].id, now=NOW)
     print("4. breaching host's ledger:", statement.deductions, "deducted_ore", statement.deducted_ore)
     assert [(d.breached_booking_id, d.offer_booking_id) for d in statement.deductions] == [(booking_id, offer_id)]
-    browser = client
-    from tests.helpers import signed_in
-    page = signed_in(client.application, db.session.get_one(User, world["host"].id)).get("/host/payouts")
-    assert page.status_code == 200 and "Avdrag" in page.get_data(as_text=True)
-    del browser
+    # Withheld from the breaching host's payouts: their other booking's payout is paid less the difference, and
+    # the new host is paid its full price.
+    payouts.sync_payouts(now=datetime(YEAR, 6, 23, 12, tzinfo=UTC))
+    paid = {p.booking_id: (p.amount_ore, p.withheld_ore) for p in db.session.scalars(select(Payout))}
+    print("5. payouts after sync (amount, withheld):", paid)
+    difference = statement.deducted_ore
+    assert paid[world["booking"].id] == (world["booking"].total_ore - difference, difference)
+    offer = db.session.get_one(Booking, offer_id)
+    assert paid[offer_id] == (offer.total_ore + difference, 0)
+    payouts.sync_payouts(now=datetime(YEAR, 6, 23, 13, tzinfo=UTC))  # idempotent
+    assert {p.booking_id: (p.amount_ore, p.withheld_ore) for p in db.session.scalars(select(Payout))} == paid
+    page = signed_in(app, db.session.get_one(User, world["host"].id)).get("/host/payouts")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Avdrag för ersättningsboende" in text and "efter avdrag" in text
     # The offer's first night is the breached one's: no passed night, the same beds' count.
     assert date.fromisoformat(accepted.get_json()["check_in"]) == date(YEAR, 6, 21)
 
@@ -241,7 +250,7 @@ def test_the_lapse_command_releases_offers_past_their_time(breach, runner, monke
 
 
 def test_the_offer_page_shows_the_contract_and_accepts_or_declines(breach, app):
-    from tests.helpers import csrf_from, signed_in
+    from tests.helpers import csrf_from
     world = breach()
     _cancel(world)
     offer_id = rehousing.current_offer(world["booking"].id).booking_ids[0]

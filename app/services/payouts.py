@@ -11,7 +11,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n import local_dt
@@ -20,7 +20,7 @@ from app.models import Booking, HostDeduction, Payout
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from app.services.ledger import EARNING_STATUSES, host_share_ore
+from app.services.ledger import EARNING_STATUSES, host_deductions_ore, host_share_ore
 from app.services.text import clean_text
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -74,8 +74,11 @@ def sync_payouts(*, now: datetime | None = None) -> int:
             created += 1
         for payout in db.session.scalars(select(Payout).where(Payout.status == "scheduled")).all():
             booking = db.session.get_one(Booking, payout.booking_id)
-            amount = host_share_ore(booking)
-            if booking.status == "cancelled_by_host" or amount <= 0:
+            share = host_share_ore(booking)
+            if payout.withheld_ore > share:  # the share fell below what was withheld: spread again below
+                payout.withheld_ore = max(share, 0)
+            amount = share - payout.withheld_ore  # what is withheld for deductions is set below
+            if booking.status == "cancelled_by_host" or share <= 0:
                 payout.status, payout.amount_ore = "void", 0
                 audit.record(Actor.system(), "payout.void", "payout", payout.id, after={"status": booking.status},
                              now=now)
@@ -83,7 +86,30 @@ def sync_payouts(*, now: datetime | None = None) -> int:
                 audit.record(Actor.system(), "payout.amount", "payout", payout.id,
                              before={"amount_ore": payout.amount_ore}, after={"amount_ore": amount}, now=now)
                 payout.amount_ore = amount
+        _withhold_deductions(now)
     return created
+
+
+def _withhold_deductions(now: datetime) -> None:
+    """Withhold each host's rehousing deductions from their scheduled payouts, earliest due first (flush only, in
+    sync_payouts' unit of work): what paid payouts already withheld counts; the rest of what is owed is spread
+    again over the scheduled ones, each withholding at most its booking's share."""
+    hosts = db.session.scalars(select(HostDeduction.host_id).distinct()).all()
+    for host_id in hosts:
+        owed = host_deductions_ore(host_id) - (db.session.scalar(
+            select(func.coalesce(func.sum(Payout.withheld_ore), 0))
+            .where(Payout.host_id == host_id, Payout.status == "paid")) or 0)
+        scheduled = db.session.scalars(select(Payout).where(Payout.host_id == host_id, Payout.status == "scheduled")
+                                       .order_by(Payout.due_at, Payout.id).with_for_update()).all()
+        for payout in scheduled:
+            share = payout.amount_ore + payout.withheld_ore
+            withheld = max(min(share, owed), 0)
+            owed -= withheld
+            if withheld != payout.withheld_ore:
+                audit.record(Actor.system(), "payout.withheld", "payout", payout.id,
+                             before={"amount_ore": payout.amount_ore, "withheld_ore": payout.withheld_ore},
+                             after={"amount_ore": share - withheld, "withheld_ore": withheld}, now=now)
+                payout.amount_ore, payout.withheld_ore = share - withheld, withheld
 
 
 def due_payouts(*, now: datetime | None = None) -> list[Payout]:
@@ -137,6 +163,7 @@ class StatementLine:
     due_at: datetime
     paid_at: datetime | None = None
     reference: str | None = None
+    withheld_ore: int = 0  # withheld for the host's rehousing deductions (amount_ore is paid out)
 
 
 @dataclass
@@ -168,7 +195,8 @@ def host_statement(host_id: int, *, now: datetime | None = None) -> Statement:
         booking = db.session.get_one(Booking, payout.booking_id)
         paid_booking_ids.add(payout.booking_id)
         lines.append(StatementLine(booking.id, booking.check_in, booking.check_out, booking.status, payout.amount_ore,
-                                   payout.status, payout.due_at, payout.paid_at, payout.transfer_reference))
+                                   payout.status, payout.due_at, payout.paid_at, payout.transfer_reference,
+                                   payout.withheld_ore))
     for booking in db.session.scalars(select(Booking).where(
             Booking.host_id == host_id, Booking.status.in_(EARNING_STATUSES),
             Booking.id.not_in(paid_booking_ids))):

@@ -1,7 +1,8 @@
 """rehousing (issue 17, API.md "When a host breaks the contract"): a booking may be an `offered` rehousing offer
 (beds held for a coordinator whose host broke the contract), `rehoused_from_id` names the breached booking, and
 `host_deductions` records what the breaching host owes for each accepted offer (the new listing's price less the
-offered price), once per offer (UNIQUE), append-only like contracts and amendments (the guards of 0015, copied).
+offered price), once per offer (UNIQUE), append-only like contracts and amendments (the guards of 0015, copied);
+`payouts.withheld_ore` is what of a payout is withheld for those deductions.
 
 On SQLite the bookings status CHECK is widened in place (PRAGMA writable_schema, the documented way to change a
 CHECK without rebuilding the table: a copy-and-rename of bookings would trip the foreign keys that point at it).
@@ -74,6 +75,14 @@ def upgrade():
         sa.UniqueConstraint("offer_booking_id", name=op.f("uq_host_deductions_offer_booking_id")),
     )
     op.create_index(op.f("ix_host_deductions_host_id"), TABLE, ["host_id"], unique=False)
+    # What of a payout's booking share is withheld for the host's deductions (amount_ore is what is paid).
+    if _postgresql():
+        op.add_column("payouts", sa.Column("withheld_ore", sa.Integer(), server_default=sa.text("0"),
+                                           nullable=False))
+        op.create_check_constraint(op.f("ck_payouts_withheld_not_negative"), "payouts", "withheld_ore >= 0")
+    else:
+        op.execute("ALTER TABLE payouts ADD COLUMN withheld_ore INTEGER DEFAULT 0 NOT NULL "
+                   "CONSTRAINT ck_payouts_withheld_not_negative CHECK (withheld_ore >= 0)")
     if _postgresql():
         op.execute(f"""
             CREATE FUNCTION {TABLE}_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -98,6 +107,11 @@ def upgrade():
 
 
 def downgrade():
+    if _postgresql():
+        op.drop_constraint(op.f("ck_payouts_withheld_not_negative"), "payouts", type_="check")
+        op.drop_column("payouts", "withheld_ore")
+    else:
+        op.execute("ALTER TABLE payouts DROP COLUMN withheld_ore")
     if _postgresql():
         op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}")
         op.execute(f"DROP FUNCTION IF EXISTS {TABLE}_no_truncate()")
