@@ -73,6 +73,7 @@ LABELS: dict[str, dict[str, Words]] = {
     },
     "amendment_kind": {
         "guest_cancellation": Words(N_("Avbokade bäddnätter enligt avtalets villkor")),
+        "arrival_report": Words(N_("Bäddnätter anmälda vid ankomst som saknade eller inte som beskrivet")),
     },
     "payout_status": {
         "scheduled": Words(N_("Planerad"), WARN),

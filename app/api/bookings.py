@@ -7,7 +7,7 @@ from sqlalchemy import or_, select
 
 from app.api import api
 from app.api.common import Body, answer_once, current_actor, json_body, roles
-from app.api.serializers import booking_json, cancellation_json, contract_json
+from app.api.serializers import amendment_json, booking_json, cancellation_json, contract_json
 from app.extensions import db
 from app.http_problems import problem
 from app.models import Booking, Contract
@@ -175,6 +175,25 @@ def host_cancel_booking(booking_id):
     offer = rehousing.current_offer(booking.id)
     return {"id": booking.id, "status": booking.status, "refund_ore": booking.refund_ore,
             "rehousing": offer.as_json() if offer else None}
+
+
+@api.post("/bookings/<int:booking_id>/report")
+@roles("coordinator")
+def report_on_arrival(booking_id):
+    """Report bed-nights missing or not as described on arrival: refunded in full, a flag, a rehousing offer."""
+    access.visible_booking(current_actor(), booking_id)
+    body = Body(json_body())
+    lines = body.bed_nights("lines")
+    category = body.str("category")
+    description = body.str("description", max_length=5000)
+    body.done()
+    done = cancellations.report_on_arrival(current_actor(), booking_id, lines or [], category, description)
+    return {"id": done.booking.id, "status": done.booking.status, "refund_ore": done.refund_ore,
+            "invoice_credit_ore": done.invoice_credit_ore,
+            "reported_lines": [{"bed_id": line["bed_id"], "night": line["night"], "price_ore": line["price_ore"]}
+                               for line in done.lines],
+            "amendment": amendment_json(done.amendment), "flag_id": done.flag_id,
+            "rehousing": done.rehousing.as_json() if done.rehousing else None}
 
 
 @api.post("/bookings/<int:booking_id>/accept")

@@ -200,6 +200,14 @@ PATHS = {
             "id": INT, "status": _str(), "refund_ore": INT,
             "rehousing": {"type": ["object", "null"], "properties": {
                 "booking_id": INT, "booking_ids": {"type": "array", "items": INT}, "expires_at": _str()}}}})},
+    "/bookings/{booking_id}/report": {"post": op(
+        "Report bed-nights missing or not as described on arrival (check-in date to the end of the next day): "
+        "refunded in full, a flag against the host, a rehousing offer for the nights not yet passed", tag="bookings",
+        errors=[409], params=[path_id("booking_id")],
+        request=body({"lines": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["bed_id", "night"], "properties": {"bed_id": INT, "night": DATE}}},
+            "category": {"type": "string", "enum": ["missing", "not_as_described"]}, "description": _str()},
+            ["lines", "category", "description"]))},
     "/bookings/{booking_id}/accept": {"post": op(
         "Accept a rehousing offer (its own contract naming the breached one, the breached booking's payment "
         "method)", tag="bookings", errors=[409], params=[path_id("booking_id")],

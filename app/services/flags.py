@@ -52,6 +52,14 @@ def add_system_flag(actor: Actor, *, host_id: int, booking_id: int, category: st
                      category=category, description=description, strike_given=strike_given, now=now)
 
 
+def add_report_flag(actor: Actor, *, host_id: int, booking_id: int, category: str, description: str,
+                    now: datetime) -> Flag:
+    """A coordinator's report on arrival opens a flag with its facts, inside the caller's unit of work (flush
+    only)."""
+    return _add_flag(actor, host_id=host_id, reporter_id=actor.user_id, source=actor.role, booking_id=booking_id,
+                     category=category, description=description, now=now)
+
+
 def _add_flag(actor: Actor, *, host_id: int, reporter_id: int | None, source: str, booking_id: int | None,
               category: str, description: str, now: datetime, strike_given: bool = False) -> Flag:
     """The one place a flag row is written, always with its flag.created audit entry."""

@@ -26,6 +26,8 @@ REFUND_REASONS = {
     "guest_cancellation": N_("Avbokad av delegationen enligt avtalets villkor."),
     "guest_partial_cancellation": N_("Några bäddnätter avbokade av delegationen enligt avtalets villkor."),
     "host_cancellation": N_("Värden avbokade: hela beloppet återbetalas."),
+    "arrival_report": N_("Bäddnätter som saknades eller inte var som beskrivet vid ankomsten: hela deras pris "
+                         "återbetalas."),
     "late_payment_beds_taken": N_("Betalningen kom efter att reservationen löpt ut och sängarna hade hunnit bokas av "
                                   "någon annan. Hela beloppet återbetalas."),
     "late_payment_over_limit": N_("Betalningen kom efter att reservationen löpt ut, och organisationen har sedan dess "

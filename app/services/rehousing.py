@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -56,7 +56,7 @@ class RehousingOffer:
 
     def as_json(self) -> dict:
         return {"booking_id": self.booking_ids[0], "booking_ids": self.booking_ids,
-                "expires_at": self.expires_at.isoformat()}
+                "expires_at": self.expires_at.astimezone(UTC).isoformat()}
 
 
 def is_rehousing(booking: Booking) -> bool:

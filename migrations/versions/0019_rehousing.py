@@ -2,7 +2,8 @@
 (beds held for a coordinator whose host broke the contract), `rehoused_from_id` names the breached booking, and
 `host_deductions` records what the breaching host owes for each accepted offer (the new listing's price less the
 offered price), once per offer (UNIQUE), append-only like contracts and amendments (the guards of 0015, copied);
-`payouts.withheld_ore` is what of a payout is withheld for those deductions.
+`payouts.withheld_ore` is what of a payout is withheld for those deductions. An amendment may be an
+`arrival_report` (bed-nights reported missing or not as described on arrival, refunded in full).
 
 On SQLite the bookings status CHECK is widened in place (PRAGMA writable_schema, the documented way to change a
 CHECK without rebuilding the table: a copy-and-rename of bookings would trip the foreign keys that point at it).
@@ -32,15 +33,19 @@ def _postgresql():
     return op.get_bind().dialect.name == "postgresql"
 
 
-def _sqlite_replace_check(old: str, new: str) -> None:
+OLD_KIND = "kind IN ('guest_cancellation')"
+NEW_KIND = "kind IN ('guest_cancellation', 'arrival_report')"
+
+
+def _sqlite_replace_check(old: str, new: str, table: str = "bookings") -> None:
     bind = op.get_bind()
-    sql = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'bookings'").scalar()
+    sql = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).scalar()
     if old not in sql:
-        raise RuntimeError("bookings status CHECK not found as expected")
+        raise RuntimeError(f"{table} CHECK not found as expected")
     version = bind.exec_driver_sql("PRAGMA schema_version").scalar()
     bind.exec_driver_sql("PRAGMA writable_schema = ON")
-    bind.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'bookings'",
-                         (sql.replace(old, new),))
+    bind.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?",
+                         (sql.replace(old, new), table))
     bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
     bind.exec_driver_sql("PRAGMA writable_schema = OFF")
 
@@ -49,11 +54,14 @@ def upgrade():
     if _postgresql():
         op.drop_constraint(op.f("ck_bookings_status"), "bookings", type_="check")
         op.create_check_constraint(op.f("ck_bookings_status"), "bookings", NEW_STATUS)
+        op.drop_constraint(op.f("ck_amendments_kind"), "amendments", type_="check")
+        op.create_check_constraint(op.f("ck_amendments_kind"), "amendments", NEW_KIND)
         op.add_column("bookings", sa.Column("rehoused_from_id", sa.Integer(), nullable=True))
         op.create_foreign_key(op.f("fk_bookings_rehoused_from_id_bookings"), "bookings", "bookings",
                               ["rehoused_from_id"], ["id"])
     else:
         _sqlite_replace_check(OLD_STATUS, NEW_STATUS)
+        _sqlite_replace_check(OLD_KIND, NEW_KIND, "amendments")
         op.execute("ALTER TABLE bookings ADD COLUMN rehoused_from_id INTEGER "
                    "CONSTRAINT fk_bookings_rehoused_from_id_bookings REFERENCES bookings (id)")
     op.create_index(op.f("ix_bookings_rehoused_from_id"), "bookings", ["rehoused_from_id"], unique=False)
@@ -128,6 +136,9 @@ def downgrade():
         op.drop_column("bookings", "rehoused_from_id")
         op.drop_constraint(op.f("ck_bookings_status"), "bookings", type_="check")
         op.create_check_constraint(op.f("ck_bookings_status"), "bookings", OLD_STATUS)
+        op.drop_constraint(op.f("ck_amendments_kind"), "amendments", type_="check")
+        op.create_check_constraint(op.f("ck_amendments_kind"), "amendments", OLD_KIND)
     else:
         op.execute("ALTER TABLE bookings DROP COLUMN rehoused_from_id")
         _sqlite_replace_check(NEW_STATUS, OLD_STATUS)
+        _sqlite_replace_check(NEW_KIND, OLD_KIND, "amendments")

@@ -12,7 +12,7 @@ from wtforms import BooleanField
 from app.extensions import db
 from app.models import Booking, Contract, Delegation, HostProfile
 from app.models.types import utcnow
-from app.services import accounts, delegations, exports, flags, itineraries, rehousing, vetting
+from app.services import accounts, cancellations, delegations, exports, flags, itineraries, rehousing, vetting
 from app.services import booking as booking_service
 from app.services.access import own_booking, owned_delegation
 from app.services.base import local_date
@@ -34,6 +34,7 @@ from app.web.coordinator.forms import (
     DelegationForm,
     FlagForm,
     MemberForm,
+    ReportForm,
     SearchForm,
     StayForm,
     rooming_form,
@@ -465,3 +466,30 @@ def decline_rehousing_offer(booking_id):
         return redirect(url_for("coordinator.rehousing_offer", booking_id=booking_id)), 303
     flash(_("Ni har tackat nej till erbjudandet; bäddarna är släppta."), "success")
     return redirect(url_for("coordinator.bookings"))
+
+
+@bp.route("/bookings/<int:booking_id>/report", methods=["GET", "POST"])
+def report(booking_id):
+    """Report bed-nights missing or not as described on arrival: refunded in full at once, a flag, rehousing."""
+    item, status = _own_booking(booking_id), 200
+    form = ReportForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                done = cancellations.report_on_arrival(actor(), booking_id, form.lines.data or [],
+                                                       form.category.data or "", form.description.data or "")
+            except DomainError as error:
+                flash_error(error, form)
+                status = error.status
+            else:
+                money = (_("Fakturan krediteras med %(amount)s.", amount=kr(done.invoice_credit_ore))
+                         if item.payment_method == "invoice" else
+                         _("%(amount)s återbetalas till kortet.", amount=kr(done.refund_ore)))
+                flash(_("Anmälan är mottagen. %(money)s", money=money), "success")
+                if done.rehousing is not None:
+                    return redirect(url_for("coordinator.rehousing_offer", booking_id=done.rehousing.booking_ids[0]))
+                return redirect(url_for("coordinator.booking", booking_id=booking_id))
+        else:
+            status = 400 if "csrf_token" in form.errors else 422
+    lines = [line for line in item.lines if line.state in ("booked", "held")]
+    return render_template("coordinator/report.html", booking=item, form=form, lines=lines), status
