@@ -9,7 +9,7 @@ else spells a status out. `badge_class` gives the badge colour the pages show wi
 Kinds are named after their column: booking_status, bed_night_state, payment_method,
 vetting_status, vetting_decision, payout_status, refund_status, payment_status (a Stripe
 attempt), webhook_status, waitlist_status, bed_kind, flag_category, flag_status, flag_source,
-role, locale, amendment_kind.
+role, locale, amendment_kind, flag_appeal_status.
 """
 from __future__ import annotations
 
@@ -126,6 +126,11 @@ LABELS: dict[str, dict[str, Words]] = {
         "open": Words(N_("Öppen"), WARN),
         "upheld": Words(N_("Fastställd"), BAD),
         "dismissed": Words(N_("Avskriven"), PLAIN),
+    },
+    "flag_appeal_status": {
+        "open": Words(N_("Överklagad, prövas"), WARN),
+        "upheld": Words(N_("Beslutet står fast"), PLAIN),
+        "overturned": Words(N_("Beslutet upphävt"), OK),
     },
     "flag_source": {
         "coordinator": Words(N_("Samordnare")),

@@ -24,6 +24,7 @@ KIND_OF_COLUMN = {
     ("waitlist_entries", "status"): "waitlist_status", ("host_profiles", "vetting_status"): "vetting_status",
     ("stripe_events", "status"): "webhook_status", ("payouts", "status"): "payout_status",
     ("beds", "kind"): "bed_kind", ("orders", "status"): "order_status", ("amendments", "kind"): "amendment_kind",
+    ("flag_appeals", "status"): "flag_appeal_status",
 }
 # Constrained columns whose values are not label words: shown in other words, or not shown at all.
 NOT_LABELLED = {

@@ -34,7 +34,7 @@ def two_seasons(make_season, make_listing, make_user, make_delegation, admin_act
     cancellations.cancel_by_host(Actor(dear.host_id, "host"), broken.id, "Dubbelbokat")
     flag = flags.create_flag(actor, host_id=dear.host_id, category="cancellation", description="Avbokade.",
                              booking_id=broken.id)
-    flags.resolve_flag(admin_actor, flag.id, "upheld", "Avtalsbrott.")
+    flags.resolve_flag(admin_actor, flag.id, "upheld", "Avtalsbrott enligt villkorens regel 7.")
     return {"cheap": cheap, "dear": dear}
 
 

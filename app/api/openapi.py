@@ -258,6 +258,19 @@ PATHS = {
         "Uphold or dismiss a flag", tag="admin", errors=[409], params=[path_id("flag_id")],
         request=body({"decision": {"type": "string", "enum": ["upheld", "dismissed"]}, "note": _str()},
                      ["decision"]))},
+    "/host/flags": {"get": op("Every flag about the acting host (response, decision, statement of reasons)",
+                              tag="flags")},
+    "/host/flags/{flag_id}/response": {"post": op(
+        "Answer a flag within 7 days", tag="flags", errors=[409], params=[path_id("flag_id")],
+        request=body({"text": _str()}, ["text"]))},
+    "/host/flags/{flag_id}/appeal": {"post": op(
+        "Appeal the decision on a flag (once)", tag="flags", ok=201, errors=[409], params=[path_id("flag_id")],
+        request=body({"text": _str()}, ["text"]))},
+    "/admin/flags/{flag_id}/appeal-decision": {"post": op(
+        "Decide an appeal (another admin than the deciding one)", tag="admin", errors=[409],
+        params=[path_id("flag_id")],
+        request=body({"decision": {"type": "string", "enum": ["upheld", "overturned"]}, "note": _str()},
+                     ["decision", "note"]))},
     "/waitlist": {
         "post": op("Wait for beds for a stay", tag="waitlist", ok=201, errors=[409], request=body(
             {"delegation_id": INT, "year": INT, "check_in": DATE, "check_out": DATE,

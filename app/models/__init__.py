@@ -16,7 +16,7 @@ from app.models.bookings import (
     Order,
 )
 from app.models.contracts import AMENDMENT_KINDS, Amendment, Contract
-from app.models.flags import FLAG_CATEGORIES, Flag
+from app.models.flags import FLAG_CATEGORIES, Flag, FlagAppeal
 from app.models.hosts import VETTING_STATUSES, HostProfile
 from app.models.listings import BED_KINDS, Bed, BedPrice, Listing, OfferAcceptance, PriceChange, Room
 from app.models.misc import OutboxEmail, WaitlistEntry
@@ -28,7 +28,7 @@ from app.models.users import ROLES, ApiToken, User
 __all__ = [
     "AMENDMENT_KINDS", "Amendment",
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
-    "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "HostDeduction", "HostProfile",
+    "Contract", "Counter", "Delegation", "FLAG_CATEGORIES", "Flag", "FlagAppeal", "HostDeduction", "HostProfile",
     "IdempotencyKey", "LIVE_LINE_STATES",
     "Listing",
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",

@@ -42,7 +42,7 @@ from app.services.ledger import (
 )
 from app.services.offers import is_offer
 from app.services.text import clean_text
-from app.services.vetting import add_strike
+from app.services.vetting import give_strike
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -275,9 +275,12 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: datetime 
         audit.record(actor, "booking.cancelled_by_host", "booking", booking.id, before={"status": before},
                      after={"status": booking.status, "refund_ore": refund, "invoice_credited_ore": credit,
                             "reason": reason}, now=now)
-        add_strike(actor, booking.host_id, f"host cancelled booking {booking.id}", now=now)
-        add_system_flag(actor, host_id=booking.host_id, booking_id=booking.id, category="cancellation",
-                        description=f"The host cancelled booking {booking.id}: {reason}", strike_given=True, now=now)
+        _profile, suspended_from = give_strike(actor, booking.host_id, f"host cancelled booking {booking.id}",
+                                               now=now)
+        flag = add_system_flag(actor, host_id=booking.host_id, booking_id=booking.id, category="cancellation",
+                               description=f"The host cancelled booking {booking.id}: {reason}", strike_given=True,
+                               now=now)
+        flag.strike_suspended_from = suspended_from
         events.emit(events.BOOKING_CANCELLED_BY_HOST, booking=booking, now=now)
         if booking.contract is not None:  # a contract was broken: comparable beds are held for the coordinator
             rehousing.offer_for(booking, lost, now=now)

@@ -385,6 +385,39 @@ def on_rehousing_offered(breached: Booking, booking_ids: list[int], expires_at: 
         _queue(coordinator, build, now=now)
 
 
+def on_flag_created(flag: Flag, now: datetime, **_ignored) -> None:
+    """The host is told of every flag about them and may answer within 7 days."""
+    host = _user(flag.host_id)
+
+    def build():
+        return _("En anmälan har gjorts mot dig (%(category)s)", category=_category(flag.category)), [
+            _("Det har kommit en anmälan mot dig på Sängplats (%(category)s):", category=_category(flag.category)),
+            flag.description,
+            _("Du kan svara inom 7 dagar under Anmälningar på Sängplats. Administratörerna läser ditt svar innan de "
+              "prövar anmälan."),
+            _url("host.flags_page"),
+        ]
+
+    if host is not None:
+        _queue(host, build, now=now)
+
+
+def on_flag_appeal_decided(flag: Flag, appeal, now: datetime, **_ignored) -> None:
+    """The host hears the outcome of their appeal, with the statement of reasons."""
+    host = _user(flag.host_id)
+
+    def build():
+        if appeal.status == "overturned":
+            outcome = _("Beslutet är upphävt: anmälan är avskriven och prickningen borttagen.")
+        else:
+            outcome = _("Beslutet står fast.")
+        return _("Ditt överklagande har prövats"), [
+            outcome, _("Motivering: %(note)s", note=appeal.note), _url("host.flags_page")]
+
+    if host is not None:
+        _queue(host, build, now=now)
+
+
 def on_refund_queued(booking: Booking, reason: str, amount_ore: int, now: datetime, **_ignored) -> None:
     """Tell the coordinator that a card payment is paid back, and why (`reason` is a Swedish msgid)."""
     coordinator = _user(booking.coordinator_id)
@@ -486,7 +519,10 @@ def on_flag_resolved(flag: Flag, now: datetime, **_ignored) -> None:
         return _("En anmälan mot dig har prövats"), [
             _("En anmälan mot dig (%(category)s) har prövats och är %(outcome)s.",
               category=_category(flag.category), outcome=outcome()),
-            _("Kommentar: %(note)s", note=flag.resolution) if flag.resolution else None,
+            _("Motivering (fakta, regel och följd): %(note)s", note=flag.resolution) if flag.resolution else None,
+            _("Du kan överklaga beslutet en gång under Anmälningar på Sängplats; en annan administratör prövar "
+              "det."),
+            _url("host.flags_page"),
         ]
 
     if reporter is not None and reporter.id != flag.resolved_by_id:
@@ -506,6 +542,8 @@ def register() -> None:
     events.subscribe(events.HOST_DECIDED, on_host_decided)
     events.subscribe(events.HOST_SUSPENDED, on_host_suspended)
     events.subscribe(events.FLAG_RESOLVED, on_flag_resolved)
+    events.subscribe(events.FLAG_CREATED, on_flag_created)
+    events.subscribe(events.FLAG_APPEAL_DECIDED, on_flag_appeal_decided)
     events.subscribe(events.WAITLIST_OFFERED, on_waitlist_offered)
     events.subscribe(events.REHOUSING_OFFERED, on_rehousing_offered)
     events.subscribe(events.REFUND_QUEUED, on_refund_queued)

@@ -4,6 +4,9 @@
 offered price), once per offer (UNIQUE), append-only like contracts and amendments (the guards of 0015, copied);
 `payouts.withheld_ore` is what of a payout is withheld for those deductions. An amendment may be an
 `arrival_report` (bed-nights reported missing or not as described on arrival, refunded in full).
+A fair hearing: a flag keeps the host's response, and `strike_suspended_from` (the host's status before the
+suspension its strike caused, to restore it exactly if the decision is overturned); `flag_appeals` holds one appeal
+per flag's decision (UNIQUE flag_id) and its outcome by another admin.
 
 On SQLite the bookings status CHECK is widened in place (PRAGMA writable_schema, the documented way to change a
 CHECK without rebuilding the table: a copy-and-rename of bookings would trip the foreign keys that point at it).
@@ -91,6 +94,28 @@ def upgrade():
     else:
         op.execute("ALTER TABLE payouts ADD COLUMN withheld_ore INTEGER DEFAULT 0 NOT NULL "
                    "CONSTRAINT ck_payouts_withheld_not_negative CHECK (withheld_ore >= 0)")
+    with op.batch_alter_table("flags") as batch_op:
+        batch_op.add_column(sa.Column("response", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("responded_at", UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("strike_suspended_from", sa.String(length=16), nullable=True))
+    op.create_table(
+        "flag_appeals",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("flag_id", sa.Integer(), nullable=False),
+        sa.Column("host_id", sa.Integer(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("decided_by_id", sa.Integer(), nullable=True),
+        sa.Column("decided_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("status IN ('open', 'upheld', 'overturned')", name=op.f("ck_flag_appeals_status")),
+        sa.ForeignKeyConstraint(["flag_id"], ["flags.id"], name=op.f("fk_flag_appeals_flag_id_flags")),
+        sa.ForeignKeyConstraint(["host_id"], ["users.id"], name=op.f("fk_flag_appeals_host_id_users")),
+        sa.ForeignKeyConstraint(["decided_by_id"], ["users.id"], name=op.f("fk_flag_appeals_decided_by_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_flag_appeals")),
+        sa.UniqueConstraint("flag_id", name=op.f("uq_flag_appeals_flag_id")),
+    )
     if _postgresql():
         op.execute(f"""
             CREATE FUNCTION {TABLE}_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -115,6 +140,11 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_table("flag_appeals")
+    with op.batch_alter_table("flags") as batch_op:
+        batch_op.drop_column("strike_suspended_from")
+        batch_op.drop_column("responded_at")
+        batch_op.drop_column("response")
     if _postgresql():
         op.drop_constraint(op.f("ck_payouts_withheld_not_negative"), "payouts", type_="check")
         op.drop_column("payouts", "withheld_ore")
