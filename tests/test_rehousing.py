@@ -145,6 +145,10 @@ def test_declining_or_lapsing_releases_the_beds(breach, make_booking):
     assert late.value.code == "offer_expired"
     assert rehousing.lapse_due(NOW + timedelta(hours=48)) == 1
     assert db.session.get_one(Booking, lapsing).status == "expired"
+    coordinator = db.session.get_one(User, second["coordinator"].id)
+    assert db.session.scalars(select(OutboxEmail).where(
+        OutboxEmail.to_address == coordinator.email,
+        OutboxEmail.subject == "Erbjudandet om ersättningsboende har gått ut")).one()
     assert {state for *_x, state, _p in _offer_lines(lapsing)} == {"released"}
 
 
@@ -277,3 +281,20 @@ def test_the_offer_page_shows_the_contract_and_accepts_or_declines(breach, app):
                         data={"csrf_token": csrf_from(page)}).status_code == 302
     db.session.expire_all()
     assert db.session.get_one(Booking, other_id).status == "expired"
+
+
+def test_a_card_rehousing_is_paid_as_any_card_booking_and_then_owed(breach, api_as, stripe_app, no_stripe_webhooks):
+    world = breach(payment_method="card")
+    _cancel(world)
+    offer_id = rehousing.current_offer(world["booking"].id).booking_ids[0]
+    coordinator = api_as(db.session.get_one(User, world["coordinator"].id))
+    accepted = coordinator.post(f"/bookings/{offer_id}/accept", {"accept_contract": True}).get_json()
+    assert accepted["status"] == "awaiting_payment"
+    paid = coordinator.post(f"/bookings/{offer_id}/payment", json={"payment_method_id": "pm_card_visa"}).get_json()
+    print("card rehousing paid:", paid.get("status"))
+    assert paid["status"] == "succeeded", paid
+    db.session.expire_all()
+    booking = db.session.get_one(Booking, offer_id)
+    assert booking.status == "confirmed" and {line.state for line in booking.lines} == {"booked"}
+    assert [(d.offer_booking_id, d.amount_ore) for d in db.session.scalars(select(HostDeduction))] == [
+        (offer_id, 4 * 10000)]

@@ -119,6 +119,7 @@ def host_flags():
 @api.post("/host/flags/<int:flag_id>/response")
 @roles("host")
 def host_flag_response(flag_id):
+    flags.own_flag(current_actor(), flag_id)  # 404 for anyone else, before the body is read
     """Answer a flag within 7 days of it (after: 409 response_closed)."""
     body = Body(json_body())
     text = body.str("text", max_length=5000)
@@ -129,6 +130,7 @@ def host_flag_response(flag_id):
 @api.post("/host/flags/<int:flag_id>/appeal")
 @roles("host")
 def host_flag_appeal(flag_id):
+    flags.own_flag(current_actor(), flag_id)  # 404 for anyone else, before the body is read
     """Appeal the decision on a flag, once (a second: 409 appeal_exists)."""
     body = Body(json_body())
     text = body.str("text", max_length=5000)

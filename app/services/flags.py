@@ -150,6 +150,14 @@ def response_closes_at(flag: Flag) -> datetime:
     return flag.created_at + timedelta(days=RESPONSE_DAYS)
 
 
+def own_flag(actor: Actor, flag_id: int) -> Flag:
+    """A flag about the acting host; anyone else gets 404 (read only: the writers lock it again)."""
+    flag = db.session.get(Flag, flag_id)
+    if flag is None or actor.role != "host" or flag.host_id != actor.user_id:
+        raise NotFound(_("Anmälan finns inte."))
+    return flag
+
+
 def _own_flag_locked(actor: Actor, flag_id: int) -> Flag:
     flag = db.session.scalars(select(Flag).where(Flag.id == flag_id).with_for_update()
                               .execution_options(populate_existing=True)).one_or_none()
@@ -162,6 +170,7 @@ def respond(actor: Actor, flag_id: int, text: str, *, now: datetime | None = Non
     """The host answers a flag about them within 7 days of it (after: 409 response_closed); a later answer within
     the time replaces the earlier one."""
     now = now_or(now)
+    own_flag(actor, flag_id)
     text = _text(text, "text")
     with unit_of_work():
         flag = _own_flag_locked(actor, flag_id)
@@ -177,6 +186,7 @@ def respond(actor: Actor, flag_id: int, text: str, *, now: datetime | None = Non
 def appeal(actor: Actor, flag_id: int, text: str, *, now: datetime | None = None) -> FlagAppeal:
     """The host appeals the decision on a flag, once (a second: 409 appeal_exists)."""
     now = now_or(now)
+    own_flag(actor, flag_id)
     text = _text(text, "text")
     with unit_of_work():
         flag = _own_flag_locked(actor, flag_id)

@@ -287,6 +287,12 @@ def on_booking_expired(booking: Booking, now: datetime, **_ignored) -> None:
 
     def build():
         s = _stay(booking)
+        if booking.rehoused_from_id is not None and booking.contract is None:
+            return _("Erbjudandet om ersättningsboende har gått ut"), [
+                _("Erbjudandet om %(beds)s bäddar i %(title)s antogs inte inom 48 timmar. Bäddarna är släppta; "
+                  "återbetalningen för den avbokade bokningen gäller som förut.", beds=s["beds"], title=s["title"]),
+                _stay_line(s),
+            ]
         if offer:
             return _("Erbjudandet från väntelistan har gått ut"), [
                 _("Erbjudandet om %(beds)s bäddar i %(title)s accepterades inte i tid. Bäddarna har gått vidare "

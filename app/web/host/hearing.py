@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, Length
 from app.models import utcnow
 from app.services import flags
 from app.services.errors import DomainError
-from app.web.common import actor, flash_error
+from app.web.common import actor, flash_error, role_required
 from app.web.host.routes import bp
 
 
@@ -34,13 +34,16 @@ def _page(status: int = 200, **forms):
 
 
 @bp.get("/flags")
+@role_required("host")
 def flags_page():
     """Every flag about the host: what was reported, the answer, the decision and its reasons, the appeal."""
     return _page()
 
 
 @bp.post("/flags/<int:flag_id>/response")
+@role_required("host")
 def flag_response(flag_id):
+    flags.own_flag(actor(), flag_id)
     form = ResponseForm()
     if not form.validate_on_submit():
         return _page(422, response_form=form)
@@ -54,7 +57,9 @@ def flag_response(flag_id):
 
 
 @bp.post("/flags/<int:flag_id>/appeal")
+@role_required("host")
 def flag_appeal(flag_id):
+    flags.own_flag(actor(), flag_id)
     form = AppealForm()
     if not form.validate_on_submit():
         return _page(422, appeal_form=form)
