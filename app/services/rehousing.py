@@ -160,9 +160,11 @@ def _hold(breached: Booking, season, parts, check_in: date, check_out: date, nig
             rehoused_from_id=breached.id)
         db.session.add(booking)
         db.session.flush()
+        # Inserted in one global order (listing, bed, night) so that two offers racing for the same beds wait
+        # for each other at the UNIQUE index instead of deadlocking.
         db.session.add_all([BedNight(bed_id=bed_id, night=night, state="held", booking_id=booking.id,
                                      price_ore=offered[(bed_id, night)], created_at=now)
-                            for night in nights for bed_id in part.bed_ids])
+                            for bed_id in sorted(part.bed_ids) for night in nights])
         db.session.flush()  # the UNIQUE index on occupied bed-nights decides here
         check_beds_still_offered(part.bed_ids)
         audit.record(Actor.system(), "booking.offer_held", "booking", booking.id,
