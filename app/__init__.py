@@ -84,11 +84,12 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     _register_security_headers(app)
     _register_template_helpers(app)
 
-    from app.services import itineraries, notifications, waitlist
+    from app.services import itineraries, notifications, rehousing, waitlist
     notifications.register()  # e-mail and waiting-list reactions to domain events (idempotent)
     notifications.register_itinerary_mail()
     waitlist.register()
     itineraries.register()
+    rehousing.register()
     # Imported here, not at the top: importing any `app.*` module runs this package first, and the
     # doors and the CLI import the services, which import `app.extensions` (the factory pattern).
     from app.cli import register_cli

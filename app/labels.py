@@ -9,7 +9,7 @@ else spells a status out. `badge_class` gives the badge colour the pages show wi
 Kinds are named after their column: booking_status, bed_night_state, payment_method,
 vetting_status, vetting_decision, payout_status, refund_status, payment_status (a Stripe
 attempt), webhook_status, waitlist_status, allocation_status, allocation_round_status, bed_kind,
-flag_category, flag_status, flag_source, role, locale, amendment_kind.
+flag_category, flag_status, flag_source, role, locale, amendment_kind, flag_appeal_status.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ LABELS: dict[str, dict[str, Words]] = {
                                    {"coordinator": N_("Avbokad av värden – avtalsbrott")}),
         "expired": Words(N_("Förfallen"), PLAIN),
         "completed": Words(N_("Genomförd"), OK),
+        "offered": Words(N_("Ersättningsboende erbjudet"), WARN),
     },
     "order_status": {  # stored: what the order was when formed; shown: what its bookings make it now
         "awaiting_payment": Words(N_("Väntar på betalning"), WARN),
@@ -72,6 +73,7 @@ LABELS: dict[str, dict[str, Words]] = {
     },
     "amendment_kind": {
         "guest_cancellation": Words(N_("Avbokade bäddnätter enligt avtalets villkor")),
+        "arrival_report": Words(N_("Bäddnätter anmälda vid ankomst som saknade eller inte som beskrivet")),
     },
     "payout_status": {
         "scheduled": Words(N_("Planerad"), WARN),
@@ -136,6 +138,11 @@ LABELS: dict[str, dict[str, Words]] = {
         "open": Words(N_("Öppen"), WARN),
         "upheld": Words(N_("Fastställd"), BAD),
         "dismissed": Words(N_("Avskriven"), PLAIN),
+    },
+    "flag_appeal_status": {
+        "open": Words(N_("Överklagad, prövas"), WARN),
+        "upheld": Words(N_("Beslutet står fast"), PLAIN),
+        "overturned": Words(N_("Beslutet upphävt"), OK),
     },
     "flag_source": {
         "coordinator": Words(N_("Samordnare")),

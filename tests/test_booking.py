@@ -112,7 +112,7 @@ def test_not_bookable_before_opening_and_when_suspended(api_world, admin_actor, 
     db.session.commit()
     assert db.session.query(BedNight).count() == 0  # nothing was booked
 
-    vetting.decide(admin_actor, api_world["listing"].host_id, "suspend", "abuse")
+    vetting.decide(admin_actor, api_world["listing"].host_id, "suspend", "Upprepade klagomål från gäster (regel 4).")
     response = api_book(api_world["coord"], api_world["delegation"].id, api_world["bed_ids"][:1])
     assert response.status_code == 422 and response.get_json()["code"] == "not_bookable"
     assert "Värden kan inte ta emot bokningar just nu." in response.get_json()["detail"]
@@ -170,7 +170,7 @@ def test_host_cancellation_locks_beds_strikes_and_flags(api_world, make_user, ma
     response = api_world["host"].post(f"/bookings/{booking_id}/host-cancel", {"reason": "Sold to a higher bidder"})
     assert response.status_code == 200
     # An unpaid invoice: nothing to refund.
-    assert response.get_json() == {"id": booking_id, "status": "cancelled_by_host", "refund_ore": 0}
+    assert response.get_json() == {"id": booking_id, "status": "cancelled_by_host", "refund_ore": 0, "rehousing": None}
     states = set(db.session.scalars(select(BedNight.state).where(BedNight.booking_id == booking_id)))
     assert states == {"host_cancelled"}
     other = make_user("coordinator")
@@ -190,7 +190,8 @@ def test_strike_limit_suspends_host(api_world, make_admin, api_as):
     for _ in range(3):
         flag = admin.post("/flags", {"host_id": host_id, "category": "overcharging", "description": "x"})
         assert flag.status_code == 201
-        admin.post(f"/admin/flags/{flag.get_json()['id']}/resolve", {"decision": "upheld", "note": "ok"})
+        admin.post(f"/admin/flags/{flag.get_json()['id']}/resolve",
+                   {"decision": "upheld", "note": "Styrkt av två gäster, regel 4."})
     assert db.session.get(HostProfile, host_id).vetting_status == "suspended"
     assert api_book(api_world["coord"], api_world["delegation"].id,
         api_world["bed_ids"][:1]).get_json()["code"] == "not_bookable"
@@ -202,7 +203,8 @@ def test_upholding_system_flag_adds_no_second_strike(api_world, make_admin, api_
     admin = api_as(make_admin())
     flags = admin.get("/admin/flags?status=open").get_json()["flags"]
     assert flags[0]["source"] == "system"
-    admin.post(f"/admin/flags/{flags[0]['id']}/resolve", {"decision": "upheld", "note": "breach"})
+    admin.post(f"/admin/flags/{flags[0]['id']}/resolve",
+               {"decision": "upheld", "note": "Avtalsbrott: värden avbokade, regel 7."})
     assert db.session.get(HostProfile, api_world["listing"].host_id).strikes == 1
 
 

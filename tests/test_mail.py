@@ -200,10 +200,10 @@ def test_vetting_decisions_and_flag_outcomes(world, make_host, admin_actor):
     coordinator = world["coordinator"]
     flag = flags.create_flag(Actor(coordinator.id, "coordinator"), host_id=world["host"].id,
                              category="overcharging", description="Extra avgift vid ankomst.")
-    flags.resolve_flag(admin_actor, flag.id, "upheld", "Styrkt med kvitto.")
+    flags.resolve_flag(admin_actor, flag.id, "upheld", "Styrkt med kvitto från gästen.")
     [to_reporter] = outbox(coordinator.email)
     assert "prövats" in to_reporter.subject and "bifallen" in to_reporter.body_text
-    assert "Styrkt med kvitto." in to_reporter.body_text
+    assert "Styrkt med kvitto från gästen." in to_reporter.body_text
     assert any("En anmälan mot dig" in e.subject for e in outbox(world["host"].email))
 
 

@@ -130,7 +130,8 @@ def test_three_admins_upholding_one_flag_give_one_strike(race_world):
             db.session.remove()
         before = host_facts(race_world, host_id)
         url = f"{race_world.server.base_url}/api/v1/admin/flags/{flag_id}/resolve"
-        results = race([(url, token, {"decision": "upheld", "note": "stämmer"}) for token in race_world.admin_tokens])
+        note = "Stämmer: styrkt av gästerna."
+        results = race([(url, token, {"decision": "upheld", "note": note}) for token in race_world.admin_tokens])
         after = host_facts(race_world, host_id)
         statuses = sorted(status for status, _ in results)
         problems = []

@@ -157,7 +157,7 @@ def test_two_admins_resolving_one_flag_at_once_one_wins(app, make_host, make_adm
     host_id = make_host().id
     admins = {"upheld": Actor(make_admin().id, "admin"), "dismissed": Actor(make_admin().id, "admin")}
     flag_id = flags.create_flag(admins["upheld"], host_id=host_id, category="other", description="Dubbelsålt").id
-    sides = {d: (lambda d=d: flags.resolve_flag(admins[d], flag_id, d, "prövad").status)
+    sides = {d: (lambda d=d: flags.resolve_flag(admins[d], flag_id, d, "Prövad mot villkorens regel 4.").status)
              for d in ("upheld", "dismissed")}
     results, errors, how = interleave(app, (paused, sides[paused]), (other, sides[other]), _flag_read)
     db.session.remove()

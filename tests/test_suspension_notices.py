@@ -9,6 +9,8 @@ from app.services import vetting
 from app.services.base import Actor
 from tests.helpers import YEAR, csrf_from
 
+REASON = "Upprepade klagomål från gäster."
+
 
 @pytest.fixture
 def live_booking(make_listing, make_user, make_delegation, api_as):
@@ -72,7 +74,7 @@ def test_a_confirmation_of_other_live_bookings_shows_the_page_again(live_booking
     queue = client.get("/admin/hosts?status=approved")
     # Confirmed for no live booking, but one stands now: the admin sees it before anything happens.
     again = client.post(f"/admin/hosts/{host_id}/decision", data={
-        f"host-{host_id}-decision": "suspend", f"host-{host_id}-reason": "Klagomål.",
+        f"host-{host_id}-decision": "suspend", f"host-{host_id}-reason": "Klagomål från tre delegationer.",
         f"host-{host_id}-confirmed": "yes", f"host-{host_id}-live_seen": "0", "csrf_token": csrf_from(queue)})
     assert again.status_code == 200 and "har ändrats sedan du öppnade sidan" in again.get_data(as_text=True)
     db.session.expire_all()
@@ -84,10 +86,10 @@ def test_a_host_without_live_bookings_is_confirmed_too(make_host, client, login,
     _admin_signed_in(client, login, make_admin)
     queue = client.get("/admin/hosts?status=approved")
     first = client.post(f"/admin/hosts/{host.id}/decision", data={
-        f"host-{host.id}-decision": "suspend", f"host-{host.id}-reason": "", "csrf_token": csrf_from(queue)})
+        f"host-{host.id}-decision": "suspend", f"host-{host.id}-reason": REASON, "csrf_token": csrf_from(queue)})
     assert first.status_code == 200 and "inga pågående bokningar" in first.get_data(as_text=True)
     done = client.post(f"/admin/hosts/{host.id}/decision", data={
-        f"host-{host.id}-decision": "suspend", f"host-{host.id}-reason": "", f"host-{host.id}-confirmed": "yes",
+        f"host-{host.id}-decision": "suspend", f"host-{host.id}-reason": REASON, f"host-{host.id}-confirmed": "yes",
         f"host-{host.id}-live_seen": "0", "csrf_token": csrf_from(first)})
     assert done.status_code == 302
     db.session.expire_all()

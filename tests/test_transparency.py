@@ -34,7 +34,7 @@ def two_seasons(make_season, make_listing, make_user, make_delegation, admin_act
     cancellations.cancel_by_host(Actor(dear.host_id, "host"), broken.id, "Dubbelbokat")
     flag = flags.create_flag(actor, host_id=dear.host_id, category="cancellation", description="Avbokade.",
                              booking_id=broken.id)
-    flags.resolve_flag(admin_actor, flag.id, "upheld", "Avtalsbrott.")
+    flags.resolve_flag(admin_actor, flag.id, "upheld", "Avtalsbrott enligt villkorens regel 7.")
     return {"cheap": cheap, "dear": dear}
 
 
@@ -94,3 +94,25 @@ def test_chart_scales_bars_to_the_cap():
     assert p90.height == pytest.approx(2 * median.height)
     assert chart.cap_y == pytest.approx(p90.y)  # a price at the cap reaches the cap line
     assert chart.ticks[0] == (chart.baseline, 0)
+
+
+def test_rehousings_and_prices_at_the_cap(make_season, make_listing, make_booking, api_as, client):
+    """The season's rehousings (offered, accepted; one per breach) and the share of prices set exactly at the cap."""
+    from app.services import rehousing
+    season = make_season(year=YEAR)  # cap 900 kr
+    breaching = make_listing(beds=2, price_ore=50000, walking_minutes=10, season=season)
+    make_listing(beds=2, price_ore=90000, walking_minutes=12, season=season)  # at the cap
+    make_listing(beds=4, price_ore=60000, walking_minutes=11, season=season)
+    first = make_booking(bed_ids=[breaching.beds()[0].id])
+    second = make_booking(bed_ids=[breaching.beds()[1].id])
+    host = Actor(breaching.host_id, "host")
+    cancellations.cancel_by_host(host, first.id, "Vattenskada")
+    cancellations.cancel_by_host(host, second.id, "Vattenskada")
+    offer = rehousing.current_offer(first.id)
+    rehousing.accept(Actor(first.coordinator_id, "coordinator"), offer.booking_ids[0], accept_contract=True)
+    data = api_as().get(f"/transparency?year={YEAR}").get_json()
+    print("transparency:", {k: data[k] for k in ("rehousings", "prices_at_cap_share")})
+    assert data["rehousings"] == {"offered": 2, "accepted": 1}
+    assert data["prices_at_cap_share"] == round(2 / 8, 4)  # 2 of 8 priced beds at 900 kr
+    page = client.get(f"/insyn?year={YEAR}").get_data(as_text=True)
+    assert "1 / 2" in page and "25 %" in page

@@ -7,11 +7,11 @@ from sqlalchemy import or_, select
 
 from app.api import api
 from app.api.common import Body, answer_once, current_actor, json_body, roles
-from app.api.serializers import booking_json, cancellation_json, contract_json
+from app.api.serializers import amendment_json, booking_json, cancellation_json, contract_json
 from app.extensions import db
 from app.http_problems import problem
 from app.models import Booking, Contract
-from app.services import access, cancellations, contracts, delegations, exports, itineraries, rooming
+from app.services import access, cancellations, contracts, delegations, exports, itineraries, rehousing, rooming
 from app.services import booking as booking_service
 from app.services.errors import NotFound, ValidationFailed
 from app.services.links import external_url
@@ -192,7 +192,51 @@ def host_cancel_booking(booking_id):
     data = request.get_json(silent=True)
     reason = data["reason"] if isinstance(data, dict) and isinstance(data.get("reason"), str) else ""
     booking = cancellations.cancel_by_host(current_actor(), booking_id, reason)
-    return {"id": booking.id, "status": booking.status, "refund_ore": booking.refund_ore}
+    offer = rehousing.current_offer(booking.id)
+    return {"id": booking.id, "status": booking.status, "refund_ore": booking.refund_ore,
+            "rehousing": offer.as_json() if offer else None}
+
+
+@api.post("/bookings/<int:booking_id>/report")
+@roles("coordinator")
+def report_on_arrival(booking_id):
+    """Report bed-nights missing or not as described on arrival: refunded in full, a flag, a rehousing offer."""
+    access.visible_booking(current_actor(), booking_id)
+    body = Body(json_body())
+    lines = body.bed_nights("lines")
+    category = body.str("category")
+    description = body.str("description", max_length=5000)
+    body.done()
+    done = cancellations.report_on_arrival(current_actor(), booking_id, lines or [], category, description)
+    return {"id": done.booking.id, "status": done.booking.status, "refund_ore": done.refund_ore,
+            "invoice_credit_ore": done.invoice_credit_ore,
+            "reported_lines": [{"bed_id": line["bed_id"], "night": line["night"], "price_ore": line["price_ore"]}
+                               for line in done.lines],
+            "amendment": amendment_json(done.amendment), "flag_id": done.flag_id,
+            "rehousing": done.rehousing.as_json() if done.rehousing else None}
+
+
+@api.post("/bookings/<int:booking_id>/accept")
+@roles("coordinator")
+def accept_rehousing(booking_id):
+    """Accept a rehousing offer (every part of it): a booking with its own contract naming the breached one."""
+    access.visible_booking(current_actor(), booking_id)
+    body = Body(json_body())
+    accept = body.bool("accept_contract", required=False)
+    body.done()
+    parts = rehousing.accept(current_actor(), booking_id, accept_contract=accept is True)
+    first = next(part for part in parts if part.id == booking_id)
+    return {**booking_json(first), "booking_ids": [part.id for part in parts]}
+
+
+@api.post("/bookings/<int:booking_id>/decline")
+@roles("coordinator")
+def decline_rehousing(booking_id):
+    """Decline a rehousing offer: its beds are released at once."""
+    access.visible_booking(current_actor(), booking_id)
+    parts = rehousing.decline(current_actor(), booking_id)
+    first = next(part for part in parts if part.id == booking_id)
+    return {**booking_json(first), "booking_ids": [part.id for part in parts]}
 
 
 @api.put("/bookings/<int:booking_id>/rooming")

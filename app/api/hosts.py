@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.api import api
 from app.api.common import Body, current_actor, json_body, roles
-from app.api.serializers import flag_json, host_json
+from app.api.serializers import appeal_json, flag_json, host_flag_json, host_json
 from app.extensions import db
 from app.models import VETTING_STATUSES, Flag, HostProfile
 from app.services import flags, vetting
@@ -110,3 +110,44 @@ def admin_resolve_flag(flag_id):
     body.done()
     flag = flags.resolve_flag(current_actor(), flag_id, decision, note)
     return flag_json(flag)
+
+
+@api.get("/host/flags")
+@roles("host")
+def host_flags():
+    """Every flag about the acting host, with its response, decision and statement of reasons."""
+    return {"flags": [host_flag_json(flag) for flag in flags.flags_of_host(current_actor())]}
+
+
+@api.post("/host/flags/<int:flag_id>/response")
+@roles("host")
+def host_flag_response(flag_id):
+    flags.own_flag(current_actor(), flag_id)  # 404 for anyone else, before the body is read
+    """Answer a flag within 7 days of it (after: 409 response_closed)."""
+    body = Body(json_body())
+    text = body.str("text", max_length=5000)
+    body.done()
+    return host_flag_json(flags.respond(current_actor(), flag_id, text))
+
+
+@api.post("/host/flags/<int:flag_id>/appeal")
+@roles("host")
+def host_flag_appeal(flag_id):
+    flags.own_flag(current_actor(), flag_id)  # 404 for anyone else, before the body is read
+    """Appeal the decision on a flag, once (a second: 409 appeal_exists)."""
+    body = Body(json_body())
+    text = body.str("text", max_length=5000)
+    body.done()
+    return appeal_json(flags.appeal(current_actor(), flag_id, text)), 201
+
+
+@api.post("/admin/flags/<int:flag_id>/appeal-decision")
+@roles("admin")
+def admin_flag_appeal_decision(flag_id):
+    """Decide an appeal (an admin other than the one who decided the flag: else 403 conflict_of_interest)."""
+    body = Body(json_body())
+    decision = body.str("decision", max_length=20)
+    note = body.str("note", max_length=5000)
+    body.done()
+    item = flags.decide_appeal(current_actor(), flag_id, decision, note)
+    return {"flag": flag_json(db.session.get_one(Flag, flag_id)), "appeal": appeal_json(item)}

@@ -232,8 +232,27 @@ PATHS = {
                 "bed_id": INT, "night": DATE, "price_ore": INT}}},
             "amendment": {"type": ["object", "null"]}}})},
     "/bookings/{booking_id}/host-cancel": {"post": op(
-        "Cancel as host (breach)", tag="bookings", errors=[409], params=[path_id("booking_id")],
-        request=body({"reason": _str()}))},
+        "Cancel as host (breach); comparable beds are held for the coordinator as a rehousing offer", tag="bookings",
+        errors=[409], params=[path_id("booking_id")], request=body({"reason": _str()}),
+        ok_schema={"type": "object", "properties": {
+            "id": INT, "status": _str(), "refund_ore": INT,
+            "rehousing": {"type": ["object", "null"], "properties": {
+                "booking_id": INT, "booking_ids": {"type": "array", "items": INT}, "expires_at": _str()}}}})},
+    "/bookings/{booking_id}/report": {"post": op(
+        "Report bed-nights missing or not as described on arrival (check-in date to the end of the next day): "
+        "refunded in full, a flag against the host, a rehousing offer for the nights not yet passed", tag="bookings",
+        errors=[409], params=[path_id("booking_id")],
+        request=body({"lines": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["bed_id", "night"], "properties": {"bed_id": INT, "night": DATE}}},
+            "category": {"type": "string", "enum": ["missing", "not_as_described"]}, "description": _str()},
+            ["lines", "category", "description"]))},
+    "/bookings/{booking_id}/accept": {"post": op(
+        "Accept a rehousing offer (its own contract naming the breached one, the breached booking's payment "
+        "method)", tag="bookings", errors=[409], params=[path_id("booking_id")],
+        request=body({"accept_contract": BOOL}, ["accept_contract"]))},
+    "/bookings/{booking_id}/decline": {"post": op(
+        "Decline a rehousing offer (its beds are released)", tag="bookings", errors=[409],
+        params=[path_id("booking_id")])},
     "/bookings/{booking_id}/rooming": {"put": op(
         "Assign members to beds", tag="bookings", errors=[409], params=[path_id("booking_id")],
         request=body({"assignments": {"type": "array", "items": {"type": "object", "properties": {
@@ -277,6 +296,19 @@ PATHS = {
         "Uphold or dismiss a flag", tag="admin", errors=[409], params=[path_id("flag_id")],
         request=body({"decision": {"type": "string", "enum": ["upheld", "dismissed"]}, "note": _str()},
                      ["decision"]))},
+    "/host/flags": {"get": op("Every flag about the acting host (response, decision, statement of reasons)",
+                              tag="flags")},
+    "/host/flags/{flag_id}/response": {"post": op(
+        "Answer a flag within 7 days", tag="flags", errors=[409], params=[path_id("flag_id")],
+        request=body({"text": _str()}, ["text"]))},
+    "/host/flags/{flag_id}/appeal": {"post": op(
+        "Appeal the decision on a flag (once)", tag="flags", ok=201, errors=[409], params=[path_id("flag_id")],
+        request=body({"text": _str()}, ["text"]))},
+    "/admin/flags/{flag_id}/appeal-decision": {"post": op(
+        "Decide an appeal (another admin than the deciding one)", tag="admin", errors=[409],
+        params=[path_id("flag_id")],
+        request=body({"decision": {"type": "string", "enum": ["upheld", "overturned"]}, "note": _str()},
+                     ["decision", "note"]))},
     "/waitlist": {
         "post": op("Wait for beds for a stay", tag="waitlist", ok=201, errors=[409], request=body(
             {"delegation_id": INT, "year": INT, "check_in": DATE, "check_out": DATE,

@@ -6,8 +6,22 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Amendment, Bed, Booking, Contract, Flag, HostProfile, Listing, Payment, Room, Season, User
+from app.models import (
+    Amendment,
+    Bed,
+    Booking,
+    Contract,
+    Flag,
+    FlagAppeal,
+    HostProfile,
+    Listing,
+    Payment,
+    Room,
+    Season,
+    User,
+)
 from app.presenters import iso
+from app.services import flags as flags_service
 from app.services.base import local_date, now_or
 from app.services.contracts import amendments_of, contract_status, snapshot_of
 from app.services.invoices import booking_invoice_json
@@ -86,6 +100,7 @@ def booking_json(booking: Booking) -> dict:
         "contract": contract_summary(booking.contract),
         "invoice": booking_invoice_json(booking, local_date(now_or(None))),
         "payments": [payment_json(p) for p in payments],
+        "rehoused_from_id": booking.rehoused_from_id,
     }
 
 
@@ -127,4 +142,22 @@ def flag_json(flag: Flag) -> dict:
         "description": flag.description, "status": flag.status, "source": flag.source,
         "created_at": iso(flag.created_at), "resolution": flag.resolution, "resolved_at": iso(flag.resolved_at),
         "strike_given": flag.strike_given,
+        "response": flag.response, "responded_at": iso(flag.responded_at),
+        "appeal": appeal_json(flags_service.appeal_of(flag.id)),
     }
+
+
+def appeal_json(appeal: FlagAppeal | None) -> dict | None:
+    if appeal is None:
+        return None
+    return {"id": appeal.id, "text": appeal.text, "status": appeal.status, "created_at": iso(appeal.created_at),
+            "decided_at": iso(appeal.decided_at), "note": appeal.note}
+
+
+def host_flag_json(flag: Flag) -> dict:
+    """A flag as the host it is about sees it (API.md "When a host breaks the contract")."""
+    return {"id": flag.id, "category": flag.category, "description": flag.description, "status": flag.status,
+            "response": flag.response, "decision": None if flag.status == "open" else flag.status,
+            "statement_of_reasons": flag.resolution, "created_at": iso(flag.created_at),
+            "response_closes_at": iso(flags_service.response_closes_at(flag)),
+            "appeal": appeal_json(flags_service.appeal_of(flag.id))}

@@ -11,12 +11,13 @@ from app.models.bookings import (
     Booking,
     Counter,
     Delegation,
+    HostDeduction,
     IdempotencyKey,
     Member,
     Order,
 )
 from app.models.contracts import AMENDMENT_KINDS, Amendment, Contract
-from app.models.flags import FLAG_CATEGORIES, Flag
+from app.models.flags import FLAG_CATEGORIES, Flag, FlagAppeal
 from app.models.hosts import VETTING_STATUSES, HostProfile
 from app.models.invoices import INVOICE_STATUSES, CreditNote, Invoice, InvoicePayment, InvoiceReminder
 from app.models.listings import BED_KINDS, Bed, BedPrice, Listing, OfferAcceptance, PriceChange, Room
@@ -32,7 +33,8 @@ __all__ = [
     "AMENDMENT_KINDS", "Amendment", "AllocationRequest", "AllocationRound", "DRAW_STATES", "REQUEST_STATUSES",
     "AuditEntry", "BED_KINDS", "BED_NIGHT_STATES", "BOOKING_STATUSES", "Bed", "BedNight", "BedPrice", "Booking",
     "Contract", "Counter", "CreditNote", "INVOICE_STATUSES", "Invoice", "InvoicePayment", "InvoiceReminder",
-    "Delegation", "FLAG_CATEGORIES", "Flag", "HostProfile", "IdempotencyKey", "LIVE_LINE_STATES",
+    "Delegation", "FLAG_CATEGORIES", "Flag", "FlagAppeal", "HostDeduction", "HostProfile", "IdempotencyKey",
+    "LIVE_LINE_STATES",
     "Listing",
     "Member", "OCCUPYING_STATES", "ORDER_STATUSES", "Order", "OfferAcceptance", "OutboxEmail", "Payment", "Payout",
     "PriceChange", "ROLES",

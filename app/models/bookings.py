@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app
     from app.models.users import User
 
 BOOKING_STATUSES = (
-    "awaiting_payment", "confirmed", "cancelled_by_guest", "cancelled_by_host", "expired", "completed",
+    "awaiting_payment", "confirmed", "cancelled_by_guest", "cancelled_by_host", "expired", "completed", "offered",
 )
 # States that occupy a bed for a night. Released rows stay as history of the booking's lines.
 OCCUPYING_STATES = ("held", "booked", "host_block", "host_cancelled")
@@ -97,7 +97,7 @@ class Booking(Model):
     __table_args__ = (
         CheckConstraint(
             "status IN ('awaiting_payment', 'confirmed', 'cancelled_by_guest', 'cancelled_by_host', "
-            "'expired', 'completed')",
+            "'expired', 'completed', 'offered')",
             name="status",
         ),
         CheckConstraint("payment_method IN ('invoice', 'card')", name="payment_method"),
@@ -141,6 +141,8 @@ class Booking(Model):
     refund_reason: Mapped[str | None] = mapped_column(String(40))
     # The order this booking was formed in with others (POST /orders), or null for a booking of its own.
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    # A rehousing offer (status `offered` until accepted) names the booking whose host broke the contract.
+    rehoused_from_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True)
 
     delegation: Mapped[Delegation] = relationship()
     order: Mapped[Order | None] = relationship(back_populates="bookings")
@@ -194,6 +196,21 @@ class BedNight(Model):
     booking: Mapped[Booking | None] = relationship(back_populates="lines")
     bed: Mapped[Bed] = relationship()
     member: Mapped[Member | None] = relationship()
+
+
+class HostDeduction(Model):
+    """What a breaching host owes for an accepted rehousing offer: the new listing's price less the price
+    offered, over the offer's bed-nights. One row per offer (UNIQUE), append-only (triggers, migration 0019)."""
+
+    __tablename__ = "host_deductions"
+    __table_args__ = (CheckConstraint("amount_ore > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    breached_booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"))
+    offer_booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), unique=True)
+    amount_ore: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class IdempotencyKey(Model):

@@ -13,7 +13,7 @@ from app.models.types import UTCDateTime, utcnow
 if TYPE_CHECKING:  # relationship targets: the mapper resolves them by name (app.models imports them all)
     from app.models.bookings import Booking
 
-AMENDMENT_KINDS = ("guest_cancellation",)
+AMENDMENT_KINDS = ("guest_cancellation", "arrival_report")
 
 
 class Contract(Model):
@@ -55,7 +55,7 @@ class Amendment(Model):
     __table_args__ = (
         UniqueConstraint("contract_id", "seq", name="uq_amendments_contract_seq"),
         CheckConstraint("seq > 0", name="seq_positive"),
-        CheckConstraint("kind IN ('guest_cancellation')", name="kind"),
+        CheckConstraint("kind IN ('guest_cancellation', 'arrival_report')", name="kind"),
         CheckConstraint("lines_ore > 0", name="lines_positive"),
         CheckConstraint("refund_ore >= 0 AND invoice_credit_ore >= 0", name="money_not_negative"),
         CheckConstraint("refund_ore + invoice_credit_ore <= lines_ore", name="money_within_lines"),

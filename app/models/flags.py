@@ -41,5 +41,28 @@ class Flag(Model):
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The host's answer (a fair hearing, issue 17), given within RESPONSE_DAYS of the flag.
+    response: Mapped[str | None] = mapped_column(Text)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The host's status before the suspension this flag's strike caused (null: it caused none): an overturned
+    # decision restores it exactly.
+    strike_suspended_from: Mapped[str | None] = mapped_column(String(16))
 
     host: Mapped[User] = relationship(foreign_keys=[host_id])
+
+
+class FlagAppeal(Model):
+    """The host's appeal of the decision on a flag: one per decision (UNIQUE flag_id), decided by another admin."""
+
+    __tablename__ = "flag_appeals"
+    __table_args__ = (CheckConstraint("status IN ('open', 'upheld', 'overturned')", name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), unique=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -79,6 +79,7 @@ class Payout(Model):
     __table_args__ = (
         CheckConstraint("amount_ore >= 0", name="amount_not_negative"),
         CheckConstraint("status IN ('scheduled', 'paid', 'void')", name="status"),
+        CheckConstraint("withheld_ore >= 0", name="withheld_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,3 +91,5 @@ class Payout(Model):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     transfer_reference: Mapped[str | None] = mapped_column(String(255))
+    # Withheld from the booking's share for the host's rehousing deductions; amount_ore is what is paid out.
+    withheld_ore: Mapped[int] = mapped_column(default=0, server_default=text("0"))

@@ -137,8 +137,9 @@ def occupied_nights(first_night: date, check_out: date, now: datetime):
 
 def free_beds_query(season: Season, check_in: date, check_out: date, now: datetime, *,
                     max_walking_minutes: int | None = None, max_price_ore: int | None = None,
-                    listing_id: int | None = None):
-    """SQL: one row per bookable bed free every night of the stay, ranked by price within its listing."""
+                    listing_id: int | None = None, exclude_host_id: int | None = None):
+    """SQL: one row per bookable bed free every night of the stay, ranked by price within its listing (never a
+    listing of `exclude_host_id`: a breaching host's own beds are no rehousing)."""
     free = _bookable(
         season, Listing.id.label("listing_id"), Listing.title, Listing.walking_minutes, Bed.id.label("bed_id"),
         Bed.label, Bed.kind, Room.name.label("room_name"), BedPrice.price_ore,
@@ -151,6 +152,8 @@ def free_beds_query(season: Season, check_in: date, check_out: date, now: dateti
         free = free.where(BedPrice.price_ore <= max_price_ore)
     if listing_id is not None:
         free = free.where(Listing.id == listing_id)
+    if exclude_host_id is not None:
+        free = free.where(Listing.host_id != exclude_host_id)
     return free.subquery()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import gettext as _
@@ -24,13 +24,13 @@ from app.extensions import db
 from app.i18n import local_date as local_date_text
 from app.labels import in_sentence
 from app.models import LIVE_LINE_STATES, Amendment, BedNight, Booking
-from app.services import audit, events, invoices, refunds
+from app.services import audit, events, invoices, refunds, rehousing
 from app.services.access import locked_booking, visible_booking
 from app.services.availability import check_not_past
 from app.services.base import Actor, local_date, now_or, unit_of_work
 from app.services.contracts import add_amendment, is_amended, snapshot_of
-from app.services.errors import Conflict, Forbidden, ValidationFailed
-from app.services.flags import add_system_flag
+from app.services.errors import Conflict, DomainError, Forbidden, ValidationFailed
+from app.services.flags import add_report_flag, add_system_flag
 from app.services.inventory import CANCELLABLE
 from app.services.ledger import (
     add_refund,
@@ -38,10 +38,11 @@ from app.services.ledger import (
     host_cancellation_ore,
     latest_captured_payment,
     lines_cancellation_ore,
+    paid_ore,
 )
 from app.services.offers import is_offer
 from app.services.text import clean_text
-from app.services.vetting import add_strike
+from app.services.vetting import give_strike
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -289,15 +290,115 @@ def cancel_by_host(actor: Actor, booking_id: int, reason: str, *, now: datetime 
         booking.refund_ore = (booking.refund_ore or 0) + refund
         booking.invoice_credited_ore = (booking.invoice_credited_ore or 0) + credit
         invoices.credit(booking, credit, "host_cancellation", now)
+        lost = [(line.bed_id, line.night, line.price_ore or 0) for line in _live_lines(booking.id)]
         db.session.execute(update(BedNight).where(
             BedNight.booking_id == booking.id, BedNight.state.in_(LIVE_LINE_STATES))
             .values(state="host_cancelled"))
         audit.record(actor, "booking.cancelled_by_host", "booking", booking.id, before={"status": before},
                      after={"status": booking.status, "refund_ore": refund, "invoice_credited_ore": credit,
                             "reason": reason}, now=now)
-        add_strike(actor, booking.host_id, f"host cancelled booking {booking.id}", now=now)
-        add_system_flag(actor, host_id=booking.host_id, booking_id=booking.id, category="cancellation",
-                        description=f"The host cancelled booking {booking.id}: {reason}", strike_given=True, now=now)
+        _profile, suspended_from = give_strike(actor, booking.host_id, f"host cancelled booking {booking.id}",
+                                               now=now)
+        flag = add_system_flag(actor, host_id=booking.host_id, booking_id=booking.id, category="cancellation",
+                               description=f"The host cancelled booking {booking.id}: {reason}", strike_given=True,
+                               now=now)
+        flag.strike_suspended_from = suspended_from
         events.emit(events.BOOKING_CANCELLED_BY_HOST, booking=booking, now=now)
+        if booking.contract is not None:  # a contract was broken: comparable beds are held for the coordinator
+            rehousing.offer_for(booking, lost, now=now)
     refunds.after_cancellation(booking_id)
     return booking
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports on arrival (issue 17): bed-nights missing or not as described, refunded in full at once
+# ---------------------------------------------------------------------------------------------
+
+REPORT_CATEGORIES = ("missing", "not_as_described")
+REPORT_DAYS_AFTER_CHECK_IN = 1  # from the check-in date until the end of the day after it, Stockholm time
+
+
+@dataclass(frozen=True)
+class ArrivalReport:
+    booking: Booking
+    refund_ore: int
+    invoice_credit_ore: int
+    lines: list[dict]
+    amendment: Amendment
+    flag_id: int
+    rehousing: rehousing.RehousingOffer | None
+
+
+def report_on_arrival(actor: Actor, booking_id: int, lines: Sequence[tuple[int, date]], category: str,
+                      description: str, *, now: datetime | None = None) -> ArrivalReport:
+    """The coordinator reports bed-nights missing or not as described on arrival: they are refunded in full at
+    once (card money received, or credited on the invoice), stay locked (`host_cancelled`), an amendment records
+    them beside the contract, a flag opens against the host with the facts, and comparable beds are offered for
+    the reported nights not yet passed. A report sent twice at once refunds once: the second finds the
+    bed-nights no longer live (the booking's row lock, and the conditional UPDATE's row count behind it)."""
+    now = now_or(now)
+    booking = _coordinator_only(actor, booking_id)
+    errors: dict[str, list[str]] = {}
+    if category not in REPORT_CATEGORIES:
+        errors["category"] = [_("Välj en av: %(choices)s.", choices=", ".join(REPORT_CATEGORIES))]
+    description = (description or "").strip()
+    if not description or len(description) > 5000:
+        errors["description"] = [_("Beskriv vad som hände (högst %(max)s tecken).", max=5000)]
+    clean_text(description, "description", multiline=True, errors=errors)
+    if errors:
+        raise ValidationFailed(errors)
+    wanted = _check_shape(lines)
+    today = local_date(now)
+    last_day = booking.check_in + timedelta(days=REPORT_DAYS_AFTER_CHECK_IN)
+    if not booking.check_in <= today <= last_day:
+        raise DomainError(_("Brister anmäls från incheckningsdagen %(first)s till och med dagen efter, %(last)s.",
+                            first=local_date_text(booking.check_in, "d MMM y"),
+                            last=local_date_text(last_day, "d MMM y")),
+                          code="report_window_closed", status=422, opens_on=booking.check_in.isoformat(),
+                          closes_on=last_day.isoformat())
+    with unit_of_work():
+        booking = locked_booking(booking_id)
+        if booking.status != "confirmed" or booking.contract is None:
+            raise Conflict(_("Bokningen är %(status)s; bara en bekräftad bokning kan anmälas.",
+                             status=in_sentence("booking_status", booking.status)),
+                           code="not_reportable", status_now=booking.status)
+        by_key = {(line.bed_id, line.night): line for line in _live_lines(booking.id)}
+        if any(key not in by_key for key in wanted):
+            ours = set(db.session.execute(select(BedNight.bed_id, BedNight.night).where(
+                BedNight.booking_id == booking.id)).tuples())
+            strangers = [key for key in wanted if key not in ours]
+            if strangers:
+                raise ValidationFailed({"lines": [_("%(line)s ingår inte i bokningen; välj bland bokningens "
+                                                    "bäddnätter.", line=_line_name(*key)) for key in strangers]})
+            raise _lines_changed()  # released, or reported by a report sent at the same time
+        chosen = [by_key[key] for key in wanted]
+        reported = _line_dicts(booking, chosen)
+        lines_ore = sum(line["price_ore"] for line in reported)
+        taken = cast("CursorResult[Any]", db.session.execute(update(BedNight).where(
+            BedNight.id.in_([line.id for line in chosen]), BedNight.state.in_(LIVE_LINE_STATES))
+            .values(state="host_cancelled")))
+        if taken.rowcount != len(chosen):
+            raise _lines_changed()
+        if booking.payment_method == "card":
+            refund, credit = min(lines_ore, max(paid_ore(booking.id), 0)), 0
+        else:
+            refund, credit = 0, min(lines_ore, max(booking.total_ore - (booking.invoice_credited_ore or 0), 0))
+        _queue_refund(booking, refund, "arrival_report", now)
+        amendment = add_amendment(booking.contract, kind="arrival_report", lines=reported, refund_ore=refund,
+                                  invoice_credit_ore=credit, actor_id=actor.user_id, now=now)
+        booking.refund_ore = (booking.refund_ore or 0) + refund
+        booking.invoice_credited_ore = (booking.invoice_credited_ore or 0) + credit
+        invoices.credit(booking, credit, "arrival_report", now)
+        listed = ", ".join(f"bed {line['bed_id']} night {line['night']}" for line in reported)
+        flag = add_report_flag(actor, host_id=booking.host_id, booking_id=booking.id, category="misrepresentation",
+                               description=f"Reported on arrival as {category}: {listed} "
+                                           f"(amendment {amendment.number}). {description}", now=now)
+        audit.record(actor, "booking.arrival_report", "booking", booking.id,
+                     after={"amendment": amendment.number, "category": category, "flag_id": flag.id,
+                            "lines": [[line["bed_id"], line["night"]] for line in reported],
+                            "lines_ore": lines_ore, "refund_ore": refund, "invoice_credited_ore": credit}, now=now)
+        offer = rehousing.offer_for(booking, [(line.bed_id, line.night, line.price_ore or 0) for line in chosen],
+                                    now=now)
+        flag_id = flag.id
+    refunds.after_cancellation(booking_id)
+    return ArrivalReport(booking, refund, credit, reported, amendment, flag_id, offer)

@@ -23,6 +23,11 @@ BOOKING_EXPIRED = "booking.expired"
 HOST_DECIDED = "host.decided"
 HOST_SUSPENDED = "host.suspended"  # by an admin or by strikes; the coordinators of its live contracts hear
 FLAG_RESOLVED = "flag.resolved"
+FLAG_CREATED = "flag.created"  # payload: flag, now (the host is told: a fair hearing)
+FLAG_APPEAL_DECIDED = "flag.appeal_decided"  # payload: flag, appeal, now
+# a host broke a contract and comparable beds are held for its coordinator; payload: breached, booking_ids,
+# expires_at, now
+REHOUSING_OFFERED = "booking.rehousing_offered"
 WAITLIST_OFFERED = "waitlist.offered"  # payload: entry, booking, now
 REFUND_QUEUED = "refund.queued"  # payload: booking, reason (a Swedish msgid), amount_ore, now
 # A member's itinerary differs from the one they were last sent; payload: itinerary (as it is now, maybe without

@@ -34,6 +34,8 @@ MAX_BEDS_PER_BOOKING = 100
 INVOICE_DAYS = 30
 CANCELLABLE = ("awaiting_payment", "confirmed")
 LIVE_STATUSES = ("awaiting_payment", "confirmed", "completed")  # bookings whose beds a member sleeps in
+# Bookings whose held bed-nights lapse at expires_at: an unpaid hold, an unaccepted rehousing offer.
+HOLD_STATUSES = ("awaiting_payment", "offered")
 
 
 def conflict_error(pairs: list[tuple[int, date]]) -> Conflict:
@@ -190,7 +192,7 @@ def occupants(bed_ids: list[int], check_in: date, check_out: date, now: datetime
     """The occupied (bed, night) pairs of the stay, and the unpaid holds among them that are past their time."""
     rows = db.session.execute(_OCCUPANTS, {"bed_ids": bed_ids, "check_in": check_in, "check_out": check_out}).all()
     stale = sorted({booking_id for _, _, state, booking_id, status, expires_at in rows
-                    if state == "held" and status == "awaiting_payment" and expires_at is not None
+                    if state == "held" and status in HOLD_STATUSES and expires_at is not None
                     and expires_at <= now})
     return [(bed_id, night) for bed_id, night, *_ in rows], stale
 
@@ -215,7 +217,7 @@ def release_expired_holds(bed_ids: list[int], check_in: date, check_out: date, n
         return taken
     # Locked, so that a payment confirming one of these holds at this moment is not overwritten.
     for booking in db.session.scalars(select(Booking).where(
-            Booking.id.in_(stale), Booking.status == "awaiting_payment", Booking.expires_at <= now)
+            Booking.id.in_(stale), Booking.status.in_(HOLD_STATUSES), Booking.expires_at <= now)
             .with_for_update().execution_options(populate_existing=True)):
         expire_booking(booking, now, Actor.system())
     db.session.flush()

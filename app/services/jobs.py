@@ -226,6 +226,14 @@ def _draw_due(now: datetime | None) -> str:
     return " ".join(line for report in reports for line in report.lines())
 
 
+def _lapse_rehousing(now: datetime | None) -> str:
+    """Rehousing offers past their 48 hours release their beds (rows taken FOR UPDATE SKIP LOCKED)."""
+    from app.services import rehousing
+
+    lapsed = rehousing.lapse_due(now=now)
+    return f"lapsed {lapsed}" if lapsed else ""
+
+
 def _remind_invoices(now: datetime | None) -> str:
     """Overdue invoices: the reminders due and the unpaid bookings the season's terms let go (each step a unique
     row, and one worker at a time runs it)."""
@@ -258,6 +266,7 @@ PERIODIC: tuple[PeriodicJob, ...] = (
     PeriodicJob("remind_holds", lambda now: _ids("reminded", remind_expiring_holds(now=now)), TICK),
     PeriodicJob("send_mail", _send_mail, TICK),
     PeriodicJob("allocation_draw", _draw_due, TICK),
+    PeriodicJob("lapse_rehousing", _lapse_rehousing, TICK),
     PeriodicJob("reconcile_payments", _reconcile_payments, STRIPE, exclusive=True),
     PeriodicJob("retry_failed_events", _retry_failed_events, STRIPE, exclusive=True),
     PeriodicJob("send_refunds", lambda now: _ids("sent", send_pending_refunds(now=now)), STRIPE, exclusive=True),

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.i18n import N_
-from app.models import Amendment, Booking, Payment, Refund
+from app.models import Amendment, Booking, HostDeduction, Payment, Refund
 from app.services.contracts import snapshot_of
 
 # A refund that still counts against the captured amount (a failed one is retried, so it counts too).
@@ -26,6 +26,8 @@ REFUND_REASONS = {
     "guest_cancellation": N_("Avbokad av delegationen enligt avtalets villkor."),
     "guest_partial_cancellation": N_("Några bäddnätter avbokade av delegationen enligt avtalets villkor."),
     "host_cancellation": N_("Värden avbokade: hela beloppet återbetalas."),
+    "arrival_report": N_("Bäddnätter som saknades eller inte var som beskrivet vid ankomsten: hela deras pris "
+                         "återbetalas."),
     "late_payment_beds_taken": N_("Betalningen kom efter att reservationen löpt ut och sängarna hade hunnit bokas av "
                                   "någon annan. Hela beloppet återbetalas."),
     "late_payment_over_limit": N_("Betalningen kom efter att reservationen löpt ut, och organisationen har sedan dess "
@@ -202,9 +204,28 @@ def host_share_ore(booking: Booking) -> int:
     nothing after a breach."""
     if booking.status not in EARNING_STATUSES:
         return 0
+    return _coordinator_share_ore(booking) + rehousing_supplement_ore(booking)
+
+
+def _coordinator_share_ore(booking: Booking) -> int:
     if booking.payment_method == "invoice":
         # Invoice money counts once it is received (payments on the invoice ledger), never beyond what is due.
         from app.services.invoices import received_ore
         due = max(booking.total_ore - booking.refund_ore - (booking.invoice_credited_ore or 0), 0)
         return min(due, received_ore(booking.id))
     return max(min(captured_ore(booking.id), booking.total_ore) - refunds_ore(booking_id=booking.id), 0)
+
+
+def rehousing_supplement_ore(booking: Booking) -> int:
+    """What a breaching host pays toward a rehousing booking (the new listing's price less the price offered): its
+    host earns it on top of what the coordinator pays, from the breaching host's withheld payouts."""
+    if booking.rehoused_from_id is None:
+        return 0
+    return int(db.session.scalar(select(func.coalesce(func.sum(HostDeduction.amount_ore), 0))
+                                 .where(HostDeduction.offer_booking_id == booking.id)) or 0)
+
+
+def host_deductions_ore(host_id: int) -> int:
+    """What a host owes for the rehousings of their breaches, withheld from their payouts."""
+    return int(db.session.scalar(select(func.coalesce(func.sum(HostDeduction.amount_ore), 0))
+                                 .where(HostDeduction.host_id == host_id)) or 0)

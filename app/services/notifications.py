@@ -331,6 +331,12 @@ def on_booking_expired(booking: Booking, now: datetime, **_ignored) -> None:
 
     def build():
         s = _stay(booking)
+        if booking.rehoused_from_id is not None and booking.contract is None:
+            return _("Erbjudandet om ersättningsboende har gått ut"), [
+                _("Erbjudandet om %(beds)s bäddar i %(title)s antogs inte inom 48 timmar. Bäddarna är släppta; "
+                  "återbetalningen för den avbokade bokningen gäller som förut.", beds=s["beds"], title=s["title"]),
+                _stay_line(s),
+            ]
         if offer:
             return _("Erbjudandet från väntelistan har gått ut"), [
                 _("Erbjudandet om %(beds)s bäddar i %(title)s accepterades inte i tid. Bäddarna har gått vidare "
@@ -398,6 +404,68 @@ def on_waitlist_offered(entry, booking: Booking, now: datetime, **_ignored) -> N
 
     if coordinator is not None:
         _queue(coordinator, build, now=now)
+
+
+def on_rehousing_offered(breached: Booking, booking_ids: list[int], expires_at: datetime, now: datetime,
+                         **_ignored) -> None:
+    """The coordinator of a breached booking is offered comparable beds, held for 48 hours, with the link to the
+    offer's page (accept with its contract, or decline)."""
+    coordinator = _user(breached.coordinator_id)
+    parts = [db.session.get_one(Booking, booking_id) for booking_id in booking_ids]
+
+    def build():
+        breached_facts = _stay(breached)
+        paragraphs: list[str | None] = [
+            _("Värden avbokade er bokning (avtal %(number)s). Sängplats har reserverat jämförbara bäddar åt "
+              "%(delegation)s till %(expires)s, till högst samma pris per bäddnatt som i det brutna avtalet; "
+              "en eventuell prisskillnad betalas av värden som avbokade.", number=breached_facts["number"],
+              delegation=breached_facts["delegation"], expires=_moment(expires_at)),
+        ]
+        for part in parts:
+            s = _stay(part)
+            paragraphs += [_stay_line(s), _("Pris: %(total)s.", total=s["total"])]
+        paragraphs += [
+            _("Ta emot erbjudandet och godkänn dess avtal, eller tacka nej, på sidan för erbjudandet:"),
+            _url("coordinator.rehousing_offer", booking_id=parts[0].id),
+        ]
+        return _("Ersättningsboende reserverat åt er: %(delegation)s", delegation=_stay(breached)["delegation"]), \
+            paragraphs
+
+    if coordinator is not None:
+        _queue(coordinator, build, now=now)
+
+
+def on_flag_created(flag: Flag, now: datetime, **_ignored) -> None:
+    """The host is told of every flag about them and may answer within 7 days."""
+    host = _user(flag.host_id)
+
+    def build():
+        return _("En anmälan har gjorts mot dig (%(category)s)", category=_category(flag.category)), [
+            _("Det har kommit en anmälan mot dig på Sängplats (%(category)s):", category=_category(flag.category)),
+            flag.description,
+            _("Du kan svara inom 7 dagar under Anmälningar på Sängplats. Administratörerna läser ditt svar innan de "
+              "prövar anmälan."),
+            _url("host.flags_page"),
+        ]
+
+    if host is not None:
+        _queue(host, build, now=now)
+
+
+def on_flag_appeal_decided(flag: Flag, appeal, now: datetime, **_ignored) -> None:
+    """The host hears the outcome of their appeal, with the statement of reasons."""
+    host = _user(flag.host_id)
+
+    def build():
+        if appeal.status == "overturned":
+            outcome = _("Beslutet är upphävt: anmälan är avskriven och prickningen borttagen.")
+        else:
+            outcome = _("Beslutet står fast.")
+        return _("Ditt överklagande har prövats"), [
+            outcome, _("Motivering: %(note)s", note=appeal.note), _url("host.flags_page")]
+
+    if host is not None:
+        _queue(host, build, now=now)
 
 
 def on_refund_queued(booking: Booking, reason: str, amount_ore: int, now: datetime, **_ignored) -> None:
@@ -501,7 +569,10 @@ def on_flag_resolved(flag: Flag, now: datetime, **_ignored) -> None:
         return _("En anmälan mot dig har prövats"), [
             _("En anmälan mot dig (%(category)s) har prövats och är %(outcome)s.",
               category=_category(flag.category), outcome=outcome()),
-            _("Kommentar: %(note)s", note=flag.resolution) if flag.resolution else None,
+            _("Motivering (fakta, regel och följd): %(note)s", note=flag.resolution) if flag.resolution else None,
+            _("Du kan överklaga beslutet en gång under Anmälningar på Sängplats; en annan administratör prövar "
+              "det."),
+            _url("host.flags_page"),
         ]
 
     if reporter is not None and reporter.id != flag.resolved_by_id:
@@ -600,7 +671,10 @@ def register() -> None:
     events.subscribe(events.HOST_DECIDED, on_host_decided)
     events.subscribe(events.HOST_SUSPENDED, on_host_suspended)
     events.subscribe(events.FLAG_RESOLVED, on_flag_resolved)
+    events.subscribe(events.FLAG_CREATED, on_flag_created)
+    events.subscribe(events.FLAG_APPEAL_DECIDED, on_flag_appeal_decided)
     events.subscribe(events.WAITLIST_OFFERED, on_waitlist_offered)
+    events.subscribe(events.REHOUSING_OFFERED, on_rehousing_offered)
     events.subscribe(events.REFUND_QUEUED, on_refund_queued)
     events.subscribe(events.ALLOCATION_DECIDED, on_allocation_decided)
 

@@ -5,7 +5,7 @@ bank transfer today, Stripe Connect later). Host cancellations never pay out.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.i18n import local_dt
 from app.labels import in_sentence
-from app.models import Booking, Payout
+from app.models import Booking, HostDeduction, Payout
 from app.services import audit
 from app.services.base import Actor, now_or, unit_of_work
 from app.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from app.services.ledger import EARNING_STATUSES, host_share_ore
+from app.services.ledger import EARNING_STATUSES, host_deductions_ore, host_share_ore
 from app.services.text import clean_text
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -78,8 +78,11 @@ def sync_payouts(*, now: datetime | None = None) -> int:
             created += 1
         for payout in db.session.scalars(select(Payout).where(Payout.status == "scheduled")).all():
             booking = db.session.get_one(Booking, payout.booking_id)
-            amount = host_share_ore(booking)
-            if booking.status == "cancelled_by_host" or amount <= 0:
+            share = host_share_ore(booking)
+            if payout.withheld_ore > share:  # the share fell below what was withheld: spread again below
+                payout.withheld_ore = max(share, 0)
+            amount = share - payout.withheld_ore  # what is withheld for deductions is set below
+            if booking.status == "cancelled_by_host" or share <= 0:
                 payout.status, payout.amount_ore = "void", 0
                 audit.record(Actor.system(), "payout.void", "payout", payout.id, after={"status": booking.status},
                              now=now)
@@ -87,7 +90,30 @@ def sync_payouts(*, now: datetime | None = None) -> int:
                 audit.record(Actor.system(), "payout.amount", "payout", payout.id,
                              before={"amount_ore": payout.amount_ore}, after={"amount_ore": amount}, now=now)
                 payout.amount_ore = amount
+        _withhold_deductions(now)
     return created
+
+
+def _withhold_deductions(now: datetime) -> None:
+    """Withhold each host's rehousing deductions from their scheduled payouts, earliest due first (flush only, in
+    sync_payouts' unit of work): what paid payouts already withheld counts; the rest of what is owed is spread
+    again over the scheduled ones, each withholding at most its booking's share."""
+    hosts = db.session.scalars(select(HostDeduction.host_id).distinct()).all()
+    for host_id in hosts:
+        owed = host_deductions_ore(host_id) - (db.session.scalar(
+            select(func.coalesce(func.sum(Payout.withheld_ore), 0))
+            .where(Payout.host_id == host_id, Payout.status == "paid")) or 0)
+        scheduled = db.session.scalars(select(Payout).where(Payout.host_id == host_id, Payout.status == "scheduled")
+                                       .order_by(Payout.due_at, Payout.id).with_for_update()).all()
+        for payout in scheduled:
+            share = payout.amount_ore + payout.withheld_ore
+            withheld = max(min(share, owed), 0)
+            owed -= withheld
+            if withheld != payout.withheld_ore:
+                audit.record(Actor.system(), "payout.withheld", "payout", payout.id,
+                             before={"amount_ore": payout.amount_ore, "withheld_ore": payout.withheld_ore},
+                             after={"amount_ore": share - withheld, "withheld_ore": withheld}, now=now)
+                payout.amount_ore, payout.withheld_ore = share - withheld, withheld
 
 
 def due_payouts(*, now: datetime | None = None) -> list[Payout]:
@@ -141,6 +167,17 @@ class StatementLine:
     due_at: datetime
     paid_at: datetime | None = None
     reference: str | None = None
+    withheld_ore: int = 0  # withheld for the host's rehousing deductions (amount_ore is paid out)
+
+
+@dataclass
+class DeductionLine:
+    """What the host owes for the rehousing of a booking they broke (withheld from their payouts)."""
+
+    breached_booking_id: int
+    offer_booking_id: int
+    amount_ore: int
+    at: datetime
 
 
 @dataclass
@@ -149,6 +186,8 @@ class Statement:
     upcoming_ore: int
     due_ore: int
     paid_ore: int
+    deductions: list[DeductionLine] = field(default_factory=list)
+    deducted_ore: int = 0  # the sum of `deductions`
 
 
 def host_statement(host_id: int, *, now: datetime | None = None) -> Statement:
@@ -160,7 +199,8 @@ def host_statement(host_id: int, *, now: datetime | None = None) -> Statement:
         booking = db.session.get_one(Booking, payout.booking_id)
         paid_booking_ids.add(payout.booking_id)
         lines.append(StatementLine(booking.id, booking.check_in, booking.check_out, booking.status, payout.amount_ore,
-                                   payout.status, payout.due_at, payout.paid_at, payout.transfer_reference))
+                                   payout.status, payout.due_at, payout.paid_at, payout.transfer_reference,
+                                   payout.withheld_ore))
     for booking in db.session.scalars(select(Booking).where(
             Booking.host_id == host_id, Booking.status.in_(EARNING_STATUSES),
             Booking.id.not_in(paid_booking_ids))):
@@ -169,9 +209,14 @@ def host_statement(host_id: int, *, now: datetime | None = None) -> Statement:
             lines.append(StatementLine(booking.id, booking.check_in, booking.check_out, booking.status, amount,
                                        "upcoming", due_at_for(booking.check_in)))
     lines.sort(key=lambda line: (line.due_at, line.booking_id))
+    deductions = [DeductionLine(row.breached_booking_id, row.offer_booking_id, row.amount_ore, row.created_at)
+                  for row in db.session.scalars(select(HostDeduction).where(HostDeduction.host_id == host_id)
+                                                .order_by(HostDeduction.created_at, HostDeduction.id))]
     return Statement(
         lines=lines,
         upcoming_ore=sum(line.amount_ore for line in lines if line.status == "upcoming"),
         due_ore=sum(line.amount_ore for line in lines if line.status == "scheduled"),
         paid_ore=sum(line.amount_ore for line in lines if line.status == "paid"),
+        deductions=deductions,
+        deducted_ore=sum(line.amount_ore for line in deductions),
     )

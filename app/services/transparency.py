@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, distinct, func, or_, select
 
 from app.extensions import db
-from app.models import Bed, BedNight, BedPrice, Booking, Flag, HostProfile, Listing, Room, Season
+from app.models import Bed, BedNight, BedPrice, Booking, Contract, Flag, HostProfile, Listing, Room, Season
 from app.services.errors import NotFound
 from app.services.seasons import current_season, season_or_404
 
@@ -76,4 +76,19 @@ def figures(year: int | None = None) -> dict:
         "host_cancellations": db.session.scalar(select(func.count(Booking.id)).where(
             Booking.season_id == season.id, Booking.status == "cancelled_by_host")) or 0,
         "flags_upheld": _flags_upheld(season),
+        "rehousings": _rehousings(season),
+        # A cap can become the going price (Knittel & Stango 2003): the share of the season's prices set at it.
+        "prices_at_cap_share": (round(sum(1 for price in prices if price >= season.price_cap_ore) / len(prices), 4)
+                                if prices else 0.0),
     }
+
+
+def _rehousings(season: Season) -> dict:
+    """Breaches of the season whose coordinator was offered comparable beds, and those who accepted them (an
+    offer spanning several listings counts once)."""
+    offered = db.session.scalar(select(func.count(distinct(Booking.rehoused_from_id))).where(
+        Booking.season_id == season.id, Booking.rehoused_from_id.is_not(None))) or 0
+    accepted = db.session.scalar(select(func.count(distinct(Booking.rehoused_from_id))).where(
+        Booking.season_id == season.id, Booking.rehoused_from_id.is_not(None),
+        Booking.id.in_(select(Contract.booking_id)))) or 0
+    return {"offered": offered, "accepted": accepted}

@@ -28,6 +28,10 @@ DECISIONS = {
 }
 
 
+# A statement of reasons (EU DSA art. 17): the facts, the rule, the consequence, how to appeal; at least this long.
+MIN_REASONS = 20
+
+
 def _no_profile() -> str:
     return _("Det finns ingen värdprofil med det id:t.")
 
@@ -134,6 +138,10 @@ def decide(actor: Actor, host_user_id: int, decision: str, reason: str, *,
     if len(reason) > 1000:
         raise ValidationFailed({"reason": [_("Högst %(max)s tecken.", max=1000)]})
     clean_text(reason, "reason", multiline=True)
+    if decision == "suspend" and len(reason) < MIN_REASONS:
+        raise ValidationFailed({"reason": [_(
+            "En avstängning kräver en motivering på minst %(min)s tecken: vad som hänt, vilken regel i "
+            "säsongens villkor, följden och hur värden överklagar.", min=MIN_REASONS)]})
     allowed_from, new_status = DECISIONS[decision]
     # The status this decision was taken on: if another decision or a strike changes it before this one
     # holds the row, this one lost the race (state_changed), even where the new status would allow it.
@@ -203,6 +211,12 @@ def strike_limit(now: datetime | None = None) -> int | None:
 
 def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> HostProfile:
     """Give a strike inside the caller's unit of work; suspend at the latest season's limit."""
+    return give_strike(actor, host_user_id, why, now=now)[0]
+
+
+def give_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> tuple[HostProfile, str | None]:
+    """add_strike, also answering the host's status before the suspension this very strike caused (None: it
+    caused none), decided under the profile's row lock, so that an overturned decision can restore it exactly."""
     # The counter moves in SQL: the UPDATE's row lock serialises parallel strikes of one host.
     strikes = db.session.execute(
         update(HostProfile).where(HostProfile.user_id == host_user_id)
@@ -214,7 +228,9 @@ def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> H
                                  .execution_options(populate_existing=True)).one()
     audit.record(actor, "host.strike", "host", host_user_id, after={"strikes": strikes, "why": why}, now=now)
     limit = strike_limit(now)
+    suspended_from = None
     if limit is not None and strikes >= limit and profile.vetting_status != "suspended":
+        suspended_from = profile.vetting_status
         before = _profile_facts(profile)
         profile.vetting_status = "suspended"
         profile.decided_at = now
@@ -223,6 +239,29 @@ def add_strike(actor: Actor, host_user_id: int, why: str, *, now: datetime) -> H
         audit.record(Actor.system(), "host.suspend", "host", host_user_id, before=before,
                      after=_profile_facts(profile), now=now)
         events.emit(events.HOST_SUSPENDED, profile=profile, now=now)
+    return profile, suspended_from
+
+
+def remove_strike(actor: Actor, host_user_id: int, why: str, *, restore_status: str | None,
+                  now: datetime) -> HostProfile:
+    """Take back one strike inside the caller's unit of work (the counter moves in SQL, never below 0) and, when
+    that strike had suspended the host and they are still suspended, restore the status they had before."""
+    strikes = db.session.execute(
+        update(HostProfile).where(HostProfile.user_id == host_user_id, HostProfile.strikes > 0)
+        .values(strikes=HostProfile.strikes - 1).returning(HostProfile.strikes)
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
+    profile = db.session.scalars(select(HostProfile).where(HostProfile.user_id == host_user_id)
+                                 .with_for_update().execution_options(populate_existing=True)).one()
+    audit.record(actor, "host.strike_removed", "host", host_user_id,
+                 after={"strikes": profile.strikes, "why": why, "removed": strikes is not None}, now=now)
+    if restore_status is not None and profile.vetting_status == "suspended":
+        before = _profile_facts(profile)
+        profile.vetting_status = restore_status
+        profile.decided_at = now
+        profile.decision_reason = why
+        audit.record(actor, "host.reinstate", "host", host_user_id, before=before, after=_profile_facts(profile),
+                     now=now)
+        events.emit(events.HOST_DECIDED, profile=profile, decision="reinstate", reason=why, now=now)
     return profile
 
 

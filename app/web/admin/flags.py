@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models import Booking, Flag, HostProfile, User
 from app.services import flags
 from app.services.errors import DomainError
-from app.web.admin.forms import NewFlagForm, ResolveFlagForm
+from app.web.admin.forms import AppealDecisionForm, NewFlagForm, ResolveFlagForm
 from app.web.admin.routes import bp
 from app.web.common import actor, flash_error, role_required
 
@@ -40,8 +40,11 @@ def render_flags(status_filter: str, status: int = 200, failed: tuple[int, Resol
     forms = {flag.id: ResolveFlagForm(formdata=None, prefix=f"flag-{flag.id}") for flag in rows}
     if failed:
         forms[failed[0]] = failed[1]
+    appeals = {flag.id: flags.appeal_of(flag.id) for flag in rows}
+    appeal_forms = {flag.id: AppealDecisionForm(formdata=None, prefix=f"appeal-{flag.id}") for flag in rows}
     return render_template("admin/flags.html", flags=rows, forms=forms, status_filter=status_filter,
-                           statuses=FLAG_STATUSES, history=host_history({f.host_id for f in rows})), status
+                           statuses=FLAG_STATUSES, history=host_history({f.host_id for f in rows}),
+                           appeals=appeals, appeal_forms=appeal_forms), status
 
 
 def _status_filter() -> str:
@@ -97,3 +100,20 @@ def flag_new():
         return redirect(url_for("admin.flags_index"))
     status = 422 if request.method == "POST" else 200
     return render_template("admin/flag_new.html", form=form), status
+
+
+@bp.post("/flags/<int:flag_id>/appeal-decision")
+@role_required("admin")
+def decide_appeal(flag_id):
+    """Decide a host's appeal (an admin other than the one who decided the flag), with the statement of reasons."""
+    form = AppealDecisionForm(prefix=f"appeal-{flag_id}")
+    if not form.validate_on_submit():
+        flash(_("Välj står fast eller upphäv."), "error")
+        return redirect(url_for("admin.flags_index", status=_status_filter()))
+    try:
+        flags.decide_appeal(actor(), flag_id, form.decision.data, form.note.data or "")
+    except DomainError as error:
+        flash_error(error)
+        return render_flags(_status_filter(), error.status)
+    flash(_("Överklagandet är prövat och värden har fått beslutet med motiveringen."), "success")
+    return redirect(url_for("admin.flags_index", status=_status_filter()))

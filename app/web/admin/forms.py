@@ -133,6 +133,14 @@ class ResolveFlagForm(FlaskForm):
     note = TextAreaField(_l("Anteckning"), validators=[Optional(), Length(max=5000)])
 
 
+class AppealDecisionForm(FlaskForm):
+    decision = RadioField(_l("Beslut om överklagandet"), choices=[
+        SelectChoice("upheld", _l("Beslutet står fast")),
+        SelectChoice("overturned", _l("Upphäv beslutet (prickningen tas bort)"))],
+        validators=[InputRequired(message=_l("Välj står fast eller upphäv."))])
+    note = TextAreaField(_l("Motivering till värden (minst 20 tecken)"), validators=[Optional(), Length(max=5000)])
+
+
 class NewFlagForm(FlaskForm):
     host_id = SelectField(_l("Värd"), coerce=int, validators=[InputRequired(message=_l("Välj en värd."))])
     category = SelectField(_l("Kategori"), choices=choices("flag_category"), validators=[InputRequired()])

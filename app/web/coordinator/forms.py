@@ -164,6 +164,17 @@ class CancelLinesForm(FlaskForm):
     lines = SelectMultipleField(_l("Bäddnätter att avboka"), coerce=bed_night, validate_choice=False)
 
 
+class ReportForm(FlaskForm):
+    """Bed-nights reported on arrival (which ones and when is cancellations.report_on_arrival's rule)."""
+
+    lines = SelectMultipleField(_l("Bäddnätter som saknas eller inte är som beskrivet"), coerce=bed_night,
+                                validate_choice=False)
+    category = RadioField(_l("Vad är fel?"), choices=[("missing", _l("Bädden saknas")),
+                                                       ("not_as_described", _l("Inte som beskrivet"))],
+                          validators=[InputRequired()])
+    description = TextAreaField(_l("Beskriv vad ni fann"), validators=[DataRequired(), Length(max=5000)])
+
+
 class FlagForm(FlaskForm):
     category = SelectField(_l("Vad gäller det?"), choices=FLAG_CHOICES, validators=[InputRequired()])
     description = TextAreaField(_l("Beskriv vad som hände"), validators=[DataRequired(), Length(max=5000)])

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
+from wtforms import BooleanField
 
 from app.extensions import db
-from app.models import Booking, Contract, Delegation
+from app.models import Booking, Contract, Delegation, HostProfile
 from app.models.types import utcnow
-from app.services import accounts, delegations, exports, flags, itineraries, vetting
+from app.services import accounts, cancellations, delegations, exports, flags, itineraries, rehousing, vetting
 from app.services import booking as booking_service
 from app.services.access import own_booking, owned_delegation
 from app.services.base import local_date
@@ -31,6 +34,7 @@ from app.web.coordinator.forms import (
     DelegationForm,
     FlagForm,
     MemberForm,
+    ReportForm,
     SearchForm,
     StayForm,
     rooming_form,
@@ -397,3 +401,100 @@ def flag(booking_id):
     elif form.is_submitted():
         status = 422
     return render_template("coordinator/flag.html", booking=item, form=form), status
+
+
+# ---------------------------------------------------------------------------------------------
+# A rehousing offer (issue 17): the contract of each part to accept, or decline
+# ---------------------------------------------------------------------------------------------
+
+
+class OfferAcceptForm(FlaskForm):
+    accept_contract = BooleanField(_l("Jag godkänner det bindande avtalet för min delegation"))
+
+
+def _offer_view(item: Booking) -> dict:
+    parts = [db.session.get_one(Booking, part_id) for part_id in rehousing.offer_part_ids(item)]
+    previews = []
+    for part in parts:
+        profile = db.session.get(HostProfile, part.host_id)
+        previews.append({
+            "booking": part, "listing": part.listing, "check_in": part.check_in, "check_out": part.check_out,
+            "host_legal_name": profile.legal_name if profile else "",
+            "lines": [{"night": line.night, "bed": f"{line.bed.room.name} / {line.bed.label}",
+                       "price_ore": line.price_ore or 0} for line in part.lines if line.state in ("held", "booked")],
+            "total_ore": part.total_ore})
+    breached = db.session.get_one(Booking, item.rehoused_from_id) if item.rehoused_from_id else None
+    return {"parts": previews, "breached": breached, "total_ore": sum(part.total_ore for part in parts),
+            "open": all(part.status == "offered" for part in parts)}
+
+
+@bp.get("/bookings/<int:booking_id>/offer")
+def rehousing_offer(booking_id):
+    """A rehousing offer: the beds held, each part's contract to accept, and the decline button."""
+    item = _own_booking(booking_id)
+    if item.rehoused_from_id is None:
+        raise NotFound(_("Bokningen är inget erbjudande om ersättningsboende."))
+    return render_template("coordinator/offer.html", booking=item, view=_offer_view(item), form=OfferAcceptForm(),
+                           decline_form=ConfirmForm(), season=item.season)
+
+
+@bp.post("/bookings/<int:booking_id>/offer/accept")
+def accept_rehousing_offer(booking_id):
+    item = _own_booking(booking_id)
+    form = OfferAcceptForm()
+    if not form.validate_on_submit():
+        flash(_("Formuläret hade gått ut. Försök igen."), "error")
+        return redirect(url_for("coordinator.rehousing_offer", booking_id=booking_id))
+    try:
+        parts = rehousing.accept(actor(), item.id, accept_contract=bool(form.accept_contract.data))
+    except DomainError as error:
+        flash_error(error, form)
+        return render_template("coordinator/offer.html", booking=item, view=_offer_view(item), form=form,
+                               decline_form=ConfirmForm(), season=item.season), error.status
+    if parts[0].status == "awaiting_payment":
+        flash(_("Erbjudandet är antaget och avtalet bildat. Betala med kort för att bekräfta bokningen."), "success")
+    else:
+        flash(_("Erbjudandet är antaget: bokningen är bekräftad och avtalet bildat."), "success")
+    return redirect(url_for("coordinator.booking", booking_id=booking_id))
+
+
+@bp.post("/bookings/<int:booking_id>/offer/decline")
+def decline_rehousing_offer(booking_id):
+    item = _own_booking(booking_id)
+    if not ConfirmForm().validate_on_submit():
+        flash(_("Formuläret hade gått ut. Försök igen."), "error")
+        return redirect(url_for("coordinator.rehousing_offer", booking_id=booking_id))
+    try:
+        rehousing.decline(actor(), item.id)
+    except DomainError as error:
+        flash(error.message, "error")
+        return redirect(url_for("coordinator.rehousing_offer", booking_id=booking_id)), 303
+    flash(_("Ni har tackat nej till erbjudandet; bäddarna är släppta."), "success")
+    return redirect(url_for("coordinator.bookings"))
+
+
+@bp.route("/bookings/<int:booking_id>/report", methods=["GET", "POST"])
+def report(booking_id):
+    """Report bed-nights missing or not as described on arrival: refunded in full at once, a flag, rehousing."""
+    item, status = _own_booking(booking_id), 200
+    form = ReportForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                done = cancellations.report_on_arrival(actor(), booking_id, form.lines.data or [],
+                                                       form.category.data or "", form.description.data or "")
+            except DomainError as error:
+                flash_error(error, form)
+                status = error.status
+            else:
+                money = (_("Fakturan krediteras med %(amount)s.", amount=kr(done.invoice_credit_ore))
+                         if item.payment_method == "invoice" else
+                         _("%(amount)s återbetalas till kortet.", amount=kr(done.refund_ore)))
+                flash(_("Anmälan är mottagen. %(money)s", money=money), "success")
+                if done.rehousing is not None:
+                    return redirect(url_for("coordinator.rehousing_offer", booking_id=done.rehousing.booking_ids[0]))
+                return redirect(url_for("coordinator.booking", booking_id=booking_id))
+        else:
+            status = 400 if "csrf_token" in form.errors else 422
+    lines = [line for line in item.lines if line.state in ("booked", "held")]
+    return render_template("coordinator/report.html", booking=item, form=form, lines=lines), status

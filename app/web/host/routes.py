@@ -56,4 +56,4 @@ def profile():
 
 
 # At the bottom: these modules import `bp` from this one to register their views on it.
-from app.web.host import bookings, listings  # noqa: E402,F401
+from app.web.host import bookings, hearing, listings  # noqa: E402,F401
