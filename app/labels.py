@@ -9,7 +9,8 @@ else spells a status out. `badge_class` gives the badge colour the pages show wi
 Kinds are named after their column: booking_status, bed_night_state, payment_method,
 vetting_status, vetting_decision, payout_status, refund_status, payment_status (a Stripe
 attempt), webhook_status, waitlist_status, allocation_status, allocation_round_status, bed_kind,
-flag_category, flag_status, flag_source, role, locale, amendment_kind, flag_appeal_status.
+flag_category, flag_status, flag_source, role, locale, amendment_kind, flag_appeal_status,
+invoice_payment_source.
 """
 from __future__ import annotations
 
@@ -143,6 +144,10 @@ LABELS: dict[str, dict[str, Words]] = {
         "open": Words(N_("Överklagad, prövas"), WARN),
         "upheld": Words(N_("Beslutet står fast"), PLAIN),
         "overturned": Words(N_("Beslutet upphävt"), OK),
+    },
+    "invoice_payment_source": {
+        "manual": Words(N_("Registrerad för hand")),
+        "bgmax": Words(N_("Bankgirots fil (BgMax)")),
     },
     "flag_source": {
         "coordinator": Words(N_("Samordnare")),

@@ -27,6 +27,7 @@ KIND_OF_COLUMN = {
     ("beds", "kind"): "bed_kind", ("orders", "status"): "order_status", ("amendments", "kind"): "amendment_kind",
     ("allocation_requests", "status"): "allocation_status", ("allocation_requests", "payment_method"): "payment_method",
     ("flag_appeals", "status"): "flag_appeal_status",
+    ("invoice_payments", "source"): "invoice_payment_source",
 }
 # Constrained columns whose values are not label words: shown in other words, or not shown at all.
 NOT_LABELLED = {

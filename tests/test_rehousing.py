@@ -121,7 +121,11 @@ def test_accepting_forms_a_contract_naming_the_breached_one_and_the_difference_i
         (world["host"].id, breached.id, booking.id, 40000)]
     statement = payouts.host_statement(world["host"].id, now=NOW)
     assert statement.deducted_ore == 40000 and len(statement.deductions) == 1
-    # The new host earns the full list price: what the coordinator pays plus what the breaching host owes.
+    # The new host earns the full list price: what the coordinator pays (an invoice's money once it is received)
+    # plus what the breaching host owes.
+    assert ledger.host_share_ore(booking) == 40000
+    from app.services import invoices
+    invoices.record_payment(Actor(None, "admin"), booking.invoice_number, booking.total_ore, NOW.date(), now=NOW)
     assert ledger.host_share_ore(booking) == 4 * 60000
 
 
@@ -225,7 +229,12 @@ def test_breach_end_to_end_through_the_api(breach, api_as, app):
     print("4. breaching host's ledger:", statement.deductions, "deducted_ore", statement.deducted_ore)
     assert [(d.breached_booking_id, d.offer_booking_id) for d in statement.deductions] == [(booking_id, offer_id)]
     # Withheld from the breaching host's payouts: their other booking's payout is paid less the difference, and
-    # the new host is paid its full price.
+    # the new host is paid its full price (both invoices paid first: invoice money counts once received).
+    from app.services import invoices
+    for paid_id in (world["booking"].id, offer_id):
+        paid_booking = db.session.get_one(Booking, paid_id)
+        invoices.record_payment(Actor(None, "admin"), paid_booking.invoice_number, paid_booking.total_ore,
+                                NOW.date(), now=NOW)
     payouts.sync_payouts(now=datetime(YEAR, 6, 23, 12, tzinfo=UTC))
     paid = {p.booking_id: (p.amount_ore, p.withheld_ore) for p in db.session.scalars(select(Payout))}
     print("5. payouts after sync (amount, withheld):", paid)
