@@ -46,12 +46,28 @@ class RequestContext(logging.Filter):
 
 
 def current_user_id() -> int | None:
+    """The request's user id, read without touching the database: a log line may be written while the request's
+    session waits inside a transaction (a row lock), and loading an expired attribute there would query through
+    another connection behind that lock and hang the worker (the gunicorn order race found it)."""
     from flask import g
-    user = g.get("_login_user")  # Flask-Login's user of this request, once loaded
-    if user is not None and getattr(user, "is_authenticated", False):
-        return getattr(user, "id", None)
-    api_user = g.get("api_user")
-    return getattr(api_user, "id", None) if api_user is not None else None
+    for user in (g.get("_login_user"), g.get("api_user")):  # Flask-Login's user of this request, the API's
+        identity = _identity(user)
+        if identity is not None:
+            return identity
+    return None
+
+
+def _identity(user: Any) -> int | None:
+    """An ORM instance's primary key from its identity (no load, even when expired); None for anyone else."""
+    if user is None:
+        return None
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import NoInspectionAvailable
+    try:
+        key = inspect(user).identity
+    except NoInspectionAvailable:  # Flask-Login's anonymous user
+        return None
+    return key[0] if key else None
 
 
 def json_formatter() -> JsonFormatter:

@@ -362,3 +362,28 @@ def test_operations_settings_reach_the_app(database_url, monkeypatch):
     assert (configured.config["STRIPE_TIMEOUT_SECONDS"], configured.config["LOG_LEVEL"],
             configured.config["METRICS_TOKEN"]) == (4.5, "warning", TOKEN)
     assert configured.test_client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_the_log_lines_user_id_never_queries_the_database(app, make_user):
+    """A log line written while the request's transaction waits on a row lock must not load an expired user: the
+    load went through another connection behind that lock and hung a gunicorn worker until it was killed (the
+    order race on PostgreSQL: 'Worker was sent SIGKILL', a 60 s read timeout). The id comes from the identity."""
+    from flask import g
+    from sqlalchemy import event
+
+    user = make_user("coordinator")
+    user_id = user.id
+    db.session.expire(user)
+    seen: list[str] = []
+
+    def before(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    with app.test_request_context("/api/v1/me"):
+        g.api_user = user
+        event.listen(db.engine, "before_cursor_execute", before)
+        try:
+            assert jsonlog.current_user_id() == user_id
+        finally:
+            event.remove(db.engine, "before_cursor_execute", before)
+    assert seen == []
